@@ -1,0 +1,63 @@
+/* Compute kernels: NHWC float32, row-major, no allocation, no error paths (callers
+   validate shapes). Each kernel family lives in one file (gemm.c, dwconv.c, conv.c,
+   pool.c, eltwise.c) and exists three times:
+     tt_<name>_scalar  portable C, the reference the others are tested against;
+     tt_<name>_simd    wasm_simd128.h version, compiled only when __wasm_simd128__;
+     tt_<name>         what the engine calls: the SIMD one where it exists, else scalar.
+   Backward kernels accumulate (+=) into weight/bias gradients and overwrite input
+   gradients unless stated otherwise. */
+#ifndef TT_KERNELS_H
+#define TT_KERNELS_H
+#include <stddef.h>
+
+enum { TT_ACT_NONE = 0, TT_ACT_RELU = 1, TT_ACT_RELU6 = 2 };
+
+/* ---- gemm.c ------------------------------------------------------------------
+   C[M,N] = (acc ? C : 0) + op(A) * op(B), then + bias[N] (if bias), then act.
+   op(A) is [M,K]: A itself (ta=0, A is M x K, row stride lda) or A^T (ta=1, A is
+   K x M, row stride lda). Likewise op(B) is [K,N]: B (tb=0, K x N, ldb) or B^T
+   (tb=1, B is N x K, ldb). Pointwise conv forward is (ta=0,tb=0); its weight grad
+   dW = X^T dY is (ta=1,tb=0); its input grad dX = dY W^T is (ta=0,tb=1). */
+void tt_gemm(int ta, int tb, int M, int N, int K, const float *A, int lda,
+             const float *B, int ldb, float *C, int ldc, int acc,
+             const float *bias, int act);
+
+/* ---- shapes shared by the spatial kernels ---------------------------------------
+   Input x is [n,h,w,c]; output y is [n,oh,ow,oc]. pt/pl are the zero padding rows and
+   columns before the input (bottom/right padding is implied by oh/ow). Output pixel
+   (oy,ox) reads input rows oy*sh - pt + ky, columns ox*sw - pl + kx. */
+typedef struct {
+  int n, h, w, c;
+  int kh, kw, sh, sw, pt, pl;
+  int oh, ow, oc; /* oc == c for depthwise and pooling */
+} tt_shape;
+
+/* ---- dwconv.c: depthwise convolution, multiplier 1, filter [kh][kw][c] ----------- */
+void tt_dwconv(const tt_shape *s, const float *x, const float *w,
+               const float *bias, int act, float *y);
+void tt_dwconv_backward_input(const tt_shape *s, const float *dy, const float *w,
+                              float *dx); /* dx overwritten */
+void tt_dwconv_backward_filter(const tt_shape *s, const float *x, const float *dy,
+                               float *dw); /* dw += */
+
+/* ---- conv.c: general 2-D convolution, filter [kh][kw][c][oc] (HWIO) -------------- */
+void tt_conv2d(const tt_shape *s, const float *x, const float *w,
+               const float *bias, int act, float *y);
+
+/* ---- pool.c ----------------------------------------------------------------------
+   Average pooling, TF semantics: padded cells are not counted in the divisor. */
+void tt_avgpool(const tt_shape *s, const float *x, float *y);
+void tt_avgpool_backward(const tt_shape *s, const float *dy, float *dx); /* dx overwritten */
+
+/* ---- eltwise.c --------------------------------------------------------------------- */
+void tt_add(size_t n, const float *a, const float *b, float *y);  /* y = a + b (y may alias) */
+void tt_acc(size_t n, const float *x, float *y);                  /* y += x */
+void tt_scale_shift(size_t n, const float *x, float a, float b, float *y); /* y = a*x + b */
+void tt_bias_act(int rows, int c, float *y, const float *bias, int act); /* y = act(y + bias) in place; bias may be NULL */
+/* dy *= act'(.) judged from the activation's output y: relu passes where y > 0, relu6
+   where 0 < y < 6 (TensorFlow's convention at the kinks). In place on dy. */
+void tt_act_backward(size_t n, const float *y, float *dy, int act);
+void tt_bias_backward(int rows, int c, const float *dy, float *db); /* db[c] += sum over rows */
+void tt_softmax(int rows, int c, const float *x, float *y);       /* numerically stable */
+
+#endif
