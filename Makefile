@@ -13,8 +13,18 @@ HDR      = $(wildcard src/*.h src/kernels/*.h)
 NATIVE   = build/native
 TESTS_C  = $(patsubst tests/c/%.c,$(NATIVE)/%,$(wildcard tests/c/test_*.c))
 
-.PHONY: all native wasm models test-native clean
+.PHONY: all native wasm models test-native test start setup clean
 all: wasm models
+
+# The README's two commands: everything from a fresh Debian machine.
+start: setup all
+	node tools/serve.mjs
+test: setup all
+	$(MAKE) test-native
+	node --test tests/
+
+setup:
+	bash tools/setup.sh
 
 native: $(TESTS_C)
 wasm: build/tinytune.wasm build/tinytune-scalar.wasm build/test_kernels.wasm
@@ -50,7 +60,7 @@ models/.built: models/build.mjs node_modules/nsfwjs/package.json
 	@touch $@
 
 node_modules/nsfwjs/package.json:
-	npm install
+	bash tools/setup.sh
 
 clean:
 	rm -rf build models/.built

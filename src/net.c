@@ -1,0 +1,536 @@
+#include "net.h"
+#include "kernels/kernels.h"
+#include "tt.h"
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Bounds that keep every size computation far from overflow and refuse absurd models
+   before they allocate anything. */
+#define MAX_OPS 4096
+#define MAX_DIM 16384
+#define MAX_CHANNELS 65536
+#define MAX_KERNEL 15
+#define MAX_STRIDE 8
+#define MAX_TENSOR ((size_t)1 << 28) /* elements of one image's activation */
+
+typedef struct {
+  float *p;
+  size_t cap; /* floats */
+  int busy;
+} buf;
+
+struct tt_net {
+  tt_op *ops;
+  int n, cap;
+  /* inference: a pool of activation buffers recycled between ops */
+  buf *pool;
+  int npool;
+  int *slot;     /* per op: pool index holding its output during tt_net_forward */
+  int *lastuse;  /* per op: the last op that reads it (scratch for tt_net_forward) */
+  /* training: every activation and gradient of one batch, in one arena */
+  float *arena;
+  size_t arena_cap;
+  int tcap;       /* batch size the arena is laid out for */
+  int tn;         /* batch size of the last forward_train, 0 if none */
+  float **act, **grad, **mask;
+  float *scratch;
+  const float *tx;
+};
+
+static size_t op_size(const tt_op *o) { return (size_t)o->h * o->w * o->c; }
+
+uint64_t tt_rng_next(uint64_t *s) {
+  uint64_t z = (*s += 0x9e3779b97f4a7c15ULL);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+  return z ^ (z >> 31);
+}
+
+float tt_rng_uniform(uint64_t *s) { return (float)(tt_rng_next(s) >> 40) * (1.0f / 16777216.0f); }
+
+tt_net *tt_net_create(int h, int w, int c) {
+  if (h < 1 || w < 1 || c < 1 || h > MAX_DIM || w > MAX_DIM || c > MAX_CHANNELS ||
+      (size_t)h * w * c > MAX_TENSOR) {
+    tt_fail(TT_EINVAL, "input shape %dx%dx%d is out of range", h, w, c);
+    return NULL;
+  }
+  tt_net *net = calloc(1, sizeof *net);
+  if (!net) { tt_fail(TT_ENOMEM, "out of memory creating a network"); return NULL; }
+  tt_op_desc d = {0};
+  if (tt_net_add(net, "input", &d, NULL, 0, NULL, 0) < 0) { tt_net_free(net); return NULL; }
+  net->ops[0].h = h, net->ops[0].w = w, net->ops[0].c = c;
+  return net;
+}
+
+static void free_training(tt_net *net) {
+  free(net->arena), free(net->act), free(net->grad), free(net->mask);
+  net->arena = NULL, net->act = net->grad = net->mask = NULL;
+  net->arena_cap = 0, net->tcap = net->tn = 0;
+  net->tx = NULL;
+}
+
+void tt_net_free(tt_net *net) {
+  if (!net) return;
+  for (int i = 0; i < net->n; i++) {
+    tt_op *o = &net->ops[i];
+    free(o->wt), free(o->bias), free(o->gwt), free(o->gbias);
+  }
+  for (int i = 0; i < net->npool; i++) free(net->pool[i].p);
+  free(net->pool), free(net->slot), free(net->lastuse), free(net->ops);
+  free_training(net);
+  free(net);
+}
+
+int tt_net_count(const tt_net *net) { return net->n; }
+const tt_op *tt_net_op(const tt_net *net, int i) { return i >= 0 && i < net->n ? &net->ops[i] : NULL; }
+
+/* TensorFlow's output size and leading padding for one spatial axis. */
+static int out_dim(int in, int k, int s, int same, int *pad_before) {
+  if (same) {
+    int o = (in + s - 1) / s;
+    int total = (o - 1) * s + k - in;
+    *pad_before = total > 0 ? total / 2 : 0;
+    return o;
+  }
+  *pad_before = 0;
+  return in < k ? 0 : (in - k) / s + 1;
+}
+
+static float *dup_floats(const float *src, size_t n) {
+  float *p = malloc(n * sizeof *p);
+  if (p) memcpy(p, src, n * sizeof *p);
+  return p;
+}
+
+static const char *type_name(int t) {
+  static const char *names[TT_OP_COUNT] = {"input", "conv2d", "depthwise", "dense", "add",
+                                           "avgpool", "act", "softmax", "affine", "dropout"};
+  return t >= 0 && t < TT_OP_COUNT ? names[t] : "?";
+}
+
+/* Fills o's shape from its inputs; returns TT_OK or an error naming the op. */
+static int infer_shape(tt_net *net, tt_op *o, size_t wn, size_t bn) {
+  const tt_op_desc *d = &o->d;
+  const char *nm = o->name;
+  if (d->in0 < 0 || d->in0 >= net->n)
+    return tt_fail(TT_EINVAL, "op '%s' reads op %d, which does not exist yet", nm, d->in0);
+  const tt_op *a = &net->ops[d->in0];
+  o->h = a->h, o->w = a->w, o->c = a->c, o->cin = a->c;
+  size_t need_w = 0, need_b = 0;
+  switch (d->type) {
+  case TT_OP_CONV2D: case TT_OP_DEPTHWISE: case TT_OP_AVGPOOL: {
+    if (d->kh < 1 || d->kw < 1 || d->kh > MAX_KERNEL || d->kw > MAX_KERNEL || d->sh < 1 ||
+        d->sw < 1 || d->sh > MAX_STRIDE || d->sw > MAX_STRIDE || d->pt < 0 || d->pb < 0 ||
+        d->pl < 0 || d->pr < 0 || d->pt > MAX_KERNEL || d->pb > MAX_KERNEL ||
+        d->pl > MAX_KERNEL || d->pr > MAX_KERNEL)
+      return tt_fail(TT_EINVAL, "%s '%s': kernel %dx%d, strides %dx%d or padding out of range",
+                     type_name(d->type), nm, d->kh, d->kw, d->sh, d->sw);
+    int pt, pl;
+    o->h = out_dim(a->h + d->pt + d->pb, d->kh, d->sh, d->same, &pt);
+    o->w = out_dim(a->w + d->pl + d->pr, d->kw, d->sw, d->same, &pl);
+    o->pt = pt + d->pt, o->pl = pl + d->pl;
+    if (o->h < 1 || o->w < 1)
+      return tt_fail(TT_EINVAL, "%s '%s': a %dx%d kernel does not fit its %dx%d input",
+                     type_name(d->type), nm, d->kh, d->kw, a->h, a->w);
+    if (d->type == TT_OP_CONV2D) {
+      if (d->channels < 1 || d->channels > MAX_CHANNELS)
+        return tt_fail(TT_EINVAL, "conv2d '%s': %d output channels", nm, d->channels);
+      o->c = d->channels;
+      need_w = (size_t)d->kh * d->kw * a->c * o->c, need_b = o->c;
+    } else if (d->type == TT_OP_DEPTHWISE) {
+      need_w = (size_t)d->kh * d->kw * a->c, need_b = a->c;
+    }
+  } break;
+  case TT_OP_DENSE:
+    if (d->channels < 1 || d->channels > MAX_CHANNELS)
+      return tt_fail(TT_EINVAL, "dense '%s': %d units", nm, d->channels);
+    o->cin = a->h * a->w * a->c;
+    o->h = o->w = 1, o->c = d->channels;
+    need_w = (size_t)o->cin * o->c, need_b = o->c;
+    break;
+  case TT_OP_ADD: {
+    if (d->in1 < 0 || d->in1 >= net->n)
+      return tt_fail(TT_EINVAL, "add '%s' reads op %d, which does not exist yet", nm, d->in1);
+    const tt_op *b = &net->ops[d->in1];
+    if (a->h != b->h || a->w != b->w || a->c != b->c)
+      return tt_fail(TT_EINVAL, "add '%s': shapes differ, %dx%dx%d ('%s') vs %dx%dx%d ('%s')",
+                     nm, a->h, a->w, a->c, a->name, b->h, b->w, b->c, b->name);
+  } break;
+  case TT_OP_DROPOUT:
+    if (!(d->scale >= 0 && d->scale < 1))
+      return tt_fail(TT_EINVAL, "dropout '%s': rate %g is not in [0,1)", nm, (double)d->scale);
+    break;
+  case TT_OP_AFFINE:
+    if (!isfinite(d->scale) || !isfinite(d->offset))
+      return tt_fail(TT_EINVAL, "affine '%s': non-finite scale or offset", nm);
+    break;
+  case TT_OP_ACT: case TT_OP_SOFTMAX: break;
+  default: return tt_fail(TT_EUNSUP, "op '%s': unknown op type %d", nm, d->type);
+  }
+  if (d->act < TT_ACT_NONE || d->act > TT_ACT_RELU6)
+    return tt_fail(TT_EINVAL, "op '%s': unknown activation %d", nm, d->act);
+  if (op_size(o) > MAX_TENSOR)
+    return tt_fail(TT_ENOMEM, "op '%s': output %dx%dx%d is too large", nm, o->h, o->w, o->c);
+  if (wn != need_w || (bn != need_b && bn != 0))
+    return tt_fail(TT_EINVAL, "%s '%s': weights have %zu values and bias %zu; its %dx%dx%d "
+                   "input needs %zu and %zu", type_name(d->type), nm, wn, bn, a->h, a->w, a->c,
+                   need_w, need_b);
+  return TT_OK;
+}
+
+int tt_net_add(tt_net *net, const char *name, const tt_op_desc *d,
+               const float *w, size_t wn, const float *b, size_t bn) {
+  if (net->n >= MAX_OPS) return tt_fail(TT_EINVAL, "too many ops (limit %d)", MAX_OPS);
+  if (net->n == net->cap) {
+    int cap = net->cap ? net->cap * 2 : 64;
+    tt_op *ops = realloc(net->ops, (size_t)cap * sizeof *ops);
+    if (!ops) return tt_fail(TT_ENOMEM, "out of memory adding op '%s'", name);
+    net->ops = ops, net->cap = cap;
+  }
+  tt_op *o = &net->ops[net->n];
+  memset(o, 0, sizeof *o);
+  o->d = *d;
+  snprintf(o->name, sizeof o->name, "%s", name ? name : "");
+  if (net->n > 0) {
+    if ((wn && !w) || (bn && !b)) return tt_fail(TT_EINVAL, "op '%s': missing weights", o->name);
+    int rc = infer_shape(net, o, wn, bn);
+    if (rc < 0) return rc;
+    if (wn && !(o->wt = dup_floats(w, wn))) return tt_fail(TT_ENOMEM, "out of memory for '%s'", o->name);
+    o->wn = wn;
+    /* Ops that can carry a bias always get one, so folding BN and training need no cases. */
+    if (d->type == TT_OP_CONV2D || d->type == TT_OP_DEPTHWISE || d->type == TT_OP_DENSE) {
+      o->bn = (size_t)o->c;
+      o->bias = bn ? dup_floats(b, bn) : calloc(o->bn, sizeof(float));
+      if (!o->bias) { free(o->wt); return tt_fail(TT_ENOMEM, "out of memory for '%s'", o->name); }
+    }
+  }
+  free_training(net); /* the arena's layout depends on the op list */
+  return net->n++;
+}
+
+int tt_net_fold_bn(tt_net *net, int i, const float *gamma, const float *beta,
+                   const float *mean, const float *var, size_t n, float eps) {
+  if (i < 1 || i >= net->n) return tt_fail(TT_EINVAL, "batch norm folded into op %d, which does not exist", i);
+  tt_op *o = &net->ops[i];
+  int t = o->d.type;
+  if (t != TT_OP_CONV2D && t != TT_OP_DEPTHWISE && t != TT_OP_DENSE)
+    return tt_fail(TT_EINVAL, "batch norm after '%s' (%s) cannot be folded", o->name, type_name(t));
+  if (n != (size_t)o->c || !mean || !var)
+    return tt_fail(TT_EINVAL, "batch norm of '%s' has %zu channels, the op has %d", o->name, n, o->c);
+  if (!(eps >= 0)) return tt_fail(TT_EINVAL, "batch norm of '%s': epsilon %g", o->name, (double)eps);
+  for (size_t k = 0; k < n; k++)
+    if (!(var[k] + eps > 0))
+      return tt_fail(TT_EINVAL, "batch norm of '%s': variance + epsilon is not positive at channel %zu",
+                     o->name, k);
+  size_t per = o->wn / n; /* weights are laid out with the output channel innermost */
+  for (size_t k = 0; k < n; k++) {
+    float s = (gamma ? gamma[k] : 1.0f) / sqrtf(var[k] + eps);
+    for (size_t j = 0; j < per; j++) o->wt[j * n + k] *= s;
+    o->bias[k] = (o->bias[k] - mean[k]) * s + (beta ? beta[k] : 0.0f);
+  }
+  return TT_OK;
+}
+
+int tt_net_append(tt_net *dst, const tt_net *src, int first, int last) {
+  if (first < 1 || last < first || last >= src->n)
+    return tt_fail(TT_EINVAL, "cannot copy ops %d..%d of a %d-op network", first, last, src->n);
+  const tt_op *b = &src->ops[first - 1], *in = &dst->ops[0];
+  if (b->h != in->h || b->w != in->w || b->c != in->c)
+    return tt_fail(TT_EINVAL, "copying from '%s' needs a %dx%dx%d input, not %dx%dx%d",
+                   src->ops[first].name, b->h, b->w, b->c, in->h, in->w, in->c);
+  int base = dst->n - first; /* src index j >= first lands at j + base; first-1 is input 0 */
+  for (int j = first; j <= last; j++) {
+    const tt_op *o = &src->ops[j];
+    tt_op_desc d = o->d;
+    int ins[2] = {d.in0, d.in1};
+    for (int k = 0; k < (d.type == TT_OP_ADD ? 2 : 1); k++) {
+      if (ins[k] < first - 1)
+        return tt_fail(TT_EINVAL, "op '%s' reads '%s', from before the cut at '%s'", o->name,
+                       src->ops[ins[k]].name, src->ops[first - 1].name);
+      ins[k] = ins[k] == first - 1 ? 0 : ins[k] + base;
+    }
+    d.in0 = ins[0], d.in1 = ins[1];
+    int rc = tt_net_add(dst, o->name, &d, o->wt, o->wn, o->bias, o->bn);
+    if (rc < 0) return rc;
+  }
+  return TT_OK;
+}
+
+/* ---- one op, forward and backward side by side ------------------------------------ */
+
+static tt_shape spatial(const tt_net *net, const tt_op *o, int n) {
+  const tt_op *a = &net->ops[o->d.in0];
+  tt_shape s = {n, a->h, a->w, a->c, o->d.kh, o->d.kw, o->d.sh, o->d.sw, o->pt, o->pl,
+                o->h, o->w, o->c};
+  return s;
+}
+
+static int is_pointwise(const tt_net *net, const tt_op *o) {
+  const tt_op *a = &net->ops[o->d.in0];
+  return o->d.kh == 1 && o->d.kw == 1 && o->d.sh == 1 && o->d.sw == 1 && o->h == a->h &&
+         o->w == a->w && o->pt == 0 && o->pl == 0;
+}
+
+/* mask: dropout keep-mask storage in training (NULL at inference). */
+static void op_forward(tt_net *net, const tt_op *o, const float *x, const float *x1,
+                       float *y, int n, uint64_t *rng, float *mask) {
+  size_t sz = (size_t)n * op_size(o);
+  switch (o->d.type) {
+  case TT_OP_CONV2D:
+    if (is_pointwise(net, o)) {
+      int m = n * o->h * o->w;
+      tt_gemm(0, 0, m, o->c, o->cin, x, o->cin, o->wt, o->c, y, o->c, 0, o->bias, o->d.act);
+    } else {
+      tt_shape s = spatial(net, o, n);
+      tt_conv2d(&s, x, o->wt, o->bias, o->d.act, y);
+    }
+    break;
+  case TT_OP_DEPTHWISE: {
+    tt_shape s = spatial(net, o, n);
+    tt_dwconv(&s, x, o->wt, o->bias, o->d.act, y);
+  } break;
+  case TT_OP_DENSE:
+    tt_gemm(0, 0, n, o->c, o->cin, x, o->cin, o->wt, o->c, y, o->c, 0, o->bias, o->d.act);
+    break;
+  case TT_OP_ADD:
+    tt_add(sz, x, x1, y);
+    if (o->d.act) tt_bias_act((int)(sz / o->c), o->c, y, NULL, o->d.act);
+    break;
+  case TT_OP_AVGPOOL: {
+    tt_shape s = spatial(net, o, n);
+    tt_avgpool(&s, x, y);
+  } break;
+  case TT_OP_ACT:
+    memcpy(y, x, sz * sizeof *y);
+    tt_bias_act((int)(sz / o->c), o->c, y, NULL, o->d.act);
+    break;
+  case TT_OP_SOFTMAX: tt_softmax((int)(sz / o->c), o->c, x, y); break;
+  case TT_OP_AFFINE: tt_scale_shift(sz, x, o->d.scale, o->d.offset, y); break;
+  case TT_OP_DROPOUT:
+    if (!mask || o->d.scale == 0) { memcpy(y, x, sz * sizeof *y); break; }
+    for (size_t i = 0; i < sz; i++) {
+      mask[i] = tt_rng_uniform(rng) < o->d.scale ? 0.0f : 1.0f / (1.0f - o->d.scale);
+      y[i] = x[i] * mask[i];
+    }
+    break;
+  }
+}
+
+/* A dense layer, or a pointwise conv seen as one over m = n*h*w rows. */
+static void dense_backward(tt_op *o, const float *x, const float *g, float *dx, int m) {
+  tt_gemm(1, 0, o->cin, o->c, m, x, o->cin, g, o->c, o->gwt, o->c, 1, NULL, 0);
+  tt_bias_backward(m, o->c, g, o->gbias);
+  if (dx) tt_gemm(0, 1, m, o->cin, o->c, g, o->c, o->wt, o->c, dx, o->cin, 1, NULL, 0);
+}
+
+/* g is dL/dy (owned by this op, modified in place); dx/dx1 accumulate dL/d(inputs) and
+   may be NULL when no gradient is wanted there. tmp holds one input-sized tensor. */
+static int op_backward(tt_net *net, tt_op *o, const float *x, const float *y, float *g,
+                       float *dx, float *dx1, int n, const float *mask, float *tmp) {
+  size_t sz = (size_t)n * op_size(o), xsz = (size_t)n * op_size(&net->ops[o->d.in0]);
+  if (o->d.act && o->d.type != TT_OP_ACT) tt_act_backward(sz, y, g, o->d.act);
+  switch (o->d.type) {
+  case TT_OP_CONV2D:
+    if (!is_pointwise(net, o))
+      return tt_fail(TT_EUNSUP, "conv2d '%s': training a %dx%d convolution is not supported; "
+                     "train fewer blocks", o->name, o->d.kh, o->d.kw);
+    dense_backward(o, x, g, dx, (int)(sz / o->c));
+    break;
+  case TT_OP_DENSE: dense_backward(o, x, g, dx, n); break;
+  case TT_OP_DEPTHWISE: {
+    tt_shape s = spatial(net, o, n);
+    tt_dwconv_backward_filter(&s, x, g, o->gwt);
+    tt_bias_backward((int)(sz / o->c), o->c, g, o->gbias);
+    if (dx) { tt_dwconv_backward_input(&s, g, o->wt, tmp); tt_acc(xsz, tmp, dx); }
+  } break;
+  case TT_OP_ADD:
+    if (dx) tt_acc(sz, g, dx);
+    if (dx1) tt_acc(sz, g, dx1);
+    break;
+  case TT_OP_AVGPOOL:
+    if (dx) {
+      tt_shape s = spatial(net, o, n);
+      tt_avgpool_backward(&s, g, tmp);
+      tt_acc(xsz, tmp, dx);
+    }
+    break;
+  case TT_OP_ACT:
+    tt_act_backward(sz, y, g, o->d.act);
+    if (dx) tt_acc(sz, g, dx);
+    break;
+  case TT_OP_SOFTMAX: /* dx = y * (g - sum(g*y)) per row */
+    if (dx)
+      for (size_t r = 0; r < sz; r += o->c) {
+        double dot = 0;
+        for (int k = 0; k < o->c; k++) dot += (double)g[r + k] * y[r + k];
+        for (int k = 0; k < o->c; k++) dx[r + k] += y[r + k] * (g[r + k] - (float)dot);
+      }
+    break;
+  case TT_OP_AFFINE:
+    if (dx) for (size_t i = 0; i < sz; i++) dx[i] += o->d.scale * g[i];
+    break;
+  case TT_OP_DROPOUT:
+    if (dx) for (size_t i = 0; i < sz; i++) dx[i] += mask ? g[i] * mask[i] : g[i];
+    break;
+  }
+  return TT_OK;
+}
+
+/* ---- inference: activation buffers recycled by liveness --------------------------- */
+
+static int take_buf(tt_net *net, size_t need) {
+  int best = -1;
+  for (int i = 0; i < net->npool; i++) /* the smallest free buffer that fits, else the largest free */
+    if (!net->pool[i].busy &&
+        (best < 0 || (net->pool[i].cap >= need
+                          ? net->pool[best].cap < need || net->pool[i].cap < net->pool[best].cap
+                          : net->pool[best].cap < need && net->pool[i].cap > net->pool[best].cap)))
+      best = i;
+  if (best < 0) {
+    buf *p = realloc(net->pool, (size_t)(net->npool + 1) * sizeof *p);
+    if (!p) return -1;
+    net->pool = p;
+    best = net->npool++;
+    net->pool[best] = (buf){NULL, 0, 0};
+  }
+  buf *b = &net->pool[best];
+  if (b->cap < need) {
+    float *q = realloc(b->p, need * sizeof *q);
+    if (!q) return -1;
+    b->p = q, b->cap = need;
+  }
+  b->busy = 1;
+  return best;
+}
+
+const float *tt_net_forward(tt_net *net, const float *x, int n, int last) {
+  if (last < 0) last = net->n - 1;
+  if (last >= net->n) { tt_fail(TT_EINVAL, "op %d does not exist", last); return NULL; }
+  if (n < 1 || (size_t)n * op_size(&net->ops[0]) > MAX_TENSOR) {
+    tt_fail(TT_EINVAL, "batch of %d is out of range", n);
+    return NULL;
+  }
+  if (!net->slot) {
+    net->slot = malloc(MAX_OPS * sizeof *net->slot);
+    net->lastuse = malloc(MAX_OPS * sizeof *net->lastuse);
+    if (!net->slot || !net->lastuse) { tt_fail(TT_ENOMEM, "out of memory"); return NULL; }
+  }
+  for (int i = 0; i <= last; i++) net->lastuse[i] = i == last ? MAX_OPS : i;
+  for (int i = 1; i <= last; i++) {
+    const tt_op_desc *d = &net->ops[i].d;
+    net->lastuse[d->in0] = net->lastuse[d->in0] > i ? net->lastuse[d->in0] : i;
+    if (d->type == TT_OP_ADD) net->lastuse[d->in1] = net->lastuse[d->in1] > i ? net->lastuse[d->in1] : i;
+  }
+  for (int i = 0; i < net->npool; i++) net->pool[i].busy = 0;
+  net->slot[0] = -1;
+  for (int i = 1; i <= last; i++) {
+    tt_op *o = &net->ops[i];
+    size_t need = (size_t)n * op_size(o);
+    if (need > MAX_TENSOR * 4) { tt_fail(TT_ENOMEM, "batch of %d is too large for '%s'", n, o->name); return NULL; }
+    int s = take_buf(net, need);
+    if (s < 0) { tt_fail(TT_ENOMEM, "out of memory for the activation of '%s' (batch %d)", o->name, n); return NULL; }
+    net->slot[i] = s;
+    const float *a = net->slot[o->d.in0] < 0 ? x : net->pool[net->slot[o->d.in0]].p;
+    const float *b = NULL;
+    if (o->d.type == TT_OP_ADD) b = net->slot[o->d.in1] < 0 ? x : net->pool[net->slot[o->d.in1]].p;
+    op_forward(net, o, a, b, net->pool[s].p, n, NULL, NULL);
+    for (int k = 0; k < (o->d.type == TT_OP_ADD ? 2 : 1); k++) {
+      int in = k ? o->d.in1 : o->d.in0;
+      if (net->lastuse[in] == i && net->slot[in] >= 0) net->pool[net->slot[in]].busy = 0;
+    }
+  }
+  return last == 0 ? x : net->pool[net->slot[last]].p;
+}
+
+size_t tt_net_activation_bytes(const tt_net *net) {
+  size_t b = net->arena_cap * sizeof(float);
+  for (int i = 0; i < net->npool; i++) b += net->pool[i].cap * sizeof(float);
+  return b;
+}
+
+size_t tt_net_param_count(const tt_net *net) {
+  size_t p = 0;
+  for (int i = 0; i < net->n; i++) p += net->ops[i].wn + net->ops[i].bn;
+  return p;
+}
+
+/* ---- training: keep everything for backward --------------------------------------- */
+
+static int train_alloc(tt_net *net, int n) {
+  if (net->tcap >= n && net->arena) return TT_OK;
+  size_t total = 0, maxsz = op_size(&net->ops[0]);
+  for (int i = 0; i < net->n; i++) {
+    size_t s = op_size(&net->ops[i]);
+    maxsz = s > maxsz ? s : maxsz;
+    total += s * (i ? 2 : 1) + (net->ops[i].d.type == TT_OP_DROPOUT ? s : 0);
+  }
+  total = (total + maxsz) * (size_t)n;
+  free_training(net);
+  net->arena = malloc(total * sizeof(float));
+  net->act = calloc((size_t)net->n, sizeof(float *));
+  net->grad = calloc((size_t)net->n, sizeof(float *));
+  net->mask = calloc((size_t)net->n, sizeof(float *));
+  if (!net->arena || !net->act || !net->grad || !net->mask) {
+    free_training(net);
+    return tt_fail(TT_ENOMEM, "out of memory for training activations (batch %d, %zu MB)", n,
+                   total * sizeof(float) >> 20);
+  }
+  net->arena_cap = total;
+  float *p = net->arena;
+  for (int i = 0; i < net->n; i++) {
+    size_t s = op_size(&net->ops[i]) * (size_t)n;
+    net->grad[i] = p, p += s;
+    if (i) net->act[i] = p, p += s;
+    if (net->ops[i].d.type == TT_OP_DROPOUT) net->mask[i] = p, p += s;
+  }
+  net->scratch = p;
+  net->tcap = n;
+  for (int i = 1; i < net->n; i++) {
+    tt_op *o = &net->ops[i];
+    if (o->wn && !o->gwt && !(o->gwt = calloc(o->wn, sizeof(float)))) return tt_fail(TT_ENOMEM, "out of memory");
+    if (o->bn && !o->gbias && !(o->gbias = calloc(o->bn, sizeof(float)))) return tt_fail(TT_ENOMEM, "out of memory");
+  }
+  return TT_OK;
+}
+
+const float *tt_net_forward_train(tt_net *net, const float *x, int n, uint64_t *rng) {
+  if (n < 1 || (size_t)n * op_size(&net->ops[0]) > MAX_TENSOR) { tt_fail(TT_EINVAL, "batch of %d is out of range", n); return NULL; }
+  if (train_alloc(net, n) < 0) return NULL;
+  net->act[0] = (float *)x; /* read only; the caller keeps x alive until backward */
+  net->tx = x;
+  net->tn = n;
+  for (int i = 1; i < net->n; i++) {
+    tt_op *o = &net->ops[i];
+    op_forward(net, o, net->act[o->d.in0], o->d.type == TT_OP_ADD ? net->act[o->d.in1] : NULL,
+               net->act[i], n, rng, net->mask[i]);
+  }
+  return net->act[net->n - 1];
+}
+
+int tt_net_backward(tt_net *net, const float *dy, float *dx) {
+  if (!net->arena || !net->tx) return tt_fail(TT_ESTATE, "backward without a training forward pass");
+  int n = net->tn;
+  for (int i = 0; i < net->n; i++) memset(net->grad[i], 0, op_size(&net->ops[i]) * (size_t)n * sizeof(float));
+  int last = net->n - 1;
+  memcpy(net->grad[last], dy, op_size(&net->ops[last]) * (size_t)n * sizeof(float));
+  for (int i = last; i >= 1; i--) {
+    tt_op *o = &net->ops[i];
+    float *dx0 = o->d.in0 || dx ? net->grad[o->d.in0] : NULL;
+    float *dx1 = o->d.type == TT_OP_ADD && (o->d.in1 || dx) ? net->grad[o->d.in1] : NULL;
+    int rc = op_backward(net, o, net->act[o->d.in0], net->act[i], net->grad[i], dx0, dx1, n,
+                         net->mask[i], net->scratch);
+    if (rc < 0) return rc;
+  }
+  if (dx) memcpy(dx, net->grad[0], op_size(&net->ops[0]) * (size_t)n * sizeof(float));
+  return TT_OK;
+}
+
+void tt_net_zero_grad(tt_net *net) {
+  for (int i = 1; i < net->n; i++) {
+    tt_op *o = &net->ops[i];
+    if (o->gwt) memset(o->gwt, 0, o->wn * sizeof(float));
+    if (o->gbias) memset(o->gbias, 0, o->bn * sizeof(float));
+  }
+}

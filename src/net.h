@@ -1,0 +1,91 @@
+/* A network: an ordered list of ops over NHWC float32 tensors, one output per op, op 0
+   the input. Each op's forward and backward live side by side in net.c. The same
+   structure serves the frozen backbone (inference only) and the trainable part (the
+   last blocks and the head, copied into a net of their own whose input is the cut
+   activation). */
+#ifndef TT_NET_H
+#define TT_NET_H
+#include <stddef.h>
+#include <stdint.h>
+
+enum {
+  TT_OP_INPUT = 0,
+  TT_OP_CONV2D = 1,    /* weights [kh][kw][cin][cout] */
+  TT_OP_DEPTHWISE = 2, /* weights [kh][kw][c] */
+  TT_OP_DENSE = 3,     /* weights [in][out], in = h*w*c of the input (flattened NHWC) */
+  TT_OP_ADD = 4,
+  TT_OP_AVGPOOL = 5,
+  TT_OP_ACT = 6,
+  TT_OP_SOFTMAX = 7,
+  TT_OP_AFFINE = 8,    /* y = x*scale + offset, scalars */
+  TT_OP_DROPOUT = 9,   /* identity at inference; inverted dropout when training */
+  TT_OP_COUNT
+};
+
+/* What tt_net_add takes, one op at a time. Integer fields a caller does not need stay 0. */
+typedef struct {
+  int type, in0, in1;
+  int kh, kw, sh, sw;
+  int same;                  /* TensorFlow 'SAME' padding, else 'VALID' */
+  int pt, pb, pl, pr;        /* explicit zero padding added before SAME/VALID (Keras ZeroPadding2D) */
+  int channels;              /* output channels: conv2d filters, dense units */
+  int act;                   /* TT_ACT_* */
+  float scale, offset;       /* affine; dropout uses scale as the drop rate */
+} tt_op_desc;
+
+typedef struct {
+  tt_op_desc d;
+  int h, w, c;               /* output shape of one image */
+  int pt, pl;                /* resolved leading padding */
+  int cin;                   /* channels (dense: features) of in0 */
+  float *wt, *bias;          /* owned parameters (NULL if none) */
+  size_t wn, bn;
+  float *gwt, *gbias;        /* gradients, when training */
+  char name[96];
+} tt_op;
+
+typedef struct tt_net tt_net;
+
+tt_net *tt_net_create(int h, int w, int c);
+void tt_net_free(tt_net *net);
+int tt_net_count(const tt_net *net);
+const tt_op *tt_net_op(const tt_net *net, int i);
+
+/* Appends an op, checking its inputs and weight sizes against the shapes inferred so
+   far; copies w and b. Returns the new op's index, or a negative code naming the op. */
+int tt_net_add(tt_net *net, const char *name, const tt_op_desc *d,
+               const float *w, size_t wn, const float *b, size_t bn);
+
+/* Folds inference batch norm into op i (conv/depthwise/dense): per output channel
+   k = gamma/sqrt(var+eps); w *= k; bias = (bias - mean)*k + beta. gamma/beta may be
+   NULL (scale/center off). */
+int tt_net_fold_bn(tt_net *net, int i, const float *gamma, const float *beta,
+                   const float *mean, const float *var, size_t n, float eps);
+
+/* Copies ops first..last of src into dst (whose input must have the shape of op
+   first-1's output), remapping inputs; an op reading from before first-1 is refused. */
+int tt_net_append(tt_net *dst, const tt_net *src, int first, int last);
+
+/* Inference on a batch of n inputs [n,H,W,C]; runs ops 1..last and returns last's
+   output (owned by the net, valid until the next call), or NULL on error. Activation
+   buffers are recycled as soon as their last reader has run. */
+const float *tt_net_forward(tt_net *net, const float *x, int n, int last);
+
+/* ---- training ------------------------------------------------------------------- */
+/* Forward keeping every activation (and dropout masks, drawn from *rng) for backward. */
+const float *tt_net_forward_train(tt_net *net, const float *x, int n, uint64_t *rng);
+/* Backward from dL/d(output of the last op) for the batch of the last forward_train.
+   Gradients of parameters accumulate into gwt/gbias (zero them with tt_net_zero_grad);
+   if dx is not NULL it receives dL/d(input). */
+int tt_net_backward(tt_net *net, const float *dy, float *dx);
+void tt_net_zero_grad(tt_net *net);
+
+size_t tt_net_param_count(const tt_net *net);
+/* Bytes of activation memory the net holds now (for memory reports). */
+size_t tt_net_activation_bytes(const tt_net *net);
+
+/* A small, fast, seedable generator (splitmix64) so seeded runs repeat bit for bit. */
+uint64_t tt_rng_next(uint64_t *s);
+float tt_rng_uniform(uint64_t *s); /* [0,1) */
+
+#endif

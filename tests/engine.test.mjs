@@ -1,0 +1,104 @@
+// The C engine (WASM SIMD and scalar builds) against TensorFlow.js's WASM backend running
+// the same model files on the same decoded pixels.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { createEngine } from '../wasm/engine.mjs';
+import { PHOTOS, modelDir, readPhoto, referenceTf, dirHandler, referenceInput, maxAbsDiff, cosine, argmax } from './helpers.mjs';
+
+const MODELS = [
+  { id: 'mobilenet_v2_mid', kind: 'graph', feature: 1792,
+    featureNode: 'StatefulPartitionedCall/sequential/keras_layer/StatefulPartitionedCall/StatefulPartitionedCall/StatefulPartitionedCall/predict/feature_vector/SpatialSqueeze' },
+  { id: 'mobilenet_v2', kind: 'layers', feature: 1280, featureLayer: 'flatten_1' },
+];
+
+let tf;
+before(async () => { tf = await referenceTf(); });
+
+/** Reference features and probabilities for each photo. */
+async function reference(spec, decoded) {
+  if (spec.kind === 'graph') {
+    const gm = await tf.loadGraphModel(dirHandler(modelDir(spec.id)));
+    return decoded.map((img) => {
+      const x = referenceInput(tf, img);
+      const [f, p] = gm.execute(x, [spec.featureNode, 'Identity']);
+      const r = { feature: f.dataSync(), probs: p.dataSync() };
+      tf.dispose([x, f, p]);
+      return r;
+    });
+  }
+  const lm = await tf.loadLayersModel(dirHandler(modelDir(spec.id)));
+  const both = tf.model({ inputs: lm.inputs, outputs: [lm.getLayer(spec.featureLayer).output, lm.outputs[0]] });
+  return decoded.map((img) => {
+    const x = referenceInput(tf, img);
+    const [f, p] = both.predict(x);
+    const r = { feature: f.dataSync(), probs: p.dataSync() };
+    tf.dispose([x, f, p]);
+    return r;
+  });
+}
+
+for (const simd of [true, false]) {
+  for (const spec of MODELS) {
+    test(`${spec.id} (${simd ? 'SIMD' : 'scalar'} build) matches tfjs on ${PHOTOS.length} real photos`, async () => {
+      const engine = await createEngine({ simd });
+      const model = await engine.loadModel(modelDir(spec.id));
+      try {
+        const photos = PHOTOS.map(readPhoto);
+        const decoded = photos.map((b) => engine.decodeImage(b));
+        const ref = await reference(spec, decoded);
+        let worstErr = 0, worstCos = 1;
+        photos.forEach((bytes, i) => {
+          const f = model.embed(bytes);
+          assert.equal(f.length, spec.feature);
+          const err = maxAbsDiff(f, ref[i].feature), cos = cosine(f, ref[i].feature);
+          worstErr = Math.max(worstErr, err);
+          worstCos = Math.min(worstCos, cos);
+          assert.ok(err <= 1e-3, `${PHOTOS[i]}: max abs error ${err}`);
+          assert.ok(cos >= 0.9999, `${PHOTOS[i]}: cosine ${cos}`);
+          const top = model.classify(bytes);
+          assert.equal(top[0].index, argmax(ref[i].probs), `${PHOTOS[i]}: top-1 differs from tfjs`);
+          assert.equal(top[0].label, model.labels[argmax(ref[i].probs)]);
+          assert.ok(Math.abs(top[0].probability - ref[i].probs[top[0].index]) < 1e-3);
+        });
+        console.log(`# ${spec.id} ${simd ? 'simd' : 'scalar'}: worst max-abs ${worstErr.toExponential(2)}, worst cosine ${worstCos.toFixed(7)}`);
+      } finally {
+        model.dispose();
+      }
+    });
+  }
+}
+
+test('layers are listed with shapes, and the cut can move to a named layer', async () => {
+  const engine = await createEngine();
+  const model = await engine.loadModel(modelDir('mobilenet_v2'));
+  try {
+    const cut = model.layers[model.cut];
+    assert.deepEqual(cut.shape, [1, 1, 1280]);
+    assert.ok(cut.aliases.includes('flatten_1') || cut.name === 'average_pooling2d_1');
+    const i = model.layerIndex('block_16_project_BN');
+    assert.deepEqual(model.layers[i].shape, [7, 7, 320]);
+    const f = model.embed(readPhoto('chelsea.png'), { cut: 'block_16_project_BN' });
+    assert.equal(f.length, 7 * 7 * 320);
+    assert.throws(() => model.embed(readPhoto('chelsea.png'), { cut: 'no_such_layer' }), /no layer named 'no_such_layer'/);
+  } finally {
+    model.dispose();
+  }
+});
+
+test('batched runs equal single runs', async () => {
+  const engine = await createEngine();
+  const model = await engine.loadModel(modelDir('mobilenet_v2_mid'));
+  try {
+    const [h, w, c] = model.inputShape;
+    const per = h * w * c;
+    const x = new Float32Array(per * 3);
+    for (let i = 0; i < x.length; i++) x[i] = ((i * 2654435761) % 1000) / 1000;
+    const batch = model.runInput(x, 3, model.cut);
+    for (let k = 0; k < 3; k++) {
+      const one = model.runInput(x.subarray(k * per, (k + 1) * per), 1, model.cut);
+      assert.ok(maxAbsDiff(one, batch.subarray(k * 1792, (k + 1) * 1792)) < 1e-4);
+    }
+  } finally {
+    model.dispose();
+  }
+});

@@ -1,0 +1,232 @@
+// The engine's JS API, the same in Node and browsers: load a tfjs model into the C
+// engine, embed and classify images. Everything numeric happens in wasm; this file only
+// maps the parsed model onto engine calls and moves bytes.
+import { loadModule, EngineError } from './module.mjs';
+import { loadModelFiles } from './tfjs.mjs';
+
+export { EngineError };
+
+const OP_TYPES = { input: 0, conv2d: 1, depthwise: 2, dense: 3, add: 4, avgpool: 5, act: 6, softmax: 7, affine: 8, dropout: 9 };
+const ACTS = { none: 0, relu: 1, relu6: 2 };
+const ENCODINGS = { float32: 0, float16: 1, uint8: 2, uint16: 3 };
+
+export async function createEngine(opts = {}) {
+  return new Engine(await loadModule(opts));
+}
+
+export class Engine {
+  constructor(mod) {
+    this.mod = mod;
+  }
+
+  get simd() { return this.mod.simd; }
+  get threads() { return 1; }
+
+  /**
+   * Loads a tfjs graph or layers model (a URL, a directory, or a path to model.json).
+   * opts.onProgress(loadedBytes, totalBytes) reports the weight download.
+   */
+  async loadModel(source, opts = {}) {
+    const files = await loadModelFiles(source, opts.onProgress);
+    return Model.build(this.mod, files, opts);
+  }
+
+  /** Decodes an image to check it, returning {width, height}; throws a clear error if it is not one. */
+  probeImage(bytes) {
+    const m = this.mod;
+    return m.scoped((take) => {
+      const data = take(m.put(bytes));
+      const im = m.ptr(m.x.tt_img_decode(data, bytes.length));
+      const r = { width: m.x.tt_img_width(im), height: m.x.tt_img_height(im) };
+      m.x.tt_img_delete(im);
+      return r;
+    });
+  }
+
+  /** Decoded 8-bit RGB pixels, for tests and thumbnails: {width, height, rgb}. */
+  decodeImage(bytes) {
+    const m = this.mod;
+    return m.scoped((take) => {
+      const im = m.ptr(m.x.tt_img_decode(take(m.put(bytes)), bytes.length));
+      try {
+        const width = m.x.tt_img_width(im), height = m.x.tt_img_height(im);
+        const p = m.x.tt_img_pixels(im);
+        return { width, height, rgb: m.u8.slice(p, p + width * height * 3) };
+      } finally { m.x.tt_img_delete(im); }
+    });
+  }
+
+  memoryBytes() { return this.mod.memoryBytes(); }
+}
+
+function weightEncoding(spec) {
+  const enc = ENCODINGS[spec.quant ? spec.quant.dtype : spec.dtype];
+  if (enc === undefined) throw new EngineError(`weight '${spec.name}' has unsupported dtype ${spec.quant?.dtype ?? spec.dtype}`);
+  return enc;
+}
+
+export class Model {
+  static build(mod, files, opts) {
+    const { parsed, weightBytes } = files;
+    const [h, w, c] = parsed.inputShape;
+    const net = mod.ptr(mod.x.tt_net_new(h, w, c));
+    const model = new Model(mod, net, files, opts);
+    try {
+      model._addOps();
+    } catch (e) {
+      model.dispose();
+      throw e;
+    }
+    return model;
+  }
+
+  constructor(mod, net, files, opts) {
+    this.mod = mod;
+    this.net = net;
+    this.parsed = files.parsed;
+    this.json = files.json;
+    this.card = files.card ?? null;
+    this.id = this.card?.id ?? opts.id ?? null;
+    this.labels = this.card?.labels ?? this.parsed.labels ?? null;
+    this.inputShape = this.parsed.inputShape;
+    this.weightHash = null;
+    this._weightBytes = files.weightBytes;
+    this._input = 0;
+    this._inputCap = 0;
+  }
+
+  // Decodes a weight spec into a fresh float buffer inside wasm memory.
+  _decode(name, wp, take) {
+    const m = this.mod;
+    const spec = this.parsed.specs.get(name);
+    if (!spec) throw new EngineError(`weight '${name}' is not in the weights manifest`);
+    const count = spec.shape.reduce((a, b) => a * b, 1);
+    const dst = take(m.alloc(count * 4));
+    const q = spec.quant ?? {};
+    m.scoped((t) => m.check(m.x.tt_decode_weights(t(m.putString(name)), wp + spec.offset,
+      Math.max(0, this._weightBytes.length - spec.offset), count, weightEncoding(spec), q.min ?? 0, q.scale ?? 1, dst)));
+    return { p: dst, n: count };
+  }
+
+  _addOps() {
+    const m = this.mod;
+    m.scoped((take) => {
+      const wp = take(m.put(this._weightBytes));
+      const hv = take(m.alloc(8));
+      m.x.tt_hash(wp, this._weightBytes.length, hv);
+      this.weightHash = [...m.u8.slice(hv, hv + 8)].map((b) => b.toString(16).padStart(2, '0')).join('');
+      this.parsed.ops.forEach((op, i) => {
+        if (i === 0) return; // the input, created with the net
+        m.scoped((t) => {
+          const W = op.weights ?? {};
+          const k = W.kernel ? this._decode(W.kernel, wp, t) : { p: 0, n: 0 };
+          const b = W.bias ? this._decode(W.bias, wp, t) : { p: 0, n: 0 };
+          const type = OP_TYPES[op.type];
+          if (type === undefined) throw new EngineError(`op '${op.name}' has unsupported type '${op.type}'`);
+          const [kh, kw] = op.kernel ?? [0, 0], [sh, sw] = op.strides ?? [0, 0], pads = op.pads ?? [0, 0, 0, 0];
+          const ints = [type, op.inputs[0] ?? 0, op.inputs[1] ?? 0, kh, kw, sh, sw, op.padding === 'same' ? 1 : 0,
+            ...pads, op.channels ?? 0, ACTS[op.act ?? 'none']];
+          const idx = m.check(m.x.tt_net_add_op(this.net, t(m.putString(op.name)), t(m.putInts(ints)),
+            op.scale ?? 1, op.offset ?? 0, k.p, k.n, b.p, b.n));
+          if (idx !== i) throw new EngineError(`internal: op '${op.name}' landed at ${idx}, expected ${i}`);
+          const bn = W.bn;
+          if (bn) {
+            const dec = (nm) => (nm ? this._decode(nm, wp, t) : { p: 0, n: 0 });
+            const g = dec(bn.gamma), be = dec(bn.beta), mu = dec(bn.mean), v = dec(bn.variance);
+            m.check(m.x.tt_net_fold(this.net, i, g.p, be.p, mu.p, v.p, mu.n, bn.epsilon ?? 1e-3));
+          }
+        });
+      });
+    });
+    this._weightBytes = null; // the engine holds decoded copies now
+    this.layers = this.parsed.ops.map((op, i) => ({
+      index: i, name: op.name, type: op.type, shape: this.shape(i), block: op.block ?? null, aliases: op.aliases ?? [],
+    }));
+    this.cut = this.parsed.defaultCut;
+  }
+
+  /** [h, w, c] of op i's output. */
+  shape(i) {
+    const m = this.mod;
+    return m.scoped((take) => {
+      const p = take(m.alloc(12));
+      m.check(m.x.tt_net_shape(this.net, i, p));
+      return [...m.i32.slice(p >> 2, (p >> 2) + 3)];
+    });
+  }
+
+  /** Finds a layer by name (or alias) or index; throws a clear error if there is none. */
+  layerIndex(nameOrIndex) {
+    if (typeof nameOrIndex === 'number') {
+      if (nameOrIndex >= 0 && nameOrIndex < this.layers.length) return nameOrIndex;
+    } else {
+      const l = this.layers.find((x) => x.name === nameOrIndex || x.aliases.includes(nameOrIndex));
+      if (l) return l.index;
+    }
+    throw new EngineError(`no layer named '${nameOrIndex}' in this model`);
+  }
+
+  setCut(nameOrIndex) { this.cut = this.layerIndex(nameOrIndex); }
+
+  /** Input floats for one image, preprocessed as the model card says (whole image, align corners). */
+  _prepare(bytes, opts, batchSlot = 0) {
+    const m = this.mod;
+    const [h, w, c] = this.inputShape;
+    const per = h * w * c;
+    m.scoped((take) => {
+      const im = m.ptr(m.x.tt_img_decode(take(m.put(bytes)), bytes.length));
+      try {
+        m.check(m.x.tt_img_sample(im, opts.crop === 'center' ? 1 : 0, 0, w, h, 1, this._input + batchSlot * per * 4));
+      } finally { m.x.tt_img_delete(im); }
+    });
+  }
+
+  _ensureInput(n) {
+    const per = this.inputShape.reduce((a, b) => a * b, 1) * 4;
+    if (this._inputCap < n) {
+      this.mod.free(this._input);
+      this._input = 0;
+      this._input = this.mod.alloc(per * n);
+      this._inputCap = n;
+    }
+  }
+
+  /** Runs the network to layer `upto` on a float input already in place; returns a copy. */
+  _run(n, upto) {
+    const m = this.mod;
+    const out = m.ptr(m.x.tt_net_run(this.net, this._input, n, upto));
+    const size = this.layers[upto].shape.reduce((a, b) => a * b, 1);
+    return m.floats(out, size * n);
+  }
+
+  /** The activation at the cut layer (default: the pooled feature vector) for one image. */
+  embed(bytes, opts = {}) {
+    const upto = opts.cut === undefined ? this.cut : this.layerIndex(opts.cut);
+    this._ensureInput(1);
+    this._prepare(bytes, opts);
+    return this._run(1, upto);
+  }
+
+  /** Runs the network on raw input floats [n,h,w,c] (for tests against a reference). */
+  runInput(floats, n = 1, upto = this.layers.length - 1) {
+    this._ensureInput(n);
+    this.mod.f32.set(floats, this._input >> 2);
+    return this._run(n, upto);
+  }
+
+  /** The model's own head: probabilities with labels, best first. */
+  classify(bytes, opts = {}) {
+    const probs = this.embed(bytes, { ...opts, cut: this.layers.length - 1 });
+    return [...probs].map((p, i) => ({ label: this.labels?.[i] ?? String(i), index: i, probability: p }))
+      .sort((a, b) => b.probability - a.probability).slice(0, opts.topk ?? probs.length);
+  }
+
+  memoryBytes() { return this.mod.x.tt_net_memory(this.net); }
+
+  dispose() {
+    if (this.net) this.mod.x.tt_net_delete(this.net);
+    this.mod.free(this._input);
+    this.net = 0;
+    this._input = 0;
+  }
+}

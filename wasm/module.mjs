@@ -1,0 +1,122 @@
+// Loads the engine's .wasm in Node and browsers alike with WebAssembly.instantiate, and
+// wraps its exports in small helpers for moving bytes and errors across the boundary.
+// Emscripten's own JS glue is not used: the module is built -sSTANDALONE_WASM.
+
+const isNode = typeof process !== 'undefined' && !!process.versions?.node;
+
+// The smallest module using a v128 instruction (as wasm-feature-detect does): valid only
+// where the runtime has WASM SIMD.
+const SIMD_PROBE = new Uint8Array([0, 97, 115, 109, 1, 0, 0, 0, 1, 5, 1, 96, 0, 1, 123, 3, 2, 1, 0,
+  10, 10, 1, 8, 0, 65, 0, 253, 15, 253, 98, 11]);
+
+export function hasSimd() {
+  try { return WebAssembly.validate(SIMD_PROBE); } catch { return false; }
+}
+
+export class EngineError extends Error {
+  constructor(message, code) {
+    super(message);
+    this.name = 'EngineError';
+    this.code = code;
+  }
+}
+
+async function readBytes(url) {
+  if (isNode && url.protocol === 'file:') {
+    const fs = await import('node:fs/promises');
+    return fs.readFile(url);
+  }
+  const r = await fetch(url);
+  if (!r.ok) throw new EngineError(`cannot load the engine from ${url}: ${r.status} ${r.statusText}`);
+  return new Uint8Array(await r.arrayBuffer());
+}
+
+/** Instantiates the engine. opts.simd: force true/false (default: detect). */
+export async function loadModule(opts = {}) {
+  const simd = opts.simd ?? hasSimd();
+  const url = opts.url ?? new URL(simd ? '../build/tinytune.wasm' : '../build/tinytune-scalar.wasm', import.meta.url);
+  const bytes = opts.bytes ?? await readBytes(url);
+  const module = await WebAssembly.compile(bytes);
+  const imports = {};
+  for (const imp of WebAssembly.Module.imports(module)) {
+    const ns = (imports[imp.module] ??= {});
+    if (imp.name === 'proc_exit') ns[imp.name] = (c) => { throw new EngineError(`engine aborted (exit ${c})`); };
+    else ns[imp.name] = () => 52; // ENOSYS for WASI calls the engine never relies on
+  }
+  const { exports } = await WebAssembly.instantiate(module, imports);
+  exports._initialize?.();
+  return new Module(exports, simd);
+}
+
+const utf8 = new TextEncoder();
+const utf8d = new TextDecoder();
+
+export class Module {
+  constructor(exports, simd) {
+    this.x = exports;
+    this.simd = simd;
+  }
+
+  // Views are recreated on every access: memory growth detaches the old buffer.
+  get u8() { return new Uint8Array(this.x.memory.buffer); }
+  get f32() { return new Float32Array(this.x.memory.buffer); }
+  get i32() { return new Int32Array(this.x.memory.buffer); }
+
+  memoryBytes() { return this.x.memory.buffer.byteLength; }
+
+  lastError() {
+    const p = this.x.tt_error();
+    const u8 = this.u8;
+    let e = p;
+    while (u8[e]) e++;
+    return utf8d.decode(u8.subarray(p, e));
+  }
+
+  /** Throws the engine's message when a call returned a negative code. */
+  check(rc) {
+    if (rc < 0) throw new EngineError(this.lastError(), rc);
+    return rc;
+  }
+
+  /** Throws the engine's message when a call returned a null pointer. */
+  ptr(p) {
+    if (!p) throw new EngineError(this.lastError());
+    return p;
+  }
+
+  alloc(nbytes) {
+    const p = this.x.tt_alloc(nbytes);
+    if (!p) throw new EngineError(this.lastError(), -2);
+    return p;
+  }
+
+  free(p) { if (p) this.x.tt_free(p); }
+
+  /** Copies bytes (Uint8Array or typed array) into fresh wasm memory. */
+  put(data) {
+    const src = data instanceof Uint8Array ? data : new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+    const p = this.alloc(src.length);
+    this.u8.set(src, p);
+    return p;
+  }
+
+  putString(s) {
+    const b = utf8.encode(s + '\0');
+    return this.put(b);
+  }
+
+  putInts(arr) {
+    const p = this.alloc(arr.length * 4);
+    this.i32.set(arr, p >> 2);
+    return p;
+  }
+
+  floats(p, n) { return this.f32.slice(p >> 2, (p >> 2) + n); }
+
+  /** Runs fn with temporary allocations that are freed afterwards, whatever happens. */
+  scoped(fn) {
+    const owned = [];
+    const take = (p) => (owned.push(p), p);
+    try { return fn(take); } finally { for (const p of owned) this.free(p); }
+  }
+}
