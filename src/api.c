@@ -1,10 +1,13 @@
 /* The functions the WebAssembly module exports: plain ints, floats and pointers into
    linear memory, so the JS side needs no knowledge of C structs. Every call that can
    fail returns a negative code or NULL with the reason in tt_error(). */
+#include "augment.h"
 #include "image.h"
 #include "net.h"
+#include "train.h"
 #include "tt.h"
 #include "weights.h"
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -92,4 +95,108 @@ int tt_img_sample(const tt_image *im, int mode, const float *v, int dw, int dh, 
   else if (mode == 1) view = tt_view_center_square(im);
   else view = (tt_view){v[0], v[1], v[2], v[3], v[4] != 0, v[5], v[6], v[7]};
   return tt_image_sample(im, &view, dw, dh, align, dst);
+}
+
+/* ---- training ---- */
+
+/* A new net holding copies of src's ops first..last, its input the output of first-1. */
+API(tt_net_slice) tt_net *tt_net_slice(const tt_net *src, int first, int last) {
+  const tt_op *b = tt_net_op(src, first - 1);
+  if (!b) { tt_fail(TT_EINVAL, "cannot cut before op %d", first); return NULL; }
+  tt_net *net = tt_net_create(b->h, b->w, b->c);
+  if (net && first <= last && tt_net_append(net, src, first, last) < 0) { tt_net_free(net); return NULL; }
+  return net;
+}
+
+/* Appends a dense layer with seeded initial weights: He-uniform before a ReLU, Glorot-
+   uniform otherwise (the usual Keras defaults for such heads); zero biases. */
+API(tt_net_add_dense)
+int tt_net_add_dense(tt_net *net, const char *name, int in, int units, int act, uint32_t seed) {
+  const tt_op *a = tt_net_op(net, in);
+  if (!a) return tt_fail(TT_EINVAL, "dense '%s' reads op %d, which does not exist", name, in);
+  size_t fan_in = (size_t)a->h * a->w * a->c, n = fan_in * (size_t)(units > 0 ? units : 0);
+  if (units < 1 || units > 65536 || fan_in > 65536) return tt_fail(TT_EINVAL, "dense '%s': %d units on %zu features", name, units, fan_in);
+  float *w = malloc(n * sizeof *w);
+  if (!w) return tt_fail(TT_ENOMEM, "out of memory for dense '%s'", name);
+  uint64_t rng = seed * 0x9e3779b97f4a7c15ULL + 1;
+  float limit = act ? sqrtf(6.0f / (float)fan_in) : sqrtf(6.0f / (float)(fan_in + (size_t)units));
+  for (size_t i = 0; i < n; i++) w[i] = (tt_rng_uniform(&rng) * 2 - 1) * limit;
+  tt_op_desc d = {0};
+  d.type = TT_OP_DENSE, d.in0 = in, d.channels = units, d.act = act;
+  int rc = tt_net_add(net, name, &d, w, n, NULL, 0);
+  free(w);
+  return rc;
+}
+
+/* cfg: epochs, batch, optimizer, lr, weight_decay, momentum, warmup, cosine,
+   label_smoothing, balanced, val_fraction, patience, seed */
+API(tt_trainer_create)
+tt_trainer *tt_trainer_create(tt_net *net, const double *c, int classes, const float *x,
+                              int n_images, int views, const int *labels) {
+  tt_train_cfg cfg;
+  tt_train_defaults(&cfg);
+  cfg.epochs = (int)c[0], cfg.batch = (int)c[1], cfg.optimizer = (int)c[2];
+  cfg.lr = (float)c[3], cfg.weight_decay = (float)c[4], cfg.momentum = (float)c[5];
+  cfg.warmup = (float)c[6], cfg.cosine = (int)c[7], cfg.label_smoothing = (float)c[8];
+  cfg.balanced = (int)c[9], cfg.val_fraction = (float)c[10], cfg.patience = (int)c[11];
+  cfg.seed = (uint64_t)c[12];
+  return tt_trainer_new(net, &cfg, classes, x, n_images, views, labels);
+}
+
+/* out: epoch, batch, batches_per_epoch, done, stopped_early, best_epoch, train_loss,
+   train_acc, val_loss, val_acc, best_val_loss, lr, n_train, n_val */
+API(tt_trainer_step) int tt_trainer_step(tt_trainer *tr, int max_batches, double *out) {
+  tt_progress p = {0};
+  int rc = tt_trainer_run(tr, max_batches, &p);
+  double v[14] = {p.epoch, p.batch, p.batches_per_epoch, p.done, p.stopped_early, p.best_epoch,
+                  p.train_loss, p.train_acc, p.val_loss, p.val_acc, p.best_val_loss, p.lr,
+                  p.n_train, p.n_val};
+  memcpy(out, v, sizeof v);
+  return rc;
+}
+
+API(tt_trainer_matrix) int tt_trainer_matrix(tt_trainer *tr, int *m) { return tt_trainer_confusion(tr, m); }
+API(tt_trainer_delete) void tt_trainer_delete(tt_trainer *tr) { tt_trainer_free(tr); }
+
+API(tt_net_predict) int tt_net_predict(tt_net *net, const float *x, int n, float *probs) {
+  return tt_predict(net, x, n, probs);
+}
+
+/* ---- augmentation ---- */
+
+API(tt_rng_new) uint64_t *tt_rng_new(uint32_t lo, uint32_t hi) {
+  uint64_t *s = malloc(sizeof *s);
+  if (s) *s = (uint64_t)hi << 32 | lo;
+  return s;
+}
+
+/* a: scale_min, ratio_min, ratio_max, flip, brightness, contrast, saturation */
+API(tt_img_sample_aug)
+int tt_img_sample_aug(const tt_image *im, const float *a, uint64_t *rng, int dw, int dh, float *dst) {
+  tt_aug aug = {a[0], a[1], a[2], a[3] != 0, a[4], a[5], a[6]};
+  tt_view v = tt_augment(im, &aug, rng);
+  return tt_image_sample(im, &v, dw, dh, 1, dst);
+}
+
+/* ---- saved models ---- */
+
+/* out2: pointer and length of the new file bytes (free with tt_free). */
+API(tt_model_save) int tt_model_save(const tt_net *net, const uint8_t *meta, size_t meta_len, uint32_t *out2) {
+  uint8_t *p;
+  size_t n;
+  int rc = tt_save(net, meta, meta_len, &p, &n);
+  if (rc < 0) return rc;
+  out2[0] = (uint32_t)(uintptr_t)p, out2[1] = (uint32_t)n;
+  return TT_OK;
+}
+
+/* out3: the new net, the metadata's offset in data, and its length. */
+API(tt_model_load) int tt_model_load(const uint8_t *data, size_t len, uint32_t *out3) {
+  tt_net *net;
+  const uint8_t *meta;
+  size_t ml;
+  int rc = tt_load(data, len, &net, &meta, &ml);
+  if (rc < 0) return rc;
+  out3[0] = (uint32_t)(uintptr_t)net, out3[1] = (uint32_t)(meta - data), out3[2] = (uint32_t)ml;
+  return TT_OK;
 }

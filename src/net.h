@@ -88,4 +88,14 @@ size_t tt_net_activation_bytes(const tt_net *net);
 uint64_t tt_rng_next(uint64_t *s);
 float tt_rng_uniform(uint64_t *s); /* [0,1) */
 
+/* ---- saved models (savefile.c) ----------------------------------------------------
+   One file: magic "TTMODEL\0", u32 version, u32 meta length + meta bytes (JSON the JS
+   side writes: labels, backbone id and hash, cut, settings, metrics; opaque here), the
+   net (input shape, ops with their descriptors and weights), and an FNV-1a checksum of
+   everything before it. Little-endian. */
+#define TT_SAVE_VERSION 1
+/* Writes net + meta into a new buffer (*out, *out_len; free with free()). */
+int tt_save(const tt_net *net, const uint8_t *meta, size_t meta_len, uint8_t **out, size_t *out_len);
+/* Parses a saved model; on success *net is new, and *meta (of *meta_len bytes) points into data. */
+int tt_load(const uint8_t *data, size_t len, tt_net **net, const uint8_t **meta, size_t *meta_len);
 #endif

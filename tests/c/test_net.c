@@ -1,0 +1,181 @@
+/* Network-level checks: shape inference and its errors, batch-norm folding, and every
+   op's backward pass against central finite differences of the loss, through the same
+   tt_net_forward_train / tt_net_backward the trainer uses. */
+#include "check.h"
+#include "kernels/kernels.h"
+#include "net.h"
+#include "train.h"
+#include "tt.h"
+#include <stdlib.h>
+#include <string.h>
+
+static uint64_t g_rng = 42;
+static float frand(void) { return tt_rng_uniform(&g_rng) * 2.0f - 1.0f; }
+static float *rnd(size_t n, float scale) {
+  float *p = malloc(n * sizeof *p);
+  for (size_t i = 0; i < n; i++) p[i] = frand() * scale;
+  return p;
+}
+
+static int add(tt_net *net, const char *name, tt_op_desc d, size_t wn, size_t bn, float scale) {
+  float *w = wn ? rnd(wn, scale) : NULL, *b = bn ? rnd(bn, 0.1f) : NULL;
+  int i = tt_net_add(net, name, &d, w, wn, b, bn);
+  free(w), free(b);
+  CHECK(i > 0, "adding %s: %s", name, tt_last_error());
+  return i;
+}
+
+/* Loss for gradient checks: softmax cross-entropy of the logits (dropout masks fixed by
+   reseeding), or for nets ending in a softmax op, sum(r * y). */
+typedef struct { tt_net *net; const float *x; int n; const int *labels; const float *r; int classes; } lossctx;
+
+static double loss_of(lossctx *c, float *dy) {
+  uint64_t rng = 7;
+  const float *y = tt_net_forward_train(c->net, c->x, c->n, &rng);
+  if (c->r) {
+    double l = 0;
+    for (int i = 0; i < c->n * c->classes; i++) l += (double)c->r[i] * y[i];
+    if (dy) memcpy(dy, c->r, (size_t)c->n * c->classes * sizeof(float));
+    return l;
+  }
+  return tt_softmax_xent(y, c->labels, c->n, c->classes, 0.1f, dy);
+}
+
+/* Compares analytic and numeric gradients for some entries of every parameter and of the input. */
+static void gradcheck(const char *what, lossctx *c, float *x_mut, size_t xn) {
+  float *dy = malloc((size_t)c->n * c->classes * sizeof(float));
+  float *dx = malloc(xn * sizeof(float));
+  tt_net_zero_grad(c->net);
+  loss_of(c, dy);
+  CHECK(tt_net_backward(c->net, dy, dx) == TT_OK, "%s backward: %s", what, tt_last_error());
+  const float eps = 1e-3f;
+  int bad = 0, checked = 0;
+  for (int i = 1; i < tt_net_count(c->net); i++) {
+    tt_op *o = (tt_op *)tt_net_op(c->net, i);
+    for (int which = 0; which < 2; which++) {
+      float *w = which ? o->bias : o->wt, *g = which ? o->gbias : o->gwt;
+      size_t n = which ? o->bn : o->wn;
+      for (size_t t = 0; t < n && t < 24; t++) {
+        size_t j = (t * 7919) % n;
+        float keep = w[j];
+        w[j] = keep + eps;
+        double lp = loss_of(c, NULL);
+        w[j] = keep - eps;
+        double lm = loss_of(c, NULL);
+        w[j] = keep;
+        double num = (lp - lm) / (2 * eps), ana = g[j];
+        checked++;
+        if (fabs(num - ana) > 2e-2 * fmax(fabs(num), fabs(ana)) + 2e-3) {
+          if (bad++ < 5) fprintf(stderr, "%s: op '%s' %s[%zu]: analytic %g, numeric %g\n", what, o->name, which ? "bias" : "w", j, ana, num);
+        }
+      }
+    }
+  }
+  for (size_t t = 0; t < xn && t < 40; t++) {
+    size_t j = (t * 104729) % xn;
+    float keep = x_mut[j];
+    x_mut[j] = keep + eps;
+    double lp = loss_of(c, NULL);
+    x_mut[j] = keep - eps;
+    double lm = loss_of(c, NULL);
+    x_mut[j] = keep;
+    double num = (lp - lm) / (2 * eps);
+    checked++;
+    if (fabs(num - dx[j]) > 2e-2 * fmax(fabs(num), fabs(dx[j])) + 2e-3)
+      if (bad++ < 5) fprintf(stderr, "%s: input[%zu]: analytic %g, numeric %g\n", what, j, dx[j], num);
+  }
+  CHECK(bad == 0, "%s: %d of %d gradient entries differ from finite differences", what, bad, checked);
+  free(dy), free(dx);
+}
+
+/* An inverted-residual block, pooling and a hidden-layer head: conv, depthwise (both
+   strides), add, avgpool, dense, relu/relu6, dropout and the loss. */
+static void test_block_gradients(void) {
+  int n = 3, H = 5, W = 5, C = 4, K = 3;
+  tt_net *net = tt_net_create(H, W, C);
+  int e = add(net, "expand", (tt_op_desc){.type = TT_OP_CONV2D, .in0 = 0, .kh = 1, .kw = 1, .sh = 1, .sw = 1, .channels = 8, .act = TT_ACT_RELU6}, 4 * 8, 8, 0.8f);
+  int d = add(net, "dw", (tt_op_desc){.type = TT_OP_DEPTHWISE, .in0 = e, .kh = 3, .kw = 3, .sh = 1, .sw = 1, .same = 1, .act = TT_ACT_RELU6}, 9 * 8, 8, 0.6f);
+  int p = add(net, "project", (tt_op_desc){.type = TT_OP_CONV2D, .in0 = d, .kh = 1, .kw = 1, .sh = 1, .sw = 1, .channels = C}, 8 * 4, 4, 0.5f);
+  int a = add(net, "add", (tt_op_desc){.type = TT_OP_ADD, .in0 = 0, .in1 = p}, 0, 0, 0);
+  int d2 = add(net, "dw2", (tt_op_desc){.type = TT_OP_DEPTHWISE, .in0 = a, .kh = 3, .kw = 3, .sh = 2, .sw = 2, .same = 1, .act = TT_ACT_RELU6}, 9 * 4, 4, 0.6f);
+  CHECK(tt_net_op(net, d2)->h == 3 && tt_net_op(net, d2)->w == 3, "SAME stride 2 of 5 gives 3");
+  int pool = add(net, "pool", (tt_op_desc){.type = TT_OP_AVGPOOL, .in0 = d2, .kh = 3, .kw = 3, .sh = 3, .sw = 3}, 0, 0, 0);
+  int h = add(net, "hidden", (tt_op_desc){.type = TT_OP_DENSE, .in0 = pool, .channels = 6, .act = TT_ACT_RELU}, 4 * 6, 6, 0.8f);
+  int dr = add(net, "dropout", (tt_op_desc){.type = TT_OP_DROPOUT, .in0 = h, .scale = 0.3f}, 0, 0, 0);
+  add(net, "logits", (tt_op_desc){.type = TT_OP_DENSE, .in0 = dr, .channels = K}, 6 * K, K, 0.8f);
+  size_t xn = (size_t)n * H * W * C;
+  float *x = rnd(xn, 2.0f);
+  int labels[3] = {0, 2, 1};
+  lossctx c = {net, x, n, labels, NULL, K};
+  gradcheck("block", &c, x, xn);
+  free(x);
+  tt_net_free(net);
+}
+
+/* The ops a trainable part rarely has, checked all the same: affine, standalone act, softmax. */
+static void test_misc_gradients(void) {
+  int n = 2, C = 5, K = 4;
+  tt_net *net = tt_net_create(1, 1, C);
+  int a = add(net, "affine", (tt_op_desc){.type = TT_OP_AFFINE, .in0 = 0, .scale = 2.0f, .offset = -1.0f}, 0, 0, 0);
+  int r = add(net, "relu6", (tt_op_desc){.type = TT_OP_ACT, .in0 = a, .act = TT_ACT_RELU6}, 0, 0, 0);
+  int dn = add(net, "dense", (tt_op_desc){.type = TT_OP_DENSE, .in0 = r, .channels = K}, C * K, K, 0.8f);
+  add(net, "softmax", (tt_op_desc){.type = TT_OP_SOFTMAX, .in0 = dn}, 0, 0, 0);
+  float *x = rnd((size_t)n * C, 3.0f), *rr = rnd((size_t)n * K, 1.0f);
+  lossctx c = {net, x, n, NULL, rr, K};
+  gradcheck("misc", &c, x, (size_t)n * C);
+  free(x), free(rr);
+  tt_net_free(net);
+}
+
+static void test_shape_errors(void) {
+  tt_net *net = tt_net_create(8, 8, 3);
+  float w[3 * 3 * 3 * 4] = {0};
+  tt_op_desc d = {.type = TT_OP_CONV2D, .in0 = 0, .kh = 3, .kw = 3, .sh = 2, .sw = 2, .same = 1, .channels = 4};
+  CHECK(tt_net_add(net, "stem", &d, w, 3 * 3 * 3 * 4 - 1, NULL, 0) == TT_EINVAL && strstr(tt_last_error(), "stem"),
+        "short kernel refused with the op's name: %s", tt_last_error());
+  CHECK(tt_net_add(net, "stem", &d, w, 3 * 3 * 3 * 4, NULL, 0) == 1, "stem added");
+  CHECK(tt_net_op(net, 1)->h == 4 && tt_net_op(net, 1)->pt == 0, "SAME stride 2 on 8: 4 rows, no top padding (TF puts the odd pad at the bottom)");
+  tt_op_desc bad_in = {.type = TT_OP_ACT, .in0 = 9, .act = TT_ACT_RELU};
+  CHECK(tt_net_add(net, "x", &bad_in, NULL, 0, NULL, 0) == TT_EINVAL, "reading a future op refused");
+  tt_op_desc addd = {.type = TT_OP_ADD, .in0 = 0, .in1 = 1};
+  CHECK(tt_net_add(net, "sum", &addd, NULL, 0, NULL, 0) == TT_EINVAL && strstr(tt_last_error(), "shapes differ"),
+        "add of different shapes refused: %s", tt_last_error());
+  tt_op_desc big = {.type = TT_OP_CONV2D, .in0 = 1, .kh = 1, .kw = 1, .sh = 1, .sw = 1, .channels = -5};
+  CHECK(tt_net_add(net, "neg", &big, w, 0, NULL, 0) == TT_EINVAL, "negative channels refused");
+  tt_op_desc k9 = {.type = TT_OP_DEPTHWISE, .in0 = 1, .kh = 9, .kw = 9, .sh = 1, .sw = 1};
+  CHECK(tt_net_add(net, "toolarge", &k9, w, 9 * 9 * 4, NULL, 0) == TT_EINVAL && strstr(tt_last_error(), "does not fit"),
+        "kernel larger than its input refused: %s", tt_last_error());
+  CHECK(tt_net_create(0, 5, 3) == NULL, "empty input refused");
+  CHECK(tt_net_create(100000, 100000, 3) == NULL, "huge input refused");
+  tt_net_free(net);
+}
+
+static void test_fold_bn(void) {
+  tt_net *net = tt_net_create(2, 2, 2);
+  float w[4] = {1, 2, 3, 4}; /* [cin=2][cout=2] */
+  tt_op_desc d = {.type = TT_OP_CONV2D, .in0 = 0, .kh = 1, .kw = 1, .sh = 1, .sw = 1, .channels = 2};
+  tt_net_add(net, "c", &d, w, 4, NULL, 0);
+  float gamma[2] = {2, 0.5f}, beta[2] = {1, -1}, mean[2] = {0.5f, 1}, var[2] = {3, 0.25f};
+  CHECK(tt_net_fold_bn(net, 1, gamma, beta, mean, var, 2, 1.0f) == TT_OK, "fold");
+  float x[8] = {1, -1, 0.5f, 2, 0, 0, -3, 1}, y[8];
+  const float *out = tt_net_forward(net, x, 1, -1);
+  memcpy(y, out, sizeof y);
+  for (int p = 0; p < 4; p++)
+    for (int k = 0; k < 2; k++) {
+      float conv = x[p * 2] * w[k] + x[p * 2 + 1] * w[2 + k];
+      float want = (conv - mean[k]) * gamma[k] / sqrtf(var[k] + 1.0f) + beta[k];
+      CHECK(fabsf(y[p * 2 + k] - want) < 1e-5f, "folded BN pixel %d channel %d: %g vs %g", p, k, y[p * 2 + k], want);
+    }
+  float badvar[2] = {-2, 1};
+  CHECK(tt_net_fold_bn(net, 1, gamma, beta, mean, badvar, 2, 1.0f) == TT_EINVAL, "negative variance refused");
+  CHECK(tt_net_fold_bn(net, 1, gamma, beta, mean, var, 3, 1.0f) == TT_EINVAL, "channel count mismatch refused");
+  tt_net_free(net);
+}
+
+int main(void) {
+  test_shape_errors();
+  test_fold_bn();
+  test_block_gradients();
+  test_misc_gradients();
+  return check_report("net");
+}
