@@ -1,0 +1,949 @@
+// TensorFlow.js model files -> the compact op list the C engine builds its net from.
+//
+// Pure JS for browsers and Node alike: nothing here touches the DOM or Node at module
+// top level; file reading in Node goes through dynamic imports inside functions.
+//
+// Two tfjs formats are read: graph models (converted TF SavedModels, node list with
+// TF op names) and layers models (Keras model_config). Both are first turned into a
+// small intermediate list of "nodes" (one per graph node / Keras layer, same names),
+// then one shared pass fuses them into engine ops (BN and activations folded into
+// convs, padding into the conv that follows it, identity-like nodes into aliases),
+// infers shapes and checks every weight against the op that uses it. Everything is
+// refused with an Error that names the node, layer or weight at fault.
+
+const MAX_ELEMENTS = 2 ** 28; // bigger than any real CNN tensor; stops absurd allocations
+const DTYPE_BYTES = { float32: 4, int32: 4, float16: 2, uint16: 2, uint8: 1, bool: 1 };
+const QUANT_DTYPES = new Set(['uint8', 'uint16', 'float16']);
+const SHARD_SIZE = 4 * 1024 * 1024; // tensorflowjs_converter's default shard size
+const WEIGHTED = new Set(['conv2d', 'depthwise', 'dense']);
+
+/* ------------------------------------------------------------------------------ */
+/* Small helpers                                                                   */
+/* ------------------------------------------------------------------------------ */
+
+const fail = (msg) => { throw new Error(msg); };
+const fmtShape = (s) => `[${s.join(',')}]`;
+const fmtBytes = (n) => String(n).replace(/\B(?=(\d{3})+(?!\d))/g, ' ');
+const product = (s) => s.reduce((a, b) => a * b, 1);
+const sameShape = (a, b) => a.length === b.length && a.every((d, i) => d === b[i]);
+const isNode = () => typeof globalThis.process?.versions?.node === 'string';
+
+function checkShape(shape, what) {
+  if (!Array.isArray(shape) || shape.some((d) => !Number.isInteger(d) || d <= 0)) {
+    fail(`${what} has invalid shape ${Array.isArray(shape) ? fmtShape(shape) : JSON.stringify(shape)}: dims must be positive integers`);
+  }
+  if (product(shape) > MAX_ELEMENTS) {
+    fail(`${what} has shape ${fmtShape(shape)} with ${product(shape)} elements, more than the limit of 2^28`);
+  }
+}
+
+/* ------------------------------------------------------------------------------ */
+/* Weights manifest                                                                */
+/* ------------------------------------------------------------------------------ */
+
+// Offsets run over the concatenation of all shards of all groups, which is exactly
+// the buffer loadWeights returns, so a spec locates its bytes without knowing shards.
+function readManifest(manifest) {
+  const specs = new Map();
+  const groups = [];
+  let offset = 0;
+  manifest.forEach((group, gi) => {
+    const paths = group?.paths;
+    if (!Array.isArray(paths) || paths.length === 0 || paths.some((p) => typeof p !== 'string' || !p)) {
+      fail(`weights manifest group ${gi + 1} has no valid 'paths' list`);
+    }
+    if (!Array.isArray(group.weights)) fail(`weights manifest group ${gi + 1} has no 'weights' list`);
+    let byteLength = 0;
+    for (const w of group.weights) {
+      const name = w?.name;
+      if (typeof name !== 'string' || !name) fail(`weights manifest group ${gi + 1} has a weight without a name`);
+      if (specs.has(name)) fail(`weight '${name}' appears twice in the weights manifest`);
+      checkShape(w.shape, `weight '${name}'`);
+      if (!(w.dtype in DTYPE_BYTES)) fail(`weight '${name}' has unsupported dtype '${w.dtype}'`);
+      const quant = w.quantization ?? null;
+      if (quant) {
+        if (!QUANT_DTYPES.has(quant.dtype)) fail(`weight '${name}' has unsupported quantization dtype '${quant.dtype}'`);
+        if (quant.dtype !== 'float16' && !(Number.isFinite(quant.scale) && Number.isFinite(quant.min))) {
+          fail(`weight '${name}' has ${quant.dtype} quantization without a finite scale and min`);
+        }
+      }
+      const size = product(w.shape) * DTYPE_BYTES[quant ? quant.dtype : w.dtype];
+      specs.set(name, { name, shape: w.shape.slice(), dtype: w.dtype, quant, group: gi, offset, byteLength: size });
+      offset += size;
+      byteLength += size;
+    }
+    groups.push({ paths: paths.slice(), byteLength });
+  });
+  return { specs, groups };
+}
+
+const halfToFloat = (h) => {
+  const e = (h >> 10) & 0x1f, m = h & 0x3ff, s = h & 0x8000 ? -1 : 1;
+  if (e === 0) return s * m * 2 ** -24;
+  if (e === 31) return m ? NaN : s * Infinity;
+  return s * (1 + m / 1024) * 2 ** (e - 15);
+};
+
+/** The values of one weight as a Float32Array (Int32Array for unquantized int32). */
+export function decodeWeight(spec, weightBytes) {
+  const end = spec.offset + spec.byteLength;
+  if (end > weightBytes.length) fail(`weight '${spec.name}' lies beyond the loaded weight bytes`);
+  // slice() copies, so the typed array below is aligned whatever the spec's offset
+  const raw = weightBytes.slice(spec.offset, end);
+  const n = product(spec.shape);
+  const q = spec.quant;
+  if (!q) {
+    if (spec.dtype === 'float32') return new Float32Array(raw.buffer);
+    if (spec.dtype === 'int32') return new Int32Array(raw.buffer);
+    if (spec.dtype === 'float16') return Float32Array.from(new Uint16Array(raw.buffer), halfToFloat);
+    return Float32Array.from(raw); // uint8 / bool
+  }
+  if (q.dtype === 'float16') return Float32Array.from(new Uint16Array(raw.buffer), halfToFloat);
+  const ints = q.dtype === 'uint8' ? raw : new Uint16Array(raw.buffer);
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i++) out[i] = ints[i] * q.scale + q.min; // double math, as tfjs does
+  return out;
+}
+
+/* ------------------------------------------------------------------------------ */
+/* Graph models -> nodes                                                           */
+/* ------------------------------------------------------------------------------ */
+
+// Intermediate node kinds (both formats):
+//   input {shape} | conv2d/depthwise {strides, padding, kernelSize?, filters?, kernel, bias, bn, act, softmax}
+//   dense {units?, kernel, bias, act, softmax} | bn {bn} | bias {bias} | act {act} | softmax
+//   add | avgpool {kernel, strides, padding, global} | pad {pads}
+//   alias {flat, needs1x1, size?}   (Identity, Squeeze, Flatten, Dropout, ...)
+//   scalar {term: {op: 'mul'|'add'|'sub'|'rsub', spec?|value?}}
+
+const b64 = (s) => atob(s);
+const attrOf = (node, key) => node.attr?.[key];
+const attrStr = (node, key) => (attrOf(node, key)?.s != null ? b64(attrOf(node, key).s) : undefined);
+const attrInts = (node, key) => attrOf(node, key)?.list?.i?.map(Number);
+const attrStrs = (node, key) => (attrOf(node, key)?.list?.s ?? []).map(b64);
+
+function graphConvAttrs(node) {
+  const where = `node '${node.name}'`;
+  const fmt = attrStr(node, 'data_format') ?? 'NHWC';
+  if (fmt !== 'NHWC') fail(`unsupported data_format '${fmt}' at ${where} (only NHWC)`);
+  const dil = attrInts(node, 'dilations') ?? [1, 1, 1, 1];
+  if (dil.some((d) => d !== 1)) fail(`unsupported dilations ${fmtShape(dil)} at ${where} (only 1)`);
+  const padding = attrStr(node, 'padding');
+  if (padding !== 'SAME' && padding !== 'VALID') fail(`unsupported padding '${padding}' at ${where} (only SAME or VALID)`);
+  const s = attrInts(node, 'strides') ?? [1, 1, 1, 1];
+  if (s.length !== 4 || s[0] !== 1 || s[3] !== 1) fail(`unsupported strides ${fmtShape(s)} at ${where}`);
+  return { strides: [s[1], s[2]], padding: padding.toLowerCase() };
+}
+
+// The trailing fused ops of _FusedConv2D / FusedDepthwiseConv2dNative / _FusedMatMul.
+function graphFused(node, w, args) {
+  const fused = attrStrs(node, 'fused_ops');
+  const out = { bias: null, bn: null, act: 'none' };
+  let rest = fused;
+  if (rest[0] === 'BiasAdd') {
+    out.bias = w(args[0]);
+    rest = rest.slice(1);
+  } else if (rest[0] === 'FusedBatchNorm') {
+    const [gamma, beta, mean, variance] = args.slice(0, 4).map(w);
+    out.bn = { gamma, beta, mean, variance, epsilon: attrOf(node, 'epsilon')?.f ?? 1e-3 };
+    rest = rest.slice(1);
+  }
+  if (rest[0] === 'Relu' || rest[0] === 'Relu6') {
+    out.act = rest[0].toLowerCase();
+    rest = rest.slice(1);
+  }
+  if (rest.length) fail(`unsupported fused op '${rest[0]}' at node '${node.name}' (fused_ops ${JSON.stringify(fused)})`);
+  return out;
+}
+
+function readGraph(topo, specs) {
+  if (!Array.isArray(topo.node)) fail("not a tfjs graph model: modelTopology has no 'node' list");
+  const byName = new Map();
+  for (const n of topo.node) {
+    if (typeof n?.name !== 'string' || typeof n.op !== 'string') fail(`graph node ${JSON.stringify(n?.name)} has no name or op`);
+    if (byName.has(n.name)) fail(`graph node '${n.name}' is defined twice`);
+    byName.set(n.name, n);
+  }
+  const used = new Set();
+  const inputsOf = (node) => (node.input ?? []).filter((i) => !i.startsWith('^')).map((i) => {
+    const m = /^(.*?)(?::(\d+))?$/.exec(i);
+    if (m[2] && m[2] !== '0') fail(`node '${node.name}' reads output ${m[2]} of '${m[1]}'; multi-output ops are not supported`);
+    if (!byName.has(m[1])) fail(`node '${node.name}' has input '${m[1]}', which does not exist`);
+    return m[1];
+  });
+  const isConst = (name) => byName.get(name).op === 'Const';
+  const weight = (node) => (name) => {
+    if (name === undefined) fail(`node '${node.name}' has too few inputs`);
+    if (!isConst(name)) fail(`node '${node.name}' expects a constant weight as input '${name}', but that is a '${byName.get(name).op}' node`);
+    if (!specs.has(name)) fail(`weight '${name}' referenced by node '${node.name}' is missing from the weights manifest`);
+    used.add(name);
+    return name;
+  };
+  // A scalar operand: from the manifest (value known after loading) or inline in the node
+  const scalar = (node, name) => {
+    const c = byName.get(name);
+    if (!specs.has(name)) {
+      const t = attrOf(c, 'value')?.tensor;
+      const v = t?.floatVal?.[0] ?? t?.intVal?.[0];
+      if (v === undefined) fail(`weight '${name}' referenced by node '${node.name}' is missing from the weights manifest`);
+      return { value: Number(v) };
+    }
+    const spec = specs.get(name);
+    if (product(spec.shape) !== 1) fail(`unsupported ${node.op} by non-scalar constant '${name}' ${fmtShape(spec.shape)} at node '${node.name}'`);
+    used.add(name);
+    return { spec: name };
+  };
+
+  const nodes = [];
+  for (const node of topo.node) {
+    const name = node.name;
+    const ins = inputsOf(node);
+    const data = ins.filter((i) => !isConst(i));
+    const w = weight(node);
+    const base = { name, inputs: data.slice(0, 1) };
+    switch (node.op) {
+      case 'Const': case 'NoOp':
+        continue;
+      case 'Placeholder': {
+        const dtype = attrOf(node, 'dtype')?.type;
+        if (dtype && dtype !== 'DT_FLOAT') fail(`input '${name}' has dtype ${dtype}; only float inputs are supported`);
+        const dims = (attrOf(node, 'shape')?.shape?.dim ?? []).map((d) => Number(d.size));
+        nodes.push({ ...base, inputs: [], kind: 'input', shape: inputDims(dims, name) });
+        continue;
+      }
+      case 'Conv2D': case '_FusedConv2D':
+      case 'DepthwiseConv2dNative': case 'FusedDepthwiseConv2dNative': {
+        if (attrStr(node, 'padding') === 'EXPLICIT') fail(`unsupported padding 'EXPLICIT' at node '${name}'`);
+        const fused = node.op.startsWith('Fused') || node.op.startsWith('_') ? graphFused(node, w, ins.slice(2)) : { bias: null, bn: null, act: 'none' };
+        nodes.push({ ...base, kind: node.op.includes('Depthwise') ? 'depthwise' : 'conv2d', ...graphConvAttrs(node), kernel: w(ins[1]), ...fused });
+        continue;
+      }
+      case 'MatMul': case '_FusedMatMul': {
+        if (attrOf(node, 'transpose_a')?.b || attrOf(node, 'transpose_b')?.b) fail(`unsupported transposed MatMul at node '${name}'`);
+        const fused = node.op === '_FusedMatMul' ? graphFused(node, w, ins.slice(2)) : { bias: null, bn: null, act: 'none' };
+        if (fused.bn) fail(`unsupported fused op 'FusedBatchNorm' on MatMul at node '${name}'`);
+        nodes.push({ ...base, kind: 'dense', kernel: w(ins[1]), bias: fused.bias, act: fused.act });
+        continue;
+      }
+      case 'BiasAdd':
+        nodes.push({ ...base, kind: 'bias', bias: w(ins[1]) });
+        continue;
+      case 'FusedBatchNorm': case 'FusedBatchNormV2': case 'FusedBatchNormV3': {
+        if (attrOf(node, 'is_training')?.b) fail(`unsupported training-mode batch norm at node '${name}'`);
+        const [gamma, beta, mean, variance] = ins.slice(1, 5).map(w);
+        nodes.push({ ...base, kind: 'bn', bn: { gamma, beta, mean, variance, epsilon: attrOf(node, 'epsilon')?.f ?? 1e-3 } });
+        continue;
+      }
+      case 'Relu': case 'Relu6':
+        nodes.push({ ...base, kind: 'act', act: node.op.toLowerCase() });
+        continue;
+      case 'Add': case 'AddV2': case 'Mul': case 'Sub': {
+        if (data.length === 2 && node.op.startsWith('Add')) { nodes.push({ ...base, inputs: data, kind: 'add' }); continue; }
+        if (data.length !== 1 || ins.length !== 2) fail(`unsupported op '${node.op}' at node '${name}': only tensor+tensor adds and tensor-scalar arithmetic are supported`);
+        const c = ins.find(isConst);
+        const spec = specs.get(c);
+        // A vector added to a conv output is a bias (what BiasAdd would have been)
+        if (node.op.startsWith('Add') && spec && spec.shape.length === 1 && spec.shape[0] > 1) {
+          nodes.push({ ...base, kind: 'bias', bias: w(c) });
+          continue;
+        }
+        const constFirst = ins[0] === c;
+        const op = node.op === 'Mul' ? 'mul' : node.op === 'Sub' ? (constFirst ? 'rsub' : 'sub') : 'add';
+        nodes.push({ ...base, kind: 'scalar', term: { op, ...scalar(node, c) } });
+        continue;
+      }
+      case 'AvgPool': {
+        const k = attrInts(node, 'ksize') ?? [];
+        if (k.length !== 4 || k[0] !== 1 || k[3] !== 1) fail(`unsupported ksize ${fmtShape(k)} at node '${name}'`);
+        nodes.push({ ...base, kind: 'avgpool', kernel: [k[1], k[2]], ...graphConvAttrs(node), global: false });
+        continue;
+      }
+      case 'Squeeze': {
+        const dims = attrInts(node, 'squeeze_dims') ?? [];
+        if (dims.some((d) => d !== 1 && d !== 2)) fail(`unsupported squeeze_dims ${fmtShape(dims)} at node '${name}' (only the spatial dims 1, 2)`);
+        nodes.push({ ...base, kind: 'alias', flat: true, needs1x1: true });
+        continue;
+      }
+      case 'Reshape':
+        // The target shape is a weight we cannot read before loading; a reshape of a
+        // 1x1xC tensor can only be a flatten (or a no-op) in these models.
+        if (ins[1] && isConst(ins[1]) && specs.has(ins[1])) used.add(ins[1]);
+        nodes.push({ ...base, kind: 'alias', flat: true, needs1x1: true });
+        continue;
+      case 'Identity': case 'StopGradient': case 'Snapshot':
+        nodes.push({ ...base, kind: 'alias', flat: false, needs1x1: false });
+        continue;
+      case 'Softmax':
+        nodes.push({ ...base, kind: 'softmax' });
+        continue;
+      default:
+        fail(`unsupported op '${node.op}' at node '${name}'`);
+    }
+  }
+  for (const name of specs.keys()) if (!used.has(name)) fail(`weight '${name}' in the manifest is not used by the graph`);
+  for (const n of nodes) if (n.kind !== 'input' && n.inputs.length === 0) fail(`node '${n.name}' has no tensor input`);
+  return { nodes, outputs: [] };
+}
+
+function inputDims(dims, name) {
+  // [batch, H, W, C] with a free or unit batch
+  if (dims.length !== 4 || !(dims[0] === -1 || dims[0] === 1 || dims[0] == null)) {
+    fail(`input '${name}' has shape ${fmtShape(dims.map((d) => d ?? -1))}; expected [batch, height, width, channels]`);
+  }
+  const hwc = dims.slice(1);
+  if (hwc.some((d) => d === -1 || d == null)) fail(`input '${name}' has unknown height, width or channels ${fmtShape(hwc.map((d) => d ?? -1))}; only fixed-size inputs are supported`);
+  checkShape(hwc, `input '${name}'`);
+  return hwc;
+}
+
+/* ------------------------------------------------------------------------------ */
+/* Layers models -> nodes                                                          */
+/* ------------------------------------------------------------------------------ */
+
+const pair = (v, what) => (Array.isArray(v) ? v.map(Number) : v != null ? [Number(v), Number(v)] : fail(`${what} is missing`));
+
+// Keras 2 writes [[[name, node, tensor, kwargs], ...]]; Keras 3 writes
+// [{args: [...{config: {keras_history: [name, node, tensor]}}...]}].
+function inboundNames(layer, name) {
+  const calls = layer.inbound_nodes ?? [];
+  if (calls.length === 0) return [];
+  if (calls.length > 1) fail(`layer '${name}' is called ${calls.length} times; shared layers are not supported`);
+  const call = calls[0];
+  if (Array.isArray(call)) return call.map((t) => t[0]);
+  const names = [];
+  const walk = (v) => {
+    if (Array.isArray(v)) v.forEach(walk);
+    else if (v && typeof v === 'object') {
+      if (Array.isArray(v.config?.keras_history)) names.push(v.config.keras_history[0]);
+      else Object.values(v).forEach(walk);
+    }
+  };
+  walk(call.args ?? call);
+  return names;
+}
+
+function kerasAct(a, name) {
+  const act = typeof a === 'string' ? a : a?.class_name ?? a?.config?.activation ?? 'linear';
+  if (act === 'linear' || act === 'relu' || act === 'relu6' || act === 'softmax') return act === 'linear' ? 'none' : act;
+  return fail(`unsupported activation '${act}' in layer '${name}'`);
+}
+
+function readLayers(topo, specs) {
+  const mc = topo.model_config ?? (topo.class_name ? topo : null);
+  if (!mc?.config) fail("not a tfjs layers model: modelTopology has no 'model_config'");
+  const sequential = mc.class_name === 'Sequential';
+  if (!sequential && mc.class_name !== 'Model' && mc.class_name !== 'Functional') fail(`unsupported model class '${mc.class_name}'`);
+  const layers = Array.isArray(mc.config) ? mc.config : mc.config.layers;
+  if (!Array.isArray(layers) || layers.length === 0) fail('layers model has no layers');
+
+  const used = new Set();
+  const weight = (layer, param) => {
+    const exact = `${layer}/${param}`;
+    let found = specs.has(exact) ? exact : null;
+    if (!found) {
+      // some converters prefix a scope (model name); accept one unambiguous match
+      const hits = [...specs.keys()].filter((k) => k.endsWith(`/${exact}`));
+      if (hits.length === 1) found = hits[0];
+    }
+    if (!found) fail(`layer '${layer}' needs weight '${exact}', which is missing from the weights manifest`);
+    used.add(found);
+    return found;
+  };
+
+  const nodes = [];
+  let prev = null;
+  layers.forEach((layer, li) => {
+    const cfg = layer.config ?? {};
+    const name = layer.name ?? cfg.name;
+    if (typeof name !== 'string') fail(`layer ${li} has no name`);
+    let inputs = sequential ? (prev ? [prev] : []) : inboundNames(layer, name);
+    if (sequential && !prev && layer.class_name !== 'InputLayer') {
+      // a Sequential model without InputLayer declares its input on the first layer
+      const input = { name: `${name}_input`, kind: 'input', inputs: [], shape: inputDims(cfg.batch_input_shape ?? cfg.batch_shape ?? [], `${name}_input`) };
+      nodes.push(input);
+      inputs = [input.name];
+    }
+    prev = name;
+    const fmt = cfg.data_format ?? 'channels_last';
+    if (fmt !== 'channels_last') fail(`unsupported data_format '${fmt}' in layer '${name}' (only channels_last)`);
+    const where = `layer '${name}'`;
+    const base = { name, inputs };
+    const convCommon = () => {
+      const dil = pair(cfg.dilation_rate ?? 1, `dilation_rate of ${where}`);
+      if (dil.some((d) => d !== 1)) fail(`unsupported dilation_rate ${fmtShape(dil)} in ${where} (only 1)`);
+      if (cfg.padding !== 'same' && cfg.padding !== 'valid') fail(`unsupported padding '${cfg.padding}' in ${where}`);
+      const act = kerasAct(cfg.activation, name);
+      return {
+        kernelSize: pair(cfg.kernel_size, `kernel_size of ${where}`), strides: pair(cfg.strides ?? 1, `strides of ${where}`),
+        padding: cfg.padding, act: act === 'softmax' ? 'none' : act, softmax: act === 'softmax', bn: null,
+      };
+    };
+    switch (layer.class_name) {
+      case 'InputLayer':
+        if ((cfg.dtype ?? 'float32') !== 'float32') fail(`input '${name}' has dtype '${cfg.dtype}'; only float32 inputs are supported`);
+        nodes.push({ ...base, inputs: [], kind: 'input', shape: inputDims(cfg.batch_input_shape ?? cfg.batch_shape ?? [], name) });
+        return;
+      case 'Conv2D':
+        if ((cfg.groups ?? 1) !== 1) fail(`unsupported groups ${cfg.groups} in ${where} (only 1)`);
+        nodes.push({ ...base, kind: 'conv2d', ...convCommon(), filters: cfg.filters, kernel: weight(name, 'kernel'), bias: cfg.use_bias === false ? null : weight(name, 'bias') });
+        return;
+      case 'DepthwiseConv2D':
+        if ((cfg.depth_multiplier ?? 1) !== 1) fail(`unsupported depth_multiplier ${cfg.depth_multiplier} in ${where} (only 1)`);
+        nodes.push({ ...base, kind: 'depthwise', ...convCommon(), kernel: weight(name, 'depthwise_kernel'), bias: cfg.use_bias === false ? null : weight(name, 'bias') });
+        return;
+      case 'Dense': {
+        const act = kerasAct(cfg.activation, name);
+        nodes.push({ ...base, kind: 'dense', units: cfg.units, act: act === 'softmax' ? 'none' : act, softmax: act === 'softmax', kernel: weight(name, 'kernel'), bias: cfg.use_bias === false ? null : weight(name, 'bias') });
+        return;
+      }
+      case 'BatchNormalization': {
+        const axis = Array.isArray(cfg.axis) ? cfg.axis : [cfg.axis ?? -1];
+        if (axis.length !== 1 || (axis[0] !== -1 && axis[0] !== 3)) fail(`unsupported batch norm axis ${JSON.stringify(cfg.axis)} in ${where} (only the channel axis)`);
+        nodes.push({
+          ...base, kind: 'bn',
+          bn: {
+            gamma: cfg.scale === false ? null : weight(name, 'gamma'), beta: cfg.center === false ? null : weight(name, 'beta'),
+            mean: weight(name, 'moving_mean'), variance: weight(name, 'moving_variance'), epsilon: cfg.epsilon ?? 1e-3,
+          },
+        });
+        return;
+      }
+      case 'ReLU': {
+        if ((cfg.negative_slope ?? 0) !== 0 || (cfg.threshold ?? 0) !== 0) fail(`unsupported ReLU with negative_slope/threshold in ${where}`);
+        const mv = cfg.max_value ?? null;
+        if (mv !== null && mv !== 6) fail(`unsupported ReLU max_value ${mv} in ${where} (only 6 or none)`);
+        nodes.push({ ...base, kind: 'act', act: mv === 6 ? 'relu6' : 'relu' });
+        return;
+      }
+      case 'Activation': {
+        const act = kerasAct(cfg.activation, name);
+        if (act === 'none') nodes.push({ ...base, kind: 'alias', flat: false, needs1x1: false });
+        else if (act === 'softmax') nodes.push({ ...base, kind: 'softmax' });
+        else nodes.push({ ...base, kind: 'act', act });
+        return;
+      }
+      case 'Add':
+        if (inputs.length < 2) fail(`${where} has ${inputs.length} input(s); Add needs at least 2`);
+        nodes.push({ ...base, kind: 'add' });
+        return;
+      case 'AveragePooling2D': {
+        if (cfg.padding !== 'same' && cfg.padding !== 'valid') fail(`unsupported padding '${cfg.padding}' in ${where}`);
+        const kernel = pair(cfg.pool_size, `pool_size of ${where}`);
+        nodes.push({ ...base, kind: 'avgpool', kernel, strides: cfg.strides == null ? kernel : pair(cfg.strides, `strides of ${where}`), padding: cfg.padding, global: false });
+        return;
+      }
+      case 'GlobalAveragePooling2D':
+        nodes.push({ ...base, kind: 'avgpool', global: true, padding: 'valid', strides: [1, 1] });
+        return;
+      case 'ZeroPadding2D': {
+        const p = cfg.padding ?? 1;
+        const hw = Array.isArray(p) ? p.map((v) => pair(v, `padding of ${where}`)) : [[p, p], [p, p]];
+        const pads = Array.isArray(p) && !Array.isArray(p[0]) ? [p[0], p[0], p[1], p[1]] : [hw[0][0], hw[0][1], hw[1][0], hw[1][1]];
+        if (pads.some((v) => !Number.isInteger(v) || v < 0)) fail(`invalid padding ${JSON.stringify(p)} in ${where}`);
+        nodes.push({ ...base, kind: 'pad', pads });
+        return;
+      }
+      case 'Flatten':
+        nodes.push({ ...base, kind: 'alias', flat: true, needs1x1: false });
+        return;
+      case 'Reshape': {
+        const t = cfg.target_shape ?? [];
+        if (t.length !== 1) fail(`unsupported Reshape to ${JSON.stringify(t)} in ${where} (only flattening)`);
+        nodes.push({ ...base, kind: 'alias', flat: true, needs1x1: false, size: t[0] });
+        return;
+      }
+      case 'Dropout':
+        nodes.push({ ...base, kind: 'alias', flat: false, needs1x1: false });
+        return;
+      default:
+        fail(`unsupported layer class '${layer.class_name}' at layer '${name}'`);
+    }
+  });
+  for (const name of specs.keys()) if (!used.has(name)) fail(`weight '${name}' in the manifest is not used by the model`);
+
+  const refs = (list) => (list ?? []).map((r) => (Array.isArray(r) ? r[0] : r));
+  const inputs = sequential ? [nodes[0].name] : refs(mc.config.input_layers);
+  const outputs = sequential ? [prev] : refs(mc.config.output_layers);
+  if (inputs.length !== 1) fail(`model has ${inputs.length} inputs; exactly one is supported`);
+  return { nodes, outputs };
+}
+
+/* ------------------------------------------------------------------------------ */
+/* Nodes -> ops: fusion, shape inference, weight checks                            */
+/* ------------------------------------------------------------------------------ */
+
+function topoSort(nodes) {
+  const byName = new Map(nodes.map((n) => [n.name, n]));
+  for (const n of nodes) {
+    for (const i of n.inputs) if (!byName.has(i)) fail(`node '${n.name}' has input '${i}', which does not exist`);
+  }
+  const state = new Map(); // 1 visiting, 2 done
+  const order = [];
+  const visit = (n) => {
+    const s = state.get(n.name);
+    if (s === 2) return;
+    if (s === 1) fail(`the model graph has a cycle through '${n.name}'`);
+    state.set(n.name, 1);
+    for (const i of n.inputs) visit(byName.get(i));
+    state.set(n.name, 2);
+    order.push(n);
+  };
+  // iterative over roots keeps file order for already-sorted models
+  for (const n of nodes) visit(n);
+  return { order, byName };
+}
+
+function blockOf(name, format) {
+  const m = format === 'graph'
+    ? /(?:^|\/)(expanded_conv(?:_\d+)?)(?:\/|$)/.exec(name)
+    : /^(expanded_conv|block_\d+)(?:_|$)/.exec(name);
+  return m ? m[1] : null;
+}
+
+function outSize(inHW, kernel, strides, padding, pads, what) {
+  const h = inHW[0] + pads[0] + pads[1], w = inHW[1] + pads[2] + pads[3];
+  if (padding === 'same') return [Math.ceil(h / strides[0]), Math.ceil(w / strides[1])];
+  if (h < kernel[0] || w < kernel[1]) fail(`${what}: kernel ${kernel[0]}x${kernel[1]} is larger than its ${h}x${w} input`);
+  return [Math.ceil((h - kernel[0] + 1) / strides[0]), Math.ceil((w - kernel[1] + 1) / strides[1])];
+}
+
+function buildOps(nodes, outputs, specs, format) {
+  const { order, byName } = topoSort(nodes);
+  const consumers = new Map(nodes.map((n) => [n.name, []]));
+  for (const n of nodes) for (const i of n.inputs) consumers.get(i).push(n);
+  if (outputs.length === 0) outputs = nodes.filter((n) => consumers.get(n.name).length === 0).map((n) => n.name);
+  for (const o of outputs) {
+    if (!consumers.has(o)) fail(`model output '${o}' does not exist`);
+    consumers.get(o).push(null); // a model output is a consumer no fusion may hide
+  }
+  // Consumers seen through identity-like nodes, which do not become ops
+  const effective = (name) => consumers.get(name).flatMap((c) => (c && (c.kind === 'alias' || c.kind === 'pad') ? effective(c.name) : [c]));
+  const soleConsumer = (name, node) => {
+    const c = effective(name);
+    return c.length === 1 && c[0] === node;
+  };
+
+  const ops = [];
+  const at = new Map(); // node name -> {op, flat, pads}
+  const ref = (name) => at.get(name);
+  const shapeOf = (name) => ops[ref(name).op].shape;
+  const spec = (name) => specs.get(name);
+  const expect = (what, specName, shape) => {
+    if (specName && !sameShape(spec(specName).shape, shape)) {
+      fail(`${what}: weight '${specName}' has shape ${fmtShape(spec(specName).shape)}, expected ${fmtShape(shape)}`);
+    }
+  };
+  const checkBn = (what, bn, c) => {
+    for (const k of ['gamma', 'beta', 'mean', 'variance']) expect(what, bn[k], [c]);
+    if (!(bn.epsilon >= 0)) fail(`${what}: invalid batch norm epsilon ${bn.epsilon}`);
+  };
+  const addOp = (node, fields, name = node.name) => {
+    const op = {
+      name, type: fields.type, inputs: fields.inputs ?? node.inputs.map((i) => ref(i).op), aliases: [], block: blockOf(name, format),
+      kernel: [1, 1], strides: [1, 1], padding: 'valid', pads: [0, 0, 0, 0], act: 'none', channels: 0, scale: 1, offset: 0,
+      weights: { kernel: null, bias: null, bn: null }, shape: null, ...fields,
+    };
+    checkShape(op.shape, `output of ${op.type} '${name}'`);
+    op.channels = op.shape[2];
+    op.tail = name; // latest name whose output is this op's output, for fusion checks
+    ops.push(op);
+    at.set(node.name, { op: ops.length - 1, flat: false, pads: null });
+    return op;
+  };
+  // A conv/depthwise/dense op may absorb the next stage only if nothing else reads it
+  const fusable = (node) => {
+    const r = ref(node.inputs[0]);
+    const op = ops[r.op];
+    return WEIGHTED.has(op.type) && soleConsumer(op.tail, node) ? op : null;
+  };
+  const fuseInto = (op, node) => {
+    op.aliases.push(node.name);
+    op.tail = node.name;
+    at.set(node.name, { op: ops.indexOf(op), flat: false, pads: null });
+  };
+
+  for (const node of order) {
+    const what = `${node.kind} '${node.name}'`;
+    const in0 = node.inputs[0];
+    switch (node.kind) {
+      case 'input':
+        if (ops.length) fail(`model has more than one input ('${ops[0].name}', '${node.name}'); exactly one is supported`);
+        addOp(node, { type: 'input', inputs: [], shape: node.shape });
+        break;
+      case 'conv2d': case 'depthwise': {
+        const r = ref(in0);
+        const inShape = shapeOf(in0);
+        const ks = spec(node.kernel).shape;
+        if (ks.length !== 4) fail(`${what}: kernel '${node.kernel}' has shape ${fmtShape(ks)}, expected [kh,kw,cin,cout]`);
+        const [kh, kw, cin, cout] = ks;
+        if (node.kernelSize && (kh !== node.kernelSize[0] || kw !== node.kernelSize[1])) {
+          fail(`${what}: kernel '${node.kernel}' has shape ${fmtShape(ks)} but kernel_size is ${fmtShape(node.kernelSize)}`);
+        }
+        if (cin !== inShape[2]) fail(`${what}: kernel '${node.kernel}' has shape ${fmtShape(ks)} but the input has ${inShape[2]} channels`);
+        if (node.kind === 'depthwise' && cout !== 1) fail(`${what}: unsupported depth multiplier ${cout} (kernel ${fmtShape(ks)}; only 1)`);
+        if (node.filters != null && cout !== node.filters) fail(`${what}: kernel '${node.kernel}' has shape ${fmtShape(ks)} but filters is ${node.filters}`);
+        const channels = node.kind === 'depthwise' ? cin : cout;
+        const pads = r.pads ?? [0, 0, 0, 0];
+        const hw = outSize(inShape, [kh, kw], node.strides, node.padding, pads, what);
+        expect(what, node.bias, [channels]);
+        if (node.bn) checkBn(what, node.bn, channels);
+        const op = addOp(node, {
+          type: node.kind, kernel: [kh, kw], strides: node.strides, padding: node.padding, pads: pads.slice(), act: node.act,
+          weights: { kernel: node.kernel, bias: node.bias, bn: node.bn }, shape: [...hw, channels],
+        }, node.softmax ? `${node.name}/logits` : node.name);
+        if (node.softmax) splitSoftmax(node, op);
+        break;
+      }
+      case 'dense': {
+        const r = ref(in0);
+        const inShape = shapeOf(in0);
+        if (inShape[0] * inShape[1] !== 1 && !r.flat) fail(`${what}: applied to a ${inShape.join('x')} tensor without Flatten; only flat inputs are supported`);
+        const ks = spec(node.kernel).shape;
+        const cin = product(inShape);
+        if (ks.length !== 2 || ks[0] !== cin) fail(`${what}: kernel '${node.kernel}' has shape ${fmtShape(ks)} but the input has ${cin} features`);
+        if (node.units != null && ks[1] !== node.units) fail(`${what}: kernel '${node.kernel}' has shape ${fmtShape(ks)} but units is ${node.units}`);
+        expect(what, node.bias, [ks[1]]);
+        const op = addOp(node, { type: 'dense', act: node.act, weights: { kernel: node.kernel, bias: node.bias, bn: null }, shape: [1, 1, ks[1]] },
+          node.softmax ? `${node.name}/logits` : node.name);
+        if (node.softmax) splitSoftmax(node, op);
+        break;
+      }
+      case 'bn': {
+        const op = fusable(node);
+        if (!op || op.weights.bn || op.act !== 'none') {
+          fail(`${what} cannot be folded into the op before it (it must directly follow a conv, depthwise or dense layer with no activation and no other reader); standalone batch norm is not supported`);
+        }
+        checkBn(what, node.bn, op.channels);
+        op.weights.bn = node.bn;
+        fuseInto(op, node);
+        break;
+      }
+      case 'bias': {
+        const op = fusable(node);
+        if (!op || op.weights.bias || op.weights.bn || op.act !== 'none') fail(`${what}: a standalone bias add is not supported`);
+        expect(what, node.bias, [op.channels]);
+        op.weights.bias = node.bias;
+        fuseInto(op, node);
+        break;
+      }
+      case 'act': {
+        const op = fusable(node);
+        if (op && op.act === 'none') { op.act = node.act; fuseInto(op, node); break; }
+        addOp(node, { type: 'act', act: node.act, shape: shapeOf(in0).slice() });
+        break;
+      }
+      case 'scalar': {
+        const prevOp = ops[ref(in0).op];
+        if (prevOp.type === 'affine' && soleConsumer(prevOp.tail, node)) {
+          prevOp.terms.push(node.term);
+          fuseInto(prevOp, node);
+          composeAffine(prevOp);
+          break;
+        }
+        const op = addOp(node, { type: 'affine', terms: [node.term], shape: shapeOf(in0).slice() });
+        composeAffine(op);
+        break;
+      }
+      case 'add': {
+        const shapes = node.inputs.map(shapeOf);
+        for (let i = 1; i < shapes.length; i++) {
+          if (!sameShape(shapes[0], shapes[i])) fail(`${what}: input shapes differ: '${node.inputs[0]}' ${fmtShape(shapes[0])} vs '${node.inputs[i]}' ${fmtShape(shapes[i])}`);
+        }
+        addOp(node, { type: 'add', shape: shapes[0].slice() });
+        break;
+      }
+      case 'avgpool': {
+        const inShape = shapeOf(in0);
+        const kernel = node.global ? inShape.slice(0, 2) : node.kernel;
+        const hw = outSize(inShape, kernel, node.strides, node.padding, [0, 0, 0, 0], what);
+        addOp(node, { type: 'avgpool', kernel, strides: node.strides, padding: node.padding, shape: [...hw, inShape[2]] });
+        break;
+      }
+      case 'softmax':
+        addOp(node, { type: 'softmax', shape: shapeOf(in0).slice() });
+        break;
+      case 'pad': {
+        const bad = effective(node.name).find((c) => !c || (c.kind !== 'conv2d' && c.kind !== 'depthwise') || c.padding !== 'valid');
+        if (bad !== undefined) fail(`${what} is not followed only by 'valid' convolutions; standalone padding is not supported`);
+        const r = ref(in0);
+        if (r.pads) fail(`${what} follows another padding layer; stacked padding is not supported`);
+        ops[r.op].aliases.push(node.name);
+        at.set(node.name, { ...r, pads: node.pads });
+        break;
+      }
+      case 'alias': {
+        const r = ref(in0);
+        const s = ops[r.op].shape;
+        if (node.needs1x1 && s[0] * s[1] !== 1) fail(`${what}: cannot squeeze/reshape a ${s.join('x')} tensor; only 1x1 spatial tensors are supported`);
+        if (node.size != null && node.size !== -1 && node.size !== product(s)) fail(`${what}: cannot reshape ${s.join('x')} to [${node.size}]`);
+        ops[r.op].aliases.push(node.name);
+        at.set(node.name, { op: r.op, flat: r.flat || node.flat, pads: r.pads });
+        break;
+      }
+      default:
+        fail(`internal: unknown node kind '${node.kind}'`);
+    }
+  }
+
+  // Keras semantics: the layer name gives the activation's output (probabilities),
+  // the pre-softmax logits stay reachable as "<layer>/logits".
+  function splitSoftmax(node, op) {
+    addOp(node, { type: 'softmax', inputs: [ops.indexOf(op)], shape: op.shape.slice() }, `${node.name}/softmax`).aliases.push(node.name);
+  }
+
+  for (const op of ops) delete op.tail;
+  return ops;
+}
+
+// x*scale + offset from the accumulated scalar terms; null until every constant is known
+function composeAffine(op, values = new Map()) {
+  let s = 1, o = 0;
+  for (const t of op.terms) {
+    const c = t.value ?? values.get(t.spec);
+    if (c === undefined) { op.scale = op.offset = null; return; }
+    if (t.op === 'mul') { s *= c; o *= c; }
+    else if (t.op === 'add') o += c;
+    else if (t.op === 'sub') o -= c;
+    else { s = -s; o = c - o; } // rsub: c - x
+  }
+  op.scale = s;
+  op.offset = o;
+}
+
+/** Fills in affine scale/offset whose constants live in the weights (graph models). */
+export function resolveConstants(parsed, weightBytes) {
+  for (const op of parsed.ops) {
+    if (op.type !== 'affine') continue;
+    const values = new Map();
+    for (const t of op.terms) if (t.spec) values.set(t.spec, decodeWeight(parsed.specs.get(t.spec), weightBytes)[0]);
+    composeAffine(op, values);
+    if (!Number.isFinite(op.scale) || !Number.isFinite(op.offset)) fail(`affine op '${op.name}' has a non-finite scale or offset`);
+  }
+  return parsed;
+}
+
+/* ------------------------------------------------------------------------------ */
+/* Public: parseModel                                                              */
+/* ------------------------------------------------------------------------------ */
+
+/**
+ * Parses a tfjs model.json object (graph or layers model) into
+ * { format: 'graph'|'layers', inputShape: [H,W,C], specs, groups, ops, defaultCut, labels: null }.
+ *
+ * specs: Map name -> {name, shape, dtype, quant, group, offset, byteLength}, offset into
+ *   the concatenation of all shards (what loadWeights returns).
+ * ops[i]: {name, type, inputs, aliases, block, kernel, strides, padding, pads, act,
+ *   channels, scale, offset, weights: {kernel, bias, bn}, shape: [H,W,C] of its output}.
+ *   Every field is present on every op, with neutral values (kernel/strides [1,1],
+ *   'valid', zero pads, 'none', scale 1, offset 0) where it does not apply.
+ * Conventions:
+ *   - pads is zero padding added before the op's own SAME/VALID rule; it is only ever
+ *     non-zero on 'valid' convs that absorbed a ZeroPadding2D (whose name becomes an
+ *     alias of the op *feeding* the padding, i.e. the unpadded tensor).
+ *   - names folded into an op (BatchNorm, ReLU, BiasAdd, Sub of an affine) are its
+ *     aliases and denote its final output, as do Identity/Dropout/Flatten/Squeeze.
+ *   - a Keras layer with activation 'softmax' becomes two ops: '<layer>/logits' (the
+ *     dense or conv) and '<layer>/softmax' with alias '<layer>', so the layer name
+ *     gives the probabilities, as in Keras.
+ *   - an 'affine' op keeps its graph constants in `terms`; scale/offset are null until
+ *     resolveConstants() has read them from the weights (loadModelFiles does).
+ *   - dense ops output [1,1,units]; their input is flattened NHWC.
+ *   - defaultCut: the last avgpool op (the pooled features); without one, the input of
+ *     the first dense op; without that, the last op.
+ */
+export function parseModel(json) {
+  if (json === null || typeof json !== 'object' || Array.isArray(json)) fail('not a tfjs model: model.json must be a JSON object');
+  const topo = json.modelTopology;
+  if (!topo || typeof topo !== 'object') fail("not a tfjs model: model.json has no 'modelTopology'");
+  if (!Array.isArray(json.weightsManifest)) fail("not a tfjs model: model.json has no 'weightsManifest'");
+  let format;
+  if (json.format === 'graph-model' || (json.format == null && Array.isArray(topo.node))) format = 'graph';
+  else if (json.format === 'layers-model' || (json.format == null && (topo.model_config || topo.class_name))) format = 'layers';
+  else fail(`not a tfjs model: unknown format ${JSON.stringify(json.format ?? null)}`);
+
+  const { specs, groups } = readManifest(json.weightsManifest);
+  const { nodes, outputs } = format === 'graph' ? readGraph(topo, specs) : readLayers(topo, specs);
+  if (!nodes.some((n) => n.kind === 'input')) fail('model has no input');
+  const ops = buildOps(nodes, outputs, specs, format);
+  if (ops[0]?.type !== 'input') fail('model input is not the first op');
+
+  let defaultCut = ops.findLastIndex((o) => o.type === 'avgpool');
+  if (defaultCut < 0) {
+    // no pooling: cut before the classifier head
+    const dense = ops.findIndex((o) => o.type === 'dense');
+    defaultCut = dense > 0 ? ops[dense].inputs[0] : ops.length - 1;
+  }
+  return { format, inputShape: ops[0].shape.slice(), specs, groups, ops, defaultCut, labels: null };
+}
+
+/** Index of the op whose output the node/layer `name` denotes (its name or an alias), or -1. */
+export function findOp(parsed, name) {
+  return parsed.ops.findIndex((o) => o.name === name || o.aliases.includes(name));
+}
+
+/* ------------------------------------------------------------------------------ */
+/* Loading shards                                                                  */
+/* ------------------------------------------------------------------------------ */
+
+function toBytes(data, path) {
+  if (data instanceof Uint8Array) return data;
+  if (data instanceof ArrayBuffer) return new Uint8Array(data);
+  if (ArrayBuffer.isView(data)) return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+  return fail(`fetchShard('${path}') returned ${data === null ? 'null' : typeof data}; expected an ArrayBuffer or Uint8Array`);
+}
+
+// The converter cuts a group into fixed-size shards (4 MiB unless told otherwise), all
+// full but the last. Only the group total is certain, so this layout is used solely to
+// name the shard at fault once the total is wrong; null when the total does not fit it.
+function shardSizes(group) {
+  const n = group.paths.length, total = group.byteLength;
+  if (n === 1) return [total];
+  if (total > (n - 1) * SHARD_SIZE && total <= n * SHARD_SIZE) return group.paths.map((_, i) => (i < n - 1 ? SHARD_SIZE : total - (n - 1) * SHARD_SIZE));
+  return null;
+}
+
+function sizeError(group, gi, got, loaded) {
+  const expected = shardSizes(group);
+  const i = expected ? got.findIndex((n, k) => n !== expected[k]) : -1;
+  if (i >= 0) {
+    return new Error(`weights shard ${group.paths[i]} is ${got[i] < expected[i] ? 'truncated' : 'too long'}: expected ${fmtBytes(expected[i])} bytes, got ${fmtBytes(got[i])}`);
+  }
+  const which = `weights group ${gi + 1} (${group.paths.join(', ')})`;
+  const short = loaded < group.byteLength;
+  return new Error(`${which} is ${short ? 'truncated' : 'too long'}: expected ${fmtBytes(group.byteLength)} bytes in total, got ${short ? '' : 'at least '}${fmtBytes(loaded)}`);
+}
+
+/**
+ * Fetches all shards of all groups in manifest order into one Uint8Array (the layout
+ * spec offsets refer to). fetchShard(path, onBytes?) -> Promise<ArrayBuffer|Uint8Array>;
+ * onProgress(loadedBytes, totalBytes).
+ */
+export async function loadWeights(groups, fetchShard, onProgress) {
+  const total = groups.reduce((s, g) => s + g.byteLength, 0);
+  const out = new Uint8Array(total);
+  let pos = 0;
+  onProgress?.(0, total);
+  for (const [gi, group] of groups.entries()) {
+    const got = [];
+    let inGroup = 0;
+    for (const path of group.paths) {
+      const start = pos;
+      const onBytes = onProgress && ((n) => onProgress(Math.min(start + n, total), total));
+      const bytes = toBytes(await fetchShard(path, onBytes), path);
+      got.push(bytes.length);
+      inGroup += bytes.length;
+      if (inGroup > group.byteLength) throw sizeError(group, gi, got, inGroup);
+      out.set(bytes, pos);
+      pos += bytes.length;
+      onProgress?.(pos, total);
+    }
+    if (inGroup !== group.byteLength) throw sizeError(group, gi, got, inGroup);
+  }
+  return out;
+}
+
+/* ------------------------------------------------------------------------------ */
+/* Fetching files: browsers (fetch) and Node (fs for paths and file: URLs)         */
+/* ------------------------------------------------------------------------------ */
+
+const isUrlString = (s) => /^[a-z][a-z0-9+.-]+:/i.test(s) && !/^[a-z]:[\\/]/i.test(s); // not C:\...
+
+// Resolves a URL or path to a URL. Directories get a trailing slash so that relative
+// shard paths resolve inside them; in Node this is checked on disk, elsewhere a last
+// segment without a dot is taken to be a directory.
+async function toUrl(source) {
+  if (source instanceof URL) source = source.href;
+  if (typeof source !== 'string' || !source) fail(`invalid model location ${JSON.stringify(source)}`);
+  let url;
+  if (isUrlString(source)) url = new URL(source);
+  else if (isNode()) {
+    const { pathToFileURL } = await import('node:url');
+    const { resolve } = await import('node:path');
+    url = pathToFileURL(resolve(source));
+  } else {
+    const base = globalThis.document?.baseURI ?? globalThis.location?.href;
+    if (!base) fail(`cannot resolve relative model location '${source}' without a page URL`);
+    url = new URL(source, base);
+  }
+  if (url.pathname.endsWith('/')) return url;
+  let dir;
+  if (url.protocol === 'file:' && isNode()) {
+    const { stat } = await import('node:fs/promises');
+    dir = await stat(url).then((s) => s.isDirectory(), () => false);
+  } else dir = !url.pathname.split('/').pop().includes('.');
+  if (dir) url.pathname += '/';
+  return url;
+}
+
+const showUrl = (url) => (url.protocol === 'file:' ? decodeURIComponent(url.pathname) : url.href);
+
+async function readUrl(url, what, onBytes) {
+  const where = `cannot load ${what} from ${showUrl(url)}`;
+  if (url.protocol === 'file:' && isNode()) {
+    const { readFile } = await import('node:fs/promises');
+    let data;
+    try {
+      data = await readFile(url);
+    } catch (e) {
+      fail(`${where}: ${e.code === 'ENOENT' ? 'file not found (ENOENT)' : e.message}`);
+    }
+    onBytes?.(data.length);
+    return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+  }
+  let res;
+  try {
+    res = await fetch(url);
+  } catch (e) {
+    fail(`${where}: ${e.message}`);
+  }
+  if (!res.ok) fail(`${where}: ${res.status} ${res.statusText}`.trimEnd());
+  if (!res.body?.getReader) return new Uint8Array(await res.arrayBuffer());
+  // stream so progress moves during big shards
+  const reader = res.body.getReader();
+  const chunks = [];
+  let n = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    chunks.push(value);
+    n += value.length;
+    onBytes?.(n);
+  }
+  const out = new Uint8Array(n);
+  let p = 0;
+  for (const c of chunks) { out.set(c, p); p += c.length; }
+  return out;
+}
+
+/**
+ * fetchShard for loadWeights. base: URL or path of model.json, or of its directory.
+ * URLs are fetched (with streaming progress); paths and file: URLs are read with
+ * node:fs in Node.
+ */
+export function makeFetcher(base) {
+  let baseUrl;
+  return async (path, onBytes) => {
+    baseUrl ??= await toUrl(base);
+    return readUrl(new URL(path, baseUrl), `model shard '${path}'`, onBytes);
+  };
+}
+
+/**
+ * Reads model.json and its weights. source: URL or path of model.json or of its
+ * directory. Returns { json, parsed, weightBytes } with affine constants resolved.
+ */
+export async function loadModelFiles(source, onProgress) {
+  let url = await toUrl(source);
+  if (url.pathname.endsWith('/')) url = new URL('model.json', url);
+  const text = new TextDecoder().decode(await readUrl(url, 'model.json', null));
+  let json;
+  try {
+    json = JSON.parse(text);
+  } catch (e) {
+    fail(`model.json at ${showUrl(url)} is not valid JSON: ${e.message}`);
+  }
+  const parsed = parseModel(json);
+  const weightBytes = await loadWeights(parsed.groups, makeFetcher(url), onProgress);
+  resolveConstants(parsed, weightBytes);
+  return { json, parsed, weightBytes };
+}
