@@ -173,8 +173,10 @@ describe('loading weights', () => {
   });
 
   test('loadModelFiles resolves the [0,1] -> [-1,1] affine and decodes weights', async () => {
-    const { parsed, weightBytes, json } = await loadModelFiles(MID);
+    const { parsed, weightBytes, json, card } = await loadModelFiles(MID);
     assert.equal(json.format, 'graph-model');
+    assert.equal(card.id, 'mobilenet_v2_mid');
+    assert.deepEqual(card.labels, LABELS);
     assert.equal(parsed.ops[1].type, 'affine');
     assert.equal(parsed.ops[1].scale, 2);
     assert.equal(parsed.ops[1].offset, -1);
@@ -220,8 +222,9 @@ describe('loading weights', () => {
     await new Promise((r) => server.listen(0, '127.0.0.1', r));
     const base = `http://127.0.0.1:${server.address().port}/m/`;
     try {
-      const { parsed } = await loadModelFiles(`${base}model.json`);
+      const { parsed, card } = await loadModelFiles(`${base}model.json`);
       assert.equal(parsed.ops.length, 67);
+      assert.equal(card.feature.size, 1792);
       await assert.rejects(makeFetcher(base)('group1-shard9of9'),
         { message: `cannot load model shard 'group1-shard9of9' from ${base}group1-shard9of9: 404 Not Found` });
     } finally {
@@ -333,6 +336,12 @@ describe('refusals', () => {
     const act = p.ops[findOp(p, 'extra_relu')];
     assert.equal(act.type, 'act');
     assert.equal(act.act, 'relu6');
+  });
+
+  test('a model without card.json loads with card null', async () => {
+    const { card, parsed } = await loadModelFiles(await copyModel(V2));
+    assert.equal(card, null);
+    assert.equal(parsed.ops.length, 68);
   });
 
   test('a missing shard file', async () => {

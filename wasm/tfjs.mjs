@@ -930,20 +930,28 @@ export function makeFetcher(base) {
 
 /**
  * Reads model.json and its weights. source: URL or path of model.json or of its
- * directory. Returns { json, parsed, weightBytes } with affine constants resolved.
+ * directory. Returns { json, parsed, weightBytes, card } with affine constants resolved;
+ * card is the zoo's card.json next to model.json, or null when there is none.
  */
 export async function loadModelFiles(source, onProgress) {
   let url = await toUrl(source);
   if (url.pathname.endsWith('/')) url = new URL('model.json', url);
-  const text = new TextDecoder().decode(await readUrl(url, 'model.json', null));
-  let json;
-  try {
-    json = JSON.parse(text);
-  } catch (e) {
-    fail(`model.json at ${showUrl(url)} is not valid JSON: ${e.message}`);
-  }
+  const json = await readJson(url, 'model.json');
   const parsed = parseModel(json);
-  const weightBytes = await loadWeights(parsed.groups, makeFetcher(url), onProgress);
+  const [weightBytes, card] = await Promise.all([
+    loadWeights(parsed.groups, makeFetcher(url), onProgress),
+    // a model outside the zoo has no card; that is not an error
+    readJson(new URL('card.json', url), 'card.json').catch((e) => (/not valid JSON/.test(e.message) ? Promise.reject(e) : null)),
+  ]);
   resolveConstants(parsed, weightBytes);
-  return { json, parsed, weightBytes };
+  return { json, parsed, weightBytes, card };
+}
+
+async function readJson(url, what) {
+  const text = new TextDecoder().decode(await readUrl(url, what, null));
+  try {
+    return JSON.parse(text);
+  } catch (e) {
+    return fail(`${what} at ${showUrl(url)} is not valid JSON: ${e.message}`);
+  }
 }
