@@ -5,7 +5,7 @@ EMCC    ?= emcc
 CFLAGS  ?= -O2 -g
 CFLAGS  += -std=c99 -Wall -Wextra -Wno-unused-parameter -Isrc
 EMFLAGS  = -O3 -std=c99 -Wall -Isrc -sSTANDALONE_WASM --no-entry -sALLOW_MEMORY_GROWTH=1 \
-           -sINITIAL_MEMORY=33554432 -sMAXIMUM_MEMORY=2147483648 -sSTACK_SIZE=1048576
+           -sINITIAL_MEMORY=33554432 -sMAXIMUM_MEMORY=2147483648 -sTOTAL_STACK=1048576
 export NODE_PATH ?= /usr/share/nodejs
 
 SRC      = $(wildcard src/*.c src/kernels/*.c)

@@ -155,6 +155,7 @@ API(tt_trainer_step) int tt_trainer_step(tt_trainer *tr, int max_batches, double
   return rc;
 }
 
+API(tt_trainer_cancel) void tt_trainer_cancel(tt_trainer *tr) { tt_trainer_stop(tr); }
 API(tt_trainer_matrix) int tt_trainer_matrix(tt_trainer *tr, int *m) { return tt_trainer_confusion(tr, m); }
 API(tt_trainer_delete) void tt_trainer_delete(tt_trainer *tr) { tt_trainer_free(tr); }
 
@@ -200,3 +201,19 @@ API(tt_model_load) int tt_model_load(const uint8_t *data, size_t len, uint32_t *
   out3[0] = (uint32_t)(uintptr_t)net, out3[1] = (uint32_t)(meta - data), out3[2] = (uint32_t)ml;
   return TT_OK;
 }
+
+/* out (21 ints): the op's descriptor (14, as tt_net_add_op takes), its output h, w, c,
+   then pointers to and counts of its weights and bias. For exporters and tests. */
+API(tt_net_op_info) int tt_net_op_info(const tt_net *net, int i, int32_t *out) {
+  const tt_op *o = tt_net_op(net, i);
+  if (!o) return tt_fail(TT_EINVAL, "op %d does not exist", i);
+  const tt_op_desc *d = &o->d;
+  int32_t v[21] = {d->type, d->in0, d->in1, d->kh, d->kw, d->sh, d->sw, d->same, d->pt, d->pb,
+                   d->pl, d->pr, d->channels, d->act, o->h, o->w, o->c,
+                   (int32_t)(uintptr_t)o->wt, (int32_t)o->wn, (int32_t)(uintptr_t)o->bias, (int32_t)o->bn};
+  memcpy(out, v, sizeof v);
+  return TT_OK;
+}
+API(tt_net_op_scale) float tt_net_op_scale(const tt_net *net, int i) { return tt_net_op(net, i) ? tt_net_op(net, i)->d.scale : 0; }
+API(tt_net_op_name) const char *tt_net_op_name(const tt_net *net, int i) { return tt_net_op(net, i) ? tt_net_op(net, i)->name : ""; }
+API(tt_net_ops) int tt_net_ops(const tt_net *net) { return tt_net_count(net); }

@@ -344,6 +344,11 @@ int tt_trainer_run(tt_trainer *tr, int max_batches, tt_progress *p) {
   return 0;
 }
 
+void tt_trainer_stop(tt_trainer *tr) {
+  if (!tr->finished && tr->best_epoch >= 0) keep_best(tr, 1);
+  tr->finished = 1;
+}
+
 int tt_trainer_confusion(tt_trainer *tr, int *matrix) {
   float loss, acc;
   memset(matrix, 0, (size_t)tr->classes * tr->classes * sizeof(int));

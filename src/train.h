@@ -45,6 +45,9 @@ typedef struct {
    best weights so far are restored and the message says so). */
 int tt_trainer_run(tt_trainer *tr, int max_batches, tt_progress *p);
 
+/* Ends training now (a cancel): the best weights so far are restored, if an epoch ended. */
+void tt_trainer_stop(tt_trainer *tr);
+
 /* Validation confusion matrix [classes][classes] (row: true, column: predicted) with the
    current weights; returns the number of validation images. */
 int tt_trainer_confusion(tt_trainer *tr, int *matrix);

@@ -2,7 +2,7 @@
 // engine, embed and classify images. Everything numeric happens in wasm; this file only
 // maps the parsed model onto engine calls and moves bytes.
 import { loadModule, EngineError } from './module.mjs';
-import { loadModelFiles } from './tfjs.mjs';
+import { loadModelFiles, makeFetcher } from './tfjs.mjs';
 
 export { EngineError };
 
@@ -28,6 +28,7 @@ export class Engine {
    */
   async loadModel(source, opts = {}) {
     const files = await loadModelFiles(source, opts.onProgress);
+    files.card ??= await loadCard(source);
     return Model.build(this.mod, files, opts);
   }
 
@@ -57,12 +58,37 @@ export class Engine {
   }
 
   memoryBytes() { return this.mod.memoryBytes(); }
+
+  /** A seeded random generator living in wasm memory (free with freeRng). */
+  newRng(seed) {
+    return this.mod.ptr(this.mod.x.tt_rng_new(seed >>> 0, Math.floor(seed / 2 ** 32) >>> 0));
+  }
+
+  freeRng(p) { this.mod.free(p); }
+}
+
+// The zoo's model card (labels, preprocessing) beside model.json, if there is one.
+async function loadCard(source) {
+  try {
+    const bytes = await makeFetcher(source)('card.json');
+    return JSON.parse(new TextDecoder().decode(bytes));
+  } catch {
+    return null;
+  }
 }
 
 function weightEncoding(spec) {
   const enc = ENCODINGS[spec.quant ? spec.quant.dtype : spec.dtype];
   if (enc === undefined) throw new EngineError(`weight '${spec.name}' has unsupported dtype ${spec.quant?.dtype ?? spec.dtype}`);
   return enc;
+}
+
+/** Augmentation settings: a random resized crop, flips and colour jitter; `true` means these defaults. */
+export const DEFAULT_AUGMENT = { scaleMin: 0.5, ratioMin: 3 / 4, ratioMax: 4 / 3, flip: true, brightness: 0.2, contrast: 0.2, saturation: 0.3 };
+
+function augmentParams(a) {
+  const o = { ...DEFAULT_AUGMENT, ...(a && a !== true ? a : {}) };
+  return [o.scaleMin, o.ratioMin, o.ratioMax, o.flip ? 1 : 0, o.brightness, o.contrast, o.saturation];
 }
 
 export class Model {
@@ -205,6 +231,30 @@ export class Model {
     this._ensureInput(1);
     this._prepare(bytes, opts);
     return this._run(1, upto);
+  }
+
+  /**
+   * Activations at layer `upto` for `views` views of one image, decoded once: view 0 is
+   * the plain preprocessed image, the others random augmentations drawn from `rng` (a
+   * pointer from newRng). Returns a Float32Array of views * size(upto).
+   */
+  embedViews(bytes, { views = 1, augment = null, rng = 0, upto = this.cut } = {}) {
+    const m = this.mod;
+    const [h, w, c] = this.inputShape;
+    const per = h * w * c * 4;
+    this._ensureInput(views);
+    m.scoped((take) => {
+      const im = m.ptr(m.x.tt_img_decode(take(m.put(bytes)), bytes.length));
+      try {
+        m.check(m.x.tt_img_sample(im, 0, 0, w, h, 1, this._input));
+        if (views > 1) {
+          const a = take(m.alloc(7 * 4));
+          m.f32.set(augmentParams(augment), a >> 2);
+          for (let v = 1; v < views; v++) m.check(m.x.tt_img_sample_aug(im, a, rng, w, h, this._input + v * per));
+        }
+      } finally { m.x.tt_img_delete(im); }
+    });
+    return this._run(views, upto);
   }
 
   /** Runs the network on raw input floats [n,h,w,c] (for tests against a reference). */

@@ -64,13 +64,15 @@ export class Module {
 
   memoryBytes() { return this.x.memory.buffer.byteLength; }
 
-  lastError() {
-    const p = this.x.tt_error();
+  /** The NUL-terminated UTF-8 string at p. */
+  string(p) {
     const u8 = this.u8;
     let e = p;
     while (u8[e]) e++;
     return utf8d.decode(u8.subarray(p, e));
   }
+
+  lastError() { return this.string(this.x.tt_error()); }
 
   /** Throws the engine's message when a call returned a negative code. */
   check(rc) {
