@@ -2,7 +2,7 @@
 // engine, embed and classify images. Everything numeric happens in wasm; this file only
 // maps the parsed model onto engine calls and moves bytes.
 import { loadModule, EngineError } from './module.mjs';
-import { loadModelFiles, makeFetcher } from './tfjs.mjs';
+import { loadModelFiles } from './tfjs.mjs';
 
 export { EngineError };
 
@@ -28,7 +28,6 @@ export class Engine {
    */
   async loadModel(source, opts = {}) {
     const files = await loadModelFiles(source, opts.onProgress);
-    files.card ??= await loadCard(source);
     return Model.build(this.mod, files, opts);
   }
 
@@ -65,16 +64,6 @@ export class Engine {
   }
 
   freeRng(p) { this.mod.free(p); }
-}
-
-// The zoo's model card (labels, preprocessing) beside model.json, if there is one.
-async function loadCard(source) {
-  try {
-    const bytes = await makeFetcher(source)('card.json');
-    return JSON.parse(new TextDecoder().decode(bytes));
-  } catch {
-    return null;
-  }
 }
 
 function weightEncoding(spec) {
