@@ -217,3 +217,24 @@ API(tt_net_op_info) int tt_net_op_info(const tt_net *net, int i, int32_t *out) {
 API(tt_net_op_scale) float tt_net_op_scale(const tt_net *net, int i) { return tt_net_op(net, i) ? tt_net_op(net, i)->d.scale : 0; }
 API(tt_net_op_name) const char *tt_net_op_name(const tt_net *net, int i) { return tt_net_op(net, i) ? tt_net_op(net, i)->name : ""; }
 API(tt_net_ops) int tt_net_ops(const tt_net *net) { return tt_net_count(net); }
+
+/* An image from raw 8-bit pixels (grey, grey+alpha, RGB or RGBA: channels 1-4), as a
+   canvas or camera frame gives them; alpha is dropped like the decoder does. */
+API(tt_img_from_pixels) tt_image *tt_img_from_pixels(const uint8_t *px, int w, int h, int channels) {
+  if (w < 1 || h < 1 || w > TT_IMAGE_MAX_DIM || h > TT_IMAGE_MAX_DIM || (int64_t)w * h > TT_IMAGE_MAX_PIXELS ||
+      channels < 1 || channels > 4) {
+    tt_fail(TT_EINVAL, "pixels: %dx%d with %d channels is out of range", w, h, channels);
+    return NULL;
+  }
+  tt_image *im = malloc(sizeof *im);
+  size_t n = (size_t)w * h;
+  uint8_t *rgb = malloc(n * 3);
+  if (!im || !rgb) { free(im), free(rgb); tt_fail(TT_ENOMEM, "out of memory for a %dx%d image", w, h); return NULL; }
+  for (size_t i = 0; i < n; i++) {
+    const uint8_t *p = px + i * channels;
+    int grey = channels < 3;
+    rgb[i * 3] = p[0], rgb[i * 3 + 1] = p[grey ? 0 : 1], rgb[i * 3 + 2] = p[grey ? 0 : 2];
+  }
+  im->w = w, im->h = h, im->rgb = rgb;
+  return im;
+}

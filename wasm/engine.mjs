@@ -31,28 +31,13 @@ export class Engine {
     return Model.build(this.mod, files, opts);
   }
 
-  /** Decodes an image to check it, returning {width, height}; throws a clear error if it is not one. */
-  probeImage(bytes) {
-    const m = this.mod;
-    return m.scoped((take) => {
-      const data = take(m.put(bytes));
-      const im = m.ptr(m.x.tt_img_decode(data, bytes.length));
-      const r = { width: m.x.tt_img_width(im), height: m.x.tt_img_height(im) };
-      m.x.tt_img_delete(im);
-      return r;
-    });
-  }
-
-  /** Decoded 8-bit RGB pixels, for tests and thumbnails: {width, height, rgb}. */
-  decodeImage(bytes) {
-    const m = this.mod;
-    return m.scoped((take) => {
-      const im = m.ptr(m.x.tt_img_decode(take(m.put(bytes)), bytes.length));
-      try {
-        const width = m.x.tt_img_width(im), height = m.x.tt_img_height(im);
-        const p = m.x.tt_img_pixels(im);
-        return { width, height, rgb: m.u8.slice(p, p + width * height * 3) };
-      } finally { m.x.tt_img_delete(im); }
+  /** Decoded 8-bit RGB pixels, for tests and thumbnails: {width, height, rgb}. Throws a clear error for a non-image. */
+  decodeImage(image) {
+    return withImage(this.mod, image, (im) => {
+      const m = this.mod;
+      const width = m.x.tt_img_width(im), height = m.x.tt_img_height(im);
+      const p = m.x.tt_img_pixels(im);
+      return { width, height, rgb: m.u8.slice(p, p + width * height * 3) };
     });
   }
 
@@ -64,6 +49,27 @@ export class Engine {
   }
 
   freeRng(p) { this.mod.free(p); }
+}
+
+/**
+ * Runs fn(imagePointer) on an image given as encoded file bytes (Uint8Array / ArrayBuffer)
+ * or as raw pixels {width, height, data, channels?} (e.g. a canvas ImageData: RGBA).
+ */
+function withImage(m, image, fn) {
+  return m.scoped((take) => {
+    let im;
+    if (image instanceof Uint8Array || image instanceof ArrayBuffer) {
+      const bytes = image instanceof Uint8Array ? image : new Uint8Array(image);
+      im = m.ptr(m.x.tt_img_decode(take(m.put(bytes)), bytes.length));
+    } else if (image && image.width && image.height && image.data) {
+      const ch = image.channels ?? Math.round(image.data.length / (image.width * image.height));
+      if (image.data.length !== image.width * image.height * ch) throw new EngineError(`pixels: ${image.data.length} bytes do not make a ${image.width}x${image.height} image`);
+      im = m.ptr(m.x.tt_img_from_pixels(take(m.put(image.data)), image.width, image.height, ch));
+    } else {
+      throw new EngineError('an image must be file bytes (Uint8Array) or pixels {width, height, data}');
+    }
+    try { return fn(im); } finally { m.x.tt_img_delete(im); }
+  });
 }
 
 function weightEncoding(spec) {
@@ -184,16 +190,9 @@ export class Model {
   setCut(nameOrIndex) { this.cut = this.layerIndex(nameOrIndex); }
 
   /** Input floats for one image, preprocessed as the model card says (whole image, align corners). */
-  _prepare(bytes, opts, batchSlot = 0) {
-    const m = this.mod;
-    const [h, w, c] = this.inputShape;
-    const per = h * w * c;
-    m.scoped((take) => {
-      const im = m.ptr(m.x.tt_img_decode(take(m.put(bytes)), bytes.length));
-      try {
-        m.check(m.x.tt_img_sample(im, opts.crop === 'center' ? 1 : 0, 0, w, h, 1, this._input + batchSlot * per * 4));
-      } finally { m.x.tt_img_delete(im); }
-    });
+  _prepare(image, opts) {
+    const [h, w] = this.inputShape;
+    withImage(this.mod, image, (im) => this.mod.check(this.mod.x.tt_img_sample(im, opts.crop === 'center' ? 1 : 0, 0, w, h, 1, this._input)));
   }
 
   _ensureInput(n) {
@@ -232,16 +231,15 @@ export class Model {
     const [h, w, c] = this.inputShape;
     const per = h * w * c * 4;
     this._ensureInput(views);
-    m.scoped((take) => {
-      const im = m.ptr(m.x.tt_img_decode(take(m.put(bytes)), bytes.length));
-      try {
-        m.check(m.x.tt_img_sample(im, 0, 0, w, h, 1, this._input));
-        if (views > 1) {
+    withImage(m, bytes, (im) => {
+      m.check(m.x.tt_img_sample(im, 0, 0, w, h, 1, this._input));
+      if (views > 1) {
+        m.scoped((take) => {
           const a = take(m.alloc(7 * 4));
           m.f32.set(augmentParams(augment), a >> 2);
           for (let v = 1; v < views; v++) m.check(m.x.tt_img_sample_aug(im, a, rng, w, h, this._input + v * per));
-        }
-      } finally { m.x.tt_img_delete(im); }
+        });
+      }
     });
     return this._run(views, upto);
   }
