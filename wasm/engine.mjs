@@ -42,13 +42,6 @@ export class Engine {
   }
 
   memoryBytes() { return this.mod.memoryBytes(); }
-
-  /** A seeded random generator living in wasm memory (free with freeRng). */
-  newRng(seed) {
-    return this.mod.ptr(this.mod.x.tt_rng_new(seed >>> 0, Math.floor(seed / 2 ** 32) >>> 0));
-  }
-
-  freeRng(p) { this.mod.free(p); }
 }
 
 /**
@@ -259,6 +252,14 @@ export class Model {
   }
 
   memoryBytes() { return this.mod.x.tt_net_memory(this.net); }
+
+  /** A seeded random generator living in wasm memory (free with freeRng). */
+  newRng(seed) {
+    return this.mod.ptr(this.mod.x.tt_rng_new(seed >>> 0, Math.floor(seed / 2 ** 32) >>> 0));
+  }
+
+  freeRng(p) { this.mod.free(p); }
+
 
   dispose() {
     if (this.net) this.mod.x.tt_net_delete(this.net);
