@@ -225,6 +225,17 @@ int tt_net_fold_bn(tt_net *net, int i, const float *gamma, const float *beta,
       return tt_fail(TT_EINVAL, "batch norm of '%s': variance + epsilon is not positive at channel %zu",
                      o->name, k);
   size_t per = o->wn / n; /* weights are laid out with the output channel innermost */
+  /* Finite statistics can still fold into infinities (a tiny variance, a huge gamma):
+     check every folded value first, so a refused fold leaves the op untouched. */
+  for (size_t k = 0; k < n; k++) {
+    float s = (gamma ? gamma[k] : 1.0f) / sqrtf(var[k] + eps);
+    int ok = isfinite(s) && isfinite((o->bias[k] - mean[k]) * s + (beta ? beta[k] : 0.0f));
+    for (size_t j = 0; ok && j < per; j++) ok = isfinite(o->wt[j * n + k] * s);
+    if (!ok)
+      return tt_fail(TT_EINVAL, "batch norm of '%s': folding gives a non-finite weight at channel %zu "
+                     "(gamma %g, mean %g, variance %g, epsilon %g)", o->name, k,
+                     gamma ? (double)gamma[k] : 1.0, (double)mean[k], (double)var[k], (double)eps);
+  }
   for (size_t k = 0; k < n; k++) {
     float s = (gamma ? gamma[k] : 1.0f) / sqrtf(var[k] + eps);
     for (size_t j = 0; j < per; j++) o->wt[j * n + k] *= s;
