@@ -40,6 +40,10 @@ struct tt_net {
 };
 
 static size_t op_size(const tt_op *o) { return (size_t)o->h * o->w * o->c; }
+/* Size checks are done in 64 bits: on wasm32 size_t is 32 bits, and a product of valid
+   dimensions (16384 x 16384 x 16, a batch of 65537 1x1x65536 tensors) wraps to a small
+   number that passes every limit and then under-allocates. */
+static uint64_t op_size64(const tt_op *o) { return (uint64_t)o->h * (uint64_t)o->w * (uint64_t)o->c; }
 
 uint64_t tt_rng_next(uint64_t *s) {
   uint64_t z = (*s += 0x9e3779b97f4a7c15ULL);
@@ -52,7 +56,7 @@ float tt_rng_uniform(uint64_t *s) { return (float)(tt_rng_next(s) >> 40) * (1.0f
 
 tt_net *tt_net_create(int h, int w, int c) {
   if (h < 1 || w < 1 || c < 1 || h > MAX_DIM || w > MAX_DIM || c > MAX_CHANNELS ||
-      (size_t)h * w * c > MAX_TENSOR) {
+      (uint64_t)h * w * c > MAX_TENSOR) {
     tt_fail(TT_EINVAL, "input shape %dx%dx%d is out of range", h, w, c);
     return NULL;
   }
@@ -118,7 +122,8 @@ static int infer_shape(tt_net *net, tt_op *o, size_t wn, size_t bn) {
     return tt_fail(TT_EINVAL, "op '%s' reads op %d, which does not exist yet", nm, d->in0);
   const tt_op *a = &net->ops[d->in0];
   o->h = a->h, o->w = a->w, o->c = a->c, o->cin = a->c;
-  size_t need_w = 0, need_b = 0;
+  uint64_t need_w = 0;
+  size_t need_b = 0;
   switch (d->type) {
   case TT_OP_CONV2D: case TT_OP_DEPTHWISE: case TT_OP_AVGPOOL: {
     if (d->kh < 1 || d->kw < 1 || d->kh > MAX_KERNEL || d->kw > MAX_KERNEL || d->sh < 1 ||
@@ -138,9 +143,9 @@ static int infer_shape(tt_net *net, tt_op *o, size_t wn, size_t bn) {
       if (d->channels < 1 || d->channels > MAX_CHANNELS)
         return tt_fail(TT_EINVAL, "conv2d '%s': %d output channels", nm, d->channels);
       o->c = d->channels;
-      need_w = (size_t)d->kh * d->kw * a->c * o->c, need_b = o->c;
+      need_w = (uint64_t)d->kh * d->kw * a->c * o->c, need_b = o->c;
     } else if (d->type == TT_OP_DEPTHWISE) {
-      need_w = (size_t)d->kh * d->kw * a->c, need_b = a->c;
+      need_w = (uint64_t)d->kh * d->kw * a->c, need_b = a->c;
     }
   } break;
   case TT_OP_DENSE:
@@ -148,7 +153,7 @@ static int infer_shape(tt_net *net, tt_op *o, size_t wn, size_t bn) {
       return tt_fail(TT_EINVAL, "dense '%s': %d units", nm, d->channels);
     o->cin = a->h * a->w * a->c;
     o->h = o->w = 1, o->c = d->channels;
-    need_w = (size_t)o->cin * o->c, need_b = o->c;
+    need_w = (uint64_t)o->cin * o->c, need_b = o->c;
     break;
   case TT_OP_ADD: {
     if (d->in1 < 0 || d->in1 >= net->n)
@@ -171,12 +176,15 @@ static int infer_shape(tt_net *net, tt_op *o, size_t wn, size_t bn) {
   }
   if (d->act < TT_ACT_NONE || d->act > TT_ACT_RELU6)
     return tt_fail(TT_EINVAL, "op '%s': unknown activation %d", nm, d->act);
-  if (op_size(o) > MAX_TENSOR)
+  if (op_size64(o) > MAX_TENSOR)
     return tt_fail(TT_ENOMEM, "op '%s': output %dx%dx%d is too large", nm, o->h, o->w, o->c);
+  if (need_w > MAX_TENSOR)
+    return tt_fail(TT_ENOMEM, "%s '%s': %llu weights are too many", type_name(d->type), nm,
+                   (unsigned long long)need_w);
   if (wn != need_w || (bn != need_b && bn != 0))
     return tt_fail(TT_EINVAL, "%s '%s': weights have %zu values and bias %zu; its %dx%dx%d "
-                   "input needs %zu and %zu", type_name(d->type), nm, wn, bn, a->h, a->w, a->c,
-                   need_w, need_b);
+                   "input needs %llu and %zu", type_name(d->type), nm, wn, bn, a->h, a->w, a->c,
+                   (unsigned long long)need_w, need_b);
   return TT_OK;
 }
 
@@ -419,7 +427,7 @@ static int take_buf(tt_net *net, size_t need) {
 const float *tt_net_forward(tt_net *net, const float *x, int n, int last) {
   if (last < 0) last = net->n - 1;
   if (last >= net->n) { tt_fail(TT_EINVAL, "op %d does not exist", last); return NULL; }
-  if (n < 1 || (size_t)n * op_size(&net->ops[0]) > MAX_TENSOR) {
+  if (n < 1 || (uint64_t)n * op_size(&net->ops[0]) > MAX_TENSOR) {
     tt_fail(TT_EINVAL, "batch of %d is out of range", n);
     return NULL;
   }
@@ -438,9 +446,9 @@ const float *tt_net_forward(tt_net *net, const float *x, int n, int last) {
   net->slot[0] = -1;
   for (int i = 1; i <= last; i++) {
     tt_op *o = &net->ops[i];
-    size_t need = (size_t)n * op_size(o);
-    if (need > MAX_TENSOR * 4) { tt_fail(TT_ENOMEM, "batch of %d is too large for '%s'", n, o->name); return NULL; }
-    int s = take_buf(net, need);
+    uint64_t need = (uint64_t)n * op_size(o);
+    if (need > MAX_TENSOR * 4 || need > SIZE_MAX / sizeof(float)) { tt_fail(TT_ENOMEM, "batch of %d is too large for '%s'", n, o->name); return NULL; }
+    int s = take_buf(net, (size_t)need);
     if (s < 0) { tt_fail(TT_ENOMEM, "out of memory for the activation of '%s' (batch %d)", o->name, n); return NULL; }
     net->slot[i] = s;
     const float *a = net->slot[o->d.in0] < 0 ? x : net->pool[net->slot[o->d.in0]].p;
@@ -471,24 +479,28 @@ size_t tt_net_param_count(const tt_net *net) {
 
 static int train_alloc(tt_net *net, int n) {
   if (net->tcap >= n && net->arena) return TT_OK;
-  size_t total = 0, maxsz = op_size(&net->ops[0]);
+  uint64_t total = 0, maxsz = op_size(&net->ops[0]);
   for (int i = 0; i < net->n; i++) {
-    size_t s = op_size(&net->ops[i]);
+    uint64_t s = op_size(&net->ops[i]);
     maxsz = s > maxsz ? s : maxsz;
     total += s * (i ? 2 : 1) + (net->ops[i].d.type == TT_OP_DROPOUT ? s : 0);
   }
-  total = (total + maxsz) * (size_t)n;
+  total += maxsz; /* < 4096 ops * 3 * 2^28: no overflow */
   free_training(net);
-  net->arena = malloc(total * sizeof(float));
+  if (total > SIZE_MAX / sizeof(float) / (uint64_t)n)
+    return tt_fail(TT_ENOMEM, "out of memory for training activations (batch %d, %.0f MB)", n,
+                   (double)total * (double)n * sizeof(float) / 1048576.0);
+  total *= (uint64_t)n;
+  net->arena = malloc((size_t)total * sizeof(float));
   net->act = calloc((size_t)net->n, sizeof(float *));
   net->grad = calloc((size_t)net->n, sizeof(float *));
   net->mask = calloc((size_t)net->n, sizeof(float *));
   if (!net->arena || !net->act || !net->grad || !net->mask) {
     free_training(net);
-    return tt_fail(TT_ENOMEM, "out of memory for training activations (batch %d, %zu MB)", n,
-                   total * sizeof(float) >> 20);
+    return tt_fail(TT_ENOMEM, "out of memory for training activations (batch %d, %llu MB)", n,
+                   (unsigned long long)(total * sizeof(float) >> 20));
   }
-  net->arena_cap = total;
+  net->arena_cap = (size_t)total;
   float *p = net->arena;
   for (int i = 0; i < net->n; i++) {
     size_t s = op_size(&net->ops[i]) * (size_t)n;
@@ -507,7 +519,7 @@ static int train_alloc(tt_net *net, int n) {
 }
 
 const float *tt_net_forward_train(tt_net *net, const float *x, int n, uint64_t *rng) {
-  if (n < 1 || (size_t)n * op_size(&net->ops[0]) > MAX_TENSOR) { tt_fail(TT_EINVAL, "batch of %d is out of range", n); return NULL; }
+  if (n < 1 || (uint64_t)n * op_size(&net->ops[0]) > MAX_TENSOR) { tt_fail(TT_EINVAL, "batch of %d is out of range", n); return NULL; }
   if (train_alloc(net, n) < 0) return NULL;
   net->act[0] = (float *)x; /* read only; the caller keeps x alive until backward */
   net->tx = x;
