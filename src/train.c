@@ -160,6 +160,11 @@ tt_trainer *tt_trainer_new(tt_net *net, const tt_train_cfg *cfg, int classes,
   }
   for (int i = 0; i < n_images; i++)
     if (labels[i] < 0 || labels[i] >= classes) { tt_fail(TT_EINVAL, "image %d has label %d, outside 0..%d", i, labels[i], classes - 1); return NULL; }
+  /* 64-bit: on wasm32 a batch of large inputs (512 x 2^21 floats) wraps size_t. */
+  if ((uint64_t)cfg->batch * ((uint64_t)in->h * in->w * in->c) > SIZE_MAX / sizeof(float)) {
+    tt_fail(TT_ENOMEM, "out of memory: a batch of %d inputs of %dx%dx%d is too large", cfg->batch, in->h, in->w, in->c);
+    return NULL;
+  }
   tt_trainer *tr = calloc(1, sizeof *tr);
   if (!tr) { tt_fail(TT_ENOMEM, "out of memory"); return NULL; }
   tr->net = net, tr->cfg = *cfg, tr->classes = classes, tr->views = views, tr->x = x, tr->labels = labels;
