@@ -115,7 +115,10 @@ int tt_net_add_dense(tt_net *net, const char *name, int in, int units, int act, 
   const tt_op *a = tt_net_op(net, in);
   if (!a) return tt_fail(TT_EINVAL, "dense '%s' reads op %d, which does not exist", name, in);
   size_t fan_in = (size_t)a->h * a->w * a->c, n = fan_in * (size_t)(units > 0 ? units : 0);
-  if (units < 1 || units > 65536 || fan_in > 65536) return tt_fail(TT_EINVAL, "dense '%s': %d units on %zu features", name, units, fan_in);
+  /* 2^16 x 2^16 floats do not fit a 32-bit size_t (wasm32): n * sizeof *w wrapped to a
+     small allocation the initialisation then overflowed. */
+  if (units < 1 || units > 65536 || fan_in > 65536 || (uint64_t)fan_in * (uint64_t)units > ((uint64_t)1 << 28))
+    return tt_fail(TT_EINVAL, "dense '%s': %d units on %zu features", name, units, fan_in);
   float *w = malloc(n * sizeof *w);
   if (!w) return tt_fail(TT_ENOMEM, "out of memory for dense '%s'", name);
   uint64_t rng = seed * 0x9e3779b97f4a7c15ULL + 1;
