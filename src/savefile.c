@@ -71,6 +71,10 @@ int tt_save(const tt_net *net, const uint8_t *meta, size_t meta_len, uint8_t **o
 
 typedef struct { const uint8_t *p; size_t n, at; } rbuf;
 
+static uint32_t rd32(const uint8_t *x) {
+  return (uint32_t)x[0] | (uint32_t)x[1] << 8 | (uint32_t)x[2] << 16 | (uint32_t)x[3] << 24;
+}
+
 static int get32(rbuf *r, uint32_t *v) {
   if (r->n - r->at < 4) return 0;
   const uint8_t *x = r->p + r->at;
@@ -83,6 +87,35 @@ static int getf(rbuf *r, float *f) {
   if (!get32(r, &u)) return 0;
   memcpy(f, &u, 4);
   return 1;
+}
+
+/* Whether the records need more bytes than the file has: on a checksum mismatch, tells a
+   file cut short (an incomplete download) from one with damaged bytes. */
+static int cut_short(const uint8_t *d, size_t len) {
+  size_t at = 12;
+  if (len - at < 4) return 1;
+  uint32_t ml = rd32(d + at);
+  at += 4;
+  if (ml > MAX_META) return 0;
+  if (ml > len - at) return 1;
+  at += ml;
+  if (len - at < 16) return 1;
+  uint32_t nops = rd32(d + at);
+  at += 16;
+  if (nops < 2 || nops > 4096) return 0;
+  for (uint32_t i = 1; i < nops; i++) {
+    if (at >= len) return 1;
+    size_t nl = d[at++];
+    if (nl > len - at) return 1;
+    at += nl;
+    if (len - at < DESC_INTS * 4 + 16) return 1;
+    at += DESC_INTS * 4 + 8;
+    uint64_t wb = ((uint64_t)rd32(d + at) + rd32(d + at + 4)) * 4;
+    at += 8;
+    if (wb > len - at) return 1;
+    at += (size_t)wb;
+  }
+  return len - at < 8;
 }
 
 #define TRUNC() tt_fail(TT_EFORMAT, "saved model is truncated (at byte %zu of %zu)", r.at, r.n)
@@ -101,7 +134,11 @@ int tt_load(const uint8_t *data, size_t len, tt_net **netp, const uint8_t **meta
   if (!get32(&r, &version)) return TRUNC();
   if (version != TT_SAVE_VERSION)
     return tt_fail(TT_EUNSUP, "saved model has file version %u; this engine reads version %u", version, TT_SAVE_VERSION);
-  if (h != stored) return tt_fail(TT_EFORMAT, "saved model is corrupted (checksum mismatch)");
+  if (h != stored)
+    return cut_short(data, len)
+               ? tt_fail(TT_EFORMAT, "saved model is truncated (%zu bytes; it ends before its last op "
+                                     "and checksum: an incomplete download or copy?)", len)
+               : tt_fail(TT_EFORMAT, "saved model is corrupted (checksum mismatch)");
   if (!get32(&r, &ml)) return TRUNC();
   if (ml > MAX_META || ml > r.n - r.at) return tt_fail(TT_EFORMAT, "saved model metadata length %u is out of range", ml);
   *meta = data + r.at, *meta_len = ml;
