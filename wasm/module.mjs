@@ -87,6 +87,11 @@ export class Module {
   }
 
   alloc(nbytes) {
+    // The wasm side takes a 32-bit size: anything larger would wrap to a small block the
+    // caller then overruns. Memory cannot grow past 2 GiB anyway.
+    if (!Number.isSafeInteger(nbytes) || nbytes < 0 || nbytes > 0x7fffffff) {
+      throw new EngineError(`out of memory allocating ${nbytes} bytes (the engine's memory is limited to 2 GiB)`, -2);
+    }
     const p = this.x.tt_alloc(nbytes);
     if (!p) throw new EngineError(this.lastError(), -2);
     return p;
