@@ -193,6 +193,7 @@ export class Model {
     if (this._inputCap < n) {
       this.mod.free(this._input);
       this._input = 0;
+      this._inputCap = 0; // if the allocation below fails, the next call allocates again
       this._input = this.mod.alloc(per * n);
       this._inputCap = n;
     }
