@@ -12,6 +12,10 @@
 // refused with an Error that names the node, layer or weight at fault.
 
 const MAX_ELEMENTS = 2 ** 28; // bigger than any real CNN tensor; stops absurd allocations
+// All weights of a model, and any one file read: the engine's 2 GiB of memory must hold
+// the weight bytes and their float32 decoding (MobileNetV2 float32 is 14 MB).
+const MAX_WEIGHT_BYTES = 512 * 2 ** 20;
+const MAX_JSON_BYTES = 64 * 2 ** 20; // model.json, card.json
 const DTYPE_BYTES = { float32: 4, int32: 4, float16: 2, uint16: 2, uint8: 1, bool: 1 };
 const QUANT_DTYPES = new Set(['uint8', 'uint16', 'float16']);
 const SHARD_SIZE = 4 * 1024 * 1024; // tensorflowjs_converter's default shard size
@@ -74,6 +78,9 @@ function readManifest(manifest) {
     }
     groups.push({ paths: paths.slice(), byteLength });
   });
+  if (offset > MAX_WEIGHT_BYTES) {
+    fail(`the weights manifest declares ${fmtBytes(offset)} bytes of weights, more than the limit of ${fmtBytes(MAX_WEIGHT_BYTES)} (512 MiB)`);
+  }
   return { specs, groups };
 }
 
@@ -877,16 +884,21 @@ async function toUrl(source) {
 
 const showUrl = (url) => (url.protocol === 'file:' ? decodeURIComponent(url.pathname) : url.href);
 
-async function readUrl(url, what, onBytes) {
+async function readUrl(url, what, onBytes, limit = MAX_WEIGHT_BYTES) {
   const where = `cannot load ${what} from ${showUrl(url)}`;
+  const tooBig = (n) => fail(`${where}: it is ${n == null ? 'larger than' : `${fmtBytes(n)} bytes, more than`} the limit of ${fmtBytes(limit)} bytes`);
   if (url.protocol === 'file:' && isNode()) {
-    const { readFile } = await import('node:fs/promises');
+    const { readFile, stat } = await import('node:fs/promises');
     let data;
     try {
+      const st = await stat(url);
+      if (st.isFile() && st.size > limit) tooBig(st.size);
       data = await readFile(url);
     } catch (e) {
+      if (e.message.startsWith(where)) throw e;
       fail(`${where}: ${e.code === 'ENOENT' ? 'file not found (ENOENT)' : e.message}`);
     }
+    if (data.length > limit) tooBig(data.length);
     onBytes?.(data.length);
     return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
   }
@@ -897,7 +909,12 @@ async function readUrl(url, what, onBytes) {
     fail(`${where}: ${e.message}`);
   }
   if (!res.ok) fail(`${where}: ${res.status} ${res.statusText}`.trimEnd());
-  if (!res.body?.getReader) return new Uint8Array(await res.arrayBuffer());
+  const declared = Number(res.headers?.get?.('content-length'));
+  if (declared > limit) tooBig(declared);
+  if (!res.body?.getReader) {
+    const body = new Uint8Array(await res.arrayBuffer());
+    return body.length > limit ? tooBig(body.length) : body;
+  }
   // stream so progress moves during big shards
   const reader = res.body.getReader();
   const chunks = [];
@@ -907,6 +924,10 @@ async function readUrl(url, what, onBytes) {
     if (done) break;
     chunks.push(value);
     n += value.length;
+    if (n > limit) { // a server that never stops sending
+      reader.cancel().catch(() => {});
+      tooBig(null);
+    }
     onBytes?.(n);
   }
   const out = new Uint8Array(n);
@@ -948,7 +969,7 @@ export async function loadModelFiles(source, onProgress) {
 }
 
 async function readJson(url, what) {
-  const text = new TextDecoder().decode(await readUrl(url, what, null));
+  const text = new TextDecoder().decode(await readUrl(url, what, null, MAX_JSON_BYTES));
   try {
     return JSON.parse(text);
   } catch (e) {
