@@ -249,15 +249,16 @@ static void plan_epoch(tt_trainer *tr) {
   shuffle(tr->order, tr->n_train, &tr->rng);
 }
 
-/* Loss and accuracy on the validation images (their un-augmented view), in batches. */
-static int evaluate(tt_trainer *tr, float *loss, float *acc, int *confusion) {
+/* Loss and accuracy of the current weights on images idx[0..count) (their un-augmented
+   view), in batches, in inference mode. */
+static int evaluate(tt_trainer *tr, const int *idx, int count, float *loss, float *acc, int *confusion) {
   int C = tr->classes, B = tr->cfg.batch, correct = 0;
   double total = 0;
-  if (!tr->n_val) { *loss = NAN, *acc = NAN; return TT_OK; }
-  for (int s = 0; s < tr->n_val; s += B) {
-    int n = tr->n_val - s < B ? tr->n_val - s : B;
+  if (!count) { *loss = NAN, *acc = NAN; return TT_OK; }
+  for (int s = 0; s < count; s += B) {
+    int n = count - s < B ? count - s : B;
     for (int r = 0; r < n; r++) {
-      int i = tr->val_idx[s + r];
+      int i = idx[s + r];
       memcpy(tr->bx + (size_t)r * tr->per_in, tr->x + (size_t)i * tr->views * tr->per_in, (size_t)tr->per_in * sizeof(float));
       tr->by[r] = tr->labels[i];
     }
@@ -271,7 +272,7 @@ static int evaluate(tt_trainer *tr, float *loss, float *acc, int *confusion) {
       if (confusion) confusion[tr->by[r] * C + best]++;
     }
   }
-  *loss = (float)(total / tr->n_val), *acc = (float)correct / tr->n_val;
+  *loss = (float)(total / count), *acc = (float)correct / count;
   return TT_OK;
 }
 
@@ -287,6 +288,17 @@ static void fill_progress(const tt_trainer *tr, tt_progress *p) {
   p->epoch = tr->epoch, p->batch = tr->batch_in_epoch, p->batches_per_epoch = tr->batches_per_epoch;
   p->done = tr->finished, p->best_epoch = tr->best_epoch, p->best_val_loss = tr->best_val_loss;
   p->lr = lr_at(tr), p->n_train = tr->n_train, p->n_val = tr->n_val;
+}
+
+/* A non-finite loss ends training with the best epoch's weights, or those training
+   started from if no epoch finished well. */
+static int diverged(tt_trainer *tr, tt_progress *p, float loss) {
+  keep_best(tr, 1);
+  tr->finished = 1;
+  fill_progress(tr, p);
+  return tt_fail(TT_EINVAL, "training stopped at epoch %d, batch %d: the loss became %s; "
+                 "try a lower learning rate (the best weights so far are kept)",
+                 tr->epoch + 1, tr->batch_in_epoch + 1, isnan(loss) ? "NaN" : "infinite");
 }
 
 int tt_trainer_run(tt_trainer *tr, int max_batches, tt_progress *p) {
@@ -307,14 +319,7 @@ int tt_trainer_run(tt_trainer *tr, int max_batches, tt_progress *p) {
     const float *z = tt_net_forward_train(tr->net, tr->bx, n, &tr->rng);
     if (!z) return TT_ENOMEM;
     float loss = tt_softmax_xent(z, tr->by, n, C, tr->cfg.label_smoothing, tr->dlogits);
-    if (!isfinite(loss)) {
-      keep_best(tr, tr->best_epoch >= 0);
-      tr->finished = 1;
-      fill_progress(tr, p);
-      return tt_fail(TT_EINVAL, "training stopped at epoch %d, batch %d: the loss became %s; "
-                     "try a lower learning rate (the best weights so far are kept)",
-                     tr->epoch + 1, tr->batch_in_epoch + 1, isnan(loss) ? "NaN" : "infinite");
-    }
+    if (!isfinite(loss)) return diverged(tr, p, loss);
     for (int r = 0; r < n; r++) {
       int best = 0;
       for (int k = 1; k < C; k++) best = z[r * C + k] > z[r * C + best] ? k : best;
@@ -329,9 +334,12 @@ int tt_trainer_run(tt_trainer *tr, int max_batches, tt_progress *p) {
     if (++tr->batch_in_epoch < tr->batches_per_epoch) continue;
     /* end of an epoch */
     p->train_loss = (float)(tr->loss_sum / tr->seen), p->train_acc = (float)(tr->correct / tr->seen);
-    if (evaluate(tr, &p->val_loss, &p->val_acc, NULL) < 0) return TT_ENOMEM;
-    /* Without a validation set the training loss decides what "best" means. */
-    float crit = tr->n_val ? p->val_loss : p->train_loss;
+    if (evaluate(tr, tr->val_idx, tr->n_val, &p->val_loss, &p->val_acc, NULL) < 0) return TT_ENOMEM;
+    /* Without a validation set, the training images (plain views, weights as they are
+       now) decide what "best" means. */
+    float crit = p->val_loss, tacc;
+    if (!tr->n_val && evaluate(tr, tr->train_idx, tr->n_train, &crit, &tacc, NULL) < 0) return TT_ENOMEM;
+    if (!isfinite(crit)) return diverged(tr, p, crit);
     if (crit < tr->best_val_loss) tr->best_val_loss = crit, tr->best_epoch = tr->epoch, tr->since_best = 0, keep_best(tr, 0);
     else tr->since_best++;
     p->stopped_early = tr->cfg.patience > 0 && tr->since_best >= tr->cfg.patience;
@@ -357,6 +365,6 @@ void tt_trainer_stop(tt_trainer *tr) {
 int tt_trainer_confusion(tt_trainer *tr, int *matrix) {
   float loss, acc;
   memset(matrix, 0, (size_t)tr->classes * tr->classes * sizeof(int));
-  int rc = evaluate(tr, &loss, &acc, matrix);
+  int rc = evaluate(tr, tr->val_idx, tr->n_val, &loss, &acc, matrix);
   return rc < 0 ? rc : tr->n_val;
 }

