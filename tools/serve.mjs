@@ -25,6 +25,8 @@ export function createServer() {
         'Cross-Origin-Opener-Policy': 'same-origin',
         'Cross-Origin-Embedder-Policy': 'require-corp',
         'Cache-Control': 'no-cache',
+        // lets web/sw.js control the whole site (the page at /, /wasm, /build, /models)
+        ...(p === '/web/sw.js' ? { 'Service-Worker-Allowed': '/' } : {}),
       });
       res.end(data);
     });
