@@ -60,4 +60,50 @@ void tt_act_backward(size_t n, const float *y, float *dy, int act);
 void tt_bias_backward(int rows, int c, const float *dy, float *db); /* db[c] += sum over rows */
 void tt_softmax(int rows, int c, const float *x, float *y);       /* numerically stable */
 
+/* ---- variants -----------------------------------------------------------------------
+   Same contracts as above; exported so tests and benchmarks can compare them. */
+void tt_gemm_scalar(int ta, int tb, int M, int N, int K, const float *A, int lda,
+                    const float *B, int ldb, float *C, int ldc, int acc,
+                    const float *bias, int act);
+void tt_dwconv_scalar(const tt_shape *s, const float *x, const float *w,
+                      const float *bias, int act, float *y);
+void tt_dwconv_backward_input_scalar(const tt_shape *s, const float *dy, const float *w,
+                                     float *dx);
+void tt_dwconv_backward_filter_scalar(const tt_shape *s, const float *x, const float *dy,
+                                      float *dw);
+void tt_conv2d_scalar(const tt_shape *s, const float *x, const float *w,
+                      const float *bias, int act, float *y);
+void tt_avgpool_scalar(const tt_shape *s, const float *x, float *y);
+void tt_avgpool_backward_scalar(const tt_shape *s, const float *dy, float *dx);
+void tt_add_scalar(size_t n, const float *a, const float *b, float *y);
+void tt_acc_scalar(size_t n, const float *x, float *y);
+void tt_scale_shift_scalar(size_t n, const float *x, float a, float b, float *y);
+void tt_bias_act_scalar(int rows, int c, float *y, const float *bias, int act);
+void tt_act_backward_scalar(size_t n, const float *y, float *dy, int act);
+void tt_bias_backward_scalar(int rows, int c, const float *dy, float *db);
+void tt_softmax_scalar(int rows, int c, const float *x, float *y);
+
+#ifdef __wasm_simd128__
+void tt_gemm_simd(int ta, int tb, int M, int N, int K, const float *A, int lda,
+                  const float *B, int ldb, float *C, int ldc, int acc,
+                  const float *bias, int act);
+void tt_dwconv_simd(const tt_shape *s, const float *x, const float *w,
+                    const float *bias, int act, float *y);
+void tt_dwconv_backward_input_simd(const tt_shape *s, const float *dy, const float *w,
+                                   float *dx);
+void tt_dwconv_backward_filter_simd(const tt_shape *s, const float *x, const float *dy,
+                                    float *dw);
+void tt_conv2d_simd(const tt_shape *s, const float *x, const float *w,
+                    const float *bias, int act, float *y);
+void tt_avgpool_simd(const tt_shape *s, const float *x, float *y);
+void tt_avgpool_backward_simd(const tt_shape *s, const float *dy, float *dx);
+void tt_add_simd(size_t n, const float *a, const float *b, float *y);
+void tt_acc_simd(size_t n, const float *x, float *y);
+void tt_scale_shift_simd(size_t n, const float *x, float a, float b, float *y);
+void tt_bias_act_simd(int rows, int c, float *y, const float *bias, int act);
+void tt_act_backward_simd(size_t n, const float *y, float *dy, int act);
+void tt_bias_backward_simd(int rows, int c, const float *dy, float *db);
+void tt_softmax_simd(int rows, int c, const float *x, float *y);
+#endif
+
 #endif

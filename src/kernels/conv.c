@@ -1,0 +1,142 @@
+/* General 2-D convolution, NHWC input, HWIO filter [kh][kw][c][oc].
+
+   Only MobileNet's stem uses it (3x3, stride 2, c=3, oc=32 or 48), where a direct
+   convolution beats im2col+GEMM: K = 27 is too short to amortise packing. With HWIO
+   the oc values of one filter tap are contiguous, so the natural vectorisation is over
+   oc: each input value is broadcast and multiplied into a block of output channels
+   held in registers for the whole window. */
+#include "kernels.h"
+#ifdef __wasm_simd128__
+#include <wasm_simd128.h>
+#endif
+
+static inline float act_f(float v, int act) {
+  if (act != TT_ACT_NONE) { /* compares, to match wasm pmax/pmin on NaN and -0 */
+    v = v < 0.0f ? 0.0f : v;
+    if (act == TT_ACT_RELU6) v = 6.0f < v ? 6.0f : v;
+  }
+  return v;
+}
+
+/* Taps [*k0,*k1) of a window starting at input index o*stride - pad that fall inside
+   [0,size). Empty when the window lies entirely in padding. */
+static inline void tap_range(int o, int stride, int pad, int ksize, int size, int *k0,
+                             int *k1) {
+  const int i0 = o * stride - pad;
+  int a = i0 < 0 ? -i0 : 0, b = size - i0 < ksize ? size - i0 : ksize;
+  *k0 = a;
+  *k1 = b < a ? a : b;
+}
+
+void tt_conv2d_scalar(const tt_shape *s, const float *x, const float *w,
+                      const float *bias, int act, float *y) {
+  const int C = s->c, OC = s->oc;
+  for (int n = 0; n < s->n; n++)
+    for (int oy = 0; oy < s->oh; oy++) {
+      int ky0, ky1;
+      tap_range(oy, s->sh, s->pt, s->kh, s->h, &ky0, &ky1);
+      for (int ox = 0; ox < s->ow; ox++) {
+        int kx0, kx1;
+        tap_range(ox, s->sw, s->pl, s->kw, s->w, &kx0, &kx1);
+        float *restrict yr = y + (((size_t)n * s->oh + oy) * s->ow + ox) * OC;
+        for (int o = 0; o < OC; o++) yr[o] = bias ? bias[o] : 0.0f;
+        for (int ky = ky0; ky < ky1; ky++)
+          for (int kx = kx0; kx < kx1; kx++) {
+            const int iy = oy * s->sh - s->pt + ky, ix = ox * s->sw - s->pl + kx;
+            const float *xr = x + (((size_t)n * s->h + iy) * s->w + ix) * C;
+            const float *wr = w + ((size_t)ky * s->kw + kx) * C * OC;
+            for (int ci = 0; ci < C; ci++) {
+              const float xv = xr[ci];
+              const float *restrict wc = wr + (size_t)ci * OC;
+              for (int o = 0; o < OC; o++) yr[o] += xv * wc[o];
+            }
+          }
+        if (act != TT_ACT_NONE)
+          for (int o = 0; o < OC; o++) yr[o] = act_f(yr[o], act);
+      }
+    }
+}
+
+#ifdef __wasm_simd128__
+
+static inline v128_t act_v(v128_t v, int act) {
+  if (act != TT_ACT_NONE) { /* pmax/pmin: single maxps/minps on x86 */
+    v = wasm_f32x4_pmax(v, wasm_f32x4_splat(0.0f));
+    if (act == TT_ACT_RELU6) v = wasm_f32x4_pmin(v, wasm_f32x4_splat(6.0f));
+  }
+  return v;
+}
+
+void tt_conv2d_simd(const tt_shape *s, const float *x, const float *w,
+                    const float *bias, int act, float *y) {
+  const int C = s->c, OC = s->oc;
+  const v128_t zero = wasm_f32x4_splat(0.0f);
+  for (int n = 0; n < s->n; n++)
+    for (int oy = 0; oy < s->oh; oy++) {
+      int ky0, ky1;
+      tap_range(oy, s->sh, s->pt, s->kh, s->h, &ky0, &ky1);
+      for (int ox = 0; ox < s->ow; ox++) {
+        int kx0, kx1;
+        tap_range(ox, s->sw, s->pl, s->kw, s->w, &kx0, &kx1);
+        const int iy0 = oy * s->sh - s->pt, ix0 = ox * s->sw - s->pl;
+        float *yr = y + (((size_t)n * s->oh + oy) * s->ow + ox) * OC;
+        int o = 0;
+        /* 16 output channels (4 accumulators) per pass over the window: enough
+           independent chains to hide add latency; oc=32/48 take 2/3 passes. */
+        for (; o + 16 <= OC; o += 16) {
+          v128_t a0 = bias ? wasm_v128_load(bias + o) : zero;
+          v128_t a1 = bias ? wasm_v128_load(bias + o + 4) : zero;
+          v128_t a2 = bias ? wasm_v128_load(bias + o + 8) : zero;
+          v128_t a3 = bias ? wasm_v128_load(bias + o + 12) : zero;
+          for (int ky = ky0; ky < ky1; ky++)
+            for (int kx = kx0; kx < kx1; kx++) {
+              const float *xr = x + (((size_t)n * s->h + iy0 + ky) * s->w + ix0 + kx) * C;
+              const float *wr = w + ((size_t)ky * s->kw + kx) * C * OC + o;
+              for (int ci = 0; ci < C; ci++, wr += OC) {
+                const v128_t xv = wasm_v128_load32_splat(xr + ci);
+                a0 = wasm_f32x4_add(a0, wasm_f32x4_mul(xv, wasm_v128_load(wr)));
+                a1 = wasm_f32x4_add(a1, wasm_f32x4_mul(xv, wasm_v128_load(wr + 4)));
+                a2 = wasm_f32x4_add(a2, wasm_f32x4_mul(xv, wasm_v128_load(wr + 8)));
+                a3 = wasm_f32x4_add(a3, wasm_f32x4_mul(xv, wasm_v128_load(wr + 12)));
+              }
+            }
+          wasm_v128_store(yr + o, act_v(a0, act));
+          wasm_v128_store(yr + o + 4, act_v(a1, act));
+          wasm_v128_store(yr + o + 8, act_v(a2, act));
+          wasm_v128_store(yr + o + 12, act_v(a3, act));
+        }
+        for (; o + 4 <= OC; o += 4) {
+          v128_t a0 = bias ? wasm_v128_load(bias + o) : zero;
+          for (int ky = ky0; ky < ky1; ky++)
+            for (int kx = kx0; kx < kx1; kx++) {
+              const float *xr = x + (((size_t)n * s->h + iy0 + ky) * s->w + ix0 + kx) * C;
+              const float *wr = w + ((size_t)ky * s->kw + kx) * C * OC + o;
+              for (int ci = 0; ci < C; ci++, wr += OC)
+                a0 = wasm_f32x4_add(a0, wasm_f32x4_mul(wasm_v128_load32_splat(xr + ci),
+                                                       wasm_v128_load(wr)));
+            }
+          wasm_v128_store(yr + o, act_v(a0, act));
+        }
+        for (; o < OC; o++) {
+          float a = bias ? bias[o] : 0.0f;
+          for (int ky = ky0; ky < ky1; ky++)
+            for (int kx = kx0; kx < kx1; kx++) {
+              const float *xr = x + (((size_t)n * s->h + iy0 + ky) * s->w + ix0 + kx) * C;
+              const float *wr = w + ((size_t)ky * s->kw + kx) * C * OC + o;
+              for (int ci = 0; ci < C; ci++) a += xr[ci] * wr[(size_t)ci * OC];
+            }
+          yr[o] = act_f(a, act);
+        }
+      }
+    }
+}
+#endif
+
+void tt_conv2d(const tt_shape *s, const float *x, const float *w, const float *bias,
+               int act, float *y) {
+#ifdef __wasm_simd128__
+  tt_conv2d_simd(s, x, w, bias, act, y);
+#else
+  tt_conv2d_scalar(s, x, w, bias, act, y);
+#endif
+}

@@ -1,0 +1,330 @@
+/* GEMM: C = (acc ? C : 0) + op(A) op(B), then bias and activation (see kernels.h).
+
+   The SIMD version is a GotoBLAS-style blocked GEMM built around one 4x8 register
+   micro-kernel: 8 v128 accumulators hold a 4-row x 8-column tile of C while K is
+   streamed. Without FMA in WASM SIMD, that tile size was measured best under emcc
+   3.1.6: it leaves enough of the 16 x86 xmm registers for the splatted A values and
+   the two B vectors, so V8 does not spill.
+
+   Both operands are packed before the micro-kernel sees them, so all four (ta,tb)
+   cases run the same hot loop: B into 8-column panels ([k][8], zero-padded), A into
+   4-row slivers ([k][4], zero-padded). Packing is also where the transposes happen,
+   which is why A^T and B^T cost no more than the plain case. */
+#include "kernels.h"
+#ifdef __wasm_simd128__
+#include <wasm_simd128.h>
+#endif
+
+static inline float act_f(float v, int act) {
+  /* Written as compares rather than fmaxf/fminf so NaN and -0 behave exactly like
+     wasm's pmax/pmin in the SIMD epilogue. */
+  if (act != TT_ACT_NONE) {
+    v = v < 0.0f ? 0.0f : v;
+    if (act == TT_ACT_RELU6) v = 6.0f < v ? 6.0f : v;
+  }
+  return v;
+}
+
+/* Dot product with 8 independent partial sums: a single running sum pins the additions
+   to strict left-to-right order, which gcc does not vectorise without -ffast-math. */
+static float dot(const float *a, const float *b, int n) {
+  float s[8] = {0, 0, 0, 0, 0, 0, 0, 0}, t = 0.0f;
+  int k = 0;
+  for (; k + 8 <= n; k += 8)
+    for (int l = 0; l < 8; l++) s[l] += a[k + l] * b[k + l];
+  for (; k < n; k++) t += a[k] * b[k];
+  return ((s[0] + s[4]) + (s[1] + s[5])) + ((s[2] + s[6]) + (s[3] + s[7])) + t;
+}
+
+void tt_gemm_scalar(int ta, int tb, int M, int N, int K, const float *A, int lda,
+                    const float *B, int ldb, float *C, int ldc, int acc,
+                    const float *bias, int act) {
+  for (int i = 0; i < M; i++) {
+    float *restrict c = C + (size_t)i * ldc;
+    if (!acc)
+      for (int j = 0; j < N; j++) c[j] = 0.0f;
+    if (!tb) {
+      /* Row of C += scalars * rows of B: unit stride on all, so gcc vectorises it; four
+         rows of B per pass cut the loads and stores of the C row by four. */
+#define A_AT(k) (ta ? A[(size_t)(k) * lda + i] : A[(size_t)i * lda + (k)])
+      int k = 0;
+      for (; k + 4 <= K; k += 4) {
+        const float a0 = A_AT(k), a1 = A_AT(k + 1), a2 = A_AT(k + 2), a3 = A_AT(k + 3);
+        const float *restrict b0 = B + (size_t)k * ldb, *restrict b1 = b0 + ldb,
+                              *restrict b2 = b1 + ldb, *restrict b3 = b2 + ldb;
+        for (int j = 0; j < N; j++) c[j] += a0 * b0[j] + a1 * b1[j] + a2 * b2[j] + a3 * b3[j];
+      }
+      for (; k < K; k++) {
+        const float a = A_AT(k);
+        const float *restrict b = B + (size_t)k * ldb;
+        for (int j = 0; j < N; j++) c[j] += a * b[j];
+      }
+#undef A_AT
+    } else if (!ta) {
+      /* B^T: rows of B are columns of op(B), so each C entry is a unit-stride dot. */
+      for (int j = 0; j < N; j++) c[j] += dot(A + (size_t)i * lda, B + (size_t)j * ldb, K);
+    } else {
+      /* A^T B^T: row i of op(A) is a strided column of A; gathered a slice at a time
+         into a small stack buffer, the dots are unit-stride again. */
+      float acol[256];
+      for (int k0 = 0; k0 < K; k0 += 256) {
+        const int kc = K - k0 < 256 ? K - k0 : 256;
+        for (int k = 0; k < kc; k++) acol[k] = A[(size_t)(k0 + k) * lda + i];
+        for (int j = 0; j < N; j++) c[j] += dot(acol, B + (size_t)j * ldb + k0, kc);
+      }
+    }
+    if (bias)
+      for (int j = 0; j < N; j++) c[j] += bias[j];
+    if (act != TT_ACT_NONE)
+      for (int j = 0; j < N; j++) c[j] = act_f(c[j], act);
+  }
+}
+
+#ifdef __wasm_simd128__
+
+/* Block sizes: a KC x NC block of packed B (128 KiB) is reused by every 4-row sliver
+   of A, so it should stay in L2; a 4 x KC sliver of packed A (4 KiB) plus one 8-column
+   panel (8 KiB) are what the micro-kernel touches and fit L1. */
+#define GEMM_MR 4
+#define GEMM_NR 8
+#define GEMM_KC 256
+#define GEMM_NC 128
+
+/* Fixed workspaces instead of malloc: kernels must not allocate. This makes
+   tt_gemm_simd non-reentrant, which is fine for the single-threaded engine. */
+static float gemm_bpack[GEMM_KC * GEMM_NC];
+static float gemm_apack[GEMM_KC * GEMM_MR];
+
+/* 4x4 transpose of four row vectors, in place. */
+static inline void tr4(v128_t *r0, v128_t *r1, v128_t *r2, v128_t *r3) {
+  const v128_t t0 = wasm_i32x4_shuffle(*r0, *r1, 0, 4, 1, 5);
+  const v128_t t1 = wasm_i32x4_shuffle(*r0, *r1, 2, 6, 3, 7);
+  const v128_t t2 = wasm_i32x4_shuffle(*r2, *r3, 0, 4, 1, 5);
+  const v128_t t3 = wasm_i32x4_shuffle(*r2, *r3, 2, 6, 3, 7);
+  *r0 = wasm_i32x4_shuffle(t0, t2, 0, 1, 4, 5);
+  *r1 = wasm_i32x4_shuffle(t0, t2, 2, 3, 6, 7);
+  *r2 = wasm_i32x4_shuffle(t1, t3, 0, 1, 4, 5);
+  *r3 = wasm_i32x4_shuffle(t1, t3, 2, 3, 6, 7);
+}
+
+/* Packs op(B)[k0:k0+kc, j0:j0+nc] as consecutive panels of [kc][8]. */
+static void pack_b(int tb, const float *B, int ldb, int k0, int kc, int j0, int nc,
+                   float *dst) {
+  for (int p = 0; p < nc; p += GEMM_NR, dst += (size_t)kc * GEMM_NR) {
+    const int nr = nc - p < GEMM_NR ? nc - p : GEMM_NR;
+    const int j = j0 + p;
+    if (!tb) {
+      const float *src = B + (size_t)k0 * ldb + j;
+      if (nr == GEMM_NR) {
+        for (int k = 0; k < kc; k++, src += ldb) {
+          wasm_v128_store(dst + k * 8, wasm_v128_load(src));
+          wasm_v128_store(dst + k * 8 + 4, wasm_v128_load(src + 4));
+        }
+      } else {
+        for (int k = 0; k < kc; k++, src += ldb)
+          for (int jj = 0; jj < GEMM_NR; jj++) dst[k * 8 + jj] = jj < nr ? src[jj] : 0.0f;
+      }
+    } else {
+      /* op(B) column j is row j of B: read rows with unit stride, transpose 4x4. */
+      const float *src = B + (size_t)j * ldb + k0;
+      if (nr == GEMM_NR) {
+        for (int g = 0; g < 2; g++) {
+          const float *s0 = src + (size_t)(4 * g) * ldb, *s1 = s0 + ldb, *s2 = s1 + ldb,
+                      *s3 = s2 + ldb;
+          int k = 0;
+          for (; k + 4 <= kc; k += 4) {
+            v128_t r0 = wasm_v128_load(s0 + k), r1 = wasm_v128_load(s1 + k);
+            v128_t r2 = wasm_v128_load(s2 + k), r3 = wasm_v128_load(s3 + k);
+            tr4(&r0, &r1, &r2, &r3);
+            wasm_v128_store(dst + (k + 0) * 8 + 4 * g, r0);
+            wasm_v128_store(dst + (k + 1) * 8 + 4 * g, r1);
+            wasm_v128_store(dst + (k + 2) * 8 + 4 * g, r2);
+            wasm_v128_store(dst + (k + 3) * 8 + 4 * g, r3);
+          }
+          for (; k < kc; k++) {
+            dst[k * 8 + 4 * g + 0] = s0[k];
+            dst[k * 8 + 4 * g + 1] = s1[k];
+            dst[k * 8 + 4 * g + 2] = s2[k];
+            dst[k * 8 + 4 * g + 3] = s3[k];
+          }
+        }
+      } else {
+        for (int jj = 0; jj < GEMM_NR; jj++) {
+          if (jj < nr) {
+            const float *s = src + (size_t)jj * ldb;
+            for (int k = 0; k < kc; k++) dst[k * 8 + jj] = s[k];
+          } else {
+            for (int k = 0; k < kc; k++) dst[k * 8 + jj] = 0.0f;
+          }
+        }
+      }
+    }
+  }
+}
+
+/* Packs op(A)[i0:i0+mr, k0:k0+kc] as [kc][4]. */
+static void pack_a(int ta, const float *A, int lda, int i0, int mr, int k0, int kc,
+                   float *dst) {
+  if (ta) {
+    /* op(A) row i is column i of A: four adjacent rows are one contiguous load. */
+    const float *src = A + (size_t)k0 * lda + i0;
+    if (mr == GEMM_MR) {
+      for (int k = 0; k < kc; k++, src += lda) wasm_v128_store(dst + k * 4, wasm_v128_load(src));
+    } else {
+      for (int k = 0; k < kc; k++, src += lda)
+        for (int r = 0; r < GEMM_MR; r++) dst[k * 4 + r] = r < mr ? src[r] : 0.0f;
+    }
+  } else {
+    const float *s0 = A + (size_t)i0 * lda + k0;
+    if (mr == GEMM_MR) {
+      const float *s1 = s0 + lda, *s2 = s1 + lda, *s3 = s2 + lda;
+      int k = 0;
+      for (; k + 4 <= kc; k += 4) {
+        v128_t r0 = wasm_v128_load(s0 + k), r1 = wasm_v128_load(s1 + k);
+        v128_t r2 = wasm_v128_load(s2 + k), r3 = wasm_v128_load(s3 + k);
+        tr4(&r0, &r1, &r2, &r3);
+        wasm_v128_store(dst + (k + 0) * 4, r0);
+        wasm_v128_store(dst + (k + 1) * 4, r1);
+        wasm_v128_store(dst + (k + 2) * 4, r2);
+        wasm_v128_store(dst + (k + 3) * 4, r3);
+      }
+      for (; k < kc; k++) {
+        dst[k * 4 + 0] = s0[k];
+        dst[k * 4 + 1] = s1[k];
+        dst[k * 4 + 2] = s2[k];
+        dst[k * 4 + 3] = s3[k];
+      }
+    } else {
+      for (int r = 0; r < GEMM_MR; r++) {
+        if (r < mr) {
+          const float *s = s0 + (size_t)r * lda;
+          for (int k = 0; k < kc; k++) dst[k * 4 + r] = s[k];
+        } else {
+          for (int k = 0; k < kc; k++) dst[k * 4 + r] = 0.0f;
+        }
+      }
+    }
+  }
+}
+
+/* C[4x8] = (load_c ? C : 0) + Ap^T Bp, then, on the last K block only (final), bias
+   and activation while the tile is still in registers. noinline: inlined into the
+   blocking loops, V8's register allocator spills the accumulators and the GEMM runs
+   at half speed (measured 25 vs 45 GFLOP/s). */
+__attribute__((noinline)) static void gemm_ukernel_4x8(int kc, const float *restrict ap, const float *restrict bp,
+                             float *restrict c, int ldc, int load_c, int final,
+                             const float *bias, int act) {
+  float *c0 = c, *c1 = c0 + ldc, *c2 = c1 + ldc, *c3 = c2 + ldc;
+  v128_t c00, c01, c10, c11, c20, c21, c30, c31;
+  if (load_c) {
+    c00 = wasm_v128_load(c0); c01 = wasm_v128_load(c0 + 4);
+    c10 = wasm_v128_load(c1); c11 = wasm_v128_load(c1 + 4);
+    c20 = wasm_v128_load(c2); c21 = wasm_v128_load(c2 + 4);
+    c30 = wasm_v128_load(c3); c31 = wasm_v128_load(c3 + 4);
+  } else {
+    c00 = c01 = c10 = c11 = c20 = c21 = c30 = c31 = wasm_f32x4_splat(0.0f);
+  }
+  for (int k = 0; k < kc; k++) {
+    const v128_t b0 = wasm_v128_load(bp), b1 = wasm_v128_load(bp + 4);
+    v128_t a = wasm_v128_load32_splat(ap);
+    c00 = wasm_f32x4_add(c00, wasm_f32x4_mul(a, b0));
+    c01 = wasm_f32x4_add(c01, wasm_f32x4_mul(a, b1));
+    a = wasm_v128_load32_splat(ap + 1);
+    c10 = wasm_f32x4_add(c10, wasm_f32x4_mul(a, b0));
+    c11 = wasm_f32x4_add(c11, wasm_f32x4_mul(a, b1));
+    a = wasm_v128_load32_splat(ap + 2);
+    c20 = wasm_f32x4_add(c20, wasm_f32x4_mul(a, b0));
+    c21 = wasm_f32x4_add(c21, wasm_f32x4_mul(a, b1));
+    a = wasm_v128_load32_splat(ap + 3);
+    c30 = wasm_f32x4_add(c30, wasm_f32x4_mul(a, b0));
+    c31 = wasm_f32x4_add(c31, wasm_f32x4_mul(a, b1));
+    ap += 4;
+    bp += 8;
+  }
+  if (final) {
+    if (bias) {
+      const v128_t b0 = wasm_v128_load(bias), b1 = wasm_v128_load(bias + 4);
+      c00 = wasm_f32x4_add(c00, b0); c01 = wasm_f32x4_add(c01, b1);
+      c10 = wasm_f32x4_add(c10, b0); c11 = wasm_f32x4_add(c11, b1);
+      c20 = wasm_f32x4_add(c20, b0); c21 = wasm_f32x4_add(c21, b1);
+      c30 = wasm_f32x4_add(c30, b0); c31 = wasm_f32x4_add(c31, b1);
+    }
+    if (act != TT_ACT_NONE) {
+      /* pmax/pmin are single x86 instructions (maxps/minps); max/min are not. */
+      const v128_t z = wasm_f32x4_splat(0.0f);
+      c00 = wasm_f32x4_pmax(c00, z); c01 = wasm_f32x4_pmax(c01, z);
+      c10 = wasm_f32x4_pmax(c10, z); c11 = wasm_f32x4_pmax(c11, z);
+      c20 = wasm_f32x4_pmax(c20, z); c21 = wasm_f32x4_pmax(c21, z);
+      c30 = wasm_f32x4_pmax(c30, z); c31 = wasm_f32x4_pmax(c31, z);
+      if (act == TT_ACT_RELU6) {
+        const v128_t six = wasm_f32x4_splat(6.0f);
+        c00 = wasm_f32x4_pmin(c00, six); c01 = wasm_f32x4_pmin(c01, six);
+        c10 = wasm_f32x4_pmin(c10, six); c11 = wasm_f32x4_pmin(c11, six);
+        c20 = wasm_f32x4_pmin(c20, six); c21 = wasm_f32x4_pmin(c21, six);
+        c30 = wasm_f32x4_pmin(c30, six); c31 = wasm_f32x4_pmin(c31, six);
+      }
+    }
+  }
+  wasm_v128_store(c0, c00); wasm_v128_store(c0 + 4, c01);
+  wasm_v128_store(c1, c10); wasm_v128_store(c1 + 4, c11);
+  wasm_v128_store(c2, c20); wasm_v128_store(c2 + 4, c21);
+  wasm_v128_store(c3, c30); wasm_v128_store(c3 + 4, c31);
+}
+
+void tt_gemm_simd(int ta, int tb, int M, int N, int K, const float *A, int lda,
+                  const float *B, int ldb, float *C, int ldc, int acc,
+                  const float *bias, int act) {
+  if (M <= 0 || N <= 0) return;
+  if (K <= 0) { /* no K block would run the epilogue */
+    tt_gemm_scalar(ta, tb, M, N, 0, A, lda, B, ldb, C, ldc, acc, bias, act);
+    return;
+  }
+  for (int k0 = 0; k0 < K; k0 += GEMM_KC) {
+    const int kc = K - k0 < GEMM_KC ? K - k0 : GEMM_KC;
+    const int load_c = acc || k0 > 0;
+    const int final = k0 + kc == K;
+    for (int j0 = 0; j0 < N; j0 += GEMM_NC) {
+      const int nc = N - j0 < GEMM_NC ? N - j0 : GEMM_NC;
+      pack_b(tb, B, ldb, k0, kc, j0, nc, gemm_bpack);
+      for (int i0 = 0; i0 < M; i0 += GEMM_MR) {
+        const int mr = M - i0 < GEMM_MR ? M - i0 : GEMM_MR;
+        pack_a(ta, A, lda, i0, mr, k0, kc, gemm_apack);
+        for (int p = 0; p < nc; p += GEMM_NR) {
+          const int nr = nc - p < GEMM_NR ? nc - p : GEMM_NR;
+          const float *bp = gemm_bpack + (size_t)p * kc;
+          const float *bi = final && bias ? bias + j0 + p : NULL;
+          float *c = C + (size_t)i0 * ldc + j0 + p;
+          if (mr == GEMM_MR && nr == GEMM_NR) {
+            gemm_ukernel_4x8(kc, gemm_apack, bp, c, ldc, load_c, final, bi, act);
+          } else {
+            /* Edge tile: run the full kernel on a padded copy so the hot path never
+               needs bounds checks; only the valid part is written back. */
+            float tile[GEMM_MR * GEMM_NR], btile[GEMM_NR];
+            for (int r = 0; r < GEMM_MR; r++)
+              for (int jj = 0; jj < GEMM_NR; jj++)
+                tile[r * GEMM_NR + jj] =
+                    load_c && r < mr && jj < nr ? c[(size_t)r * ldc + jj] : 0.0f;
+            if (bi) {
+              for (int jj = 0; jj < GEMM_NR; jj++) btile[jj] = jj < nr ? bi[jj] : 0.0f;
+              bi = btile;
+            }
+            gemm_ukernel_4x8(kc, gemm_apack, bp, tile, GEMM_NR, load_c, final, bi, act);
+            for (int r = 0; r < mr; r++)
+              for (int jj = 0; jj < nr; jj++) c[(size_t)r * ldc + jj] = tile[r * GEMM_NR + jj];
+          }
+        }
+      }
+    }
+  }
+}
+#endif
+
+void tt_gemm(int ta, int tb, int M, int N, int K, const float *A, int lda,
+             const float *B, int ldb, float *C, int ldc, int acc,
+             const float *bias, int act) {
+#ifdef __wasm_simd128__
+  tt_gemm_simd(ta, tb, M, N, K, A, lda, B, ldb, C, ldc, acc, bias, act);
+#else
+  tt_gemm_scalar(ta, tb, M, N, K, A, lda, B, ldb, C, ldc, acc, bias, act);
+#endif
+}
