@@ -33,6 +33,34 @@ export function trainableRange(model, blocks, cut = model.cut) {
   return { first, boundary: first - 1 };
 }
 
+// Parses and checks a saved classifier: the engine validates the file and rebuilds its
+// net; the metadata must be ours and of a version we read.
+function openFile(m, bytes) {
+  const { net, meta } = m.scoped((take) => {
+    const dp = take(m.put(bytes)), out = take(m.alloc(12));
+    m.check(m.x.tt_model_load(dp, bytes.length, out));
+    const [net, off, len] = m.i32.slice(out >> 2, (out >> 2) + 3);
+    return { net, meta: new TextDecoder().decode(m.u8.slice(dp + off, dp + off + len)) };
+  });
+  try {
+    let info;
+    try { info = JSON.parse(meta); } catch { throw new EngineError('saved model metadata is not valid JSON'); }
+    if (info.format !== FILE_FORMAT) throw new EngineError(`not a tinytune classifier (format '${info.format}')`);
+    if (info.version !== 1) throw new EngineError(`saved classifier has version ${info.version}; this engine reads version 1`);
+    return { net, info };
+  } catch (e) {
+    m.x.tt_net_delete(net);
+    throw e;
+  }
+}
+
+/** A saved classifier's metadata (labels, backbone id and hash, settings, metrics), without loading it. */
+export function readClassifierInfo(engine, bytes) {
+  const { net, info } = openFile(engine.mod, bytes);
+  engine.mod.x.tt_net_delete(net);
+  return info;
+}
+
 export class Classifier {
   /**
    * opts: labels (class names), blocks (K, default 0), hidden (units of a hidden ReLU
@@ -251,18 +279,8 @@ export class Classifier {
 
   /** Reads a saved classifier onto a loaded backbone; refuses a file made on another. */
   static load(model, bytes) {
-    const m = model.mod;
-    const { net, meta } = m.scoped((take) => {
-      const dp = take(m.put(bytes)), out = take(m.alloc(12));
-      m.check(m.x.tt_model_load(dp, bytes.length, out));
-      const [net, off, len] = m.i32.slice(out >> 2, (out >> 2) + 3);
-      return { net, meta: new TextDecoder().decode(m.u8.slice(dp + off, dp + off + len)) };
-    });
+    const { net, info } = openFile(model.mod, bytes);
     try {
-      let info;
-      try { info = JSON.parse(meta); } catch { throw new EngineError('saved model metadata is not valid JSON'); }
-      if (info.format !== FILE_FORMAT) throw new EngineError(`not a tinytune classifier (format '${info.format}')`);
-      if (info.version !== 1) throw new EngineError(`saved classifier has version ${info.version}; this engine reads version 1`);
       if (info.backbone?.hash !== model.weightHash) {
         throw new EngineError(`this classifier was trained on backbone '${info.backbone?.id}' (weights ${info.backbone?.hash}); ` +
           `the loaded backbone is '${model.id}' (weights ${model.weightHash})`);
@@ -275,7 +293,7 @@ export class Classifier {
       c.meta = info;
       return c;
     } catch (e) {
-      m.x.tt_net_delete(net);
+      model.mod.x.tt_net_delete(net);
       throw e;
     }
   }

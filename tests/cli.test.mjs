@@ -1,0 +1,49 @@
+// The command line on real image files: finetune a folder of class folders, then predict.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { createEngine } from '../wasm/engine.mjs';
+import { ROOT, textureSet } from './helpers.mjs';
+import { encodePng } from './png.mjs';
+
+const run = promisify(execFile);
+const cli = (...args) => run(process.execPath, [path.join(ROOT, 'tools/tinytune.mjs'), ...args], { cwd: ROOT, maxBuffer: 1 << 24 });
+
+test('finetune writes a model and metrics; predict labels held-out files; bad files are reported', async () => {
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'tinytune-cli-'));
+  const engine = await createEngine();
+  const set = textureSet(engine, { perClass: 8, heldOut: 3, seed: 3 });
+  for (const l of set.labels) fs.mkdirSync(path.join(tmp, 'data', l), { recursive: true });
+  set.train.forEach((s, i) => fs.writeFileSync(path.join(tmp, 'data', s.label, `${i}.png`), encodePng(s.pixels)));
+  fs.writeFileSync(path.join(tmp, 'data', 'brick', 'notes.jpg'), 'this is not a picture');
+  const out = path.join(tmp, 'm.ttm'), metrics = path.join(tmp, 'metrics.json'), exp = path.join(tmp, 'tfjs');
+  const r = await cli('finetune', path.join(tmp, 'data'), '--model', 'mobilenet_v2', '--epochs', '6', '--views', '2',
+    '--val', '0.25', '--out', out, '--metrics', metrics, '--export-tfjs', exp);
+  assert.match(r.stderr, /skipped .*notes\.jpg: not an image/);
+  assert.match(r.stderr, /epoch 6\/6 .*val loss/);
+  const m = JSON.parse(fs.readFileSync(metrics, 'utf8'));
+  assert.equal(m.history.length, 6);
+  assert.equal(m.skipped.length, 1);
+  assert.deepEqual(m.labels, ['brick', 'grass', 'gravel']);
+  assert.ok(fs.statSync(out).size > 1000);
+  assert.ok(fs.existsSync(path.join(exp, 'model.json')) && fs.existsSync(path.join(exp, 'weights.bin')));
+
+  const held = set.test.map((s, i) => {
+    const f = path.join(tmp, `held-${s.label}-${i}.png`);
+    fs.writeFileSync(f, encodePng(s.pixels));
+    return { f, label: s.label };
+  });
+  const p = await cli('predict', out, ...held.map((h) => h.f), '--top', '1');
+  const lines = p.stdout.trim().split('\n');
+  assert.equal(lines.length, held.length);
+  const correct = lines.filter((line, i) => line.split('\t')[1].startsWith(held[i].label + ' ')).length;
+  assert.ok(correct >= held.length - 1, `only ${correct}/${held.length} held-out textures right:\n${p.stdout}`);
+
+  await assert.rejects(cli('predict', out, path.join(tmp, 'data', 'brick', 'notes.jpg')), (e) => /not an image/.test(e.stderr) && e.code === 2);
+  await assert.rejects(cli('finetune', path.join(tmp, 'nope')), (e) => /is not a folder/.test(e.stderr));
+  fs.rmSync(tmp, { recursive: true, force: true });
+});

@@ -1,0 +1,124 @@
+#!/usr/bin/env node
+// The command line: the same engine and API as the page.
+//   tinytune finetune <data/> [options]   data/<label>/*.jpg|png|gif|bmp -> model file + metrics JSON
+//   tinytune predict <model.ttm> <image...> [--top k]
+import fs from 'node:fs';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { fileURLToPath } from 'node:url';
+import { createEngine } from '../wasm/engine.mjs';
+import { Classifier, readClassifierInfo } from '../wasm/transfer.mjs';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const IMAGE = /\.(jpe?g|png|gif|bmp)$/i;
+const USAGE = `usage:
+  tinytune finetune <data-dir> [--model mobilenet_v2_mid] [--blocks K] [--epochs N] [--lr X]
+                    [--batch N] [--views N] [--no-augment] [--hidden N] [--seed N] [--val F]
+                    [--out model.ttm] [--metrics metrics.json] [--export-tfjs dir]
+  tinytune predict <model.ttm> <image...> [--top K]
+data-dir holds one folder per class: data/<label>/*.jpg|png|gif|bmp`;
+
+const die = (msg) => { process.stderr.write(`tinytune: ${msg}\n`); process.exit(1); };
+const modelPath = (id) => (fs.existsSync(id) ? id : path.join(ROOT, 'models', id));
+
+function bar(frac, width = 24) {
+  const n = Math.round(Math.max(0, Math.min(1, frac)) * width);
+  return '[' + '#'.repeat(n) + '.'.repeat(width - n) + ']';
+}
+
+async function finetune(args) {
+  const { values: o, positionals } = parseArgs({ args, allowPositionals: true, options: {
+    model: { type: 'string', default: 'mobilenet_v2_mid' }, blocks: { type: 'string', default: '0' },
+    epochs: { type: 'string', default: '30' }, lr: { type: 'string' }, batch: { type: 'string', default: '16' },
+    views: { type: 'string', default: '4' }, 'no-augment': { type: 'boolean', default: false },
+    hidden: { type: 'string', default: '256' }, seed: { type: 'string', default: '1' }, val: { type: 'string', default: '0.2' },
+    out: { type: 'string', default: 'model.ttm' }, metrics: { type: 'string', default: 'metrics.json' },
+    'export-tfjs': { type: 'string' } } });
+  const dir = positionals[0];
+  if (!dir) die(`finetune needs a data folder\n${USAGE}`);
+  if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) die(`'${dir}' is not a folder`);
+  const labels = fs.readdirSync(dir).filter((d) => fs.statSync(path.join(dir, d)).isDirectory()).sort();
+  if (labels.length < 2) die(`'${dir}' has ${labels.length} class folder(s); training needs at least 2`);
+  const num = (k) => { const v = Number(o[k]); if (!Number.isFinite(v)) die(`--${k} must be a number, got '${o[k]}'`); return v; };
+
+  const engine = await createEngine();
+  const model = await engine.loadModel(modelPath(o.model), {
+    onProgress: (a, b) => process.stderr.write(`\rloading ${o.model} ${bar(a / b)} ${(a / 1e6).toFixed(1)}/${(b / 1e6).toFixed(1)} MB`) });
+  process.stderr.write('\n');
+  const c = new Classifier(model, { labels, blocks: num('blocks'), hidden: num('hidden'), views: o['no-augment'] ? 1 : num('views'),
+    augment: !o['no-augment'], seed: num('seed') });
+  const files = labels.flatMap((l) => fs.readdirSync(path.join(dir, l)).filter((f) => IMAGE.test(f)).sort().map((f) => [l, path.join(dir, l, f)]));
+  files.forEach(([label, file], i) => {
+    c.addImage(new Uint8Array(fs.readFileSync(file)), label, file);
+    process.stderr.write(`\rreading images ${bar((i + 1) / files.length)} ${i + 1}/${files.length}`);
+  });
+  process.stderr.write('\n');
+  for (const s of c.skipped) process.stderr.write(`skipped ${s.name}: ${s.reason}\n`);
+  const counts = c.counts();
+  labels.forEach((l, k) => process.stderr.write(`  ${l}: ${counts[k]} images\n`));
+
+  let total = num('epochs');
+  const ac = new AbortController();
+  process.once('SIGINT', () => { process.stderr.write('\nstopping: keeping the best epoch so far\n'); ac.abort(); });
+  const t0 = Date.now();
+  let report;
+  try {
+    report = await c.fit({ epochs: total, learningRate: o.lr === undefined ? undefined : num('lr'), batchSize: num('batch'),
+      validationFraction: num('val'), seed: num('seed'), signal: ac.signal,
+      onBatch: (p) => {
+        const done = (p.epoch + p.batch / p.batchesPerEpoch) / total;
+        const eta = done > 0 ? ((Date.now() - t0) / done - (Date.now() - t0)) / 1000 : 0;
+        process.stderr.write(`\repoch ${p.epoch + 1}/${total} ${bar(done)} batch ${p.batch}/${p.batchesPerEpoch} eta ${eta.toFixed(0)}s   `);
+      },
+      onEpoch: (e) => process.stderr.write(`\repoch ${e.epoch}/${total} ${bar(e.epoch / total)} loss ${e.trainLoss.toFixed(3)} acc ${e.trainAccuracy.toFixed(3)}` +
+        ` | val loss ${e.valLoss.toFixed(3)} acc ${e.valAccuracy.toFixed(3)} (${e.seconds.toFixed(2)}s)\n`) });
+  } catch (e) {
+    if (!e.report) throw e;
+    process.stderr.write(`\n${e.message}\n`);
+    report = e.report;
+  }
+  fs.writeFileSync(o.out, c.save());
+  fs.writeFileSync(o.metrics, JSON.stringify({ ...report, settings: { ...report.settings, signal: undefined } }, null, 2));
+  if (o['export-tfjs']) {
+    const { modelJson, weightData } = c.exportTfjs();
+    fs.mkdirSync(o['export-tfjs'], { recursive: true });
+    fs.writeFileSync(path.join(o['export-tfjs'], 'model.json'), JSON.stringify(modelJson));
+    fs.writeFileSync(path.join(o['export-tfjs'], 'weights.bin'), weightData);
+  }
+  process.stderr.write(`best epoch ${report.bestEpoch}, validation accuracy ${report.validationAccuracy === null ? 'n/a' : report.validationAccuracy.toFixed(3)}\n`);
+  if (report.confusion && report.nVal) {
+    process.stderr.write(`confusion (rows: true class):\n${report.confusion.map((r, k) => `  ${labels[k].padEnd(12)} ${r.join(' ')}`).join('\n')}\n`);
+  }
+  process.stdout.write(`${o.out}\n`);
+}
+
+async function predict(args) {
+  const { values: o, positionals } = parseArgs({ args, allowPositionals: true, options: { top: { type: 'string', default: '3' }, model: { type: 'string' } } });
+  const [file, ...images] = positionals;
+  if (!file || !images.length) die(`predict needs a model file and images\n${USAGE}`);
+  const bytes = new Uint8Array(fs.readFileSync(file));
+  const engine = await createEngine();
+  const info = readClassifierInfo(engine, bytes);
+  const model = await engine.loadModel(modelPath(o.model ?? info.backbone.id));
+  const c = Classifier.load(model, bytes);
+  let failed = 0;
+  for (const img of images) {
+    try {
+      const top = c.predict(new Uint8Array(fs.readFileSync(img)), Number(o.top));
+      process.stdout.write(`${img}\t${top.map((t) => `${t.label} ${t.probability.toFixed(4)}`).join('\t')}\n`);
+    } catch (e) {
+      failed++;
+      process.stderr.write(`${img}: ${e.message}\n`);
+    }
+  }
+  if (failed) process.exitCode = 2;
+}
+
+const [cmd, ...rest] = process.argv.slice(2);
+try {
+  if (cmd === 'finetune') await finetune(rest);
+  else if (cmd === 'predict') await predict(rest);
+  else die(USAGE);
+} catch (e) {
+  die(e.message);
+}
