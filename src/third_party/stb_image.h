@@ -2059,7 +2059,10 @@ static void stbi__grow_buffer_unsafe(stbi__jpeg *j)
          if (c != 0) {
             j->marker = (unsigned char) c;
             j->nomore = 1;
-            return;
+            // tinytune: pad with zero bits like the calls after this one do, rather than
+            // return short: a corrupt scan could then consume more bits than were
+            // buffered, driving code_bits negative and the shift below past 31 (UB).
+            b = 0;
          }
       }
       j->code_buffer |= b << (24 - j->code_bits);
