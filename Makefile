@@ -64,3 +64,79 @@ node_modules/nsfwjs/package.json:
 
 clean:
 	rm -rf build models/.built
+
+# ---- Hostile inputs: fuzzing and sanitizers ------------------------------------------
+# libFuzzer targets (clang 14: apt-get install clang libclang-rt-14-dev) over the three
+# parsers of untrusted bytes: images, network descriptions + weights, saved models.
+# `make fuzz` is bounded (seconds per target, deterministic seed) and fails on any
+# crash, leak, sanitizer report or broken invariant; `make fuzz-long` runs at least
+# FUZZ_LONG_RUNS executions per target. Corpora: tests/fuzz/corpus/<target>/ (seeds and
+# regression inputs, read only); new inputs go to build/fuzz/. `make test-asan` builds
+# and runs every tests/c/test_*.c under AddressSanitizer + UndefinedBehaviorSanitizer.
+FUZZ_CC        ?= clang
+FUZZ_CFLAGS     = -g -O1 -std=c99 -Isrc -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+FUZZ_TARGETS    = image weights savefile
+FUZZ_RUNS      ?= 20000
+FUZZ_SECONDS   ?= 15
+FUZZ_LONG_RUNS ?= 1000000
+FUZZ_OPTS       = -seed=1 -timeout=25 -rss_limit_mb=3072 -max_len=65536 -print_final_stats=1
+FUZZ_OBJ        = $(patsubst %.c,build/fuzz/obj/%.o,$(SRC))
+ASAN_CC        ?= clang
+ASAN_CFLAGS     = -g -O1 -std=c99 -Wall -Wextra -Wno-unused-parameter -Isrc -Itests/c \
+                  -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
+ASAN_OBJ        = $(patsubst %.c,build/asan/obj/%.o,$(SRC))
+ASAN_TESTS      = $(patsubst tests/c/%.c,build/asan/%,$(wildcard tests/c/test_*.c))
+
+.PHONY: fuzz fuzz-long fuzz-build fuzz-seeds test-asan
+.SECONDARY: $(FUZZ_OBJ) $(ASAN_OBJ)
+fuzz-build: $(addprefix build/fuzz/fuzz_,$(FUZZ_TARGETS))
+
+VENDORED        = $(wildcard src/third_party/*.h)
+build/fuzz/obj/%.o: %.c $(HDR) $(VENDORED)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link,address,undefined -c -o $@ $<
+
+build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_OBJ)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer,address,undefined -o $@ $< $(FUZZ_OBJ) -lm
+
+# Each target: the committed corpus first (every seed and regression input is re-run),
+# then FUZZ_RUNS new executions (at most FUZZ_SECONDS) from a fresh scratch corpus.
+fuzz: fuzz-build
+	@set -e; for t in $(FUZZ_TARGETS); do \
+	  echo "== fuzz_$$t ($(FUZZ_RUNS) runs, at most $(FUZZ_SECONDS) s)"; \
+	  rm -rf build/fuzz/scratch/$$t; mkdir -p build/fuzz/scratch/$$t build/fuzz/crashes; \
+	  build/fuzz/fuzz_$$t $(FUZZ_OPTS) -runs=$(FUZZ_RUNS) -max_total_time=$(FUZZ_SECONDS) \
+	    -artifact_prefix=build/fuzz/crashes/$$t- build/fuzz/scratch/$$t tests/fuzz/corpus/$$t \
+	    > build/fuzz/$$t.log 2>&1 || { tail -n 60 build/fuzz/$$t.log; echo "fuzz_$$t FAILED (input in build/fuzz/crashes/)"; exit 1; }; \
+	  grep -E '^Done|stat::number_of_executed_units' build/fuzz/$$t.log | tail -n 2; \
+	done
+
+# At least FUZZ_LONG_RUNS executions per target; the scratch corpus persists between
+# runs (build/fuzz/long/<target>) so repeated runs go deeper.
+fuzz-long: fuzz-build
+	@set -e; for t in $(FUZZ_TARGETS); do \
+	  echo "== fuzz_$$t ($(FUZZ_LONG_RUNS) runs)"; \
+	  mkdir -p build/fuzz/long/$$t build/fuzz/crashes; \
+	  build/fuzz/fuzz_$$t $(FUZZ_OPTS) -runs=$(FUZZ_LONG_RUNS) \
+	    -artifact_prefix=build/fuzz/crashes/$$t- build/fuzz/long/$$t tests/fuzz/corpus/$$t \
+	    > build/fuzz/$$t-long.log 2>&1 || { tail -n 60 build/fuzz/$$t-long.log; echo "fuzz_$$t FAILED (input in build/fuzz/crashes/)"; exit 1; }; \
+	  grep -E '^Done|stat::number_of_executed_units' build/fuzz/$$t-long.log | tail -n 2; \
+	done
+
+# Regenerates the saved-model and network seeds (image seeds: tests/fuzz/make_image_seeds.py).
+fuzz-seeds: build/fuzz/make_seeds
+	build/fuzz/make_seeds tests/fuzz/corpus
+build/fuzz/make_seeds: tests/fuzz/make_seeds.c $(SRC) $(HDR)
+	@mkdir -p build/fuzz
+	$(CC) -O1 -g -std=c99 -Isrc -o $@ $< $(SRC) -lm
+
+build/asan/obj/%.o: %.c $(HDR) $(VENDORED)
+	@mkdir -p $(dir $@)
+	$(ASAN_CC) $(ASAN_CFLAGS) -c -o $@ $<
+
+build/asan/test_%: tests/c/test_%.c tests/c/check.h $(ASAN_OBJ)
+	$(ASAN_CC) $(ASAN_CFLAGS) -o $@ $< $(ASAN_OBJ) -lm
+
+test-asan: $(ASAN_TESTS)
+	@set -e; for t in $(ASAN_TESTS); do echo "== $$t (ASan+UBSan)"; \
+	  ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 $$t; done
