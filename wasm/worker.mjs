@@ -1,0 +1,311 @@
+// The page's engine worker (a module worker): owns the engine, the backbone, the image
+// set and the classifier, so that decoding, embedding and training never block the page.
+//
+// Protocol. The page posts { id, type, args }; the worker answers each with
+//   { id, ok: true, result }  or  { id, ok: false, error: { name, message, code } }
+// and posts progress as { type: 'event', name, data } (no id). Requests:
+//   init {simd?}                         -> { simd, threads, memory }
+//   loadModel {url, id}                  -> model info (card, layers, default cut, ...); events 'loadProgress' {loaded, total}
+//   configure {cut, blocks, augment, views, seed}
+//                                        -> the embedding config that background work and train() use
+//   addImage {classId, bytes, id, name, trusted?}
+//                                        -> { ok: true, width, height } | { ok: false, reason }   (bytes: Uint8Array, ArrayBuffer or Blob)
+//   removeImage {id}, removeClass {classId}, reset
+//   train {classes: [{id, name}], settings: {epochs, learningRate, batchSize, validationFraction, cut, blocks, augment, views, seed}}
+//                                        -> the fit report; events 'prepare' {done, total}, 'batch' {...}, 'epoch' {...}
+//   cancel                               -> stops a train (its report says cancelled; the best weights so far are kept)
+//   predict {bytes, topk}                -> [{ label, index, probability }]
+//   save                                 -> { bytes: Uint8Array (transferred), labels, backbone }
+//   load {bytes}                         -> { labels, report, meta }; a file made on another backbone is refused
+//   status                               -> counts of images, embedded, pending
+// Other events: 'embedded' {id, pending} as features are computed, 'skipped'
+// {id, name, reason} when a stored image turns out unreadable.
+//
+// Scheduling. addImage, removeImage, removeClass and cancel act at once (they only decode
+// or touch bookkeeping; training uses a snapshot). Everything else runs one at a time from
+// a queue. When the queue is empty, images not yet embedded under the current config are
+// embedded one by one in the background, so Train usually starts on cached features.
+// Training yields between small groups of batches (Classifier.fit), so 'cancel' arrives.
+import { createEngine, EngineError } from './engine.mjs';
+import { Classifier, trainableRange } from './transfer.mjs';
+
+const S = {
+  engine: null,
+  model: null,
+  modelId: null,
+  cfg: null, // { key, cut, cutName, blocks, augment, views, seed, boundary, rng }
+  images: new Map(), // id -> { id, classId, name, blob, data: Float32Array | null, key, bad }
+  classifier: null,
+  abort: null, // AbortController of the running train
+};
+
+const post = (msg, transfer) => self.postMessage(msg, transfer ?? []);
+const emit = (name, data) => post({ type: 'event', name, data });
+const tick = () => new Promise((r) => setTimeout(r, 0));
+
+class Cancelled extends Error {
+  constructor() { super('training was stopped'); this.name = 'AbortError'; }
+}
+
+function needModel() {
+  if (!S.model) throw new EngineError('no model is loaded yet');
+  return S.model;
+}
+
+async function toBytes(b) {
+  if (b instanceof Uint8Array) return b;
+  if (b instanceof ArrayBuffer) return new Uint8Array(b);
+  if (b instanceof Blob) return new Uint8Array(await b.arrayBuffer());
+  throw new EngineError('image bytes must be a Uint8Array, an ArrayBuffer or a Blob');
+}
+
+function modelInfo() {
+  const m = S.model;
+  const blocks = new Set(m.layers.slice(0, m.cut + 1).map((l) => l.block).filter(Boolean));
+  return {
+    id: m.id, card: m.card, labels: m.labels, inputShape: m.inputShape, cut: m.cut, cutName: m.layers[m.cut].name,
+    layers: m.layers.map(({ index, name, type, shape, block, aliases }) => ({ index, name, type, shape, block, aliases })),
+    blocks: blocks.size, memory: S.engine.memoryBytes(), weightHash: m.weightHash,
+  };
+}
+
+/** Sets the config embeddings are made under; images embedded under another config are redone. */
+function configure(s = {}) {
+  const m = needModel();
+  const cut = s.cut === undefined || s.cut === null || s.cut === '' ? m.parsed.defaultCut : m.layerIndex(s.cut);
+  const blocks = Number(s.blocks ?? 0);
+  const augment = s.augment ?? true;
+  const views = augment ? Math.max(1, Math.min(16, Math.round(Number(s.views ?? 4)))) : 1;
+  const seed = Number(s.seed ?? 1);
+  const { boundary } = trainableRange(m, blocks, cut);
+  const key = [S.modelId, cut, blocks, augment ? 1 : 0, views, seed].join('|');
+  if (S.cfg?.key === key) return S.cfg;
+  if (S.cfg?.rng) m.freeRng(S.cfg.rng);
+  S.cfg = { key, cut, cutName: m.layers[cut].name, blocks, augment, views, seed, boundary, rng: m.newRng(seed) };
+  return S.cfg;
+}
+
+async function embed(rec) {
+  const cfg = S.cfg;
+  try {
+    const bytes = await toBytes(rec.blob);
+    if (S.cfg !== cfg || !S.images.has(rec.id)) return; // config changed or image removed while reading
+    rec.data = S.model.embedViews(bytes, { views: cfg.views, augment: cfg.augment, rng: cfg.rng, upto: cfg.boundary });
+    rec.key = cfg.key;
+    emit('embedded', { id: rec.id, pending: pendingImages().length });
+  } catch (e) {
+    rec.bad = e.message;
+    S.images.delete(rec.id);
+    emit('skipped', { id: rec.id, name: rec.name, reason: e.message });
+  }
+}
+
+const pendingImages = () => [...S.images.values()].filter((r) => r.key !== S.cfg?.key);
+
+/** One background embedding step; false when there is nothing to do. */
+async function embedOne() {
+  if (!S.model || !S.cfg) return false;
+  const rec = pendingImages()[0];
+  if (!rec) return false;
+  await embed(rec);
+  return true;
+}
+
+// ---------------------------------------------------------------------------------------
+// Requests
+
+const handlers = {
+  async init({ simd } = {}) {
+    if (!S.engine) S.engine = await createEngine(simd === undefined ? {} : { simd });
+    return { simd: S.engine.simd, threads: S.engine.threads, memory: S.engine.memoryBytes() };
+  },
+
+  async loadModel({ url, id }) {
+    if (!S.engine) await handlers.init();
+    if (S.model && S.modelId === id) return modelInfo();
+    const model = await S.engine.loadModel(url, { id, onProgress: (loaded, total) => emit('loadProgress', { loaded, total }) });
+    if (S.classifier) S.classifier.dispose();
+    if (S.cfg?.rng) S.model.freeRng(S.cfg.rng);
+    if (S.model) S.model.dispose();
+    S.classifier = null;
+    S.cfg = null;
+    S.model = model;
+    S.modelId = id ?? model.id;
+    for (const r of S.images.values()) { r.data = null; r.key = null; }
+    return modelInfo();
+  },
+
+  configure(s) {
+    const c = configure(s);
+    return { cut: c.cut, cutName: c.cutName, blocks: c.blocks, views: c.views, augment: c.augment, pending: pendingImages().length };
+  },
+
+  async train({ classes, settings = {} }) {
+    needModel();
+    if (!Array.isArray(classes) || classes.length < 2) {
+      throw new EngineError(`training needs at least 2 classes; there ${classes?.length === 1 ? 'is 1' : `are ${classes?.length ?? 0}`}`);
+    }
+    const counts = new Map(classes.map((c) => [c.id, 0]));
+    for (const r of S.images.values()) if (counts.has(r.classId)) counts.set(r.classId, counts.get(r.classId) + 1);
+    const empty = classes.filter((c) => !counts.get(c.id));
+    if (empty.length) throw new EngineError(`class${empty.length > 1 ? 'es' : ''} ${empty.map((c) => `'${c.name}'`).join(', ')} ha${empty.length > 1 ? 've' : 's'} no images`);
+    const cfg = configure(settings);
+    const ac = new AbortController();
+    S.abort = ac;
+    try {
+      // Features for every image under this config (most are usually cached already).
+      const todo = () => [...S.images.values()].filter((r) => counts.has(r.classId) && r.key !== cfg.key);
+      const total = todo().length;
+      let n = 0;
+      emit('prepare', { done: 0, total });
+      for (let r = todo()[0]; r; r = todo()[0]) {
+        if (ac.signal.aborted) throw new Cancelled();
+        await embed(r);
+        emit('prepare', { done: ++n, total: Math.max(total, n) });
+        await tick();
+      }
+      if (ac.signal.aborted) throw new Cancelled();
+      const m = S.model;
+      m.setCut(cfg.cut);
+      const index = new Map(classes.map((c, k) => [c.id, k]));
+      const c = new Classifier(m, { labels: classes.map((x) => x.name), blocks: cfg.blocks, augment: cfg.augment, views: cfg.views, seed: cfg.seed });
+      try {
+        // The cached features go straight into the classifier's image list ({label, name, data}),
+        // exactly what its addImage would have computed under this config.
+        for (const r of S.images.values()) if (index.has(r.classId) && r.key === cfg.key) c.images.push({ label: index.get(r.classId), name: r.name, data: r.data });
+        const epochs = Math.max(1, Math.round(Number(settings.epochs ?? 30)));
+        const report = await c.fit({
+          epochs, learningRate: Number(settings.learningRate ?? 1e-3),
+          ...(settings.batchSize ? { batchSize: Number(settings.batchSize) } : {}),
+          ...(settings.validationFraction !== undefined ? { validationFraction: Number(settings.validationFraction) } : {}),
+          batchesPerTick: cfg.blocks > 0 ? 1 : 8,
+          signal: ac.signal,
+          onBatch: (p) => emit('batch', { ...p, epochs }),
+          onEpoch: (e, p) => emit('epoch', { ...e, epochs, batchesPerEpoch: p.batchesPerEpoch, nTrain: p.nTrain, nVal: p.nVal }),
+        });
+        if (S.classifier) S.classifier.dispose();
+        S.classifier = c;
+        return plainReport(report);
+      } catch (e) {
+        c.dispose();
+        throw e;
+      }
+    } finally {
+      S.abort = null;
+    }
+  },
+
+  async predict({ bytes, topk }) {
+    if (!S.classifier) throw new EngineError('there is no trained model yet: train one, or load a .ttm file');
+    const b = await toBytes(bytes);
+    return S.classifier.predict(b, topk ?? S.classifier.labels.length);
+  },
+
+  save() {
+    if (!S.classifier) throw new EngineError('nothing to save: no model has been trained or loaded');
+    const bytes = S.classifier.save();
+    return { result: { bytes, labels: [...S.classifier.labels], backbone: S.modelId }, transfer: [bytes.buffer] };
+  },
+
+  async load({ bytes }) {
+    const m = needModel();
+    const c = Classifier.load(m, await toBytes(bytes));
+    if (S.classifier) S.classifier.dispose();
+    S.classifier = c;
+    return { labels: [...c.labels], report: c.report ? plainReport(c.report) : null, meta: c.meta, backbone: S.modelId };
+  },
+
+  reset() {
+    S.images.clear();
+    if (S.classifier) S.classifier.dispose();
+    S.classifier = null;
+    return true;
+  },
+
+  status() {
+    return { images: S.images.size, pending: pendingImages().length, trained: !!S.classifier, model: S.modelId };
+  },
+};
+
+// Requests that act at once, between the steps of whatever is running.
+const immediate = {
+  async addImage({ classId, bytes, id, name, trusted }) {
+    const rec = { id, classId, name: name ?? id, blob: bytes instanceof Blob ? bytes : new Blob([await toBytes(bytes)]), data: null, key: null };
+    if (trusted) {
+      S.images.set(id, rec);
+      kick();
+      return { ok: true };
+    }
+    try {
+      if (!S.engine) throw new EngineError('the engine is not ready yet');
+      const { width, height } = S.engine.decodeImage(await toBytes(bytes));
+      S.images.set(id, rec);
+      kick();
+      return { ok: true, width, height };
+    } catch (e) {
+      if (!(e instanceof EngineError)) throw e;
+      return { ok: false, reason: e.message };
+    }
+  },
+  removeImage({ id }) { return S.images.delete(id); },
+  removeClass({ classId }) {
+    let n = 0;
+    for (const [id, r] of S.images) if (r.classId === classId) { S.images.delete(id); n++; }
+    return n;
+  },
+  cancel() {
+    S.abort?.abort();
+    for (let i = queue.length - 1; i >= 0; i--) if (queue[i].msg.type === 'train') fail(queue.splice(i, 1)[0].msg.id, new Cancelled());
+    return !!S.abort;
+  },
+};
+
+function plainReport(r) {
+  const { settings, ...rest } = r;
+  return JSON.parse(JSON.stringify({ ...rest, settings: settings ?? null }));
+}
+
+function fail(id, e) {
+  post({ id, ok: false, error: { name: e?.name ?? 'Error', message: e?.message ?? String(e), code: e?.code } });
+}
+
+const queue = [];
+let running = false;
+
+async function run(msg, fn) {
+  try {
+    const out = await fn(msg.args ?? {});
+    if (out && out.transfer) post({ id: msg.id, ok: true, result: out.result }, out.transfer);
+    else post({ id: msg.id, ok: true, result: out });
+  } catch (e) {
+    fail(msg.id, e);
+  }
+}
+
+async function loop() {
+  if (running) return;
+  running = true;
+  try {
+    for (;;) {
+      const job = queue.shift();
+      if (job) {
+        await run(job.msg, handlers[job.msg.type]);
+        continue;
+      }
+      if (!(await embedOne())) break;
+      await tick(); // let new requests in before the next background step
+    }
+  } finally {
+    running = false;
+  }
+}
+
+function kick() { if (!running) loop(); }
+
+self.onmessage = (e) => {
+  const msg = e.data;
+  if (immediate[msg.type]) { run(msg, immediate[msg.type]); return; }
+  if (!handlers[msg.type]) { fail(msg.id, new Error(`unknown request '${msg.type}'`)); return; }
+  queue.push({ msg });
+  kick();
+};

@@ -1,0 +1,945 @@
+// tinytune's page: classes of images, training in a worker, predictions, model files and a
+// project that survives reloads. Plain DOM; the engine runs in wasm/worker.mjs.
+import { hasSimd } from '../wasm/module.mjs';
+import { ProjectStore, pack, unpack } from '../wasm/project.mjs';
+import { EngineClient } from './client.mjs';
+import { droppedGroups, makeThumbnail, download, safeName, formatBytes } from './files.mjs';
+import { drawCurves, renderPerClass, renderConfusion, renderPredictions } from './charts.mjs';
+
+const $ = (id) => document.getElementById(id);
+const MAX_FILE = 64 * 1024 * 1024;
+const DEFAULTS = { modelId: null, cut: '', blocks: 0, epochs: 30, learningRate: 0.001, augment: true, views: 4 };
+
+const state = {
+  store: null, // ProjectStore, or null where the browser gives no IndexedDB
+  client: null, // EngineClient (the worker)
+  env: null, // { simd, threads }
+  zoo: [], // models/index.json entries
+  model: null, // the worker's model info
+  settings: { ...DEFAULTS },
+  classes: [], // [{ id, name, images: [{ id, name, url, status }], el }]
+  training: false,
+  trained: null, // { labels, report, backbone, source }
+  loadingModel: null,
+  swControlled: false,
+};
+window.tinytune = state; // for the curious (and the console)
+
+const uid = () => (crypto.randomUUID ? crypto.randomUUID() : `${Date.now().toString(36)}-${Math.random().toString(36).slice(2)}`);
+const plural = (n, w) => `${n} ${w}${n === 1 ? '' : w.endsWith('s') ? 'es' : 's'}`;
+const pct = (v) => (v === null || v === undefined || !Number.isFinite(v) ? '–' : `${(v * 100).toFixed(v === 1 || v === 0 ? 0 : 1)}%`);
+const fmtTime = (s) => (!Number.isFinite(s) ? '…' : s < 10 ? `${Math.max(0, s).toFixed(1)} s` : s < 60 ? `${Math.round(s)} s` : `${Math.floor(s / 60)} min ${Math.round(s % 60)} s`);
+const el = (tag, props = {}, ...children) => {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(props)) {
+    if (k === 'class') e.className = v;
+    else if (k === 'dataset') Object.assign(e.dataset, v);
+    else if (k.startsWith('on')) e.addEventListener(k.slice(2), v);
+    else if (v === true) e.setAttribute(k, '');
+    else if (v !== false && v !== null && v !== undefined) e.setAttribute(k, v);
+  }
+  e.append(...children.filter((c) => c !== null && c !== undefined && c !== false));
+  return e;
+};
+
+// ---------------------------------------------------------------------------------------
+// Messages
+
+/** Shows a message; kind: info | ok | warn | error. Errors and warnings stay until closed. */
+function notify(text, kind = 'info', { details = null, timeout, topic = null } = {}) {
+  const box = $('messages');
+  const item = el('div', { class: `msg ${kind}`, role: kind === 'error' ? 'alert' : null, dataset: topic ? { topic } : {} });
+  const body = el('div', { class: 'msg-body' }, el('p', {}, text));
+  if (details?.length) body.append(el('ul', {}, ...details.map((d) => el('li', {}, d))));
+  const close = el('button', { class: 'msg-close', type: 'button', 'aria-label': 'Dismiss message', onclick: () => item.remove() }, '×');
+  item.append(body, close);
+  box.append(item);
+  while (box.children.length > 6) box.firstElementChild.remove();
+  const t = timeout ?? (kind === 'info' || kind === 'ok' ? 8000 : 0);
+  if (t) setTimeout(() => item.remove(), t);
+  return item;
+}
+
+/** Removes the messages about one topic (say, earlier refusals to train once training starts). */
+function clearMessages(topic) {
+  for (const m of $('messages').querySelectorAll(`.msg[data-topic="${topic}"]`)) m.remove();
+}
+
+// ---------------------------------------------------------------------------------------
+// Persistence
+
+function saveMeta() {
+  if (!state.store) return;
+  const meta = { settings: state.settings, classes: state.classes.map(({ id, name }) => ({ id, name })) };
+  state.store.saveMeta(meta).catch((e) => notify(`Could not save the project in this browser: ${e.message}`, 'error'));
+}
+
+async function storeModel(bytes, labels, report) {
+  if (!state.store) return;
+  const rec = { backbone: state.model.id, labels, saved: Date.now(), report: slimReport(report), bytes: new Blob([bytes]) };
+  await state.store.putModel(rec).catch((e) => notify(`Could not keep the model in this browser: ${e.message}`, 'warn'));
+}
+
+const slimReport = (r) => (r ? {
+  history: r.history ?? [], confusion: r.confusion ?? null, perClassAccuracy: r.perClassAccuracy ?? null,
+  validationAccuracy: r.validationAccuracy ?? null, bestEpoch: r.bestEpoch ?? null, nVal: r.nVal ?? null, nTrain: r.nTrain ?? null,
+  cancelled: !!r.cancelled, stoppedEarly: !!r.stoppedEarly, seconds: r.seconds ?? null,
+} : null);
+
+// ---------------------------------------------------------------------------------------
+// Classes and images
+
+function uniqueName(base) {
+  const names = new Set(state.classes.map((c) => c.name));
+  if (!names.has(base)) return base;
+  for (let i = 2; ; i++) if (!names.has(`${base} ${i}`)) return `${base} ${i}`;
+}
+
+function nextClassName() {
+  const names = new Set(state.classes.map((c) => c.name));
+  for (let i = state.classes.length + 1; ; i++) if (!names.has(`Class ${i}`)) return `Class ${i}`;
+}
+
+function addClass(name = nextClassName(), { focus = false, id = uid() } = {}) {
+  const cls = { id, name: uniqueName(name), images: [], el: null };
+  state.classes.push(cls);
+  cls.el = renderClassCard(cls);
+  $('classes').insertBefore(cls.el, $('add-class'));
+  saveMeta();
+  updateTrainState();
+  if (focus) cls.el.querySelector('.class-name').select();
+  return cls;
+}
+
+function renameClass(cls, input) {
+  const name = input.value.trim().replace(/\s+/g, ' ');
+  if (name === cls.name) { input.value = name; return; }
+  if (!name) {
+    notify('A class needs a name.', 'warn', { timeout: 6000 });
+    input.value = cls.name;
+    return;
+  }
+  if (state.classes.some((c) => c !== cls && c.name === name)) {
+    notify(`There is already a class named '${name}'. Class names must be different.`, 'warn', { timeout: 8000 });
+    input.value = cls.name;
+    return;
+  }
+  cls.name = name;
+  input.value = name;
+  cls.el.setAttribute('aria-label', `Class ${name}`);
+  saveMeta();
+}
+
+function deleteClass(cls) {
+  state.classes = state.classes.filter((c) => c !== cls);
+  for (const im of cls.images) if (im.url) URL.revokeObjectURL(im.url);
+  cls.el.remove();
+  state.store?.deleteClassImages(cls.id).catch(() => {});
+  state.client?.call('removeClass', { classId: cls.id }).catch(() => {});
+  saveMeta();
+  updateTrainState();
+  notify(`Deleted class '${cls.name}'${cls.images.length ? ` and its ${plural(cls.images.length, 'image')}` : ''}.`, 'info');
+}
+
+function renderClassCard(cls) {
+  const input = el('input', { class: 'class-name', type: 'text', value: cls.name, 'aria-label': 'Class name', maxlength: 60, spellcheck: 'false' });
+  input.addEventListener('change', () => renameClass(cls, input));
+  input.addEventListener('keydown', (e) => { if (e.key === 'Enter') input.blur(); if (e.key === 'Escape') { input.value = cls.name; input.blur(); } });
+  const del = el('button', { class: 'icon-button delete', type: 'button', title: 'Delete this class', 'aria-label': `Delete class` }, '✕');
+  let armed = null;
+  del.addEventListener('click', () => {
+    if (!cls.images.length || armed) { clearTimeout(armed); deleteClass(cls); return; }
+    del.classList.add('armed');
+    del.textContent = 'Delete?';
+    armed = setTimeout(() => { armed = null; del.classList.remove('armed'); del.textContent = '✕'; }, 3000);
+  });
+  const fileInput = el('input', { type: 'file', accept: 'image/*', multiple: true, class: 'visually-hidden', 'aria-label': 'Add images to this class' });
+  fileInput.addEventListener('change', () => { addFiles(cls, [...fileInput.files]); fileInput.value = ''; });
+  const pick = el('label', { class: 'button small' }, 'Add images', fileInput);
+  const cam = el('button', { class: 'button small camera', type: 'button', hidden: !state.camera, onclick: () => openCamera(cls) }, 'Webcam');
+  const thumbs = el('ul', { class: 'thumbs', 'aria-label': 'Images' });
+  const empty = el('p', { class: 'empty-hint' }, 'Drop images or a folder here');
+  const zone = el('div', { class: 'dropzone', tabindex: 0, role: 'group', 'aria-label': 'Drop images here' }, empty, thumbs);
+  zone.addEventListener('keydown', (e) => { if (e.key === 'Enter' || e.key === ' ') { e.preventDefault(); fileInput.click(); } });
+  bindDrop(zone, async (dt) => {
+    const groups = await droppedGroups(dt);
+    await addFiles(cls, groups.flatMap((g) => g.files));
+  });
+  const card = el('article', { class: 'class-card', dataset: { id: cls.id }, 'aria-label': `Class ${cls.name}` },
+    el('header', {}, input, el('span', { class: 'count', 'aria-live': 'polite' }, '0 images'), del),
+    zone,
+    el('footer', {}, pick, cam));
+  return card;
+}
+
+function updateCount(cls) {
+  const ok = cls.images.filter((i) => i.status !== 'checking').length;
+  const checking = cls.images.length - ok + (cls.queued ?? 0);
+  cls.el.querySelector('.count').textContent = plural(ok, 'image') + (checking ? ` · checking ${checking}` : '');
+  cls.el.classList.toggle('has-images', cls.images.length > 0);
+  cls.el.dataset.count = String(ok);
+}
+
+function renderThumb(cls, im) {
+  const img = im.url ? el('img', { src: im.url, alt: im.name, width: 48, height: 48, loading: 'lazy', decoding: 'async' })
+    : el('span', { class: 'no-thumb', title: im.name }, im.name.split('.').pop()?.slice(0, 4) || '?');
+  const rm = el('button', { class: 'thumb-remove', type: 'button', 'aria-label': `Remove ${im.name}`, title: `Remove ${im.name}` }, '✕');
+  rm.addEventListener('click', () => removeImage(cls, im));
+  const li = el('li', { class: `thumb ${im.status}`, title: im.name, dataset: { id: im.id } }, img, rm);
+  im.el = li;
+  cls.el.querySelector('.thumbs').append(li);
+}
+
+function removeImage(cls, im, { silent = false } = {}) {
+  cls.images = cls.images.filter((x) => x !== im);
+  im.el?.remove();
+  if (im.url) URL.revokeObjectURL(im.url);
+  state.store?.deleteImage(im.id).catch(() => {});
+  state.client?.call('removeImage', { id: im.id }).catch(() => {});
+  updateCount(cls);
+  updateTrainState();
+  if (!silent) $('features-status').textContent = '';
+}
+
+/**
+ * Adds files to a class: a thumbnail is made, the original bytes are stored in IndexedDB
+ * at once, and the engine checks that it can read the image; unreadable ones are removed
+ * again and listed in one message with the engine's reason.
+ */
+async function addFiles(cls, files) {
+  if (!files.length) return;
+  const skipped = [];
+  let added = 0;
+  const base = Date.now();
+  cls.queued = (cls.queued ?? 0) + files.length; // shown as "checking" until each is done
+  adding(files.length);
+  updateCount(cls);
+  try {
+    for (const [i, file] of files.entries()) {
+      if (await addFile(cls, file, i, base, skipped)) added++;
+    }
+  } finally {
+    updateCount(cls);
+  }
+  updateTrainState();
+  if (skipped.length) {
+    notify(`Skipped ${plural(skipped.length, 'file')} that ${skipped.length === 1 ? 'is not a readable image' : 'are not readable images'}${added ? ` (${plural(added, 'other image')} added to '${cls.name}')` : ''}:`, 'warn', { details: skipped });
+  }
+  requestPersistence();
+}
+
+let inFlight = 0;
+function adding(n) {
+  inFlight += n;
+  document.body.dataset.adding = String(inFlight);
+}
+
+/** One file of addFiles; true when it was added. */
+async function addFile(cls, file, i, base, skipped) {
+  let queued = true;
+  const dequeue = () => { if (queued) { queued = false; cls.queued--; adding(-1); } };
+  try {
+    const name = file.webkitRelativePath || file.name || `image ${i + 1}`;
+    if (file.size > MAX_FILE) { skipped.push(`${name}: ${formatBytes(file.size)} is too large for an image (limit ${formatBytes(MAX_FILE)})`); return false; }
+    if (file.size === 0) { skipped.push(`${name}: the file is empty`); return false; }
+    const thumb = await makeThumbnail(file);
+    const im = { id: uid(), name, url: thumb ? URL.createObjectURL(thumb) : null, status: 'checking', blob: null };
+    const rec = { id: im.id, classId: cls.id, name, type: file.type, size: file.size, added: base + i, blob: file, thumb };
+    let blob = file;
+    if (state.store) {
+      try {
+        await state.store.putImage(rec);
+        blob = (await state.store.getImage(im.id))?.blob ?? file; // the stored copy, independent of the original file
+      } catch (e) {
+        notify(`Could not store '${name}' in this browser (${e.message}); it is used, but will not survive a reload.`, 'warn');
+      }
+    }
+    if (!state.classes.includes(cls)) { state.store?.deleteImage(im.id).catch(() => {}); return false; } // the class was deleted meanwhile
+    im.blob = blob;
+    cls.images.push(im);
+    dequeue(); // now counted as a 'checking' thumbnail
+    renderThumb(cls, im);
+    updateCount(cls);
+    const res = await state.client.call('addImage', { classId: cls.id, bytes: blob, id: im.id, name }).catch((e) => ({ ok: false, reason: e.message }));
+    if (res.ok) {
+      im.status = 'ok';
+      im.el.classList.replace('checking', 'ok');
+    } else {
+      skipped.push(`${name}: ${res.reason}`);
+      removeImage(cls, im, { silent: true });
+    }
+    updateCount(cls);
+    return res.ok;
+  } finally {
+    dequeue();
+  }
+}
+
+let persistAsked = false;
+function requestPersistence() {
+  if (persistAsked || !navigator.storage?.persist) return;
+  persistAsked = true;
+  navigator.storage.persist().then((granted) => { if (granted) $('chip-storage').title += ' (persistent storage granted)'; }).catch(() => {});
+}
+
+/** Drag and drop onto an element; handler(dataTransfer). */
+function bindDrop(zone, handler) {
+  let depth = 0;
+  zone.addEventListener('dragenter', (e) => { e.preventDefault(); depth++; zone.classList.add('dragover'); });
+  zone.addEventListener('dragover', (e) => { e.preventDefault(); e.dataTransfer.dropEffect = 'copy'; });
+  zone.addEventListener('dragleave', () => { if (--depth <= 0) { depth = 0; zone.classList.remove('dragover'); } });
+  zone.addEventListener('drop', (e) => {
+    e.preventDefault();
+    e.stopPropagation();
+    depth = 0;
+    zone.classList.remove('dragover');
+    handler(e.dataTransfer).catch((err) => notify(`Could not read the dropped files: ${err.message}`, 'error'));
+  });
+}
+
+// ---------------------------------------------------------------------------------------
+// Webcam
+
+async function detectCamera() {
+  try {
+    if (!navigator.mediaDevices?.getUserMedia || !navigator.mediaDevices.enumerateDevices) return false;
+    const devices = await navigator.mediaDevices.enumerateDevices();
+    return devices.some((d) => d.kind === 'videoinput');
+  } catch {
+    return false;
+  }
+}
+
+let camera = null;
+async function openCamera(cls) {
+  const dlg = $('camera-dialog');
+  $('camera-class').textContent = cls.name;
+  try {
+    const stream = await navigator.mediaDevices.getUserMedia({ video: { width: { ideal: 640 }, height: { ideal: 480 } }, audio: false });
+    camera = { stream, cls, n: 0 };
+    $('camera-video').srcObject = stream;
+    dlg.showModal();
+  } catch (e) {
+    notify(`The camera could not be opened: ${e.message}`, 'error');
+  }
+}
+
+function closeCamera() {
+  camera?.stream.getTracks().forEach((t) => t.stop());
+  $('camera-video').srcObject = null;
+  camera = null;
+  if ($('camera-dialog').open) $('camera-dialog').close();
+}
+
+async function captureFrame() {
+  if (!camera) return;
+  const v = $('camera-video');
+  if (!v.videoWidth) return;
+  const { cls } = camera;
+  const c = document.createElement('canvas');
+  c.width = v.videoWidth;
+  c.height = v.videoHeight;
+  c.getContext('2d').drawImage(v, 0, 0);
+  camera.n++;
+  $('camera-count').textContent = `${plural(camera.n, 'photo')} taken`;
+  adding(1); // busy from the click on, not only once the JPEG exists
+  try {
+    const blob = await new Promise((r) => c.toBlob(r, 'image/jpeg', 0.9));
+    await addFiles(cls, [new File([blob], `webcam-${new Date().toISOString().replace(/[:.]/g, '-')}.jpg`, { type: 'image/jpeg' })]);
+  } finally {
+    adding(-1);
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// Model selection
+
+async function loadZoo() {
+  const r = await fetch(new URL('../models/index.json', import.meta.url));
+  if (!r.ok) throw new Error(`the model zoo (models/index.json) is missing (${r.status}); build it with 'make all'`);
+  return (await r.json()).models;
+}
+
+const modelBase = (entry) => new URL(`../models/${entry.model}`, import.meta.url);
+
+function renderModelCard(entry, info) {
+  const c = info?.card ?? entry.card ?? {};
+  const rows = [
+    ['Architecture', c.architecture],
+    ['Input', c.input ? `${c.input.width}×${c.input.height} RGB, values ${c.input.range?.join('–')}, ${c.input.resize}` : null],
+    ['Feature', c.feature ? `${c.feature.size}-d pooled feature (${c.feature.layer?.split('/').pop()})` : null],
+    ['Weights', c.weights ? `${(c.weights.parameters / 1e6).toFixed(1)} M parameters, ${c.weightsEncoding ?? ''}` : null],
+    ['Original labels', c.labels?.join(', ')],
+    ['Source', c.source],
+    ['License', c.license ? `${c.license}${c.licenseHolder ? `, ${c.licenseHolder}` : ''}` : null],
+    ['Note', c.provenance ?? c.note],
+  ].filter(([, v]) => v);
+  $('model-card-name').textContent = c.name ?? entry.name ?? entry.id;
+  $('model-card-body').replaceChildren(...rows.flatMap(([k, v]) => [el('dt', {}, k), el('dd', {}, v)]));
+}
+
+function shortLayer(l) {
+  const n = l.name;
+  const m = n.match(/MobilenetV2\/([^/]+)/);
+  if (l.block) return `${l.block}`;
+  return m ? m[1] : n.split('/').pop();
+}
+
+function renderCutOptions(info) {
+  const sel = $('cut');
+  const cut = info.layers[info.cut];
+  const opts = [el('option', { value: '' }, `Pooled feature, ${cut.shape[2]}-d (default)`)];
+  // The last layer of each of the last blocks, and the layers between them and the pooled feature.
+  const before = info.layers.slice(0, info.cut);
+  const ends = [];
+  for (let i = before.length - 1; i > 0 && ends.length < 8; i--) {
+    const l = before[i];
+    if (!l.block) { if (l.type !== 'input' && l.type !== 'affine') ends.push(l); continue; }
+    if (before[i + 1]?.block !== l.block) ends.push(l);
+  }
+  for (const l of ends) opts.push(el('option', { value: l.name }, `${shortLayer(l)}${l.block ? ' output' : ''} · ${l.shape.join('×')}`));
+  sel.replaceChildren(...opts);
+  sel.value = ends.some((l) => l.name === state.settings.cut) ? state.settings.cut : '';
+  state.settings.cut = sel.value; // a layer of another backbone falls back to the default
+  const max = Math.min(4, info.blocks);
+  $('blocks').max = String(max);
+  if (state.settings.blocks > max) $('blocks').value = state.settings.blocks = max;
+}
+
+async function selectModel(id) {
+  const entry = state.zoo.find((m) => m.id === id) ?? state.zoo.find((m) => m.default) ?? state.zoo[0];
+  if (!entry) return;
+  $('model').value = entry.id;
+  renderModelCard(entry, null);
+  if (state.model?.id === entry.id) return;
+  const prev = state.model;
+  state.model = null;
+  setBusy('model', true);
+  $('model-progress').value = 0;
+  $('model-status').textContent = `Loading ${entry.name ?? entry.id}…`;
+  $('model-load').hidden = false;
+  document.body.dataset.modelReady = 'false';
+  const run = (async () => {
+    const t0 = performance.now();
+    const info = await state.client.call('loadModel', { url: modelBase(entry).href, id: entry.id });
+    state.model = info;
+    state.settings.modelId = entry.id;
+    saveMeta();
+    renderModelCard(entry, info);
+    renderCutOptions(info);
+    $('model-progress').value = 1;
+    $('model-status').textContent = `${info.card?.name?.split(',')[0] ?? entry.id} ready · ${info.layers.length} layers · loaded in ${((performance.now() - t0) / 1000).toFixed(1)} s`;
+    document.body.dataset.modelReady = 'true';
+    cacheModelFiles(entry);
+    if (prev && prev.id !== info.id) {
+      if (state.trained) notify(`Switched to ${entry.id}. The model trained on ${state.trained.backbone} is not used with this backbone; train again (features are recomputed).`, 'info');
+      setTrained(null);
+    }
+    await configure();
+    await restoreStoredModel();
+  })();
+  state.loadingModel = run;
+  try {
+    await run;
+  } catch (e) {
+    $('model-status').textContent = 'Could not load the model';
+    notify(`Could not load the model '${entry.id}': ${e.message}`, 'error');
+  } finally {
+    if (state.loadingModel === run) state.loadingModel = null;
+    setBusy('model', false);
+  }
+}
+
+/** Asks the service worker to keep this model's files (no-op for those it already has). */
+function cacheModelFiles(entry) {
+  const sw = navigator.serviceWorker?.controller;
+  if (!sw) return;
+  const base = modelBase(entry);
+  const files = (entry.card?.files ?? []).map((f) => new URL(f.path, base).href);
+  sw.postMessage({ type: 'cache', urls: [base.href, new URL('card.json', base).href, ...files] });
+}
+
+async function restoreStoredModel() {
+  if (!state.store) return;
+  const rec = await state.store.getModel().catch(() => null);
+  if (!rec || rec.backbone !== state.model?.id) return;
+  try {
+    const res = await state.client.call('load', { bytes: rec.bytes });
+    setTrained({ labels: res.labels, report: res.report ?? rec.report, backbone: res.backbone, source: 'restored' });
+    renderResults(res.labels, res.report ?? rec.report);
+  } catch (e) {
+    notify(`The model kept from last time could not be restored: ${e.message}`, 'warn');
+  }
+}
+
+function readSettings() {
+  const s = state.settings;
+  const num = (id, lo, hi, dflt) => { const v = Number($(id).value); return Number.isFinite(v) ? Math.min(hi, Math.max(lo, v)) : dflt; };
+  s.epochs = Math.round(num('epochs', 1, 500, DEFAULTS.epochs));
+  s.learningRate = num('lr', 1e-6, 1, DEFAULTS.learningRate);
+  s.augment = $('augment').checked;
+  s.views = Math.round(num('views', 2, 8, DEFAULTS.views));
+  s.blocks = Math.round(num('blocks', 0, Number($('blocks').max) || 4, 0));
+  s.cut = $('cut').value;
+  $('views').disabled = !s.augment;
+  $('blocks-note').classList.toggle('emph', s.blocks > 0);
+  return s;
+}
+
+function writeSettings() {
+  const s = state.settings;
+  $('epochs').value = s.epochs;
+  $('lr').value = String(s.learningRate);
+  if ($('lr').value !== String(s.learningRate)) $('lr').append(el('option', { value: String(s.learningRate), selected: true }, String(s.learningRate)));
+  $('augment').checked = s.augment;
+  $('views').value = s.views;
+  $('views').disabled = !s.augment;
+  $('blocks').value = s.blocks;
+}
+
+const trainSettings = () => ({ cut: state.settings.cut || null, blocks: state.settings.blocks, augment: state.settings.augment,
+  views: state.settings.views, epochs: state.settings.epochs, learningRate: state.settings.learningRate });
+
+async function configure() {
+  if (!state.model) return;
+  try {
+    await state.client.call('configure', trainSettings());
+  } catch (e) {
+    notify(`These settings do not work with this model: ${e.message}`, 'error');
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// Training
+
+const busy = new Set();
+function setBusy(what, on) {
+  if (on) busy.add(what); else busy.delete(what);
+  updateTrainState();
+}
+
+function updateTrainState() {
+  const training = state.training;
+  $('train').disabled = training || busy.has('model') || !state.model;
+  $('stop').disabled = !training;
+  $('model').disabled = training || busy.has('model');
+  for (const id of ['epochs', 'lr', 'augment', 'views', 'cut', 'blocks', 'load-model', 'import-project', 'clear-project']) $(id).disabled = training;
+  if (!training) $('views').disabled = !state.settings.augment;
+  $('save-model').disabled = training || !state.trained;
+  document.body.dataset.training = String(training);
+  const n = state.classes.reduce((a, c) => a + c.images.filter((i) => i.status === 'ok').length, 0);
+  $('train-hint').textContent = state.classes.length < 2 ? 'Make at least two classes, then add images to each.'
+    : n === 0 ? 'Add images to each class (ten or more each works well).' : `${plural(state.classes.length, 'class')}, ${plural(n, 'image')}.`;
+}
+
+/** Why training cannot start now, or null. */
+function trainingProblem() {
+  if (state.classes.length < 2) {
+    return `Training needs at least two classes; there ${state.classes.length === 1 ? `is only one ('${state.classes[0].name}')` : 'are none'}. Add another class with its own images.`;
+  }
+  const empty = state.classes.filter((c) => !c.images.some((i) => i.status === 'ok'));
+  if (empty.length) {
+    return `${empty.length === 1 ? 'Class' : 'Classes'} ${empty.map((c) => `'${c.name}'`).join(', ')} ${empty.length === 1 ? 'has' : 'have'} no images. Add images to ${empty.length === 1 ? 'it' : 'them'}, or delete ${empty.length === 1 ? 'it' : 'them'}, before training.`;
+  }
+  return null;
+}
+
+const progress = { phase: null, t0: 0, fitT0: 0, history: [], epochs: 0 };
+
+function showProgress(fraction, text) {
+  $('train-progress').hidden = false;
+  $('train-bar').value = Math.max(0, Math.min(1, fraction));
+  $('train-status').textContent = text;
+}
+
+function onPrepare({ done, total }) {
+  progress.phase = 'prepare';
+  showProgress(total ? done / total : 0, total ? `Computing features: ${done} of ${plural(total, 'image')}…` : 'Starting…');
+}
+
+function onBatch(p) {
+  if (!progress.fitT0) progress.fitT0 = performance.now();
+  const f = Math.min(1, (p.epoch + (p.batchesPerEpoch ? p.batch / p.batchesPerEpoch : 0)) / p.epochs);
+  const el = (performance.now() - progress.fitT0) / 1000;
+  const eta = f > 0.01 ? (el * (1 - f)) / f : NaN;
+  showProgress(f, `Epoch ${Math.min(p.epoch + 1, p.epochs)} of ${p.epochs} · batch ${p.batch} of ${p.batchesPerEpoch} · about ${fmtTime(eta)} left`);
+}
+
+function onEpoch(e) {
+  if (!progress.fitT0) progress.fitT0 = performance.now() - e.seconds * 1000;
+  progress.history.push(e);
+  progress.epochs = e.epochs;
+  const f = e.epoch / e.epochs;
+  const el = (performance.now() - progress.fitT0) / 1000;
+  const eta = (el * (1 - f)) / f;
+  showProgress(f, `Epoch ${e.epoch} of ${e.epochs} · loss ${e.trainLoss.toFixed(3)} · accuracy ${pct(e.trainAccuracy)}` +
+    `${Number.isFinite(e.valAccuracy) && e.nVal ? ` · validation ${pct(e.valAccuracy)}` : ''} · about ${fmtTime(eta)} left`);
+  drawCurves($('curves'), progress.history, e.epochs);
+}
+
+async function train() {
+  readSettings();
+  const problem = trainingProblem();
+  clearMessages('train');
+  if (problem) { notify(problem, 'error', { topic: 'train' }); return; }
+  if (state.training) return;
+  if (state.loadingModel) await state.loadingModel;
+  if (!state.model) { notify('No model is loaded yet.', 'error'); return; }
+  state.training = true;
+  updateTrainState();
+  Object.assign(progress, { phase: 'prepare', t0: performance.now(), fitT0: 0, history: [], epochs: state.settings.epochs });
+  $('results').hidden = true;
+  drawCurves($('curves'), [], state.settings.epochs);
+  showProgress(0, 'Starting…');
+  const classes = state.classes.map(({ id, name }) => ({ id, name }));
+  try {
+    const report = await state.client.call('train', { classes, settings: trainSettings() });
+    const labels = report.labels ?? classes.map((c) => c.name);
+    const epochs = report.history.length;
+    const total = (performance.now() - progress.t0) / 1000;
+    showProgress(1, report.cancelled ? `Stopped after ${plural(epochs, 'epoch')}; the best weights so far are kept.`
+      : `Done in ${fmtTime(total)}: ${plural(epochs, 'epoch')} (${fmtTime(report.seconds)})${report.stoppedEarly ? ', stopped early as the validation loss stopped improving' : ''}.`);
+    renderResults(labels, report);
+    const saved = await state.client.call('save');
+    setTrained({ labels, report, backbone: saved.backbone, source: 'trained' });
+    await storeModel(saved.bytes, labels, report);
+    notify(report.cancelled ? 'Training stopped. The model so far is ready to try and save.' : `Trained: validation accuracy ${pct(report.validationAccuracy)}. Try it on a new image below.`, report.cancelled ? 'info' : 'ok');
+  } catch (e) {
+    if (e.name === 'AbortError') {
+      showProgress(0, 'Training stopped before it began.');
+      notify('Training stopped.', 'info');
+    } else {
+      showProgress(0, 'Training failed.');
+      notify(`Training failed: ${e.message}`, 'error', { topic: 'train' });
+    }
+  } finally {
+    state.training = false;
+    updateTrainState();
+  }
+}
+
+function renderResults(labels, report) {
+  if (!report) { $('results').hidden = true; return; }
+  $('results').hidden = false;
+  const h = report.history ?? [];
+  if (h.length) drawCurves($('curves'), h, Math.max(h.length, report.settings?.epochs ?? 0));
+  const nVal = report.nVal ?? (report.confusion ? report.confusion.flat().reduce((a, b) => a + b, 0) : 0);
+  const parts = [];
+  if (nVal) parts.push(`Validation accuracy ${pct(report.validationAccuracy)} on ${plural(nVal, 'held-out image')}`);
+  else parts.push('No validation images (too few images per class to hold some out); add more for an accuracy estimate');
+  if (report.bestEpoch) parts.push(`best epoch ${report.bestEpoch}${h.length ? ` of ${h.length}` : ''}`);
+  if (report.seconds) parts.push(`${fmtTime(report.seconds)}`);
+  $('summary').textContent = parts.join(' · ');
+  const hasVal = nVal > 0 && report.confusion;
+  $('per-class-block').hidden = !hasVal;
+  $('confusion-block').hidden = !hasVal;
+  if (hasVal) {
+    renderPerClass($('per-class'), labels, report.perClassAccuracy ?? []);
+    renderConfusion($('confusion'), labels, report.confusion);
+  }
+}
+
+function setTrained(t) {
+  state.trained = t;
+  if (!t) {
+    // nothing trained for this backbone: no stale report or predictions on show
+    $('results').hidden = true;
+    if (!state.training) $('train-progress').hidden = true;
+    $('predictions').replaceChildren();
+    $('predictions').dataset.top = '';
+    $('predict-img').hidden = true;
+    $('predict-name').textContent = '';
+    progress.history = [];
+    drawCurves($('curves'), [], state.settings.epochs);
+  }
+  $('trained-status').textContent = !t ? 'No model yet: train one, or load a .ttm file.'
+    : `${t.source === 'file' ? 'Loaded model' : t.source === 'restored' ? 'Model from your last session' : 'Trained model'}: ${t.labels.join(', ')}.`;
+  $('predict-file').disabled = !t;
+  $('predict-drop').classList.toggle('disabled', !t);
+  document.body.dataset.trained = String(!!t);
+  updateTrainState();
+}
+
+// ---------------------------------------------------------------------------------------
+// Predict, model files, project files
+
+let predictUrl = null;
+async function predict(file) {
+  if (!file) return;
+  if (!state.trained) { notify('Train a model first (or load a .ttm file), then try an image.', 'warn', { timeout: 8000 }); return; }
+  if (predictUrl) URL.revokeObjectURL(predictUrl);
+  predictUrl = null;
+  const thumb = await makeThumbnail(file);
+  if (thumb) { predictUrl = URL.createObjectURL(thumb); $('predict-img').src = predictUrl; }
+  $('predict-img').hidden = !thumb;
+  $('predict-name').textContent = file.name;
+  $('predictions').replaceChildren(el('p', { class: 'note' }, state.training ? 'Waiting for training to finish…' : 'Classifying…'));
+  try {
+    const bytes = new Uint8Array(await file.arrayBuffer());
+    const preds = await state.client.call('predict', { bytes, topk: 5 }, [bytes.buffer]);
+    renderPredictions($('predictions'), preds);
+    $('predictions').dataset.top = preds[0]?.label ?? '';
+  } catch (e) {
+    $('predictions').replaceChildren();
+    $('predictions').dataset.top = '';
+    notify(`Could not classify '${file.name}': ${e.message}`, 'error');
+  }
+}
+
+async function saveModel() {
+  try {
+    const { bytes, labels } = await state.client.call('save');
+    download(bytes, `${safeName(labels.join('-'))}.ttm`);
+    notify(`Saved the model (${formatBytes(bytes.length)}) as a .ttm file.`, 'ok');
+  } catch (e) {
+    notify(`Could not save the model: ${e.message}`, 'error');
+  }
+}
+
+async function loadModelFile(file) {
+  if (!file) return;
+  try {
+    if (state.loadingModel) await state.loadingModel;
+    const bytes = new Uint8Array(await file.arrayBuffer());
+    const res = await state.client.call('load', { bytes: bytes.slice() });
+    setTrained({ labels: res.labels, report: res.report, backbone: res.backbone, source: 'file' });
+    renderResults(res.labels, res.report);
+    await storeModel(bytes, res.labels, res.report);
+    notify(`Loaded '${file.name}': classes ${res.labels.join(', ')}.`, 'ok');
+  } catch (e) {
+    notify(`Could not load '${file.name}': ${e.message}`, 'error');
+  }
+}
+
+async function exportProject() {
+  if (!state.store) { notify('Export needs IndexedDB, which this browser does not offer here.', 'error'); return; }
+  try {
+    const { images, model } = await state.store.load();
+    const blob = pack({ settings: state.settings, classes: state.classes.map(({ id, name }) => ({ id, name })), images, model });
+    download(blob, `${safeName(state.classes.map((c) => c.name).join('-') || 'tinytune')}.ttproject`);
+    notify(`Exported the project (${plural(images.length, 'image')}, ${formatBytes(blob.size)}).`, 'ok');
+  } catch (e) {
+    notify(`Could not export the project: ${e.message}`, 'error');
+  }
+}
+
+async function importProject(file) {
+  if (!file) return;
+  try {
+    const p = await unpack(file);
+    if (!state.store) throw new Error('this browser offers no IndexedDB here');
+    const images = p.images.map((im) => ({ ...im, size: im.blob?.size ?? 0 }));
+    const model = p.model ? { ...p.model, bytes: p.model.bytes } : null;
+    await state.store.replace({ settings: { ...DEFAULTS, ...p.settings }, classes: p.classes, images, model });
+    await restoreProject();
+    notify(`Imported '${file.name}': ${plural(p.classes.length, 'class')}, ${plural(p.images.length, 'image')}${p.model ? ', and its model' : ''}.`, 'ok');
+  } catch (e) {
+    notify(`Could not import '${file.name}': ${e.message}`, 'error');
+  }
+}
+
+let clearArmed = null;
+async function clearProject() {
+  const btn = $('clear-project');
+  if (!clearArmed) {
+    btn.textContent = 'Really clear everything?';
+    btn.classList.add('armed');
+    clearArmed = setTimeout(() => { clearArmed = null; btn.textContent = 'Clear project'; btn.classList.remove('armed'); }, 4000);
+    return;
+  }
+  clearTimeout(clearArmed);
+  clearArmed = null;
+  btn.textContent = 'Clear project';
+  btn.classList.remove('armed');
+  await state.store?.replace({ settings: state.settings, classes: [] });
+  await restoreProject();
+  notify('Cleared the project.', 'info');
+}
+
+// ---------------------------------------------------------------------------------------
+// Start-up
+
+/** Rebuilds the page (and the worker's image set) from what IndexedDB holds. */
+async function restoreProject() {
+  for (const c of state.classes) { for (const im of c.images) if (im.url) URL.revokeObjectURL(im.url); c.el.remove(); }
+  state.classes = [];
+  await state.client?.call('reset');
+  setTrained(null);
+  $('results').hidden = true;
+  $('train-progress').hidden = true;
+  drawCurves($('curves'), [], state.settings.epochs);
+  const saved = state.store ? await state.store.load() : { meta: null, images: [], model: null };
+  const prevModel = state.settings.modelId;
+  state.settings = { ...DEFAULTS, ...(saved.meta?.settings ?? {}) };
+  writeSettings();
+  const byClass = new Map();
+  for (const rec of saved.images) { if (!byClass.has(rec.classId)) byClass.set(rec.classId, []); byClass.get(rec.classId).push(rec); }
+  const classes = saved.meta?.classes ?? [];
+  for (const { id, name } of classes) {
+    const cls = { id, name, images: [], el: null };
+    state.classes.push(cls);
+    cls.el = renderClassCard(cls);
+    $('classes').insertBefore(cls.el, $('add-class'));
+    for (const rec of byClass.get(id) ?? []) {
+      // im.blob is IndexedDB's handle on the stored file, not its bytes
+      const im = { id: rec.id, name: rec.name, url: rec.thumb ? URL.createObjectURL(rec.thumb) : null, status: 'ok', blob: rec.blob };
+      cls.images.push(im);
+      renderThumb(cls, im);
+      state.client?.call('addImage', { classId: id, bytes: rec.blob, id: rec.id, name: rec.name, trusted: true }).catch(() => {});
+    }
+    updateCount(cls);
+  }
+  // images of classes that no longer exist (a crash between two writes) are dropped
+  for (const [cid, recs] of byClass) if (!classes.some((c) => c.id === cid)) for (const r of recs) state.store.deleteImage(r.id).catch(() => {});
+  if (!state.classes.length) { addClass('Class 1'); addClass('Class 2'); }
+  updateTrainState();
+  if (state.client && state.zoo.length) {
+    if (state.model && (state.settings.modelId ?? prevModel) === state.model.id) { await configure(); await restoreStoredModel(); }
+    else await selectModel(state.settings.modelId);
+  }
+}
+
+async function registerServiceWorker() {
+  const chip = $('chip-offline');
+  if (!('serviceWorker' in navigator)) {
+    chip.textContent = 'No offline mode';
+    chip.className = 'chip warn';
+    chip.title = 'This browser has no service workers: the page needs the network on each visit.';
+    return;
+  }
+  try {
+    await navigator.serviceWorker.register(new URL('./sw.js', import.meta.url), { scope: new URL('../', import.meta.url).pathname });
+    if (!navigator.serviceWorker.controller) {
+      // First visit: wait (briefly) until the worker controls the page, so the engine and
+      // model downloads that follow go through it and are cached.
+      await Promise.race([
+        new Promise((r) => navigator.serviceWorker.addEventListener('controllerchange', r, { once: true })),
+        new Promise((r) => setTimeout(r, 4000)),
+      ]);
+    }
+    state.swControlled = !!navigator.serviceWorker.controller;
+    chip.textContent = state.swControlled ? 'Works offline' : 'Offline mode pending';
+    chip.className = `chip ${state.swControlled ? 'ok' : 'warn'}`;
+    chip.title = state.swControlled ? 'The page, the engine and the models you use are kept by a service worker: after this visit tinytune works without a network.'
+      : 'The service worker is installing; reload once to make tinytune available offline.';
+  } catch (e) {
+    chip.textContent = 'No offline mode';
+    chip.className = 'chip warn';
+    chip.title = `The service worker could not be registered: ${e.message}`;
+  }
+}
+
+function renderSimd(simd) {
+  const chip = $('chip-simd');
+  chip.textContent = simd ? 'WASM SIMD' : 'No WASM SIMD: scalar build';
+  chip.className = `chip ${simd ? 'ok' : 'warn'}`;
+  chip.title = simd ? 'The engine runs its WebAssembly SIMD build.' : 'This browser has no WebAssembly SIMD: the engine runs its scalar build, which gives the same results but is slower.';
+}
+
+function renderEnvironment() {
+  const simd = hasSimd();
+  renderSimd(simd);
+  if (!simd) {
+    notify('This browser does not support WebAssembly SIMD, so tinytune runs its scalar build instead: the results are the same, but computing features and training are slower. Current Chrome, Edge, Firefox and Safari have SIMD.', 'warn', { topic: 'simd' });
+  }
+  if (typeof Worker === 'undefined') notify('This browser has no Web Workers; tinytune cannot run here.', 'error');
+}
+
+function renderThreads(env) {
+  renderSimd(env.simd); // what the engine actually runs
+  const chip = $('chip-threads');
+  const iso = globalThis.crossOriginIsolated === true;
+  chip.textContent = `${plural(env.threads, 'thread')}`;
+  chip.className = 'chip';
+  chip.title = `The engine runs in a Web Worker with ${plural(env.threads, 'thread')} (${env.simd ? 'SIMD' : 'scalar'} build). ` +
+    `Cross-origin isolated: ${iso ? 'yes' : 'no'}${iso ? ' (SharedArrayBuffer available)' : ''}; the page stays responsive while it trains.`;
+  $('env-detail').textContent = `Engine: ${env.simd ? 'WebAssembly SIMD' : 'WebAssembly scalar (no SIMD)'} build · ${plural(env.threads, 'thread')} in a Web Worker · crossOriginIsolated: ${iso ? 'yes' : 'no'}`;
+}
+
+function bindUi() {
+  $('add-class').addEventListener('click', () => addClass(undefined, { focus: true }));
+  bindDrop($('add-class'), async (dt) => {
+    const groups = await droppedGroups(dt);
+    for (const g of groups) await addFiles(addClass(g.folder ?? undefined), g.files);
+  });
+  $('train').addEventListener('click', train);
+  $('stop').addEventListener('click', () => { state.client.call('cancel').catch(() => {}); $('train-status').textContent = 'Stopping…'; });
+  $('model').addEventListener('change', () => selectModel($('model').value));
+  for (const id of ['epochs', 'lr', 'augment', 'views', 'cut', 'blocks']) {
+    $(id).addEventListener('change', () => { readSettings(); writeSettings(); saveMeta(); configure(); });
+  }
+  $('predict-file').addEventListener('change', () => { predict($('predict-file').files[0]); $('predict-file').value = ''; });
+  bindDrop($('predict-drop'), async (dt) => predict([...dt.files][0]));
+  $('predict-drop').addEventListener('keydown', (e) => { if (e.key === 'Enter' || e.key === ' ') { e.preventDefault(); $('predict-file').click(); } });
+  $('save-model').addEventListener('click', saveModel);
+  $('load-model').addEventListener('change', () => { loadModelFile($('load-model').files[0]); $('load-model').value = ''; });
+  $('export-project').addEventListener('click', exportProject);
+  $('import-project').addEventListener('change', () => { importProject($('import-project').files[0]); $('import-project').value = ''; });
+  $('clear-project').addEventListener('click', clearProject);
+  $('camera-capture').addEventListener('click', captureFrame);
+  $('camera-close').addEventListener('click', closeCamera);
+  $('camera-dialog').addEventListener('close', closeCamera);
+  // a file dropped outside the drop zones must not replace the page
+  window.addEventListener('dragover', (e) => e.preventDefault());
+  window.addEventListener('drop', (e) => e.preventDefault());
+  window.addEventListener('resize', () => { if (progress.history.length) drawCurves($('curves'), progress.history, progress.epochs); });
+}
+
+async function boot() {
+  bindUi();
+  renderEnvironment();
+  drawCurves($('curves'), [], DEFAULTS.epochs);
+  const swDone = registerServiceWorker();
+  try {
+    state.store = await ProjectStore.open();
+    $('chip-storage').textContent = 'Saved in this browser';
+    $('chip-storage').className = 'chip ok';
+    $('chip-storage').title = 'Classes, images, settings and the trained model are kept in this browser (IndexedDB); nothing is uploaded.';
+  } catch (e) {
+    $('chip-storage').textContent = 'Not saved';
+    $('chip-storage').className = 'chip warn';
+    notify(`This browser does not let the page store data (${e.message}): the project will be lost on reload. Export it to keep it.`, 'warn');
+  }
+  state.camera = await detectCamera();
+  await restoreProject(); // classes and thumbnails at once; the engine follows
+  await swDone;
+  state.client = new EngineClient();
+  state.client.on('loadProgress', ({ loaded, total }) => {
+    $('model-progress').value = total ? loaded / total : 0;
+    $('model-status').textContent = `Downloading weights: ${formatBytes(loaded)} of ${formatBytes(total)}`;
+  });
+  state.client.on('prepare', onPrepare);
+  state.client.on('batch', onBatch);
+  state.client.on('epoch', onEpoch);
+  state.client.on('skipped', ({ id, name, reason }) => {
+    for (const c of state.classes) { const im = c.images.find((i) => i.id === id); if (im) removeImage(c, im); }
+    notify(`Skipped '${name}': ${reason}`, 'warn');
+  });
+  state.client.on('embedded', ({ pending }) => {
+    $('features-status').textContent = pending ? `Computing features in the background: ${plural(pending, 'image')} to go.` : 'Features ready for every image.';
+  });
+  state.client.on('fatal', (e) => notify(e.message, 'error'));
+  try {
+    // The worker detects SIMD for itself; where the page has none it will not either, and
+    // asking for the scalar build outright keeps the two in agreement.
+    state.env = await state.client.call('init', hasSimd() ? {} : { simd: false });
+    renderThreads(state.env);
+  } catch (e) {
+    notify(`The engine could not start: ${e.message}`, 'error');
+    return;
+  }
+  for (const c of state.classes) for (const im of c.images) {
+    if (im.blob) state.client.call('addImage', { classId: c.id, bytes: im.blob, id: im.id, name: im.name, trusted: true }).catch(() => {});
+  }
+  try {
+    state.zoo = await loadZoo();
+  } catch (e) {
+    notify(e.message, 'error');
+    return;
+  }
+  $('model').replaceChildren(...state.zoo.map((m) => el('option', { value: m.id }, `${m.card?.name?.split(',')[0] ?? m.id}${m.default ? ' (default)' : ''} · ${m.id}`)));
+  await selectModel(state.settings.modelId);
+  document.body.dataset.ready = 'true';
+}
+
+boot().catch((e) => notify(`tinytune could not start: ${e.message}`, 'error'));

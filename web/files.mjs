@@ -1,0 +1,98 @@
+// Files in and out of the page: what a drop contains (folders included), small
+// thumbnails, and downloads.
+
+const THUMB = 96;
+
+/** Reads every entry of a directory (readEntries returns them in chunks). */
+function readAll(reader) {
+  return new Promise((resolve, reject) => {
+    const out = [];
+    const step = () => reader.readEntries((batch) => {
+      if (!batch.length) resolve(out);
+      else { out.push(...batch); step(); }
+    }, reject);
+    step();
+  });
+}
+
+const entryFile = (entry) => new Promise((resolve, reject) => entry.file(resolve, reject));
+
+async function walk(entry, files) {
+  if (entry.isFile) {
+    if (!entry.name.startsWith('.')) files.push(await entryFile(entry));
+  } else if (entry.isDirectory) {
+    const children = await readAll(entry.createReader());
+    children.sort((a, b) => a.name.localeCompare(b.name, undefined, { numeric: true }));
+    for (const c of children) await walk(c, files);
+  }
+}
+
+/**
+ * The files of a drop, grouped by top-level item: [{ folder: name | null, files: [File] }].
+ * Folders are walked recursively. Synthetic drops (no entries) fall back to dataTransfer.files.
+ */
+export async function droppedGroups(dataTransfer) {
+  const entries = [...(dataTransfer.items ?? [])]
+    .filter((it) => it.kind === 'file')
+    .map((it) => (it.webkitGetAsEntry ? it.webkitGetAsEntry() : null));
+  if (!entries.length || entries.some((e) => !e)) {
+    const files = [...(dataTransfer.files ?? [])];
+    return files.length ? [{ folder: null, files }] : [];
+  }
+  const groups = [];
+  const loose = [];
+  for (const e of entries) {
+    if (e.isDirectory) {
+      const files = [];
+      await walk(e, files);
+      groups.push({ folder: e.name, files });
+    } else {
+      await walk(e, loose);
+    }
+  }
+  if (loose.length) groups.unshift({ folder: null, files: loose });
+  return groups;
+}
+
+/**
+ * A small square JPEG thumbnail (cover-cropped, THUMB px) of an image file, or null when
+ * the browser cannot decode it. Only the bitmap is decoded, briefly; it is closed at once.
+ */
+export async function makeThumbnail(blob) {
+  let bmp;
+  try {
+    bmp = await createImageBitmap(blob);
+  } catch {
+    return null;
+  }
+  try {
+    const s = Math.min(bmp.width, bmp.height);
+    const canvas = document.createElement('canvas');
+    canvas.width = canvas.height = THUMB;
+    const ctx = canvas.getContext('2d');
+    ctx.imageSmoothingQuality = 'high';
+    ctx.drawImage(bmp, (bmp.width - s) / 2, (bmp.height - s) / 2, s, s, 0, 0, THUMB, THUMB);
+    return await new Promise((resolve) => canvas.toBlob(resolve, 'image/jpeg', 0.85));
+  } finally {
+    bmp.close();
+  }
+}
+
+/** Offers bytes as a file download. */
+export function download(data, filename, type = 'application/octet-stream') {
+  const blob = data instanceof Blob ? data : new Blob([data], { type });
+  const url = URL.createObjectURL(blob);
+  const a = document.createElement('a');
+  a.href = url;
+  a.download = filename;
+  a.style.display = 'none';
+  document.body.append(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 10000);
+}
+
+/** A file name made of words, safe on every OS. */
+export const safeName = (s) => (s.replace(/[^\p{L}\p{N}._-]+/gu, '-').replace(/^-+|-+$/g, '').slice(0, 60) || 'tinytune');
+
+export const formatBytes = (n) => (n < 1024 ? `${n} B` : n < 1048576 ? `${(n / 1024).toFixed(0)} KB` : `${(n / 1048576).toFixed(1)} MB`);
