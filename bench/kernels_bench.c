@@ -127,6 +127,7 @@ static void bench_spatial(const char *name, int depthwise, int h, int c, int oc,
 int main(int argc, char **argv) {
   if (argc > 1 && atof(argv[1]) > 0) min_seconds = atof(argv[1]);
   /* Pointwise convolutions of MobileNetV2 (M = pixels, K = in, N = out channels). */
+  bench_gemm(0, 0, 12544, 96, 16);
   bench_gemm(0, 0, 3136, 192, 32);
   bench_gemm(0, 0, 784, 64, 192);
   bench_gemm(0, 0, 196, 96, 384);
@@ -137,6 +138,8 @@ int main(int argc, char **argv) {
   bench_gemm(0, 1, 49, 320, 1280);
   bench_gemm(1, 1, 256, 256, 256);
   bench_gemm(0, 0, 256, 256, 256);
+  /* The classifier head on one image: a GEMV. */
+  bench_gemm(0, 0, 1, 1000, 1280);
   bench_spatial("dwconv", 1, 112, 96, 0, 1);
   bench_spatial("dwconv", 1, 112, 96, 0, 2);
   bench_spatial("dwconv", 1, 28, 192, 0, 1);

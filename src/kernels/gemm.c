@@ -2,9 +2,12 @@
 
    The SIMD version is a GotoBLAS-style blocked GEMM built around one 4x8 register
    micro-kernel: 8 v128 accumulators hold a 4-row x 8-column tile of C while K is
-   streamed. Without FMA in WASM SIMD, that tile size was measured best under emcc
-   3.1.6: it leaves enough of the 16 x86 xmm registers for the splatted A values and
-   the two B vectors, so V8 does not spill.
+   streamed. Without FMA in WASM SIMD, that tile size is as fast as any measured under
+   emcc 3.1.6 and V8 (~46 GFLOP/s from L1; 6x8, 4x12 and 2x16 no faster, shuffling A
+   lanes instead of load-splats slower), and it leaves enough of the 16 x86 xmm
+   registers for the splatted A value and the two B vectors that V8 does not spill.
+
+   Shapes with M < 4 skip the packing and stream B directly (gemm_few_rows).
 
    Both operands are packed before the micro-kernel sees them, so all four (ta,tb)
    cases run the same hot loop: B into 8-column panels ([k][8], zero-padded), A into
@@ -207,76 +210,173 @@ static void pack_a(int ta, const float *A, int lda, int i0, int mr, int k0, int 
   }
 }
 
-/* C[4x8] = (load_c ? C : 0) + Ap^T Bp, then, on the last K block only (final), bias
-   and activation while the tile is still in registers. noinline: inlined into the
-   blocking loops, V8's register allocator spills the accumulators and the GEMM runs
-   at half speed (measured 25 vs 45 GFLOP/s). */
-__attribute__((noinline)) static void gemm_ukernel_4x8(int kc, const float *restrict ap, const float *restrict bp,
-                             float *restrict c, int ldc, int load_c, int final,
-                             const float *bias, int act) {
-  float *c0 = c, *c1 = c0 + ldc, *c2 = c1 + ldc, *c3 = c2 + ldc;
-  v128_t c00, c01, c10, c11, c20, c21, c30, c31;
-  if (load_c) {
-    c00 = wasm_v128_load(c0); c01 = wasm_v128_load(c0 + 4);
-    c10 = wasm_v128_load(c1); c11 = wasm_v128_load(c1 + 4);
-    c20 = wasm_v128_load(c2); c21 = wasm_v128_load(c2 + 4);
-    c30 = wasm_v128_load(c3); c31 = wasm_v128_load(c3 + 4);
-  } else {
-    c00 = c01 = c10 = c11 = c20 = c21 = c30 = c31 = wasm_f32x4_splat(0.0f);
-  }
-  for (int k = 0; k < kc; k++) {
-    const v128_t b0 = wasm_v128_load(bp), b1 = wasm_v128_load(bp + 4);
-    v128_t a = wasm_v128_load32_splat(ap);
-    c00 = wasm_f32x4_add(c00, wasm_f32x4_mul(a, b0));
-    c01 = wasm_f32x4_add(c01, wasm_f32x4_mul(a, b1));
-    a = wasm_v128_load32_splat(ap + 1);
-    c10 = wasm_f32x4_add(c10, wasm_f32x4_mul(a, b0));
-    c11 = wasm_f32x4_add(c11, wasm_f32x4_mul(a, b1));
-    a = wasm_v128_load32_splat(ap + 2);
-    c20 = wasm_f32x4_add(c20, wasm_f32x4_mul(a, b0));
-    c21 = wasm_f32x4_add(c21, wasm_f32x4_mul(a, b1));
-    a = wasm_v128_load32_splat(ap + 3);
-    c30 = wasm_f32x4_add(c30, wasm_f32x4_mul(a, b0));
-    c31 = wasm_f32x4_add(c31, wasm_f32x4_mul(a, b1));
-    ap += 4;
-    bp += 8;
-  }
-  if (final) {
-    if (bias) {
-      const v128_t b0 = wasm_v128_load(bias), b1 = wasm_v128_load(bias + 4);
-      c00 = wasm_f32x4_add(c00, b0); c01 = wasm_f32x4_add(c01, b1);
-      c10 = wasm_f32x4_add(c10, b0); c11 = wasm_f32x4_add(c11, b1);
-      c20 = wasm_f32x4_add(c20, b0); c21 = wasm_f32x4_add(c21, b1);
-      c30 = wasm_f32x4_add(c30, b0); c31 = wasm_f32x4_add(c31, b1);
+/* For each of np consecutive 8-column panels: C[4x8] = (load_c ? C : 0) + Ap^T Bp,
+   then, on the last K block only (final), bias and activation while the tile is still
+   in registers. Looping over panels here rather than in the caller saves a call per
+   tile, which shows when K is as short as MobileNet's expansion layers (K = 16..32).
+   noinline: inlined into the blocking loops, V8's register allocator spills the
+   accumulators and the GEMM runs at half speed (measured 25 vs 45 GFLOP/s). */
+__attribute__((noinline)) static void gemm_ukernel_4x8(int np, int kc, const float *ap0,
+                                                       const float *bp, float *c, int ldc,
+                                                       int load_c, int final,
+                                                       const float *bias, int act) {
+  for (int p = 0; p < np; p++, c += GEMM_NR) {
+    float *c0 = c, *c1 = c0 + ldc, *c2 = c1 + ldc, *c3 = c2 + ldc;
+    const float *ap = ap0;
+    v128_t c00, c01, c10, c11, c20, c21, c30, c31;
+    if (load_c) {
+      c00 = wasm_v128_load(c0); c01 = wasm_v128_load(c0 + 4);
+      c10 = wasm_v128_load(c1); c11 = wasm_v128_load(c1 + 4);
+      c20 = wasm_v128_load(c2); c21 = wasm_v128_load(c2 + 4);
+      c30 = wasm_v128_load(c3); c31 = wasm_v128_load(c3 + 4);
+    } else {
+      c00 = c01 = c10 = c11 = c20 = c21 = c30 = c31 = wasm_f32x4_splat(0.0f);
     }
-    if (act != TT_ACT_NONE) {
-      /* pmax/pmin are single x86 instructions (maxps/minps); max/min are not. */
-      const v128_t z = wasm_f32x4_splat(0.0f);
-      c00 = wasm_f32x4_pmax(c00, z); c01 = wasm_f32x4_pmax(c01, z);
-      c10 = wasm_f32x4_pmax(c10, z); c11 = wasm_f32x4_pmax(c11, z);
-      c20 = wasm_f32x4_pmax(c20, z); c21 = wasm_f32x4_pmax(c21, z);
-      c30 = wasm_f32x4_pmax(c30, z); c31 = wasm_f32x4_pmax(c31, z);
-      if (act == TT_ACT_RELU6) {
-        const v128_t six = wasm_f32x4_splat(6.0f);
-        c00 = wasm_f32x4_pmin(c00, six); c01 = wasm_f32x4_pmin(c01, six);
-        c10 = wasm_f32x4_pmin(c10, six); c11 = wasm_f32x4_pmin(c11, six);
-        c20 = wasm_f32x4_pmin(c20, six); c21 = wasm_f32x4_pmin(c21, six);
-        c30 = wasm_f32x4_pmin(c30, six); c31 = wasm_f32x4_pmin(c31, six);
+    for (int k = 0; k < kc; k++) { /* leaves bp at the next panel */
+      const v128_t b0 = wasm_v128_load(bp), b1 = wasm_v128_load(bp + 4);
+      v128_t a = wasm_v128_load32_splat(ap);
+      c00 = wasm_f32x4_add(c00, wasm_f32x4_mul(a, b0));
+      c01 = wasm_f32x4_add(c01, wasm_f32x4_mul(a, b1));
+      a = wasm_v128_load32_splat(ap + 1);
+      c10 = wasm_f32x4_add(c10, wasm_f32x4_mul(a, b0));
+      c11 = wasm_f32x4_add(c11, wasm_f32x4_mul(a, b1));
+      a = wasm_v128_load32_splat(ap + 2);
+      c20 = wasm_f32x4_add(c20, wasm_f32x4_mul(a, b0));
+      c21 = wasm_f32x4_add(c21, wasm_f32x4_mul(a, b1));
+      a = wasm_v128_load32_splat(ap + 3);
+      c30 = wasm_f32x4_add(c30, wasm_f32x4_mul(a, b0));
+      c31 = wasm_f32x4_add(c31, wasm_f32x4_mul(a, b1));
+      ap += 4;
+      bp += 8;
+    }
+    if (final) {
+      if (bias) {
+        const v128_t b0 = wasm_v128_load(bias), b1 = wasm_v128_load(bias + 4);
+        c00 = wasm_f32x4_add(c00, b0); c01 = wasm_f32x4_add(c01, b1);
+        c10 = wasm_f32x4_add(c10, b0); c11 = wasm_f32x4_add(c11, b1);
+        c20 = wasm_f32x4_add(c20, b0); c21 = wasm_f32x4_add(c21, b1);
+        c30 = wasm_f32x4_add(c30, b0); c31 = wasm_f32x4_add(c31, b1);
+        bias += GEMM_NR;
+      }
+      if (act != TT_ACT_NONE) {
+        /* pmax/pmin are single x86 instructions (maxps/minps); max/min are not. */
+        const v128_t z = wasm_f32x4_splat(0.0f);
+        c00 = wasm_f32x4_pmax(c00, z); c01 = wasm_f32x4_pmax(c01, z);
+        c10 = wasm_f32x4_pmax(c10, z); c11 = wasm_f32x4_pmax(c11, z);
+        c20 = wasm_f32x4_pmax(c20, z); c21 = wasm_f32x4_pmax(c21, z);
+        c30 = wasm_f32x4_pmax(c30, z); c31 = wasm_f32x4_pmax(c31, z);
+        if (act == TT_ACT_RELU6) {
+          const v128_t six = wasm_f32x4_splat(6.0f);
+          c00 = wasm_f32x4_pmin(c00, six); c01 = wasm_f32x4_pmin(c01, six);
+          c10 = wasm_f32x4_pmin(c10, six); c11 = wasm_f32x4_pmin(c11, six);
+          c20 = wasm_f32x4_pmin(c20, six); c21 = wasm_f32x4_pmin(c21, six);
+          c30 = wasm_f32x4_pmin(c30, six); c31 = wasm_f32x4_pmin(c31, six);
+        }
       }
     }
+    wasm_v128_store(c0, c00); wasm_v128_store(c0 + 4, c01);
+    wasm_v128_store(c1, c10); wasm_v128_store(c1 + 4, c11);
+    wasm_v128_store(c2, c20); wasm_v128_store(c2 + 4, c21);
+    wasm_v128_store(c3, c30); wasm_v128_store(c3 + 4, c31);
   }
-  wasm_v128_store(c0, c00); wasm_v128_store(c0 + 4, c01);
-  wasm_v128_store(c1, c10); wasm_v128_store(c1 + 4, c11);
-  wasm_v128_store(c2, c20); wasm_v128_store(c2 + 4, c21);
-  wasm_v128_store(c3, c30); wasm_v128_store(c3 + 4, c31);
+}
+
+/* Unit-stride dot product, two vector accumulators for two independent add chains. */
+static float vdot(const float *a, const float *b, int n) {
+  v128_t s0 = wasm_f32x4_splat(0.0f), s1 = s0;
+  int k = 0;
+  for (; k + 8 <= n; k += 8) {
+    s0 = wasm_f32x4_add(s0, wasm_f32x4_mul(wasm_v128_load(a + k), wasm_v128_load(b + k)));
+    s1 = wasm_f32x4_add(s1, wasm_f32x4_mul(wasm_v128_load(a + k + 4), wasm_v128_load(b + k + 4)));
+  }
+  if (k + 4 <= n) {
+    s0 = wasm_f32x4_add(s0, wasm_f32x4_mul(wasm_v128_load(a + k), wasm_v128_load(b + k)));
+    k += 4;
+  }
+  s0 = wasm_f32x4_add(s0, s1);
+  float t = (wasm_f32x4_extract_lane(s0, 0) + wasm_f32x4_extract_lane(s0, 1)) +
+            (wasm_f32x4_extract_lane(s0, 2) + wasm_f32x4_extract_lane(s0, 3));
+  for (; k < n; k++) t += a[k] * b[k];
+  return t;
+}
+
+/* M < 4 (a GEMV, or the head with a batch of 1-3): a 4-row tile would be mostly padding
+   and packing B would cost as much as the product itself, so B is streamed directly,
+   one row of C at a time (measured 3.5 -> ~14 GFLOP/s for M = 1). */
+static void gemm_few_rows(int ta, int tb, int M, int N, int K, const float *A, int lda,
+                          const float *B, int ldb, float *C, int ldc, int acc,
+                          const float *bias, int act) {
+  const v128_t zero = wasm_f32x4_splat(0.0f), six = wasm_f32x4_splat(6.0f);
+  for (int i = 0; i < M; i++) {
+    float *c = C + (size_t)i * ldc;
+    if (!acc) {
+      int j = 0;
+      for (; j + 4 <= N; j += 4) wasm_v128_store(c + j, zero);
+      for (; j < N; j++) c[j] = 0.0f;
+    }
+    if (!tb) {
+#define A_AT(k) (ta ? A[(size_t)(k) * lda + i] : A[(size_t)i * lda + (k)])
+      int k = 0;
+      for (; k + 4 <= K; k += 4) { /* four rows of B per pass over the C row */
+        const float s0 = A_AT(k), s1 = A_AT(k + 1), s2 = A_AT(k + 2), s3 = A_AT(k + 3);
+        const v128_t a0 = wasm_f32x4_splat(s0), a1 = wasm_f32x4_splat(s1),
+                     a2 = wasm_f32x4_splat(s2), a3 = wasm_f32x4_splat(s3);
+        const float *b0 = B + (size_t)k * ldb, *b1 = b0 + ldb, *b2 = b1 + ldb, *b3 = b2 + ldb;
+        int j = 0;
+        for (; j + 4 <= N; j += 4) {
+          const v128_t p01 = wasm_f32x4_add(wasm_f32x4_mul(a0, wasm_v128_load(b0 + j)),
+                                            wasm_f32x4_mul(a1, wasm_v128_load(b1 + j)));
+          const v128_t p23 = wasm_f32x4_add(wasm_f32x4_mul(a2, wasm_v128_load(b2 + j)),
+                                            wasm_f32x4_mul(a3, wasm_v128_load(b3 + j)));
+          wasm_v128_store(c + j, wasm_f32x4_add(wasm_v128_load(c + j), wasm_f32x4_add(p01, p23)));
+        }
+        for (; j < N; j++) c[j] += (s0 * b0[j] + s1 * b1[j]) + (s2 * b2[j] + s3 * b3[j]);
+      }
+      for (; k < K; k++) {
+        const float s0 = A_AT(k);
+        const v128_t a0 = wasm_f32x4_splat(s0);
+        const float *b0 = B + (size_t)k * ldb;
+        int j = 0;
+        for (; j + 4 <= N; j += 4)
+          wasm_v128_store(c + j, wasm_f32x4_add(wasm_v128_load(c + j),
+                                                wasm_f32x4_mul(a0, wasm_v128_load(b0 + j))));
+        for (; j < N; j++) c[j] += s0 * b0[j];
+      }
+#undef A_AT
+    } else {
+      /* Dots of row i of op(A) with rows of B; with A^T that row is a strided column of
+         A, gathered a slice at a time into a small stack buffer. */
+      float acol[256];
+      for (int k0 = 0; k0 < K; k0 += 256) {
+        const int kc = K - k0 < 256 ? K - k0 : 256;
+        const float *a = A + (size_t)i * lda + k0;
+        if (ta) {
+          for (int k = 0; k < kc; k++) acol[k] = A[(size_t)(k0 + k) * lda + i];
+          a = acol;
+        }
+        for (int j = 0; j < N; j++) c[j] += vdot(a, B + (size_t)j * ldb + k0, kc);
+      }
+    }
+    int j = 0;
+    for (; j + 4 <= N; j += 4) {
+      v128_t v = wasm_v128_load(c + j);
+      if (bias) v = wasm_f32x4_add(v, wasm_v128_load(bias + j));
+      if (act != TT_ACT_NONE) {
+        v = wasm_f32x4_pmax(v, zero);
+        if (act == TT_ACT_RELU6) v = wasm_f32x4_pmin(v, six);
+      }
+      wasm_v128_store(c + j, v);
+    }
+    for (; j < N; j++) c[j] = act_f(bias ? c[j] + bias[j] : c[j], act);
+  }
 }
 
 void tt_gemm_simd(int ta, int tb, int M, int N, int K, const float *A, int lda,
                   const float *B, int ldb, float *C, int ldc, int acc,
                   const float *bias, int act) {
   if (M <= 0 || N <= 0) return;
-  if (K <= 0) { /* no K block would run the epilogue */
-    tt_gemm_scalar(ta, tb, M, N, 0, A, lda, B, ldb, C, ldc, acc, bias, act);
+  if (M < GEMM_MR || K <= 0) { /* K = 0: no K block would run the epilogue */
+    gemm_few_rows(ta, tb, M, N, K, A, lda, B, ldb, C, ldc, acc, bias, act);
     return;
   }
   for (int k0 = 0; k0 < K; k0 += GEMM_KC) {
@@ -289,29 +389,27 @@ void tt_gemm_simd(int ta, int tb, int M, int N, int K, const float *A, int lda,
       for (int i0 = 0; i0 < M; i0 += GEMM_MR) {
         const int mr = M - i0 < GEMM_MR ? M - i0 : GEMM_MR;
         pack_a(ta, A, lda, i0, mr, k0, kc, gemm_apack);
-        for (int p = 0; p < nc; p += GEMM_NR) {
+        /* Full tiles in one call; an edge tile (mr < 4 or fewer than 8 columns left)
+           runs the same kernel on a padded copy so the hot path never needs bounds
+           checks, and only its valid part is written back. */
+        const int full = mr == GEMM_MR ? nc / GEMM_NR : 0;
+        if (full > 0)
+          gemm_ukernel_4x8(full, kc, gemm_apack, gemm_bpack, C + (size_t)i0 * ldc + j0, ldc,
+                           load_c, final, final && bias ? bias + j0 : NULL, act);
+        for (int p = full * GEMM_NR; p < nc; p += GEMM_NR) {
           const int nr = nc - p < GEMM_NR ? nc - p : GEMM_NR;
-          const float *bp = gemm_bpack + (size_t)p * kc;
-          const float *bi = final && bias ? bias + j0 + p : NULL;
           float *c = C + (size_t)i0 * ldc + j0 + p;
-          if (mr == GEMM_MR && nr == GEMM_NR) {
-            gemm_ukernel_4x8(kc, gemm_apack, bp, c, ldc, load_c, final, bi, act);
-          } else {
-            /* Edge tile: run the full kernel on a padded copy so the hot path never
-               needs bounds checks; only the valid part is written back. */
-            float tile[GEMM_MR * GEMM_NR], btile[GEMM_NR];
-            for (int r = 0; r < GEMM_MR; r++)
-              for (int jj = 0; jj < GEMM_NR; jj++)
-                tile[r * GEMM_NR + jj] =
-                    load_c && r < mr && jj < nr ? c[(size_t)r * ldc + jj] : 0.0f;
-            if (bi) {
-              for (int jj = 0; jj < GEMM_NR; jj++) btile[jj] = jj < nr ? bi[jj] : 0.0f;
-              bi = btile;
-            }
-            gemm_ukernel_4x8(kc, gemm_apack, bp, tile, GEMM_NR, load_c, final, bi, act);
-            for (int r = 0; r < mr; r++)
-              for (int jj = 0; jj < nr; jj++) c[(size_t)r * ldc + jj] = tile[r * GEMM_NR + jj];
-          }
+          float tile[GEMM_MR * GEMM_NR], btile[GEMM_NR];
+          for (int r = 0; r < GEMM_MR; r++)
+            for (int jj = 0; jj < GEMM_NR; jj++)
+              tile[r * GEMM_NR + jj] =
+                  load_c && r < mr && jj < nr ? c[(size_t)r * ldc + jj] : 0.0f;
+          if (final && bias)
+            for (int jj = 0; jj < GEMM_NR; jj++) btile[jj] = jj < nr ? bias[j0 + p + jj] : 0.0f;
+          gemm_ukernel_4x8(1, kc, gemm_apack, gemm_bpack + (size_t)p * kc, tile, GEMM_NR,
+                           load_c, final, final && bias ? btile : NULL, act);
+          for (int r = 0; r < mr; r++)
+            for (int jj = 0; jj < nr; jj++) c[(size_t)r * ldc + jj] = tile[r * GEMM_NR + jj];
         }
       }
     }

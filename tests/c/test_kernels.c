@@ -101,11 +101,13 @@ static const struct { const char *name; softmax_fn f; } softmax_impls[] = IMPLS(
 
 static void test_gemm(void) {
   /* {M, N, K}: edge tiles in M (mod 4) and N (mod 8), K and N across the SIMD
-     version's 256/128 blocks, and degenerate K = 0 (epilogue only). */
+     version's 256/128 blocks, M < 4 (its unpacked path), and degenerate K = 0
+     (epilogue only). */
   static const int shapes[][3] = {
       {1, 1, 1},    {1, 8, 4},     {3, 7, 5},     {4, 8, 16},   {7, 17, 33},
       {17, 33, 7},  {33, 100, 17}, {100, 3, 64},  {5, 129, 257}, {64, 136, 300},
-      {2, 300, 513}, {13, 9, 1},   {3, 5, 0},     {9, 260, 40}, {36, 24, 256}};
+      {2, 300, 513}, {13, 9, 1},   {3, 5, 0},     {9, 260, 40}, {36, 24, 256},
+      {1, 13, 257}, {3, 33, 2},    {4, 5, 0},     {8, 16, 600}};
   for (int si = 0; si < COUNT(shapes); si++)
     for (int ta = 0; ta < 2; ta++)
       for (int tb = 0; tb < 2; tb++)
