@@ -16,6 +16,7 @@ const MAX_ELEMENTS = 2 ** 28; // bigger than any real CNN tensor; stops absurd a
 // the weight bytes and their float32 decoding (MobileNetV2 float32 is 14 MB).
 const MAX_WEIGHT_BYTES = 512 * 2 ** 20;
 const MAX_JSON_BYTES = 64 * 2 ** 20; // model.json, card.json
+const MAX_NODES = 65536; // graph nodes or layers (the engine runs at most 4096 ops)
 const DTYPE_BYTES = { float32: 4, int32: 4, float16: 2, uint16: 2, uint8: 1, bool: 1 };
 const QUANT_DTYPES = new Set(['uint8', 'uint16', 'float16']);
 const SHARD_SIZE = 4 * 1024 * 1024; // tensorflowjs_converter's default shard size
@@ -63,7 +64,7 @@ function readManifest(manifest) {
       if (typeof name !== 'string' || !name) fail(`weights manifest group ${gi + 1} has a weight without a name`);
       if (specs.has(name)) fail(`weight '${name}' appears twice in the weights manifest`);
       checkShape(w.shape, `weight '${name}'`);
-      if (!(w.dtype in DTYPE_BYTES)) fail(`weight '${name}' has unsupported dtype '${w.dtype}'`);
+      if (!Object.hasOwn(DTYPE_BYTES, w.dtype)) fail(`weight '${name}' has unsupported dtype '${w.dtype}'`); // not 'toString'
       const quant = w.quantization ?? null;
       if (quant) {
         if (!QUANT_DTYPES.has(quant.dtype)) fail(`weight '${name}' has unsupported quantization dtype '${quant.dtype}'`);
@@ -769,9 +770,19 @@ export function parseModel(json) {
   else fail(`not a tfjs model: unknown format ${JSON.stringify(json.format ?? null)}`);
 
   const { specs, groups } = readManifest(json.weightsManifest);
-  const { nodes, outputs } = format === 'graph' ? readGraph(topo, specs) : readLayers(topo, specs);
-  if (!nodes.some((n) => n.kind === 'input')) fail('model has no input');
-  const ops = buildOps(nodes, outputs, specs, format);
+  const mc = topo.model_config ?? topo;
+  const count = format === 'graph' ? topo.node?.length : (Array.isArray(mc.config) ? mc.config : mc.config?.layers)?.length;
+  if (count > MAX_NODES) fail(`model has ${count} ${format === 'graph' ? 'nodes' : 'layers'}; the limit is ${MAX_NODES}`);
+  let ops;
+  try {
+    const { nodes, outputs } = format === 'graph' ? readGraph(topo, specs) : readLayers(topo, specs);
+    if (!nodes.some((n) => n.kind === 'input')) fail('model has no input');
+    ops = buildOps(nodes, outputs, specs, format);
+  } catch (e) {
+    // the graph walks recurse along the longest chain of layers
+    if (e instanceof RangeError && /call stack/i.test(e.message)) fail('model graph is too deep to parse: a chain of thousands of layers (the engine runs at most 4096 ops)');
+    throw e;
+  }
   if (ops[0]?.type !== 'input') fail('model input is not the first op');
 
   let defaultCut = ops.findLastIndex((o) => o.type === 'avgpool');
