@@ -250,6 +250,23 @@ test('model.json with bad shapes, short shards, non-finite weights, unknown weig
       ['d1', 'd2', 'd3'].map((name) => ({ class_name: 'Dense', config: { name, units: 16384, activation: 'linear', use_bias: false } })),
       ['d1', 'd2', 'd3'].map((n) => ({ name: `${n}/kernel`, shape: [16384, 16384], dtype: 'float32' })), Buffer.alloc(64)),
       /the weights manifest declares 3 221 225 472 bytes of weights, more than the limit of 536 870 912/],
+    ['a dtype named after an Object property', layersModel([1, 1, 4],
+      [{ class_name: 'Dense', config: { name: 'd', units: 2, use_bias: false } }],
+      [{ name: 'd/kernel', shape: [4, 2], dtype: 'toString' }], Buffer.alloc(32)),
+      /weight 'd\/kernel' has unsupported dtype 'toString'/],
+    ['a chain of 20000 layers listed output first', (() => {
+      const n = 20000, layers = [];
+      for (let i = n - 1; i >= 0; i--) {
+        layers.push({ class_name: 'Activation', name: `a${i}`, config: { name: `a${i}`, activation: 'relu' }, inbound_nodes: [[[i ? `a${i - 1}` : 'input', 0, 0, {}]]] });
+      }
+      layers.push({ class_name: 'InputLayer', name: 'input', config: { name: 'input', batch_input_shape: [null, 1, 1, 4], dtype: 'float32' }, inbound_nodes: [] });
+      const dir = path.join(tmp, `model${nVariant++}`);
+      fs.mkdirSync(dir);
+      fs.writeFileSync(path.join(dir, 'model.json'), JSON.stringify({ format: 'layers-model', modelTopology: { class_name: 'Model', config: {
+        name: 'deep', layers, input_layers: [['input', 0, 0]], output_layers: [[`a${n - 1}`, 0, 0]] } }, weightsManifest: [{ paths: ['w.bin'], weights: [] }] }));
+      fs.writeFileSync(path.join(dir, 'w.bin'), '');
+      return dir;
+    })(), /model graph is too deep to parse/],
     ['model.json that is not JSON', (() => { const d = variant(); fs.writeFileSync(path.join(d, 'model.json'), '{"modelTopology": '); return d; })(),
       /model.json at .* is not valid JSON/],
   ];
