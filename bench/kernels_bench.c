@@ -5,8 +5,14 @@
 //         build/kernels_bench
 // wasm:   emcc -O3 -std=c99 -Isrc -msimd128 -sSTANDALONE_WASM -sALLOW_MEMORY_GROWTH=1
 //           bench/kernels_bench.c src/kernels/*.c -o build/kernels_bench.wasm
-//         then run it under node:wasi, as tests/kernels.test.mjs does for the tests (a
-//         standalone module: non-WASI imports are notifications and can be stubbed).
+//         node --no-warnings -e "const {WASI}=require('node:wasi'),fs=require('fs');
+//           const w=new WASI({version:'preview1',args:['bench'],env:{},returnOnExit:true});
+//           const m=new WebAssembly.Module(fs.readFileSync('build/kernels_bench.wasm'));
+//           const imp={wasi_snapshot_preview1:w.wasiImport};
+//           for(const i of WebAssembly.Module.imports(m))if(i.module!=='wasi_snapshot_preview1')
+//             (imp[i.module]??={})[i.name]=()=>0;
+//           process.exitCode=w.start(new WebAssembly.Instance(m,imp));"
+//         (a standalone module: its non-WASI imports only notify, so they are stubbed)
 #define _POSIX_C_SOURCE 199309L
 #include <stdio.h>
 #include <stdlib.h>
