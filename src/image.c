@@ -23,9 +23,13 @@
      of blocks no scan covers, a component no scan covers), which would put stale heap
      bytes into the pixels and make decoding the same bytes twice differ. */
 #define TT_STBI_MAX_ALLOC ((size_t)TT_IMAGE_MAX_PIXELS * 8u * 2u + ((size_t)1 << 20))
-static void *tt__stbi_malloc(size_t n) { return n > TT_STBI_MAX_ALLOC ? NULL : calloc(1, n ? n : 1); }
+/* While decoding, the same bound for the declared size: a 1 MB PNG declaring 1x1 whose
+   IDAT inflates to 1 GB would otherwise grow the heap to the global bound (wasm memory
+   never shrinks) and spend seconds inflating before stb gives up. */
+static size_t tt__stbi_limit = TT_STBI_MAX_ALLOC;
+static void *tt__stbi_malloc(size_t n) { return n > tt__stbi_limit ? NULL : calloc(1, n ? n : 1); }
 static void *tt__stbi_realloc(void *p, size_t n) {
-  return n > TT_STBI_MAX_ALLOC ? NULL : realloc(p, n);
+  return n > tt__stbi_limit ? NULL : realloc(p, n);
 }
 #define STBI_MALLOC(sz) tt__stbi_malloc(sz)
 #define STBI_REALLOC(p, newsz) tt__stbi_realloc(p, newsz)
@@ -669,6 +673,9 @@ int tt_image_decode(const uint8_t *data, size_t len, tt_image *out) {
         or our size math. */
   int dw = 0, dh = 0, dc = 0;
   stbi_uc *px;
+  /* (w+16)(h+16): JPEG pads to whole 16x16 MCUs. */
+  tt__stbi_limit = (size_t)(w + 16) * (size_t)(hh + 16) * 8u * 2u + ((size_t)1 << 20);
+  if (tt__stbi_limit > TT_STBI_MAX_ALLOC) tt__stbi_limit = TT_STBI_MAX_ALLOC;
   if (fmt == FMT_PNG && h.plte_at) {
     padded_view pv;
     pv.d = data;
@@ -686,6 +693,7 @@ int tt_image_decode(const uint8_t *data, size_t len, tt_image *out) {
   } else {
     px = stbi_load_from_memory(data, (int)len, &dw, &dh, &dc, 3);
   }
+  tt__stbi_limit = TT_STBI_MAX_ALLOC;
   if (!px) {
     const char *why = stb_reason();
     if (strcmp(why, "outofmem") == 0)
