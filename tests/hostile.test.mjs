@@ -91,6 +91,13 @@ test('a PNG declaring 100000x100000 is refused before anything is allocated', ()
   assert.equal(engine.memoryBytes(), grown, 'wasm memory grew while refusing the header');
 });
 
+test('a PNG bomb (1x1, its IDAT inflating to 16 MB) stops early and does not grow memory', () => {
+  const bytes = fixture(HOSTILE, 'bomb_1x1_16mb.png');
+  const grown = engine.memoryBytes();
+  refuses('PNG bomb', () => model.embed(bytes), /out of memory decoding a 1x1 PNG \(or its data inflates to far more than that size needs\)/);
+  assert.equal(engine.memoryBytes(), grown, 'wasm memory grew while inflating the bomb');
+});
+
 test('1x1 images in every format embed as a flat colour', () => {
   const flat = model.embed({ width: 1, height: 1, data: new Uint8Array([200, 100, 50]), channels: 3 });
   for (const name of ['1x1.png', '1x1.gif', '1x1.bmp']) {

@@ -187,6 +187,15 @@ static void test_huge_declared(void) {
   expect("PNG declaring 100000x100000", rc, TT_ENOMEM, "100000x100000");
   CHECK(strstr(tt_last_error(), "limit") != NULL, "message: %s", tt_last_error());
 
+  /* A 16 KB PNG declaring 1x1 whose IDAT inflates to 16 MB: stopped near what 1x1 needs. */
+  blob bomb = slurp(HOSTILE, "bomb_1x1_16mb.png");
+  track_start();
+  rc = tt_image_decode(bomb.p, bomb.n, &im);
+  big = track_stop();
+  CHECK(big < (4u << 20), "PNG bomb: the decoder allocated %zu bytes for a 1x1 image", big);
+  expect("PNG bomb (1x1, inflates to 16 MB)", rc, TT_ENOMEM, "out of memory decoding a 1x1 PNG (or its data inflates");
+  free(bomb.p);
+
   /* Under the per-side limit but over the pixel limit (16384 x 16384 = 268 MP). */
   n = png_declaring(b, 16384, 16384);
   track_start();

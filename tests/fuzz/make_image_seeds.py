@@ -83,7 +83,8 @@ def main():
     save(pal, c('palette.png'), 'PNG')
     save(pal, c('palette_trns.png'), 'PNG', transparency=3)
     # Pillow does not write Adam7; ImageMagick does
-    subprocess.run(['convert', c('rgb.png'), '-interlace', 'PNG', c('interlaced.png')], check=True)
+    subprocess.run(['convert', c('rgb.png'), '-strip', '-define', 'png:exclude-chunk=date,time', '-interlace', 'PNG',
+                    c('interlaced.png')], check=True)
     save(cat.convert('1'), c('bilevel.png'), 'PNG')
     # 16-bit RGB with alpha and 16-bit grey, written by hand (Pillow writes 16-bit grey only)
     w, hgt = 12, 8
@@ -152,6 +153,8 @@ def hostile_fixtures(cat):
     write(h('truncated.png'), buf.getvalue()[:len(buf.getvalue()) // 2])
     # a well-formed PNG (CRCs right) whose IHDR declares 100000 x 100000: 30 GB of pixels
     write(h('huge_100000x100000.png'), png_raw(100000, 100000, 8, 2, b'\0\0\0\0'))
+    # a 1x1 PNG whose IDAT inflates to 16 MB (a decompression bomb in 16 KB)
+    write(h('bomb_1x1_16mb.png'), png_raw(1, 1, 8, 2, b'\0' * (16 << 20)))
     write(h('drawing_svg.jpg'), b'<?xml version="1.0" encoding="UTF-8"?>\n'
           b'<svg xmlns="http://www.w3.org/2000/svg" width="64" height="64">'
           b'<circle cx="32" cy="32" r="30" fill="orange"/></svg>\n')
