@@ -81,6 +81,18 @@ test('broken and non-image files are refused by name', () => {
     refuses(what, () => model.embed(bytes), re);
     refuses(`${what} (classify)`, () => model.classify(bytes), re);
   }
+  // a classifier skips them, recording why, and keeps the good ones
+  const c = new Classifier(model, { labels: ['a', 'b'], hidden: 0, augment: false });
+  try {
+    for (const [what, bytes] of cases) assert.equal(c.addImage(bytes, 'a', what), false);
+    assert.equal(c.addImage(good, 'b', 'good'), true);
+    assert.deepEqual(c.skipped.map((s) => s.name), cases.map(([what]) => what));
+    cases.forEach(([, , re], i) => assert.match(c.skipped[i].reason, re));
+    assert.deepEqual(c.counts(), [0, 1]);
+  } finally {
+    c.dispose();
+  }
+  stillWorks('a classifier skipping broken files');
 });
 
 test('a PNG declaring 100000x100000 is refused before anything is allocated', () => {
