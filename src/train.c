@@ -220,13 +220,17 @@ static void optimiser_step(tt_trainer *tr, float lr) {
       float g = p->g[j];
       if (c->optimizer == TT_OPT_SGD) {
         g += wd * p->w[j];
-        p->m[j] = c->momentum * p->m[j] + g;
+        float m = c->momentum * p->m[j] + g;
+        p->m[j] = fabsf(m) < 1e-30f ? 0.0f : m;
         p->w[j] -= lr * p->m[j];
         continue;
       }
       if (c->optimizer == TT_OPT_ADAM) g += wd * p->w[j];
-      p->m[j] = b1 * p->m[j] + (1 - b1) * g;
-      p->v[j] = b2 * p->v[j] + (1 - b2) * g * g;
+      /* Moments of gradients that stay zero (dead ReLUs) decay into denormals, which
+         run tens of times slower on x86 in wasm and natively: flush them. */
+      float m = b1 * p->m[j] + (1 - b1) * g, v = b2 * p->v[j] + (1 - b2) * g * g;
+      p->m[j] = fabsf(m) < 1e-30f ? 0.0f : m;
+      p->v[j] = v < 1e-30f ? 0.0f : v;
       float upd = (p->m[j] / bc1) / (sqrtf(p->v[j] / bc2) + eps);
       if (c->optimizer == TT_OPT_ADAMW) upd += wd * p->w[j];
       p->w[j] -= lr * upd;
@@ -274,6 +278,15 @@ static int evaluate(tt_trainer *tr, const int *idx, int count, float *loss, floa
   }
   *loss = (float)(total / count), *acc = (float)correct / count;
   return TT_OK;
+}
+
+static int params_finite(const tt_trainer *tr) {
+  for (int i = 0; i < tr->nparams; i++) {
+    float sum = 0; /* any NaN or Inf anywhere makes the sum non-finite */
+    for (size_t j = 0; j < tr->params[i].n; j++) sum += tr->params[i].w[j] * 0.0f;
+    if (!isfinite(sum)) return 0;
+  }
+  return 1;
 }
 
 static void keep_best(tt_trainer *tr, int restore) {
@@ -335,11 +348,11 @@ int tt_trainer_run(tt_trainer *tr, int max_batches, tt_progress *p) {
     /* end of an epoch */
     p->train_loss = (float)(tr->loss_sum / tr->seen), p->train_acc = (float)(tr->correct / tr->seen);
     if (evaluate(tr, tr->val_idx, tr->n_val, &p->val_loss, &p->val_acc, NULL) < 0) return TT_ENOMEM;
-    /* Without a validation set, the training images (plain views, weights as they are
-       now) decide what "best" means. */
-    float crit = p->val_loss, tacc;
-    if (!tr->n_val && evaluate(tr, tr->train_idx, tr->n_train, &crit, &tacc, NULL) < 0) return TT_ENOMEM;
-    if (!isfinite(crit)) return diverged(tr, p, crit);
+    /* Without a validation set the epoch's training loss decides what "best" means; it
+       was measured before the epoch's last update, so check that update left the
+       weights finite before keeping them. */
+    float crit = tr->n_val ? p->val_loss : p->train_loss;
+    if (!isfinite(crit) || !params_finite(tr)) return diverged(tr, p, isfinite(crit) ? INFINITY : crit);
     if (crit < tr->best_val_loss) tr->best_val_loss = crit, tr->best_epoch = tr->epoch, tr->since_best = 0, keep_best(tr, 0);
     else tr->since_best++;
     p->stopped_early = tr->cfg.patience > 0 && tr->since_best >= tr->cfg.patience;
