@@ -1,6 +1,7 @@
-// Runs the C kernel tests compiled to WASM with SIMD (build/test_kernels.wasm, made by
-// `make build/test_kernels.wasm`) under Node's WASI, so the tt_*_simd kernels, which
-// exist only in that build, are checked against the same references as the scalar ones.
+// Runs native C tests compiled to WASM with SIMD (build/test_<name>.wasm, made by `make
+// wasm`) under Node's WASI: the tt_*_simd kernels, which exist only in that build, are
+// checked against the same references as the scalar ones, and every backward pass against
+// finite differences in the build users run.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, openSync, closeSync, mkdtempSync, rmSync, existsSync } from 'node:fs';
@@ -10,7 +11,6 @@ import { fileURLToPath } from 'node:url';
 import { WASI } from 'node:wasi';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
-const wasmPath = join(root, 'build', 'test_kernels.wasm');
 
 // Runs a standalone WASM program with a WASI preview1 host. Emscripten may import a few
 // non-WASI hooks (env.emscripten_notify_memory_growth, ...): they only notify, so no-op
@@ -44,15 +44,18 @@ async function runWasi(path, args = []) {
   }
 }
 
-test('kernel unit tests pass in WASM SIMD', async (t) => {
-  assert.ok(existsSync(wasmPath), `${wasmPath} missing: run \`make build/test_kernels.wasm\` first`);
-  const { code, stdout, stderr } = await runWasi(wasmPath);
-  for (const line of stdout.trim().split('\n')) t.diagnostic(line);
-  // The failing CHECKs are listed on stderr; show the first ones in the assertion.
-  const failures = stderr.split('\n').filter(Boolean).slice(0, 40).join('\n');
-  assert.equal(code, 0, `test_kernels.wasm exited with ${code}\n${failures}`);
-  const m = /^kernels: (\d+) passed, (\d+) failed$/m.exec(stdout);
-  assert.ok(m, `no summary line in output:\n${stdout}`);
-  assert.equal(Number(m[2]), 0);
-  assert.ok(Number(m[1]) > 1000, `suspiciously few checks ran: ${m[1]}`);
-});
+for (const [name, minChecks] of [['kernels', 1000], ['net', 30]]) {
+  test(`${name} unit tests pass in WASM SIMD`, async (t) => {
+    const wasmPath = join(root, 'build', `test_${name}.wasm`);
+    assert.ok(existsSync(wasmPath), `${wasmPath} missing: run \`make wasm\` first`);
+    const { code, stdout, stderr } = await runWasi(wasmPath);
+    for (const line of stdout.trim().split('\n')) t.diagnostic(line);
+    // The failing CHECKs are listed on stderr; show the first ones in the assertion.
+    const failures = stderr.split('\n').filter(Boolean).slice(0, 40).join('\n');
+    assert.equal(code, 0, `test_${name}.wasm exited with ${code}\n${failures}`);
+    const m = new RegExp(`^${name}: (\\d+) passed, (\\d+) failed$`, 'm').exec(stdout);
+    assert.ok(m, `no summary line in output:\n${stdout}`);
+    assert.equal(Number(m[2]), 0);
+    assert.ok(Number(m[1]) > minChecks, `suspiciously few checks ran: ${m[1]}`);
+  });
+}
