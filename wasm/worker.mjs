@@ -175,7 +175,7 @@ const handlers = {
         for (const r of S.images.values()) if (index.has(r.classId) && r.key === cfg.key) c.images.push({ label: index.get(r.classId), name: r.name, data: r.data });
         const epochs = Math.max(1, Math.round(Number(settings.epochs ?? 30)));
         const report = await c.fit({
-          epochs, learningRate: Number(settings.learningRate ?? 1e-3),
+          epochs, learningRate: settings.learningRate == null ? undefined : Number(settings.learningRate),
           ...(settings.batchSize ? { batchSize: Number(settings.batchSize) } : {}),
           ...(settings.validationFraction !== undefined ? { validationFraction: Number(settings.validationFraction) } : {}),
           batchesPerTick: cfg.blocks > 0 ? 1 : 8,

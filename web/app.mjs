@@ -8,7 +8,7 @@ import { drawCurves, renderPerClass, renderConfusion, renderPredictions } from '
 
 const $ = (id) => document.getElementById(id);
 const MAX_FILE = 64 * 1024 * 1024;
-const DEFAULTS = { modelId: null, cut: '', blocks: 0, epochs: 30, learningRate: 0.001, augment: true, views: 4 };
+const DEFAULTS = { modelId: null, cut: '', blocks: 0, epochs: 30, learningRate: null, augment: true, views: 4 };
 
 const state = {
   store: null, // ProjectStore, or null where the browser gives no IndexedDB
@@ -476,7 +476,7 @@ function readSettings() {
   const s = state.settings;
   const num = (id, lo, hi, dflt) => { const v = Number($(id).value); return Number.isFinite(v) ? Math.min(hi, Math.max(lo, v)) : dflt; };
   s.epochs = Math.round(num('epochs', 1, 500, DEFAULTS.epochs));
-  s.learningRate = num('lr', 1e-6, 1, DEFAULTS.learningRate);
+  s.learningRate = $('lr').value === '' ? null : num('lr', 1e-6, 1, DEFAULTS.learningRate);
   s.augment = $('augment').checked;
   s.views = Math.round(num('views', 2, 8, DEFAULTS.views));
   s.blocks = Math.round(num('blocks', 0, Number($('blocks').max) || 4, 0));
@@ -489,8 +489,8 @@ function readSettings() {
 function writeSettings() {
   const s = state.settings;
   $('epochs').value = s.epochs;
-  $('lr').value = String(s.learningRate);
-  if ($('lr').value !== String(s.learningRate)) $('lr').append(el('option', { value: String(s.learningRate), selected: true }, String(s.learningRate)));
+  $('lr').value = s.learningRate == null ? '' : String(s.learningRate);
+  if (s.learningRate != null && $('lr').value !== String(s.learningRate)) $('lr').append(el('option', { value: String(s.learningRate), selected: true }, String(s.learningRate)));
   $('augment').checked = s.augment;
   $('views').value = s.views;
   $('views').disabled = !s.augment;
