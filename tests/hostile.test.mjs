@@ -448,11 +448,7 @@ test('saved model nets whose sizes overflow 32 bits are refused by the engine', 
 
 // Metadata that disagrees with the net it describes. The checksum does not protect
 // against a crafted file (anyone can recompute it), so Classifier.load must check.
-// KNOWN BUGS in wasm/transfer.mjs (owned elsewhere, being edited; reported): the labels
-// are not checked against the net's outputs (predict then writes past a C-side buffer
-// or reads past one), nor the net's input against the boundary layer, and a refused
-// load leaves the model's cut moved. Marked todo until Classifier.load checks them.
-test('saved classifiers whose metadata lies about the net', { todo: 'Classifier.load does not yet check its metadata against the net' }, async () => {
+test('saved classifiers whose metadata lies about the net', async () => {
   const bytes = await trainedBytes();
   const cut = model.cut;
   const cases = [

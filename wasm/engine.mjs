@@ -161,11 +161,14 @@ export class Model {
   }
 
   /** [h, w, c] of op i's output. */
-  shape(i) {
+  shape(i) { return this.shapeOf(this.net, i); }
+
+  /** [h, w, c] of op i's output in any engine net (the backbone's, or a classifier's). */
+  shapeOf(net, i) {
     const m = this.mod;
     return m.scoped((take) => {
       const p = take(m.alloc(12));
-      m.check(m.x.tt_net_shape(this.net, i, p));
+      m.check(m.x.tt_net_shape(net, i, p));
       return [...m.i32.slice(p >> 2, (p >> 2) + 3)];
     });
   }

@@ -81,8 +81,10 @@ export class Classifier {
     this.augment = opts.augment ?? true;
     this.views = this.augment ? (opts.views ?? 4) : 1;
     this.seed = opts.seed ?? 1;
-    this.cutName = model.layers[model.cut].name;
-    const { first, boundary } = trainableRange(model, this.blocks);
+    // The classifier keeps its own cut, so loading or training one never moves the model's.
+    this.cut = model.layerIndex(opts.cut ?? model.cut);
+    this.cutName = model.layers[this.cut].name;
+    const { first, boundary } = trainableRange(model, this.blocks, this.cut);
     this.first = first;
     this.boundary = boundary;
     this.inputShape = model.layers[boundary].shape;
@@ -96,7 +98,7 @@ export class Classifier {
   _buildNet(classes) {
     const m = this.mod;
     if (classes < 1) return 0;
-    const net = m.ptr(m.x.tt_net_slice(this.model.net, this.first, this.model.cut));
+    const net = m.ptr(m.x.tt_net_slice(this.model.net, this.first, this.cut));
     try {
       let last = m.x.tt_net_ops(net) - 1;
       m.scoped((take) => {
@@ -285,10 +287,25 @@ export class Classifier {
         throw new EngineError(`this classifier was trained on backbone '${info.backbone?.id}' (weights ${info.backbone?.hash}); ` +
           `the loaded backbone is '${model.id}' (weights ${model.weightHash})`);
       }
-      model.setCut(info.cut);
-      const c = new Classifier(model, { labels: info.labels, blocks: info.blocks, hidden: info.head?.hidden ?? 0,
+      // The checksum only catches accidents; a crafted file can say anything, so the
+      // metadata must agree with the net the engine rebuilt before anything runs.
+      const labels = info.labels;
+      if (!Array.isArray(labels) || labels.length < 1 || !labels.every((l) => typeof l === 'string')) {
+        throw new EngineError('saved classifier: its labels are not a list of class names');
+      }
+      const last = model.mod.x.tt_net_ops(net) - 1;
+      const outShape = model.shapeOf(net, last), inShape = model.shapeOf(net, 0);
+      if (outShape.join() !== `1,1,${labels.length}`) {
+        throw new EngineError(`saved classifier: ${labels.length} labels for a net with ${outShape.join('x')} outputs`);
+      }
+      const c = new Classifier(model, { labels, cut: info.cut, blocks: info.blocks, hidden: info.head?.hidden ?? 0,
         dropout: info.head?.dropout ?? 0, augment: info.augment, views: info.views, seed: info.seed, _net: net });
-      if (model.layers[c.boundary].name !== info.boundary) throw new EngineError(`saved classifier starts at '${info.boundary}', which this backbone does not match`);
+      if (model.layers[c.boundary].name !== info.boundary || c.inputShape.join() !== inShape.join()) {
+        c.net = 0; // still owned by the catch below
+        c.dispose();
+        throw new EngineError(`saved classifier starts at '${info.boundary}' with a ${inShape.join('x')} input, ` +
+          `which does not match this backbone cut at '${info.cut}' (${c.inputShape.join('x')})`);
+      }
       c.report = info.metrics ? { ...info.metrics, settings: info.training } : null;
       c.meta = info;
       return c;
