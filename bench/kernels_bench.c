@@ -134,6 +134,11 @@ int main(int argc, char **argv) {
   if (argc > 1 && atof(argv[1]) > 0) min_seconds = atof(argv[1]);
   /* Pointwise convolutions of MobileNetV2 (M = pixels, K = in, N = out channels). */
   bench_gemm(0, 0, 12544, 96, 16);
+  /* MobileNetV2 1.4, batch 1: the largest expansion, the last blocks, a middle block. */
+  bench_gemm(0, 0, 12544, 144, 24);
+  bench_gemm(0, 0, 49, 1792, 448);
+  bench_gemm(0, 0, 49, 448, 1344);
+  bench_gemm(0, 0, 196, 816, 136);
   bench_gemm(0, 0, 3136, 192, 32);
   bench_gemm(0, 0, 784, 64, 192);
   bench_gemm(0, 0, 196, 96, 384);

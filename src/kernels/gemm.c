@@ -281,6 +281,74 @@ __attribute__((noinline)) static void gemm_ukernel_4x8(int np, int kc, const flo
   }
 }
 
+/* The same 4x8 tile for the plain case (ta = tb = 0) read straight from A and B, no
+   packing: at batch 1 every weight matrix is used by few rows of A, and packing B was
+   11% of the forward pass (pack_a another 4%), more than any edge of a packed layout
+   saves. The four A rows are unit-stride streams and the 8-column strip of B a stream
+   of ldb stride, both easy for the prefetcher; the caller's K/N blocking keeps the
+   strip of B in L2 across the row slivers. Only full 4x8 tiles come here. */
+__attribute__((noinline)) static void gemm_ukernel_4x8_direct(
+    int np, int kc, const float *a0, int lda, const float *b0, int ldb, float *c, int ldc,
+    int load_c, int final, const float *bias, int act) {
+  const float *a1 = a0 + lda, *a2 = a1 + lda, *a3 = a2 + lda;
+  for (int p = 0; p < np; p++, c += GEMM_NR) {
+    float *c0 = c, *c1 = c0 + ldc, *c2 = c1 + ldc, *c3 = c2 + ldc;
+    const float *bp = b0 + p * GEMM_NR;
+    v128_t c00, c01, c10, c11, c20, c21, c30, c31;
+    if (load_c) {
+      c00 = wasm_v128_load(c0); c01 = wasm_v128_load(c0 + 4);
+      c10 = wasm_v128_load(c1); c11 = wasm_v128_load(c1 + 4);
+      c20 = wasm_v128_load(c2); c21 = wasm_v128_load(c2 + 4);
+      c30 = wasm_v128_load(c3); c31 = wasm_v128_load(c3 + 4);
+    } else {
+      c00 = c01 = c10 = c11 = c20 = c21 = c30 = c31 = wasm_f32x4_splat(0.0f);
+    }
+    for (int k = 0; k < kc; k++, bp += ldb) {
+      const v128_t b0v = wasm_v128_load(bp), b1v = wasm_v128_load(bp + 4);
+      v128_t a = wasm_v128_load32_splat(a0 + k);
+      c00 = wasm_f32x4_add(c00, wasm_f32x4_mul(a, b0v));
+      c01 = wasm_f32x4_add(c01, wasm_f32x4_mul(a, b1v));
+      a = wasm_v128_load32_splat(a1 + k);
+      c10 = wasm_f32x4_add(c10, wasm_f32x4_mul(a, b0v));
+      c11 = wasm_f32x4_add(c11, wasm_f32x4_mul(a, b1v));
+      a = wasm_v128_load32_splat(a2 + k);
+      c20 = wasm_f32x4_add(c20, wasm_f32x4_mul(a, b0v));
+      c21 = wasm_f32x4_add(c21, wasm_f32x4_mul(a, b1v));
+      a = wasm_v128_load32_splat(a3 + k);
+      c30 = wasm_f32x4_add(c30, wasm_f32x4_mul(a, b0v));
+      c31 = wasm_f32x4_add(c31, wasm_f32x4_mul(a, b1v));
+    }
+    if (final) {
+      if (bias) {
+        const v128_t b0v = wasm_v128_load(bias), b1v = wasm_v128_load(bias + 4);
+        c00 = wasm_f32x4_add(c00, b0v); c01 = wasm_f32x4_add(c01, b1v);
+        c10 = wasm_f32x4_add(c10, b0v); c11 = wasm_f32x4_add(c11, b1v);
+        c20 = wasm_f32x4_add(c20, b0v); c21 = wasm_f32x4_add(c21, b1v);
+        c30 = wasm_f32x4_add(c30, b0v); c31 = wasm_f32x4_add(c31, b1v);
+        bias += GEMM_NR;
+      }
+      if (act != TT_ACT_NONE) {
+        const v128_t z = wasm_f32x4_splat(0.0f);
+        c00 = wasm_f32x4_pmax(c00, z); c01 = wasm_f32x4_pmax(c01, z);
+        c10 = wasm_f32x4_pmax(c10, z); c11 = wasm_f32x4_pmax(c11, z);
+        c20 = wasm_f32x4_pmax(c20, z); c21 = wasm_f32x4_pmax(c21, z);
+        c30 = wasm_f32x4_pmax(c30, z); c31 = wasm_f32x4_pmax(c31, z);
+        if (act == TT_ACT_RELU6) {
+          const v128_t six = wasm_f32x4_splat(6.0f);
+          c00 = wasm_f32x4_pmin(c00, six); c01 = wasm_f32x4_pmin(c01, six);
+          c10 = wasm_f32x4_pmin(c10, six); c11 = wasm_f32x4_pmin(c11, six);
+          c20 = wasm_f32x4_pmin(c20, six); c21 = wasm_f32x4_pmin(c21, six);
+          c30 = wasm_f32x4_pmin(c30, six); c31 = wasm_f32x4_pmin(c31, six);
+        }
+      }
+    }
+    wasm_v128_store(c0, c00); wasm_v128_store(c0 + 4, c01);
+    wasm_v128_store(c1, c10); wasm_v128_store(c1 + 4, c11);
+    wasm_v128_store(c2, c20); wasm_v128_store(c2 + 4, c21);
+    wasm_v128_store(c3, c30); wasm_v128_store(c3 + 4, c31);
+  }
+}
+
 /* Unit-stride dot product, two vector accumulators for two independent add chains. */
 static float vdot(const float *a, const float *b, int n) {
   v128_t s0 = wasm_f32x4_splat(0.0f), s1 = s0;
@@ -371,10 +439,59 @@ static void gemm_few_rows(int ta, int tb, int M, int N, int K, const float *A, i
   }
 }
 
+/* ta = tb = 0: full 4x8 tiles straight from A and B (see gemm_ukernel_4x8_direct); the
+   rows past a multiple of 4 and columns past a multiple of 8 go to the packed path.
+   K is blocked as in the packed path so the strip of B a sliver streams stays cached;
+   N is not blocked at all when a K block of B fits in L2, so each sliver writes its C
+   rows whole (column blocks of a C too large for L2 made the write-back of C run
+   twice over the same lines). */
+#define GEMM_DIRECT_L2 (512 * 1024)
+static void gemm_direct(int M4, int N8, int K, const float *A, int lda, const float *B,
+                        int ldb, float *C, int ldc, int acc, const float *bias, int act) {
+  for (int k0 = 0; k0 < K; k0 += GEMM_KC) {
+    const int kc = K - k0 < GEMM_KC ? K - k0 : GEMM_KC;
+    const int load_c = acc || k0 > 0;
+    const int final = k0 + kc == K;
+    int ncmax = GEMM_DIRECT_L2 / (kc * (int)sizeof(float)) / GEMM_NR * GEMM_NR;
+    if (ncmax < GEMM_NR) ncmax = GEMM_NR;
+    /* Equal column blocks rather than full ones and a remnant. */
+    const int nblocks = (N8 + ncmax - 1) / ncmax;
+    const int ncb = ((N8 / GEMM_NR + nblocks - 1) / nblocks) * GEMM_NR;
+    for (int j0 = 0; j0 < N8; j0 += ncb) {
+      const int nc = N8 - j0 < ncb ? N8 - j0 : ncb;
+      for (int i0 = 0; i0 < M4; i0 += GEMM_MR)
+        gemm_ukernel_4x8_direct(nc / GEMM_NR, kc, A + (size_t)i0 * lda + k0, lda,
+                                B + (size_t)k0 * ldb + j0, ldb, C + (size_t)i0 * ldc + j0,
+                                ldc, load_c, final, final && bias ? bias + j0 : NULL, act);
+    }
+  }
+}
+
+static void gemm_packed(int ta, int tb, int M, int N, int K, const float *A, int lda,
+                        const float *B, int ldb, float *C, int ldc, int acc,
+                        const float *bias, int act);
+
 void tt_gemm_simd(int ta, int tb, int M, int N, int K, const float *A, int lda,
                   const float *B, int ldb, float *C, int ldc, int acc,
                   const float *bias, int act) {
   if (M <= 0 || N <= 0) return;
+  const int M4 = M / GEMM_MR * GEMM_MR, N8 = N / GEMM_NR * GEMM_NR;
+  if (!ta && !tb && M4 > 0 && N8 > 0 && K > 0) {
+    gemm_direct(M4, N8, K, A, lda, B, ldb, C, ldc, acc, bias, act);
+    if (N8 < N) /* the last columns of the full row slivers */
+      gemm_packed(0, 0, M4, N - N8, K, A, lda, B + N8, ldb, C + N8, ldc, acc,
+                  bias ? bias + N8 : NULL, act);
+    if (M4 < M) /* the last rows, all columns */
+      gemm_packed(0, 0, M - M4, N, K, A + (size_t)M4 * lda, lda, B, ldb,
+                  C + (size_t)M4 * ldc, ldc, acc, bias, act);
+    return;
+  }
+  gemm_packed(ta, tb, M, N, K, A, lda, B, ldb, C, ldc, acc, bias, act);
+}
+
+static void gemm_packed(int ta, int tb, int M, int N, int K, const float *A, int lda,
+                        const float *B, int ldb, float *C, int ldc, int acc,
+                        const float *bias, int act) {
   if (M < GEMM_MR || K <= 0) { /* K = 0: no K block would run the epilogue */
     gemm_few_rows(ta, tb, M, N, K, A, lda, B, ldb, C, ldc, acc, bias, act);
     return;

@@ -107,7 +107,10 @@ static void test_gemm(void) {
       {1, 1, 1},    {1, 8, 4},     {3, 7, 5},     {4, 8, 16},   {7, 17, 33},
       {17, 33, 7},  {33, 100, 17}, {100, 3, 64},  {5, 129, 257}, {64, 136, 300},
       {2, 300, 513}, {13, 9, 1},   {3, 5, 0},     {9, 260, 40}, {36, 24, 256},
-      {1, 13, 257}, {3, 33, 2},    {4, 5, 0},     {8, 16, 600}};
+      {1, 13, 257}, {3, 33, 2},    {4, 5, 0},     {8, 16, 600},
+      /* the unpacked ta=tb=0 path: many full panels, K blocks, N split into equal
+         column blocks (N8 > 512 with kc = 256), edge rows and columns beside it */
+      {12, 144, 24}, {49, 448, 300}, {8, 1040, 300}, {6, 1030, 260}};
   for (int si = 0; si < COUNT(shapes); si++)
     for (int ta = 0; ta < 2; ta++)
       for (int tb = 0; tb < 2; tb++)
