@@ -341,6 +341,10 @@ int tt_trainer_run(tt_trainer *tr, int max_batches, tt_progress *p) {
     tt_net_zero_grad(tr->net);
     int rc = tt_net_backward(tr->net, tr->dlogits, NULL);
     if (rc < 0) return rc;
+    /* Without a validation set, the last weights known to give a finite loss are the
+       ones to fall back on if a step diverges (a step can leave weights finite but so
+       large that only the next forward pass overflows). */
+    if (!tr->n_val) keep_best(tr, 0);
     optimiser_step(tr, lr_at(tr));
     tr->step++;
     tr->loss_sum += (double)loss * n, tr->seen += n;
@@ -348,18 +352,21 @@ int tt_trainer_run(tt_trainer *tr, int max_batches, tt_progress *p) {
     /* end of an epoch */
     p->train_loss = (float)(tr->loss_sum / tr->seen), p->train_acc = (float)(tr->correct / tr->seen);
     if (evaluate(tr, tr->val_idx, tr->n_val, &p->val_loss, &p->val_acc, NULL) < 0) return TT_ENOMEM;
-    /* Without a validation set the epoch's training loss decides what "best" means; it
-       was measured before the epoch's last update, so check that update left the
-       weights finite before keeping them. */
+    /* With a validation set the best epoch's weights are kept; without one, the epoch's
+       training loss only drives early stopping and the final weights stay. */
     float crit = tr->n_val ? p->val_loss : p->train_loss;
     if (!isfinite(crit) || !params_finite(tr)) return diverged(tr, p, isfinite(crit) ? INFINITY : crit);
-    if (crit < tr->best_val_loss) tr->best_val_loss = crit, tr->best_epoch = tr->epoch, tr->since_best = 0, keep_best(tr, 0);
-    else tr->since_best++;
+    if (crit < tr->best_val_loss) {
+      tr->best_val_loss = crit, tr->best_epoch = tr->epoch, tr->since_best = 0;
+      if (tr->n_val) keep_best(tr, 0);
+    } else {
+      tr->since_best++;
+    }
     p->stopped_early = tr->cfg.patience > 0 && tr->since_best >= tr->cfg.patience;
     tr->batch_in_epoch = 0;
     tr->epoch++;
     if (tr->epoch >= tr->cfg.epochs || p->stopped_early) {
-      keep_best(tr, 1);
+      if (tr->n_val) keep_best(tr, 1);
       tr->finished = 1;
     }
     fill_progress(tr, p);
@@ -371,7 +378,7 @@ int tt_trainer_run(tt_trainer *tr, int max_batches, tt_progress *p) {
 }
 
 void tt_trainer_stop(tt_trainer *tr) {
-  if (!tr->finished && tr->best_epoch >= 0) keep_best(tr, 1);
+  if (!tr->finished && tr->n_val && tr->best_epoch >= 0) keep_best(tr, 1);
   tr->finished = 1;
 }
 

@@ -41,11 +41,14 @@ typedef struct {
 
 /* Runs up to max_batches batches (ending early at an epoch boundary so the caller sees
    each epoch's metrics). Returns 1 when an epoch ended during the call, 0 if not, 2 when
-   training is over (best weights restored), or a negative code (non-finite loss: the
-   best weights so far are restored and the message says so). */
+   training is over (with a validation set the best epoch's weights are restored; without
+   one the final weights stay), or a negative code (non-finite loss or weights: the best
+   epoch's weights, or without validation the last weights that gave a finite loss, are
+   restored and the message says so). */
 int tt_trainer_run(tt_trainer *tr, int max_batches, tt_progress *p);
 
-/* Ends training now (a cancel): the best weights so far are restored, if an epoch ended. */
+/* Ends training now (a cancel): with a validation set the best epoch's weights are
+   restored, if an epoch ended; without one the current weights stay. */
 void tt_trainer_stop(tt_trainer *tr);
 
 /* Validation confusion matrix [classes][classes] (row: true, column: predicted) with the
