@@ -424,6 +424,21 @@ static int take_buf(tt_net *net, size_t need) {
   return best;
 }
 
+/* For inference: if op i is a pointwise convolution without activation whose only reader
+   is an add right after it (ops <= last), and the add's other input r is an op's
+   (pooled) output that nothing reads after the add, returns r, else 0. Needs lastuse. */
+static int residual_partner(const tt_net *net, int i, int last) {
+  const tt_op *o = &net->ops[i];
+  if (i + 1 > last || o->d.type != TT_OP_CONV2D || o->d.act != TT_ACT_NONE ||
+      !is_pointwise(net, o) || net->lastuse[i] != i + 1)
+    return 0;
+  const tt_op *ad = &net->ops[i + 1];
+  if (ad->d.type != TT_OP_ADD || (ad->d.in0 == i) == (ad->d.in1 == i)) return 0;
+  const int r = ad->d.in0 == i ? ad->d.in1 : ad->d.in0;
+  if (r < 1 || r == o->d.in0 || net->slot[r] < 0 || net->lastuse[r] != i + 1) return 0;
+  return r;
+}
+
 const float *tt_net_forward(tt_net *net, const float *x, int n, int last) {
   if (last < 0) last = net->n - 1;
   if (last >= net->n) { tt_fail(TT_EINVAL, "op %d does not exist", last); return NULL; }
@@ -446,6 +461,22 @@ const float *tt_net_forward(tt_net *net, const float *x, int n, int last) {
   net->slot[0] = -1;
   for (int i = 1; i <= last; i++) {
     tt_op *o = &net->ops[i];
+    const int r = residual_partner(net, i, last);
+    if (r > 0) {
+      /* The add after this projection is folded into its GEMM: the product accumulates
+         onto the shortcut's buffer, which becomes the add's output. Saves writing the
+         projection and reading it back, and one pass over both inputs. */
+      const tt_op *ad = &net->ops[i + 1];
+      const int m = n * o->h * o->w;
+      const int sa = net->slot[o->d.in0];
+      tt_gemm(0, 0, m, o->c, o->cin, sa < 0 ? x : net->pool[sa].p, o->cin, o->wt, o->c,
+              net->pool[net->slot[r]].p, o->c, 1, o->bias, ad->d.act);
+      if (net->lastuse[o->d.in0] == i && sa >= 0) net->pool[sa].busy = 0;
+      net->slot[i] = -1; /* never read: its only reader was the add */
+      net->slot[i + 1] = net->slot[r];
+      i++;
+      continue;
+    }
     uint64_t need = (uint64_t)n * op_size(o);
     if (need > MAX_TENSOR * 4 || need > SIZE_MAX / sizeof(float)) { tt_fail(TT_ENOMEM, "batch of %d is too large for '%s'", n, o->name); return NULL; }
     int s = take_buf(net, (size_t)need);

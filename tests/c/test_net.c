@@ -172,10 +172,65 @@ static void test_fold_bn(void) {
   tt_net_free(net);
 }
 
+/* Inference recycles buffers and folds a projection's residual add into its GEMM; the
+   training forward does neither. Both must give the same activations for every prefix
+   of a net with residual blocks of each kind: shortcut from the net's input (not
+   folded), from an op (folded, with and without an activation on the add), the add
+   reading the projection as either operand, and a projection read twice (not folded). */
+static void test_inference_matches_training(void) {
+  int n = 2, H = 6, W = 5, C = 12;
+  tt_net *net = tt_net_create(H, W, C);
+  tt_op_desc pw = {.type = TT_OP_CONV2D, .kh = 1, .kw = 1, .sh = 1, .sw = 1, .channels = C};
+  tt_op_desc dw = {.type = TT_OP_DEPTHWISE, .kh = 3, .kw = 3, .sh = 1, .sw = 1, .same = 1, .act = TT_ACT_RELU6};
+  int prev = 0;
+  for (int b = 0; b < 4; b++) {
+    pw.in0 = prev, pw.channels = 24, pw.act = TT_ACT_RELU6;
+    int e = add(net, "expand", pw, (size_t)C * 24, 24, 0.5f);
+    dw.in0 = e;
+    int d = add(net, "dw", dw, 9 * 24, 24, 0.5f);
+    pw.in0 = d, pw.channels = C, pw.act = TT_ACT_NONE;
+    int p = add(net, "project", pw, 24 * (size_t)C, C, 0.5f);
+    tt_op_desc a = {.type = TT_OP_ADD, .in0 = b & 1 ? p : prev, .in1 = b & 1 ? prev : p,
+                    .act = b == 2 ? TT_ACT_RELU : TT_ACT_NONE};
+    prev = add(net, "add", a, 0, 0, 0);
+    if (b == 3) { /* the projection read again after the add: must not be overwritten */
+      tt_op_desc a2 = {.type = TT_OP_ADD, .in0 = prev, .in1 = p};
+      prev = add(net, "add2", a2, 0, 0, 0);
+    }
+  }
+  size_t xn = (size_t)n * H * W * C;
+  float *x = rnd(xn, 2.0f);
+  uint64_t rng = 1;
+  const float *yt = tt_net_forward_train(net, x, n, &rng);
+  CHECK(yt != NULL, "training forward");
+  int last = tt_net_count(net) - 1;
+  float *ref = malloc(xn * sizeof *ref);
+  memcpy(ref, yt, xn * sizeof *ref);
+  for (int upto = last; upto >= 1; upto--) {
+    const tt_op *o = tt_net_op(net, upto);
+    size_t sz = (size_t)n * o->h * o->w * o->c;
+    float *want = malloc(sz * sizeof *want);
+    /* The training forward keeps every op's output; read op upto's through a net cut there. */
+    tt_net *cut = tt_net_create(H, W, C);
+    CHECK(tt_net_append(cut, net, 1, upto) == TT_OK, "cut at %d", upto);
+    rng = 1;
+    memcpy(want, tt_net_forward_train(cut, x, n, &rng), sz * sizeof *want);
+    const float *got = tt_net_forward(net, x, n, upto);
+    CHECK(got && check_maxrel(got, want, sz) < 1e-5f, "inference vs training forward up to op %d ('%s'): maxrel %g",
+          upto, o->name, got ? check_maxrel(got, want, sz) : -1.0);
+    if (upto == last) CHECK(check_maxrel(want, ref, sz) == 0, "cut net equals full net");
+    tt_net_free(cut);
+    free(want);
+  }
+  free(ref), free(x);
+  tt_net_free(net);
+}
+
 int main(void) {
   test_shape_errors();
   test_fold_bn();
   test_block_gradients();
   test_misc_gradients();
+  test_inference_matches_training();
   return check_report("net");
 }
