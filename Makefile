@@ -21,6 +21,8 @@ start: setup all
 	node tools/serve.mjs
 test: setup all
 	$(MAKE) test-native
+	$(MAKE) test-asan
+	$(MAKE) fuzz
 	node --test tests/
 
 setup:
