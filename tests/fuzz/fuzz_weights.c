@@ -18,8 +18,8 @@
    Invariants (a violation aborts):
      - every failing call returns a negative TT_E* code (or NULL) with a non-empty
        message; a successful tt_net_add returns the new op's index;
-     - forward is deterministic and agrees with the training forward pass bit for bit
-       (no dropout), whatever the layer it stops at;
+     - forward is deterministic (bit for bit) whatever the layer it stops at, and agrees
+       with the training forward pass to rounding (no dropout; see close_floats);
      - a built net survives tt_save -> tt_load unchanged, and the reloaded net computes
        the same outputs. */
 #include "net.h"
@@ -238,6 +238,42 @@ static int same_floats(const float *a, const float *b, size_t n) {
   return memcmp(a, b, n * sizeof(float)) == 0;
 }
 
+/* Two evaluation orders of the same net (inference vs training pass, a slice vs the whole
+   net) may group float additions differently (inference can fold a residual add into the
+   projection's GEMM): they agree to rounding, not bit for bit. A buffer mix-up shows as
+   differences the size of the values themselves. The tolerance scales with the largest
+   activation, parameter and fan-in of the net; nets whose values overflow are not compared. */
+static double tolerance(tt_net *net, const float *x, int batch) {
+  double act = 1, par = 1, fan = 1;
+  int count = tt_net_count(net);
+  for (int i = 0; i < count; i++) {
+    const tt_op *o = tt_net_op(net, i);
+    const float *y = tt_net_forward(net, x, batch, i);
+    if (!y) return -1;
+    for (size_t k = 0; k < elems(o) * (size_t)batch; k++) {
+      if (!(fabs(y[k]) < 1e30)) return -1;
+      act = fmax(act, fabs(y[k]));
+    }
+    for (size_t k = 0; k < o->wn; k++) par = fmax(par, fabs(o->wt[k]));
+    for (size_t k = 0; k < o->bn; k++) par = fmax(par, fabs(o->bias[k]));
+    double f = o->d.type == TT_OP_CONV2D ? (double)o->d.kh * o->d.kw * o->cin
+             : o->d.type == TT_OP_DENSE ? (double)o->cin
+             : o->d.type == TT_OP_DEPTHWISE || o->d.type == TT_OP_AVGPOOL ? (double)o->d.kh * o->d.kw : 2;
+    fan = fmax(fan, f + 2);
+  }
+  return 1e-6 * act * par * fan;
+}
+
+static int close_floats(const float *a, const float *b, size_t n, double tol) {
+  if (tol < 0) return 1; /* overflowing net: not compared */
+  for (size_t i = 0; i < n; i++)
+    if (a[i] != b[i] && !(fabs((double)a[i] - b[i]) <= tol)) {
+      fprintf(stderr, "fuzz_weights: value %zu: %.9g vs %.9g (tolerance %g)\n", i, (double)a[i], (double)b[i], tol);
+      return 0;
+    }
+  return 1;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   rd r = {data, size, 0};
   static const int hw[8] = {1, 2, 3, 4, 5, 6, 0, -3};
@@ -311,7 +347,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     uint64_t rng = 7;
     const float *tr = tt_net_forward_train(net, x, batch, &rng);
     REQUIRE(tr != NULL);
-    if (!has_dropout(net)) REQUIRE(same_floats(keep, tr, ny));
+    if (!has_dropout(net)) {
+      float *trk = malloc(ny * sizeof(float));
+      if (!trk) abort();
+      memcpy(trk, tr, ny * sizeof(float));
+      double tol = tolerance(net, x, batch); /* runs forward: tr is not valid after this */
+      REQUIRE(close_floats(keep, trk, ny, tol));
+      free(trk);
+    }
     for (size_t i = 0; i < ny; i++) dy[i] = (float)(i % 7) * 0.125f - 0.375f;
     tt_net_zero_grad(net);
     tt_clear_error();
@@ -370,7 +413,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
       REQUIRE(yw != NULL);
       memcpy(whole, yw, np * sizeof(float));
       const float *yp = tt_net_forward(part, cut, batch, -1);
-      REQUIRE(yp && same_floats(whole, yp, np));
+      REQUIRE(yp != NULL);
+      float *part_y = malloc(np * sizeof(float));
+      if (!part_y) abort();
+      memcpy(part_y, yp, np * sizeof(float));
+      REQUIRE(close_floats(whole, part_y, np, tolerance(net, x, batch)));
+      free(part_y);
       free(cut), free(whole);
     }
     tt_net_free(part);
