@@ -45,5 +45,12 @@ test('finetune writes a model and metrics; predict labels held-out files; bad fi
 
   await assert.rejects(cli('predict', out, path.join(tmp, 'data', 'brick', 'notes.jpg')), (e) => /not an image/.test(e.stderr) && e.code === 2);
   await assert.rejects(cli('finetune', path.join(tmp, 'nope')), (e) => /is not a folder/.test(e.stderr));
+
+  const e = await cli('embed', held[0].f, '--model', 'mobilenet_v2');
+  const row = JSON.parse(e.stdout);
+  assert.equal(row.layer, 'average_pooling2d_1');
+  assert.equal(row.features.length, 1280);
+  const direct = (await (await createEngine()).loadModel(path.join(ROOT, 'models/mobilenet_v2'))).embed(new Uint8Array(fs.readFileSync(held[0].f)));
+  assert.ok(row.features.every((v, i) => Math.abs(v - direct[i]) < 1e-6), 'embed output differs from the API');
   fs.rmSync(tmp, { recursive: true, force: true });
 });

@@ -2,6 +2,7 @@
 // The command line: the same engine and API as the page.
 //   tinytune finetune <data/> [options]   data/<label>/*.jpg|png|gif|bmp -> model file + metrics JSON
 //   tinytune predict <model.ttm> <image...> [--top k]
+//   tinytune embed <image...> [--model id] [--cut layer]   one JSON line of features per image
 import fs from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -16,6 +17,7 @@ const USAGE = `usage:
                     [--batch N] [--views N] [--no-augment] [--hidden N] [--seed N] [--val F]
                     [--out model.ttm] [--metrics metrics.json] [--export-tfjs dir]
   tinytune predict <model.ttm> <image...> [--top K]
+  tinytune embed <image...> [--model mobilenet_v2_mid] [--cut layer]
 data-dir holds one folder per class: data/<label>/*.jpg|png|gif|bmp`;
 
 const die = (msg) => { process.stderr.write(`tinytune: ${msg}\n`); process.exit(1); };
@@ -114,10 +116,30 @@ async function predict(args) {
   if (failed) process.exitCode = 2;
 }
 
+async function embed(args) {
+  const { values: o, positionals: images } = parseArgs({ args, allowPositionals: true, options: {
+    model: { type: 'string', default: 'mobilenet_v2_mid' }, cut: { type: 'string' } } });
+  if (!images.length) die(`embed needs images\n${USAGE}`);
+  const model = await (await createEngine()).loadModel(modelPath(o.model));
+  const cut = o.cut === undefined ? model.cut : model.layerIndex(o.cut);
+  let failed = 0;
+  for (const img of images) {
+    try {
+      const f = model.embed(new Uint8Array(fs.readFileSync(img)), { cut });
+      process.stdout.write(`${JSON.stringify({ image: img, layer: model.layers[cut].name, shape: model.layers[cut].shape, features: [...f] })}\n`);
+    } catch (e) {
+      failed++;
+      process.stderr.write(`${img}: ${e.message}\n`);
+    }
+  }
+  if (failed) process.exitCode = 2;
+}
+
 const [cmd, ...rest] = process.argv.slice(2);
 try {
   if (cmd === 'finetune') await finetune(rest);
   else if (cmd === 'predict') await predict(rest);
+  else if (cmd === 'embed') await embed(rest);
   else die(USAGE);
 } catch (e) {
   die(e.message);
