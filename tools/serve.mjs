@@ -7,17 +7,20 @@ import { fileURLToPath } from 'node:url';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const SERVED = ['web', 'wasm', 'build', 'models'];
-const TYPES = { '.html': 'text/html; charset=utf-8', '.js': 'text/javascript', '.mjs': 'text/javascript',
+const TYPES = { '.jpg': 'image/jpeg', '.html': 'text/html; charset=utf-8', '.js': 'text/javascript', '.mjs': 'text/javascript',
   '.css': 'text/css', '.json': 'application/json', '.wasm': 'application/wasm', '.png': 'image/png',
   '.svg': 'image/svg+xml', '.webmanifest': 'application/manifest+json' };
 
-export function createServer() {
+/** mounts: extra {'/prefix/': directory} to serve (benchmarks serve tfjs and photos). */
+export function createServer({ mounts = {} } = {}) {
   return http.createServer((req, res) => {
     let p = decodeURIComponent(new URL(req.url, 'http://x').pathname);
     if (p === '/') p = '/web/index.html';
-    const file = path.join(ROOT, path.normalize(p));
+    const mount = Object.keys(mounts).find((m) => p.startsWith(m));
+    const base = mount ? path.resolve(mounts[mount]) : ROOT;
+    const file = path.join(base, path.normalize(mount ? p.slice(mount.length - 1) : p));
     const top = path.relative(ROOT, file).split(path.sep)[0];
-    if (!SERVED.includes(top) || !file.startsWith(ROOT + path.sep)) { res.writeHead(404).end('not found'); return; }
+    if (!file.startsWith(base + path.sep) || (!mount && !SERVED.includes(top))) { res.writeHead(404).end('not found'); return; }
     fs.readFile(file, (err, data) => {
       if (err) { res.writeHead(404).end('not found'); return; }
       res.writeHead(200, {
