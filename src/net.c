@@ -35,6 +35,9 @@ struct tt_net {
   int tcap;       /* batch size the arena is laid out for */
   int tn;         /* batch size of the last forward_train, 0 if none */
   float **act, **grad, **mask;
+  /* per op: its weight gradient is due to be zeroed (tt_net_zero_grad), which its
+     backward GEMM does for free by overwriting instead of accumulating */
+  unsigned char *gz;
   float *scratch;
   const float *tx;
 };
@@ -68,22 +71,25 @@ tt_net *tt_net_create(int h, int w, int c) {
   return net;
 }
 
+static void flush_zero_grad(tt_net *net);
+
 static void free_training(tt_net *net) {
-  free(net->arena), free(net->act), free(net->grad), free(net->mask);
-  net->arena = NULL, net->act = net->grad = net->mask = NULL;
+  flush_zero_grad(net);
+  free(net->arena), free(net->act), free(net->grad), free(net->mask), free(net->gz);
+  net->arena = NULL, net->act = net->grad = net->mask = NULL, net->gz = NULL;
   net->arena_cap = 0, net->tcap = net->tn = 0;
   net->tx = NULL;
 }
 
 void tt_net_free(tt_net *net) {
   if (!net) return;
+  free_training(net); /* first: it may zero gradients still due to be zeroed */
   for (int i = 0; i < net->n; i++) {
     tt_op *o = &net->ops[i];
     free(o->wt), free(o->bias), free(o->gwt), free(o->gbias);
   }
   for (int i = 0; i < net->npool; i++) free(net->pool[i].p);
   free(net->pool), free(net->slot), free(net->lastuse), free(net->ops);
-  free_training(net);
   free(net);
 }
 
@@ -337,9 +343,11 @@ static void op_forward(tt_net *net, const tt_op *o, const float *x, const float 
   }
 }
 
-/* A dense layer, or a pointwise conv seen as one over m = n*h*w rows. */
-static void dense_backward(tt_op *o, const float *x, const float *g, float *dx, int m) {
-  tt_gemm(1, 0, o->cin, o->c, m, x, o->cin, g, o->c, o->gwt, o->c, 1, NULL, 0);
+/* A dense layer, or a pointwise conv seen as one over m = n*h*w rows. zero: gwt is due
+   to be zeroed, so the product overwrites it. */
+static void dense_backward(tt_op *o, const float *x, const float *g, float *dx, int m,
+                           int zero) {
+  tt_gemm(1, 0, o->cin, o->c, m, x, o->cin, g, o->c, o->gwt, o->c, !zero, NULL, 0);
   tt_bias_backward(m, o->c, g, o->gbias);
   if (dx) tt_gemm(0, 1, m, o->cin, o->c, g, o->c, o->wt, o->c, dx, o->cin, 1, NULL, 0);
 }
@@ -348,6 +356,7 @@ static void dense_backward(tt_op *o, const float *x, const float *g, float *dx, 
    may be NULL when no gradient is wanted there. tmp holds one input-sized tensor. */
 static int op_backward(tt_net *net, tt_op *o, const float *x, const float *y, float *g,
                        float *dx, float *dx1, int n, const float *mask, float *tmp) {
+  unsigned char *gz = &net->gz[o - net->ops];
   size_t sz = (size_t)n * op_size(o), xsz = (size_t)n * op_size(&net->ops[o->d.in0]);
   if (o->d.act && o->d.type != TT_OP_ACT) tt_act_backward(sz, y, g, o->d.act);
   switch (o->d.type) {
@@ -355,9 +364,10 @@ static int op_backward(tt_net *net, tt_op *o, const float *x, const float *y, fl
     if (!is_pointwise(net, o))
       return tt_fail(TT_EUNSUP, "conv2d '%s': training a %dx%d convolution is not supported; "
                      "train fewer blocks", o->name, o->d.kh, o->d.kw);
-    dense_backward(o, x, g, dx, (int)(sz / o->c));
+    dense_backward(o, x, g, dx, (int)(sz / o->c), *gz);
+    *gz = 0;
     break;
-  case TT_OP_DENSE: dense_backward(o, x, g, dx, n); break;
+  case TT_OP_DENSE: dense_backward(o, x, g, dx, n, *gz), *gz = 0; break;
   case TT_OP_DEPTHWISE: {
     tt_shape s = spatial(net, o, n);
     tt_dwconv_backward_filter(&s, x, g, o->gwt);
@@ -524,9 +534,10 @@ static int train_alloc(tt_net *net, int n) {
   total *= (uint64_t)n;
   net->arena = malloc((size_t)total * sizeof(float));
   net->act = calloc((size_t)net->n, sizeof(float *));
+  net->gz = calloc((size_t)net->n, 1);
   net->grad = calloc((size_t)net->n, sizeof(float *));
   net->mask = calloc((size_t)net->n, sizeof(float *));
-  if (!net->arena || !net->act || !net->grad || !net->mask) {
+  if (!net->arena || !net->act || !net->grad || !net->mask || !net->gz) {
     free_training(net);
     return tt_fail(TT_ENOMEM, "out of memory for training activations (batch %d, %llu MB)", n,
                    (unsigned long long)(total * sizeof(float) >> 20));
@@ -575,16 +586,31 @@ int tt_net_backward(tt_net *net, const float *dy, float *dx) {
     float *dx1 = o->d.type == TT_OP_ADD && (o->d.in1 || dx) ? net->grad[o->d.in1] : NULL;
     int rc = op_backward(net, o, net->act[o->d.in0], net->act[i], net->grad[i], dx0, dx1, n,
                          net->mask[i], net->scratch);
-    if (rc < 0) return rc;
+    if (rc < 0) { flush_zero_grad(net); return rc; }
   }
+  flush_zero_grad(net); /* any op the loop did not overwrite (none today) */
   if (dx) memcpy(dx, net->grad[0], op_size(&net->ops[0]) * (size_t)n * sizeof(float));
   return TT_OK;
+}
+
+/* Zeroes the weight gradients still due to be zeroed, so that anyone reading them after
+   a backward pass (or a failed one) sees what tt_net_zero_grad promised. */
+static void flush_zero_grad(tt_net *net) {
+  if (!net->gz) return;
+  for (int i = 1; i < net->n; i++)
+    if (net->gz[i]) memset(net->ops[i].gwt, 0, net->ops[i].wn * sizeof(float)), net->gz[i] = 0;
 }
 
 void tt_net_zero_grad(tt_net *net) {
   for (int i = 1; i < net->n; i++) {
     tt_op *o = &net->ops[i];
-    if (o->gwt) memset(o->gwt, 0, o->wn * sizeof(float));
+    /* Dense and pointwise weight gradients are one GEMM each, which can overwrite rather
+       than accumulate: the next backward does the zeroing (a 700 KB memset per step of
+       head training). Other ops' gradients accumulate over several kernel calls. */
+    if (o->gwt && net->gz && (o->d.type == TT_OP_DENSE || o->d.type == TT_OP_CONV2D))
+      net->gz[i] = 1;
+    else if (o->gwt)
+      memset(o->gwt, 0, o->wn * sizeof(float));
     if (o->gbias) memset(o->gbias, 0, o->bn * sizeof(float));
   }
 }

@@ -208,32 +208,31 @@ static float lr_at(const tt_trainer *tr) {
   return (float)(lr * 0.5 * (1.0 + cos(3.14159265358979323846 * t)));
 }
 
-static void optimiser_step(tt_trainer *tr, float lr) {
+/* keep: first copy each parameter's weights to its fallback (p->best), in the same pass. */
+static void optimiser_step(tt_trainer *tr, float lr, int keep) {
   const tt_train_cfg *c = &tr->cfg;
-  const float b1 = 0.9f, b2 = 0.999f, eps = 1e-7f;
-  double t = (double)tr->step + 1;
-  float bc1 = (float)(1.0 - pow(b1, t)), bc2 = (float)(1.0 - pow(b2, t));
+  if (c->optimizer != TT_OPT_SGD) {
+    /* Once per step: the per-element work is in tt_adam (SIMD), with the bias
+       corrections as reciprocals so the loop multiplies instead of dividing. */
+    double t = (double)tr->step + 1;
+    tt_adam_cfg a = {0.9f, 0.999f, 1e-7f, lr, 0.0f, (float)(1.0 / (1.0 - pow(0.9f, t))),
+                     (float)(1.0 / (1.0 - pow(0.999f, t))), c->optimizer == TT_OPT_ADAMW};
+    for (int i = 0; i < tr->nparams; i++) {
+      param *p = &tr->params[i];
+      a.wd = p->decay ? c->weight_decay : 0.0f;
+      tt_adam(p->n, p->w, p->g, p->m, p->v, keep ? p->best : NULL, &a);
+    }
+    return;
+  }
   for (int i = 0; i < tr->nparams; i++) {
     param *p = &tr->params[i];
     float wd = p->decay ? c->weight_decay : 0.0f;
+    if (keep) memcpy(p->best, p->w, p->n * sizeof(float));
     for (size_t j = 0; j < p->n; j++) {
-      float g = p->g[j];
-      if (c->optimizer == TT_OPT_SGD) {
-        g += wd * p->w[j];
-        float m = c->momentum * p->m[j] + g;
-        p->m[j] = fabsf(m) < 1e-30f ? 0.0f : m;
-        p->w[j] -= lr * p->m[j];
-        continue;
-      }
-      if (c->optimizer == TT_OPT_ADAM) g += wd * p->w[j];
-      /* Moments of gradients that stay zero (dead ReLUs) decay into denormals, which
-         run tens of times slower on x86 in wasm and natively: flush them. */
-      float m = b1 * p->m[j] + (1 - b1) * g, v = b2 * p->v[j] + (1 - b2) * g * g;
-      p->m[j] = fabsf(m) < 1e-30f ? 0.0f : m;
-      p->v[j] = v < 1e-30f ? 0.0f : v;
-      float upd = (p->m[j] / bc1) / (sqrtf(p->v[j] / bc2) + eps);
-      if (c->optimizer == TT_OPT_ADAMW) upd += wd * p->w[j];
-      p->w[j] -= lr * upd;
+      float g = p->g[j] + wd * p->w[j];
+      float m = c->momentum * p->m[j] + g;
+      p->m[j] = fabsf(m) < 1e-30f ? 0.0f : m; /* no denormals: see tt_adam */
+      p->w[j] -= lr * p->m[j];
     }
   }
 }
@@ -343,9 +342,9 @@ int tt_trainer_run(tt_trainer *tr, int max_batches, tt_progress *p) {
     if (rc < 0) return rc;
     /* Without a validation set, the last weights known to give a finite loss are the
        ones to fall back on if a step diverges (a step can leave weights finite but so
-       large that only the next forward pass overflows). */
-    if (!tr->n_val) keep_best(tr, 0);
-    optimiser_step(tr, lr_at(tr));
+       large that only the next forward pass overflows). The copy is made by the
+       optimiser as it reads the weights. */
+    optimiser_step(tr, lr_at(tr), !tr->n_val);
     tr->step++;
     tr->loss_sum += (double)loss * n, tr->seen += n;
     if (++tr->batch_in_epoch < tr->batches_per_epoch) continue;

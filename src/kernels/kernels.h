@@ -1,6 +1,6 @@
 /* Compute kernels: NHWC float32, row-major, no allocation, no error paths (callers
    validate shapes). Each kernel family lives in one file (gemm.c, dwconv.c, conv.c,
-   pool.c, eltwise.c) and exists three times:
+   pool.c, eltwise.c, optim.c) and exists three times:
      tt_<name>_scalar  portable C, the reference the others are tested against;
      tt_<name>_simd    wasm_simd128.h version, compiled only when __wasm_simd128__;
      tt_<name>         what the engine calls: the SIMD one where it exists, else scalar.
@@ -60,6 +60,19 @@ void tt_act_backward(size_t n, const float *y, float *dy, int act);
 void tt_bias_backward(int rows, int c, const float *dy, float *db); /* db[c] += sum over rows */
 void tt_softmax(int rows, int c, const float *x, float *y);       /* numerically stable */
 
+/* ---- optim.c: one Adam / AdamW step over n parameters ------------------------------
+   g' = g + wd*w (Adam's L2 form, decoupled = 0); m = b1*m + (1-b1)*g';
+   v = b2*v + ((1-b2)*g')*g'; moments below 1e-30 in magnitude flushed to 0;
+   upd = (m*ibc1) / (sqrt(v*ibc2) + eps) (+ wd*w when decoupled: AdamW); w -= lr*upd.
+   ibc1, ibc2 are the reciprocal bias corrections 1/(1-b1^t), 1/(1-b2^t). keep, unless
+   NULL, receives the weights before the step (a fallback copy made in the same pass). */
+typedef struct {
+  float b1, b2, eps, lr, wd, ibc1, ibc2;
+  int decoupled;
+} tt_adam_cfg;
+void tt_adam(size_t n, float *w, const float *g, float *m, float *v, float *keep,
+             const tt_adam_cfg *c);
+
 /* ---- variants -----------------------------------------------------------------------
    Same contracts as above; exported so tests and benchmarks can compare them. */
 void tt_gemm_scalar(int ta, int tb, int M, int N, int K, const float *A, int lda,
@@ -82,6 +95,8 @@ void tt_bias_act_scalar(int rows, int c, float *y, const float *bias, int act);
 void tt_act_backward_scalar(size_t n, const float *y, float *dy, int act);
 void tt_bias_backward_scalar(int rows, int c, const float *dy, float *db);
 void tt_softmax_scalar(int rows, int c, const float *x, float *y);
+void tt_adam_scalar(size_t n, float *w, const float *g, float *m, float *v, float *keep,
+                    const tt_adam_cfg *c);
 
 #ifdef __wasm_simd128__
 void tt_gemm_simd(int ta, int tb, int M, int N, int K, const float *A, int lda,
@@ -104,6 +119,8 @@ void tt_bias_act_simd(int rows, int c, float *y, const float *bias, int act);
 void tt_act_backward_simd(size_t n, const float *y, float *dy, int act);
 void tt_bias_backward_simd(int rows, int c, const float *dy, float *db);
 void tt_softmax_simd(int rows, int c, const float *x, float *y);
+void tt_adam_simd(size_t n, float *w, const float *g, float *m, float *v, float *keep,
+                  const tt_adam_cfg *c);
 #endif
 
 #endif

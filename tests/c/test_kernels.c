@@ -96,6 +96,9 @@ static const struct { const char *name; act_bwd_fn f; } act_bwd_impls[] =
 static const struct { const char *name; bias_bwd_fn f; } bias_bwd_impls[] =
     IMPLS(tt_bias_backward);
 static const struct { const char *name; softmax_fn f; } softmax_impls[] = IMPLS(tt_softmax);
+typedef void (*adam_fn)(size_t, float *, const float *, float *, float *, float *,
+                        const tt_adam_cfg *);
+static const struct { const char *name; adam_fn f; } adam_impls[] = IMPLS(tt_adam);
 
 /* ---- gemm --------------------------------------------------------------------------- */
 
@@ -744,6 +747,60 @@ static void test_eltwise(void) {
     }
 }
 
+/* ---- optimiser ------------------------------------------------------------------------ */
+
+static void test_adam(void) {
+  /* Lengths around the 4-lane width; moments that flush to zero; a NaN gradient. */
+  static const int lens[] = {1, 3, 4, 7, 64, 1001};
+  for (int li = 0; li < COUNT(lens); li++)
+    for (int dec = 0; dec < 2; dec++) {
+      const int n = lens[li];
+      const tt_adam_cfg c = {0.9f, 0.999f, 1e-7f, 3e-3f, dec ? 1e-2f : 5e-3f,
+                             1.0f / (1.0f - 0.9f * 0.9f), 1.0f / (1.0f - 0.999f * 0.999f), dec};
+      float *w0 = rand_f(n, 1.0f), *g = rand_f(n, 0.5f), *m0 = rand_f(n, 0.1f), *v0 = alloc_f(n);
+      for (int j = 0; j < n; j++) v0[j] = fabsf(frand()) * 0.01f;
+      if (n > 5) {
+        g[1] = 0.0f, m0[1] = 1e-31f, v0[1] = 1e-31f, w0[1] = 0.0f; /* flushed moments */
+        g[4] = NAN;
+      }
+      float *out[COUNT(adam_impls)][3];
+      for (int v = 0; v < COUNT(adam_impls); v++) {
+        float *w = copy_f(w0, n), *m = copy_f(m0, n), *vv = copy_f(v0, n), *keep = alloc_f(n);
+        adam_impls[v].f((size_t)n, w, g, m, vv, dec ? keep : NULL, &c);
+        CHECK(!dec || memcmp(keep, w0, (size_t)n * sizeof(float)) == 0, "adam %s keeps the old weights",
+              adam_impls[v].name);
+        free(keep);
+        out[v][0] = w, out[v][1] = m, out[v][2] = vv;
+        double err = 0;
+        int nan_ok = 1, flush_ok = 1;
+        for (int j = 0; j < n; j++) {
+          if (isnan(g[j])) { nan_ok &= isnan(w[j]) && isnan(m[j]) && isnan(vv[j]); continue; }
+          double gj = g[j] + (dec ? 0.0 : (double)c.wd * w0[j]);
+          double mj = 0.9 * m0[j] + 0.1 * gj, vj = 0.999 * v0[j] + 0.001 * gj * gj;
+          if (fabs(mj) < 1e-30) mj = 0;
+          if (vj < 1e-30) vj = 0;
+          if (n > 5 && j == 1) flush_ok &= m[j] == 0.0f && vv[j] == 0.0f && w[j] == 0.0f;
+          double upd = mj * c.ibc1 / (sqrt(vj * c.ibc2) + c.eps) + (dec ? (double)c.wd * w0[j] : 0.0);
+          double want = w0[j] - (double)c.lr * upd;
+          double e = fabs(w[j] - want) / (fabs(want) + 1e-3);
+          /* m relative to its terms: it can cancel to near zero */
+          const double em = fabs(m[j] - mj) / (0.9 * fabs(m0[j]) + 0.1 * fabs(gj) + 1e-6);
+          e = e > em ? e : em;
+          if (e > err) err = e;
+        }
+        CHECK(err < 1e-5 && nan_ok && flush_ok, "adam %s n=%d decoupled=%d: maxrel %g%s%s",
+              adam_impls[v].name, n, dec, err, nan_ok ? "" : ", NaN lost", flush_ok ? "" : ", not flushed");
+      }
+      /* The SIMD version is the scalar one four lanes at a time: bit for bit equal. */
+      for (int v = 1; v < COUNT(adam_impls); v++)
+        for (int k = 0; k < 3; k++)
+          CHECK(memcmp(out[v][k], out[0][k], (size_t)n * sizeof(float)) == 0,
+                "adam %s n=%d decoupled=%d: array %d differs from scalar", adam_impls[v].name, n, dec, k);
+      for (int v = 0; v < COUNT(adam_impls); v++) free(out[v][0]), free(out[v][1]), free(out[v][2]);
+      free(w0), free(g), free(m0), free(v0);
+    }
+}
+
 int main(void) {
   build_cases();
   test_gemm();
@@ -753,5 +810,6 @@ int main(void) {
   test_conv2d();
   test_finite_differences();
   test_eltwise();
+  test_adam();
   return check_report("kernels");
 }

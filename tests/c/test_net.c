@@ -226,11 +226,64 @@ static void test_inference_matches_training(void) {
   tt_net_free(net);
 }
 
+/* tt_net_zero_grad defers zeroing dense and pointwise weight gradients to the next
+   backward, whose GEMM then overwrites instead of accumulating: accumulation over two
+   backward passes, a fresh zero, and a stale gradient from before must all come out as
+   if the memory had been zeroed. */
+static void test_zero_grad(void) {
+  int n = 3, C = 6, K = 3;
+  tt_net *net = tt_net_create(2, 2, C);
+  int e = add(net, "pw", (tt_op_desc){.type = TT_OP_CONV2D, .in0 = 0, .kh = 1, .kw = 1, .sh = 1, .sw = 1, .channels = 8, .act = TT_ACT_RELU}, C * 8, 8, 0.8f);
+  int d = add(net, "dw", (tt_op_desc){.type = TT_OP_DEPTHWISE, .in0 = e, .kh = 3, .kw = 3, .sh = 1, .sw = 1, .same = 1}, 9 * 8, 8, 0.6f);
+  add(net, "logits", (tt_op_desc){.type = TT_OP_DENSE, .in0 = d, .channels = K}, 2 * 2 * 8 * K, K, 0.5f);
+  float *x = rnd((size_t)n * 4 * C, 1.0f), *dy = malloc((size_t)n * K * sizeof(float));
+  int labels[3] = {1, 0, 2};
+  lossctx c = {net, x, n, labels, NULL, K};
+  loss_of(&c, dy);
+  tt_net_zero_grad(net); /* before any backward: the arena exists, zeroing is deferred */
+  tt_net_backward(net, dy, NULL);
+  float *g1[4];
+  for (int i = 1; i <= 3; i++) {
+    const tt_op *o = tt_net_op(net, i);
+    g1[i] = malloc(o->wn * sizeof(float));
+    memcpy(g1[i], o->gwt, o->wn * sizeof(float));
+  }
+  tt_net_backward(net, dy, NULL); /* accumulates: 2 x */
+  int ok2 = 1, ok1 = 1;
+  for (int i = 1; i <= 3; i++) {
+    const tt_op *o = tt_net_op(net, i);
+    for (size_t j = 0; j < o->wn; j++) ok2 &= fabsf(o->gwt[j] - 2 * g1[i][j]) <= 1e-5f * (1 + fabsf(g1[i][j]));
+  }
+  tt_net_zero_grad(net);
+  tt_net_backward(net, dy, NULL); /* the stale 2 x is gone */
+  for (int i = 1; i <= 3; i++) {
+    const tt_op *o = tt_net_op(net, i);
+    ok1 &= memcmp(o->gwt, g1[i], o->wn * sizeof(float)) == 0;
+    free(g1[i]);
+  }
+  CHECK(ok2, "two backward passes accumulate");
+  CHECK(ok1, "zero_grad then backward gives the single-pass gradient exactly");
+  tt_net_zero_grad(net);
+  float w1[1] = {1};
+  tt_op_desc act = {.type = TT_OP_ACT, .in0 = 3, .act = TT_ACT_RELU};
+  CHECK(tt_net_add(net, "after", &act, w1, 0, NULL, 0) > 0, "add after zero_grad");
+  int zero = 1;
+  for (int i = 1; i <= 3; i++) {
+    const tt_op *o = tt_net_op(net, i);
+    for (size_t j = 0; j < o->wn; j++) zero &= o->gwt[j] == 0.0f;
+  }
+  CHECK(zero, "gradients due to be zeroed are zero once the training arena is dropped");
+  (void)d;
+  free(x), free(dy);
+  tt_net_free(net);
+}
+
 int main(void) {
   test_shape_errors();
   test_fold_bn();
   test_block_gradients();
   test_misc_gradients();
   test_inference_matches_training();
+  test_zero_grad();
   return check_report("net");
 }
