@@ -41,6 +41,27 @@ static double loss_of(lossctx *c, float *dy) {
   return tt_softmax_xent(y, c->labels, c->n, c->classes, 0.1f, dy);
 }
 
+/* Central differences of the loss for up to `most` entries of v against the analytic
+   gradient g; returns how many disagree (the first few are printed). */
+static int compare_some(lossctx *c, float *v, const float *g, size_t n, size_t most, const char *label, int *checked) {
+  const float eps = 1e-3f;
+  int bad = 0;
+  for (size_t t = 0; t < n && t < most; t++) {
+    size_t j = (t * 7919) % n;
+    float keep = v[j];
+    v[j] = keep + eps;
+    double lp = loss_of(c, NULL);
+    v[j] = keep - eps;
+    double lm = loss_of(c, NULL);
+    v[j] = keep;
+    double num = (lp - lm) / (2 * eps), ana = g[j];
+    ++*checked;
+    if (fabs(num - ana) > 2e-2 * fmax(fabs(num), fabs(ana)) + 2e-3 && bad++ < 5)
+      fprintf(stderr, "%s[%zu]: analytic %g, numeric %g\n", label, j, ana, num);
+  }
+  return bad;
+}
+
 /* Compares analytic and numeric gradients for some entries of every parameter and of the input. */
 static void gradcheck(const char *what, lossctx *c, float *x_mut, size_t xn) {
   float *dy = malloc((size_t)c->n * c->classes * sizeof(float));
@@ -48,42 +69,18 @@ static void gradcheck(const char *what, lossctx *c, float *x_mut, size_t xn) {
   tt_net_zero_grad(c->net);
   loss_of(c, dy);
   CHECK(tt_net_backward(c->net, dy, dx) == TT_OK, "%s backward: %s", what, tt_last_error());
-  const float eps = 1e-3f;
   int bad = 0, checked = 0;
   for (int i = 1; i < tt_net_count(c->net); i++) {
     tt_op *o = (tt_op *)tt_net_op(c->net, i);
-    for (int which = 0; which < 2; which++) {
-      float *w = which ? o->bias : o->wt, *g = which ? o->gbias : o->gwt;
-      size_t n = which ? o->bn : o->wn;
-      for (size_t t = 0; t < n && t < 24; t++) {
-        size_t j = (t * 7919) % n;
-        float keep = w[j];
-        w[j] = keep + eps;
-        double lp = loss_of(c, NULL);
-        w[j] = keep - eps;
-        double lm = loss_of(c, NULL);
-        w[j] = keep;
-        double num = (lp - lm) / (2 * eps), ana = g[j];
-        checked++;
-        if (fabs(num - ana) > 2e-2 * fmax(fabs(num), fabs(ana)) + 2e-3) {
-          if (bad++ < 5) fprintf(stderr, "%s: op '%s' %s[%zu]: analytic %g, numeric %g\n", what, o->name, which ? "bias" : "w", j, ana, num);
-        }
-      }
-    }
+    char label[128];
+    snprintf(label, sizeof label, "%s: op '%s' weights", what, o->name);
+    bad += compare_some(c, o->wt, o->gwt, o->wn, 24, label, &checked);
+    snprintf(label, sizeof label, "%s: op '%s' bias", what, o->name);
+    bad += compare_some(c, o->bias, o->gbias, o->bn, 24, label, &checked);
   }
-  for (size_t t = 0; t < xn && t < 40; t++) {
-    size_t j = (t * 104729) % xn;
-    float keep = x_mut[j];
-    x_mut[j] = keep + eps;
-    double lp = loss_of(c, NULL);
-    x_mut[j] = keep - eps;
-    double lm = loss_of(c, NULL);
-    x_mut[j] = keep;
-    double num = (lp - lm) / (2 * eps);
-    checked++;
-    if (fabs(num - dx[j]) > 2e-2 * fmax(fabs(num), fabs(dx[j])) + 2e-3)
-      if (bad++ < 5) fprintf(stderr, "%s: input[%zu]: analytic %g, numeric %g\n", what, j, dx[j], num);
-  }
+  char label[128];
+  snprintf(label, sizeof label, "%s: input", what);
+  bad += compare_some(c, x_mut, dx, xn, 40, label, &checked);
   CHECK(bad == 0, "%s: %d of %d gradient entries differ from finite differences", what, bad, checked);
   free(dy), free(dx);
 }
