@@ -29,8 +29,9 @@ setup:
 	bash tools/setup.sh
 
 native: $(TESTS_C)
-WASM_TESTS = build/test_kernels.wasm build/test_net.wasm
-wasm: build/tinytune.wasm build/tinytune-scalar.wasm $(WASM_TESTS)
+WASM_TESTS = build/test_kernels.wasm build/test_net.wasm build/test_kernels-relaxed.wasm \
+             build/test_net-relaxed.wasm
+wasm: build/tinytune.wasm build/tinytune-relaxed.wasm build/tinytune-scalar.wasm $(WASM_TESTS)
 
 $(NATIVE)/libtt.a: $(SRC) $(HDR)
 	@mkdir -p $(NATIVE)/obj
@@ -47,6 +48,16 @@ build/tinytune.wasm: $(SRC) $(HDR)
 	@mkdir -p build
 	$(EMCC) $(EMFLAGS) -msimd128 -o $@ $(SRC)
 
+# For runtimes with relaxed SIMD (Chromium 114+; Node 20 with --experimental-wasm-relaxed-simd):
+# the kernels' multiply-adds become f32x4.relaxed_madd (FMA). emcc 3.1.6 emits only the
+# pre-standard opcode, which tools/relaxed_fma.mjs rewrites after linking (see
+# src/kernels/simd.h). wasm/module.mjs picks this build when the runtime validates a
+# relaxed_madd probe, else the plain SIMD one, else the scalar one.
+build/tinytune-relaxed.wasm: $(SRC) $(HDR) tools/relaxed_fma.mjs
+	@mkdir -p build
+	$(EMCC) $(EMFLAGS) -msimd128 -mrelaxed-simd -o build/tinytune-relaxed.pre.wasm $(SRC)
+	node tools/relaxed_fma.mjs build/tinytune-relaxed.pre.wasm $@
+
 # Fallback for runtimes without WASM SIMD: same sources, scalar kernels only.
 build/tinytune-scalar.wasm: $(SRC) $(HDR)
 	@mkdir -p build
@@ -54,6 +65,10 @@ build/tinytune-scalar.wasm: $(SRC) $(HDR)
 
 # Native C tests again, in WASM (run by tests/c_wasm.test.mjs under Node's WASI): the SIMD
 # kernels exist only there, and the gradient checks must hold in the build users run.
+build/test_%-relaxed.wasm: tests/c/test_%.c tests/c/check.h $(SRC) $(HDR) tools/relaxed_fma.mjs
+	@mkdir -p build
+	$(EMCC) -O2 -std=c99 -Isrc -Itests/c -msimd128 -mrelaxed-simd -sSTANDALONE_WASM -sALLOW_MEMORY_GROWTH=1 -o build/test_$*-relaxed.pre.wasm $< $(filter-out src/api.c,$(SRC))
+	node tools/relaxed_fma.mjs build/test_$*-relaxed.pre.wasm $@
 build/test_%.wasm: tests/c/test_%.c tests/c/check.h $(SRC) $(HDR)
 	@mkdir -p build
 	$(EMCC) -O2 -std=c99 -Isrc -Itests/c -msimd128 -sSTANDALONE_WASM -sALLOW_MEMORY_GROWTH=1 -o $@ $< $(filter-out src/api.c,$(SRC))

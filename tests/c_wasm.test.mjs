@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { WASI } from 'node:wasi';
+import { hasRelaxedSimd } from '../wasm/module.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -44,9 +45,12 @@ async function runWasi(path, args = []) {
   }
 }
 
-for (const [name, minChecks] of [['kernels', 1000], ['net', 30]]) {
-  test(`${name} unit tests pass in WASM SIMD`, async (t) => {
-    const wasmPath = join(root, 'build', `test_${name}.wasm`);
+// The -relaxed programs are the same tests built with relaxed SIMD (FMA); they need a
+// runtime that has it (Node 20: --experimental-wasm-relaxed-simd, as tests/relaxed.test.mjs runs this file).
+for (const [name, minChecks, relaxed] of [['kernels', 1000], ['net', 30], ['kernels', 1000, true], ['net', 30, true]]) {
+  const skip = relaxed && !hasRelaxedSimd() && 'this runtime has no relaxed SIMD';
+  test(`${name} unit tests pass in WASM SIMD${relaxed ? ' (relaxed-SIMD build)' : ''}`, { skip }, async (t) => {
+    const wasmPath = join(root, 'build', `test_${name}${relaxed ? '-relaxed' : ''}.wasm`);
     assert.ok(existsSync(wasmPath), `${wasmPath} missing: run \`make wasm\` first`);
     const { code, stdout, stderr } = await runWasi(wasmPath);
     for (const line of stdout.trim().split('\n')) t.diagnostic(line);

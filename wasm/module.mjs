@@ -13,6 +13,18 @@ export function hasSimd() {
   try { return WebAssembly.validate(SIMD_PROBE); } catch { return false; }
 }
 
+// () -> v128: f32x4.relaxed_madd (0xfd 0x85 0x02) of three v128.const zeros. Valid only
+// where the runtime has the standard relaxed-SIMD opcodes (Chromium 114+, Firefox with
+// the feature on; Node 20 only with --experimental-wasm-relaxed-simd).
+const V128_ZERO = [253, 12, ...new Array(16).fill(0)];
+const RELAXED_BODY = [0, ...V128_ZERO, ...V128_ZERO, ...V128_ZERO, 253, 133, 2, 11];
+const RELAXED_PROBE = new Uint8Array([0, 97, 115, 109, 1, 0, 0, 0, 1, 5, 1, 96, 0, 1, 123, 3, 2, 1, 0,
+  10, RELAXED_BODY.length + 2, 1, RELAXED_BODY.length, ...RELAXED_BODY]);
+
+export function hasRelaxedSimd() {
+  try { return WebAssembly.validate(RELAXED_PROBE); } catch { return false; }
+}
+
 export class EngineError extends Error {
   constructor(message, code) {
     super(message);
@@ -31,12 +43,40 @@ async function readBytes(url) {
   return new Uint8Array(await r.arrayBuffer());
 }
 
-/** Instantiates the engine. opts.simd: force true/false (default: detect). */
+// The builds, fastest first: relaxed SIMD (FMA), plain SIMD, scalar.
+const BUILDS = [
+  { file: 'tinytune-relaxed.wasm', simd: true, relaxed: true },
+  { file: 'tinytune.wasm', simd: true, relaxed: false },
+  { file: 'tinytune-scalar.wasm', simd: false, relaxed: false },
+];
+
+/**
+ * Instantiates the engine: the fastest build the runtime supports. opts.simd and
+ * opts.relaxed force a choice (default: detect); opts.url / opts.bytes load given code
+ * (then opts.simd / opts.relaxed only label it). If a build fails to load (a server
+ * without the relaxed file, say), the next one is tried, so a user gets a slower engine
+ * rather than an error.
+ */
 export async function loadModule(opts = {}) {
   const simd = opts.simd ?? hasSimd();
-  const url = opts.url ?? new URL(simd ? '../build/tinytune.wasm' : '../build/tinytune-scalar.wasm', import.meta.url);
-  const bytes = opts.bytes ?? await readBytes(url);
-  const module = await WebAssembly.compile(bytes);
+  const relaxed = simd && (opts.relaxed ?? hasRelaxedSimd());
+  let module, build;
+  if (opts.url || opts.bytes) {
+    build = { simd, relaxed };
+    module = await WebAssembly.compile(opts.bytes ?? await readBytes(opts.url));
+  } else {
+    const candidates = BUILDS.filter((b) => (b.simd ? simd : true) && (b.relaxed ? relaxed : true) &&
+      (opts.simd === undefined || b.simd === opts.simd) && (opts.relaxed !== true || b.relaxed));
+    if (!candidates.length) throw new EngineError('this runtime does not support the requested build (relaxed SIMD)');
+    for (let i = 0; !module; i++) {
+      build = candidates[i];
+      try {
+        module = await WebAssembly.compile(await readBytes(new URL(`../build/${build.file}`, import.meta.url)));
+      } catch (e) {
+        if (i + 1 >= candidates.length) throw e;
+      }
+    }
+  }
   const imports = {};
   for (const imp of WebAssembly.Module.imports(module)) {
     const ns = (imports[imp.module] ??= {});
@@ -45,16 +85,17 @@ export async function loadModule(opts = {}) {
   }
   const { exports } = await WebAssembly.instantiate(module, imports);
   exports._initialize?.();
-  return new Module(exports, simd);
+  return new Module(exports, build.simd, build.relaxed);
 }
 
 const utf8 = new TextEncoder();
 const utf8d = new TextDecoder();
 
 export class Module {
-  constructor(exports, simd) {
+  constructor(exports, simd, relaxed = false) {
     this.x = exports;
     this.simd = simd;
+    this.relaxed = relaxed; // the relaxed-SIMD (FMA) build
   }
 
   // Views are recreated on every access: memory growth detaches the old buffer.

@@ -7,7 +7,7 @@
    held in registers for the whole window. */
 #include "kernels.h"
 #ifdef __wasm_simd128__
-#include <wasm_simd128.h>
+#include "simd.h"
 #endif
 
 static inline float act_f(float v, int act) {
@@ -94,14 +94,14 @@ static void conv_pair(const tt_shape *s, const float *x, const float *w, const f
         const v128_t xa = wasm_v128_load32_splat(xr + t), xb = wasm_v128_load32_splat(xr + dx + t);
         const v128_t w0 = wasm_v128_load(wr), w1 = wasm_v128_load(wr + 4);
         const v128_t w2 = wasm_v128_load(wr + 8), w3 = wasm_v128_load(wr + 12);
-        a0 = wasm_f32x4_add(a0, wasm_f32x4_mul(xa, w0));
-        a1 = wasm_f32x4_add(a1, wasm_f32x4_mul(xa, w1));
-        a2 = wasm_f32x4_add(a2, wasm_f32x4_mul(xa, w2));
-        a3 = wasm_f32x4_add(a3, wasm_f32x4_mul(xa, w3));
-        b0 = wasm_f32x4_add(b0, wasm_f32x4_mul(xb, w0));
-        b1 = wasm_f32x4_add(b1, wasm_f32x4_mul(xb, w1));
-        b2 = wasm_f32x4_add(b2, wasm_f32x4_mul(xb, w2));
-        b3 = wasm_f32x4_add(b3, wasm_f32x4_mul(xb, w3));
+        a0 = TT_MADD(xa, w0, a0);
+        a1 = TT_MADD(xa, w1, a1);
+        a2 = TT_MADD(xa, w2, a2);
+        a3 = TT_MADD(xa, w3, a3);
+        b0 = TT_MADD(xb, w0, b0);
+        b1 = TT_MADD(xb, w1, b1);
+        b2 = TT_MADD(xb, w2, b2);
+        b3 = TT_MADD(xb, w3, b3);
       }
     }
     wasm_v128_store(yr + o, act_v(a0, act));
@@ -164,10 +164,10 @@ void tt_conv2d_simd(const tt_shape *s, const float *x, const float *w,
             const float *wr = w + ((size_t)ky * s->kw + kx0) * C * OC + o;
             for (int t = 0; t < span; t++, wr += OC) {
               const v128_t xv = wasm_v128_load32_splat(xr + t);
-              a0 = wasm_f32x4_add(a0, wasm_f32x4_mul(xv, wasm_v128_load(wr)));
-              a1 = wasm_f32x4_add(a1, wasm_f32x4_mul(xv, wasm_v128_load(wr + 4)));
-              a2 = wasm_f32x4_add(a2, wasm_f32x4_mul(xv, wasm_v128_load(wr + 8)));
-              a3 = wasm_f32x4_add(a3, wasm_f32x4_mul(xv, wasm_v128_load(wr + 12)));
+              a0 = TT_MADD(xv, wasm_v128_load(wr), a0);
+              a1 = TT_MADD(xv, wasm_v128_load(wr + 4), a1);
+              a2 = TT_MADD(xv, wasm_v128_load(wr + 8), a2);
+              a3 = TT_MADD(xv, wasm_v128_load(wr + 12), a3);
             }
           }
           wasm_v128_store(yr + o, act_v(a0, act));
@@ -181,8 +181,7 @@ void tt_conv2d_simd(const tt_shape *s, const float *x, const float *w,
             const float *xr = x + (((size_t)n * s->h + iy0 + ky) * s->w + ix0 + kx0) * C;
             const float *wr = w + ((size_t)ky * s->kw + kx0) * C * OC + o;
             for (int t = 0; t < span; t++, wr += OC)
-              a0 = wasm_f32x4_add(a0, wasm_f32x4_mul(wasm_v128_load32_splat(xr + t),
-                                                     wasm_v128_load(wr)));
+              a0 = TT_MADD(wasm_v128_load32_splat(xr + t), wasm_v128_load(wr), a0);
           }
           wasm_v128_store(yr + o, act_v(a0, act));
         }

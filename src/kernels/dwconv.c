@@ -9,7 +9,7 @@
 #include <string.h>
 #include "kernels.h"
 #ifdef __wasm_simd128__
-#include <wasm_simd128.h>
+#include "simd.h"
 #endif
 
 static inline float act_f(float v, int act) {
@@ -124,9 +124,8 @@ static inline void vmuladd(int C, float *restrict d, const float *restrict a,
                            const float *restrict b) {
   int c = 0;
   for (; c + 4 <= C; c += 4)
-    wasm_v128_store(d + c, wasm_f32x4_add(wasm_v128_load(d + c),
-                                          wasm_f32x4_mul(wasm_v128_load(a + c),
-                                                         wasm_v128_load(b + c))));
+    wasm_v128_store(d + c,
+                    TT_MADD(wasm_v128_load(a + c), wasm_v128_load(b + c), wasm_v128_load(d + c)));
   for (; c < C; c++) d[c] += a[c] * b[c];
 }
 
@@ -167,7 +166,7 @@ static void dw3x3_pixel(const float *const in[9], int cn, int C, const float *wt
   const float *w = dw_wpack;
   int c = 0;
 #define DW_TAP(acc, ip, wk) \
-  acc = wasm_f32x4_add(acc, wasm_f32x4_mul(wasm_v128_load(ip), wasm_v128_load(w + (wk))))
+  acc = TT_MADD(wasm_v128_load(ip), wasm_v128_load(w + (wk)), acc)
   for (; c + 4 <= cn; c += 4) {
     v128_t a = wasm_v128_load(w);
     DW_TAP(a, i0, 4);  DW_TAP(a, i1, 8);  DW_TAP(a, i2, 12);
@@ -224,15 +223,15 @@ static void dw3x3_row(const float *p, size_t step, size_t rs, int npx, int C,
       const float *r0 = pb + c, *r1 = r0 + rs, *r2 = r1 + rs;
       float *o = yb + c;
       for (int px = 0; px < nb; px++, r0 += step, r1 += step, r2 += step, o += C) {
-        v128_t a = wasm_f32x4_add(b, wasm_f32x4_mul(wasm_v128_load(r0), k0));
-        a = wasm_f32x4_add(a, wasm_f32x4_mul(wasm_v128_load(r0 + C), k1));
-        a = wasm_f32x4_add(a, wasm_f32x4_mul(wasm_v128_load(r0 + C2), k2));
-        a = wasm_f32x4_add(a, wasm_f32x4_mul(wasm_v128_load(r1), k3));
-        a = wasm_f32x4_add(a, wasm_f32x4_mul(wasm_v128_load(r1 + C), k4));
-        a = wasm_f32x4_add(a, wasm_f32x4_mul(wasm_v128_load(r1 + C2), k5));
-        a = wasm_f32x4_add(a, wasm_f32x4_mul(wasm_v128_load(r2), k6));
-        a = wasm_f32x4_add(a, wasm_f32x4_mul(wasm_v128_load(r2 + C), k7));
-        a = wasm_f32x4_add(a, wasm_f32x4_mul(wasm_v128_load(r2 + C2), k8));
+        v128_t a = TT_MADD(wasm_v128_load(r0), k0, b);
+        a = TT_MADD(wasm_v128_load(r0 + C), k1, a);
+        a = TT_MADD(wasm_v128_load(r0 + C2), k2, a);
+        a = TT_MADD(wasm_v128_load(r1), k3, a);
+        a = TT_MADD(wasm_v128_load(r1 + C), k4, a);
+        a = TT_MADD(wasm_v128_load(r1 + C2), k5, a);
+        a = TT_MADD(wasm_v128_load(r2), k6, a);
+        a = TT_MADD(wasm_v128_load(r2 + C), k7, a);
+        a = TT_MADD(wasm_v128_load(r2 + C2), k8, a);
         wasm_v128_store(o, act_v(a, act));
       }
     }
@@ -264,9 +263,8 @@ static void dw_pixel_clipped(const tt_shape *s, const float *x, const float *w,
     v128_t a = bias ? wasm_v128_load(bias + c) : wasm_f32x4_splat(0.0f);
     for (int ky = ky0; ky < ky1; ky++)
       for (int kx = kx0; kx < kx1; kx++)
-        a = wasm_f32x4_add(a, wasm_f32x4_mul(
-                                  wasm_v128_load(x + pix(s, n, iy + ky, ix + kx) + c),
-                                  wasm_v128_load(w + ((size_t)ky * s->kw + kx) * C + c)));
+        a = TT_MADD(wasm_v128_load(x + pix(s, n, iy + ky, ix + kx) + c),
+                    wasm_v128_load(w + ((size_t)ky * s->kw + kx) * C + c), a);
     wasm_v128_store(y + c, act_v(a, act));
   }
   for (; c < C; c++) {

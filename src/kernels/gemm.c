@@ -15,7 +15,7 @@
    which is why A^T and B^T cost no more than the plain case. */
 #include "kernels.h"
 #ifdef __wasm_simd128__
-#include <wasm_simd128.h>
+#include "simd.h"
 #endif
 
 static inline float act_f(float v, int act) {
@@ -235,17 +235,17 @@ __attribute__((noinline)) static void gemm_ukernel_4x8(int np, int kc, const flo
     for (int k = 0; k < kc; k++) { /* leaves bp at the next panel */
       const v128_t b0 = wasm_v128_load(bp), b1 = wasm_v128_load(bp + 4);
       v128_t a = wasm_v128_load32_splat(ap);
-      c00 = wasm_f32x4_add(c00, wasm_f32x4_mul(a, b0));
-      c01 = wasm_f32x4_add(c01, wasm_f32x4_mul(a, b1));
+      c00 = TT_MADD(a, b0, c00);
+      c01 = TT_MADD(a, b1, c01);
       a = wasm_v128_load32_splat(ap + 1);
-      c10 = wasm_f32x4_add(c10, wasm_f32x4_mul(a, b0));
-      c11 = wasm_f32x4_add(c11, wasm_f32x4_mul(a, b1));
+      c10 = TT_MADD(a, b0, c10);
+      c11 = TT_MADD(a, b1, c11);
       a = wasm_v128_load32_splat(ap + 2);
-      c20 = wasm_f32x4_add(c20, wasm_f32x4_mul(a, b0));
-      c21 = wasm_f32x4_add(c21, wasm_f32x4_mul(a, b1));
+      c20 = TT_MADD(a, b0, c20);
+      c21 = TT_MADD(a, b1, c21);
       a = wasm_v128_load32_splat(ap + 3);
-      c30 = wasm_f32x4_add(c30, wasm_f32x4_mul(a, b0));
-      c31 = wasm_f32x4_add(c31, wasm_f32x4_mul(a, b1));
+      c30 = TT_MADD(a, b0, c30);
+      c31 = TT_MADD(a, b1, c31);
       ap += 4;
       bp += 8;
     }
@@ -306,17 +306,17 @@ __attribute__((noinline)) static void gemm_ukernel_4x8_direct(
     for (int k = 0; k < kc; k++, bp += ldb) {
       const v128_t b0v = wasm_v128_load(bp), b1v = wasm_v128_load(bp + 4);
       v128_t a = wasm_v128_load32_splat(a0 + k);
-      c00 = wasm_f32x4_add(c00, wasm_f32x4_mul(a, b0v));
-      c01 = wasm_f32x4_add(c01, wasm_f32x4_mul(a, b1v));
+      c00 = TT_MADD(a, b0v, c00);
+      c01 = TT_MADD(a, b1v, c01);
       a = wasm_v128_load32_splat(a1 + k);
-      c10 = wasm_f32x4_add(c10, wasm_f32x4_mul(a, b0v));
-      c11 = wasm_f32x4_add(c11, wasm_f32x4_mul(a, b1v));
+      c10 = TT_MADD(a, b0v, c10);
+      c11 = TT_MADD(a, b1v, c11);
       a = wasm_v128_load32_splat(a2 + k);
-      c20 = wasm_f32x4_add(c20, wasm_f32x4_mul(a, b0v));
-      c21 = wasm_f32x4_add(c21, wasm_f32x4_mul(a, b1v));
+      c20 = TT_MADD(a, b0v, c20);
+      c21 = TT_MADD(a, b1v, c21);
       a = wasm_v128_load32_splat(a3 + k);
-      c30 = wasm_f32x4_add(c30, wasm_f32x4_mul(a, b0v));
-      c31 = wasm_f32x4_add(c31, wasm_f32x4_mul(a, b1v));
+      c30 = TT_MADD(a, b0v, c30);
+      c31 = TT_MADD(a, b1v, c31);
     }
     if (final) {
       if (bias) {
@@ -354,11 +354,11 @@ static float vdot(const float *a, const float *b, int n) {
   v128_t s0 = wasm_f32x4_splat(0.0f), s1 = s0;
   int k = 0;
   for (; k + 8 <= n; k += 8) {
-    s0 = wasm_f32x4_add(s0, wasm_f32x4_mul(wasm_v128_load(a + k), wasm_v128_load(b + k)));
-    s1 = wasm_f32x4_add(s1, wasm_f32x4_mul(wasm_v128_load(a + k + 4), wasm_v128_load(b + k + 4)));
+    s0 = TT_MADD(wasm_v128_load(a + k), wasm_v128_load(b + k), s0);
+    s1 = TT_MADD(wasm_v128_load(a + k + 4), wasm_v128_load(b + k + 4), s1);
   }
   if (k + 4 <= n) {
-    s0 = wasm_f32x4_add(s0, wasm_f32x4_mul(wasm_v128_load(a + k), wasm_v128_load(b + k)));
+    s0 = TT_MADD(wasm_v128_load(a + k), wasm_v128_load(b + k), s0);
     k += 4;
   }
   s0 = wasm_f32x4_add(s0, s1);
@@ -392,10 +392,10 @@ static void gemm_few_rows(int ta, int tb, int M, int N, int K, const float *A, i
         const float *b0 = B + (size_t)k * ldb, *b1 = b0 + ldb, *b2 = b1 + ldb, *b3 = b2 + ldb;
         int j = 0;
         for (; j + 4 <= N; j += 4) {
-          const v128_t p01 = wasm_f32x4_add(wasm_f32x4_mul(a0, wasm_v128_load(b0 + j)),
-                                            wasm_f32x4_mul(a1, wasm_v128_load(b1 + j)));
-          const v128_t p23 = wasm_f32x4_add(wasm_f32x4_mul(a2, wasm_v128_load(b2 + j)),
-                                            wasm_f32x4_mul(a3, wasm_v128_load(b3 + j)));
+          const v128_t p01 =
+              TT_MADD(a1, wasm_v128_load(b1 + j), wasm_f32x4_mul(a0, wasm_v128_load(b0 + j)));
+          const v128_t p23 =
+              TT_MADD(a3, wasm_v128_load(b3 + j), wasm_f32x4_mul(a2, wasm_v128_load(b2 + j)));
           wasm_v128_store(c + j, wasm_f32x4_add(wasm_v128_load(c + j), wasm_f32x4_add(p01, p23)));
         }
         for (; j < N; j++) c[j] += (s0 * b0[j] + s1 * b1[j]) + (s2 * b2[j] + s3 * b3[j]);
@@ -406,8 +406,7 @@ static void gemm_few_rows(int ta, int tb, int M, int N, int K, const float *A, i
         const float *b0 = B + (size_t)k * ldb;
         int j = 0;
         for (; j + 4 <= N; j += 4)
-          wasm_v128_store(c + j, wasm_f32x4_add(wasm_v128_load(c + j),
-                                                wasm_f32x4_mul(a0, wasm_v128_load(b0 + j))));
+          wasm_v128_store(c + j, TT_MADD(a0, wasm_v128_load(b0 + j), wasm_v128_load(c + j)));
         for (; j < N; j++) c[j] += s0 * b0[j];
       }
 #undef A_AT
