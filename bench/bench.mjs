@@ -1,33 +1,56 @@
 // Benchmarks this engine against TensorFlow.js (WASM backend, and the CPU backend as the
 // floor) on the same backbone and the same real photos, in one run, and prints ratios.
-//   node bench/bench.mjs [--model mobilenet_v2_mid] [--runs 7] [--quick] [--json out.json]
+//   node bench/bench.mjs [--model mobilenet_v2_mid] [--runs 7] [--quick] [--json out.json] [--no-relaxed]
+// Both of our SIMD builds are measured: the plain one, and the relaxed-SIMD (FMA) one
+// that browsers with relaxed SIMD load. Node 20 has relaxed SIMD only behind a flag, so
+// unless --no-relaxed is given the benchmark re-runs itself with the flag (which changes
+// nothing for tfjs-wasm: it has no relaxed-SIMD build).
 import fs from 'node:fs';
+import { spawnSync } from 'node:child_process';
 import { parseArgs } from 'node:util';
 import { createEngine } from '../wasm/engine.mjs';
+import { hasRelaxedSimd } from '../wasm/module.mjs';
 import { Classifier } from '../wasm/transfer.mjs';
 import { PHOTOS, modelDir, readPhoto, referenceTf, dirHandler } from '../tests/helpers.mjs';
 
 const { values: o } = parseArgs({ options: {
   model: { type: 'string', default: 'mobilenet_v2_mid' }, runs: { type: 'string', default: '7' },
-  quick: { type: 'boolean', default: false }, json: { type: 'string', default: 'bench/results.json' } } });
+  quick: { type: 'boolean', default: false }, json: { type: 'string', default: 'bench/results.json' },
+  'no-relaxed': { type: 'boolean', default: false } } });
+
+const FLAG = '--experimental-wasm-relaxed-simd';
+if (!o['no-relaxed'] && !hasRelaxedSimd() && !process.execArgv.includes(FLAG)) {
+  const r = spawnSync(process.execPath, [...process.execArgv, FLAG, ...process.argv.slice(1)], { stdio: 'inherit' });
+  process.exit(r.status ?? 1);
+}
+
 const RUNS = o.quick ? 3 : Number(o.runs);
 const median = (xs) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
+// V8 runs wasm in its baseline compiler until a function is hot: every timed function is
+// first run for at least WARM ms (both engines alike) so that TurboFan code is measured.
+const WARM = o.quick ? 400 : 1000;
 const time = async (fn, runs = RUNS) => {
-  await fn(); // warm-up: compile, allocate
+  for (let t0 = performance.now(), k = 0; k < 1 || performance.now() - t0 < WARM; k++) await fn();
   const t = [];
   for (let i = 0; i < runs; i++) { const t0 = performance.now(); await fn(); t.push(performance.now() - t0); }
   return median(t);
 };
 
 const rows = [];
+// ms rows: speed-up = peer / ours; GFLOP/s rows: ours / peer. Either way > 1 is ours faster.
 const row = (what, ours, peer, peerName, unit = 'ms') => {
-  rows.push({ what, ours, peer, peerName, unit, ratio: peer / ours });
-  console.log(`${what.padEnd(44)} tinytune ${ours.toFixed(1).padStart(8)} ${unit}   ${peerName} ${peer.toFixed(1).padStart(8)} ${unit}   ` +
-    `speed-up x${(peer / ours).toFixed(2)}`);
+  const ratio = unit === 'ms' ? peer / ours : ours / peer;
+  rows.push({ what, ours, peer, peerName, unit, ratio });
+  console.log(`${what.padEnd(56)} tinytune ${ours.toFixed(1).padStart(8)} ${unit.padEnd(7)} ${peerName.padEnd(9)} ${peer.toFixed(1).padStart(8)} ${unit.padEnd(7)} ` +
+    `x${ratio.toFixed(2)}`);
 };
 
-const engine = await createEngine();
-const model = await engine.loadModel(modelDir(o.model));
+const builds = [['SIMD', await createEngine({ simd: true, relaxed: false })]];
+if (hasRelaxedSimd()) builds.push(['relaxed SIMD', await createEngine({ simd: true, relaxed: true })]);
+const engine = builds[0][1];
+const models = [];
+for (const [name, e] of builds) models.push([name, e, await e.loadModel(modelDir(o.model))]);
+const model = models[0][2];
 const [H, W, C] = model.inputShape;
 const photos = PHOTOS.slice(0, 4).map(readPhoto);
 // The same preprocessed pixels for both engines (our decode and resize, which match tfjs's),
@@ -45,17 +68,57 @@ const refRun = (n) => tf.tidy(() => {
   return isGraph ? ref.execute(x) : ref.predict(x);
 }).dataSync();
 
-console.log(`# ${o.model}, ${RUNS} runs (median), Node ${process.versions.node}, SIMD ${engine.simd}, 1 thread`);
+console.log(`# ${o.model}, ${RUNS} runs (median), Node ${process.versions.node}, builds: ${builds.map((b) => b[0]).join(', ')}, 1 thread, ${tf.getBackend()} peer`);
 for (const n of [1, 16]) {
-  const ours = await time(() => model.runInput(pixels.subarray(0, n * H * W * C), n, model.layers.length - 1));
   const peer = await time(() => refRun(n));
-  row(`forward, batch ${n} (per image)`, ours / n, peer / n, 'tfjs-wasm');
+  for (const [name, , m] of models) {
+    const ours = await time(() => m.runInput(pixels.subarray(0, n * H * W * C), n, m.layers.length - 1));
+    row(`forward, batch ${n} (per image), ${name}`, ours / n, peer / n, 'tfjs-wasm');
+  }
 }
 const peakForward = engine.memoryBytes();
 
+// Kernels at MobileNetV2 1.4 shapes: GFLOP/s of each build's own kernels (exported
+// micro-benchmark, operands resident) against tfjs-wasm's fused ops (XNNPACK) on the same
+// shapes, timed without reading results back (tfjs-wasm runs kernels when called).
+const KERNELS = [
+  ['GEMM 12544x144x24 (expand, 112x112)', 0, 12544, 144, 24, 2 * 12544 * 144 * 24],
+  ['GEMM 196x816x136 (expand, 14x14)', 0, 196, 816, 136, 2 * 196 * 816 * 136],
+  ['GEMM 49x448x1344 (project, 7x7)', 0, 49, 448, 1344, 2 * 49 * 448 * 1344],
+  ['dwconv 3x3 s1 56x56x192', 1, 56, 192, 1, 2 * 9 * 56 * 56 * 192],
+  ['dwconv 3x3 s2 112x112x144', 1, 112, 144, 2, 2 * 9 * 56 * 56 * 144],
+  ['conv 3x3 s2 224x224x3 -> 48 (stem)', 2, 224, 48, 2, 2 * 27 * 112 * 112 * 48],
+];
+const reps = (flops) => Math.max(1, Math.round(2e8 / flops));
+for (const [what, kind, a, b, c, flops] of KERNELS) {
+  const r = reps(flops);
+  const t = tf.tidy(() => {
+    const rnd = (shape) => tf.randomUniform(shape, -0.5, 0.5);
+    if (kind === 0) return { a: rnd([a, c]), b: rnd([c, b]), bias: rnd([b]) };
+    if (kind === 1) return { x: rnd([1, a, a, b]), filter: rnd([3, 3, b, 1]), bias: rnd([b]) };
+    return { x: rnd([1, a, a, 3]), filter: rnd([3, 3, 3, b]), bias: rnd([b]) };
+  });
+  const op = () => {
+    for (let i = 0; i < r; i++) {
+      const y = kind === 0 ? tf.fused.matMul({ a: t.a, b: t.b, bias: t.bias, activation: 'relu6' })
+        : kind === 1 ? tf.fused.depthwiseConv2d({ x: t.x, filter: t.filter, strides: c, pad: 'same', bias: t.bias, activation: 'relu6' })
+          : tf.fused.conv2d({ x: t.x, filter: t.filter, strides: c, pad: 'same', bias: t.bias, activation: 'relu6' });
+      y.dispose();
+    }
+  };
+  const peer = flops * r / (await time(op, Math.max(RUNS, 5))) * 1e-6;
+  tf.dispose(Object.values(t));
+  for (const [name, e] of builds) {
+    const x = e.mod.x;
+    if (x.tt_bench_kernel(kind, a, b, c, 0) < 0) throw new Error('kernel micro-benchmark: out of memory');
+    const ours = flops * r / (await time(() => x.tt_bench_kernel(kind, a, b, c, r), Math.max(RUNS, 5))) * 1e-6;
+    row(`${what}, ${name}`, ours, peer, 'tfjs-wasm', 'GFLOP/s');
+  }
+}
+
 await tf.setBackend('cpu');
-const cpu = await time(() => refRun(1), o.quick ? 1 : 3);
-row('forward, batch 1', await time(() => model.runInput(one, 1, model.layers.length - 1)), cpu, 'tfjs-cpu ');
+const cpu = await time(() => refRun(1), 1);
+row('forward, batch 1, SIMD', await time(() => model.runInput(one, 1, model.layers.length - 1)), cpu, 'tfjs-cpu');
 await tf.setBackend('wasm');
 
 // Head training: 1,000 cached features x 50 epochs, Dense(100, relu) -> Dense(10), batch 16.
@@ -63,29 +126,42 @@ const F = model.layers[model.cut].shape[2];
 const N = 1000, K = 10;
 const feats = new Float32Array(N * F), labels = new Int32Array(N);
 for (let i = 0; i < N; i++) { labels[i] = i % K; for (let j = 0; j < F; j++) feats[i * F + j] = Math.max(0, Math.sin(i * 0.37 + j * 1.3) + (j % K === labels[i] ? 0.5 : 0)); }
-const head = new Classifier(model, { labels: Array.from({ length: K }, (_, k) => `c${k}`), hidden: 100, dropout: 0, augment: false });
-head.images = Array.from({ length: N }, (_, i) => ({ label: labels[i], data: feats.subarray(i * F, (i + 1) * F) }));
-const oursHead = await time(() => head.fit({ epochs: 50, validationFraction: 0, patience: 0, batchesPerTick: 1e9 }), 1);
 const xs = tf.tensor2d(feats, [N, F]), ys = tf.oneHot(tf.tensor1d(labels, 'int32'), K);
 const tm = tf.sequential({ layers: [tf.layers.dense({ inputShape: [F], units: 100, activation: 'relu' }), tf.layers.dense({ units: K, activation: 'softmax' })] });
 tm.compile({ optimizer: tf.train.adam(1e-3), loss: 'categoricalCrossentropy' });
-const peerHead = await time(() => tm.fit(xs, ys, { epochs: 50, batchSize: 16, verbose: 0 }), 1);
-row('head training, 1000 features x 50 epochs', oursHead, peerHead, 'tfjs-wasm');
-head.dispose();
+const peerHead = median(await Promise.all([0].map(async () => { const t0 = performance.now(); await tm.fit(xs, ys, { epochs: 50, batchSize: 16, verbose: 0 }); return performance.now() - t0; })));
+for (const [name, , m] of models) {
+  const fit = async () => {
+    const head = new Classifier(m, { labels: Array.from({ length: K }, (_, k) => `c${k}`), hidden: 100, dropout: 0, augment: false });
+    head.images = Array.from({ length: N }, (_, i) => ({ label: labels[i], data: feats.subarray(i * F, (i + 1) * F) }));
+    const t0 = performance.now();
+    await head.fit({ epochs: 50, validationFraction: 0, patience: 0, batchesPerTick: 1e9 });
+    const dt = performance.now() - t0;
+    head.dispose();
+    return dt;
+  };
+  await fit(); // warm-up (tier-up), as tfjs's first fit is its own
+  const ts = [];
+  for (let i = 0; i < (o.quick ? 1 : 3); i++) ts.push(await fit());
+  row(`head training, 1000 features x 50 epochs, ${name}`, median(ts), peerHead, 'tfjs-wasm');
+}
+tf.dispose([xs, ys]);
 
 // One fine-tuning step of the last 2 blocks + head at batch 16, against our own forward.
-const ft = new Classifier(model, { labels: ['a', 'b'], blocks: 2, augment: false });
-const act = model.runInput(pixels, 16, ft.boundary);
-const per = act.length / 16;
-ft.images = Array.from({ length: 16 }, (_, i) => ({ label: i % 2, data: act.subarray(i * per, (i + 1) * per) }));
-const step = await time(() => ft.fit({ epochs: 1, batchSize: 16, validationFraction: 0, patience: 0 }));
-const fwd16 = await time(() => model.runInput(pixels, 16, model.layers.length - 1));
-rows.push({ what: 'fine-tune step K=2 batch 16 / forward batch 16', ours: step, peer: fwd16, ratio: step / fwd16, unit: 'ms' });
-console.log(`${'fine-tune step, K=2 + head, batch 16'.padEnd(44)} ${step.toFixed(1)} ms = ${(step / fwd16).toFixed(2)}x our forward of batch 16 (${fwd16.toFixed(1)} ms)`);
-ft.dispose();
+for (const [name, , m] of models) {
+  const ft = new Classifier(m, { labels: ['a', 'b'], blocks: 2, augment: false });
+  const act = m.runInput(pixels, 16, ft.boundary);
+  const per = act.length / 16;
+  ft.images = Array.from({ length: 16 }, (_, i) => ({ label: i % 2, data: act.subarray(i * per, (i + 1) * per) }));
+  const step = await time(() => ft.fit({ epochs: 1, batchSize: 16, validationFraction: 0, patience: 0 }));
+  const fwd16 = await time(() => m.runInput(pixels, 16, m.layers.length - 1));
+  rows.push({ what: `fine-tune step K=2 batch 16 / forward batch 16, ${name}`, ours: step, peer: fwd16, ratio: step / fwd16, unit: 'ms' });
+  console.log(`${`fine-tune step, K=2 + head, batch 16, ${name}`.padEnd(56)} ${step.toFixed(1)} ms = ${(step / fwd16).toFixed(2)}x our forward of batch 16 (${fwd16.toFixed(1)} ms)`);
+  ft.dispose();
+}
 
 const peak = engine.memoryBytes();
-console.log(`wasm memory: ${(peakForward / 2 ** 20).toFixed(0)} MiB after forward, ${(peak / 2 ** 20).toFixed(0)} MiB at the end`);
-fs.writeFileSync(o.json, JSON.stringify({ model: o.model, runs: RUNS, node: process.versions.node, simd: engine.simd, rows,
+console.log(`wasm memory (SIMD build): ${(peakForward / 2 ** 20).toFixed(0)} MiB after forward, ${(peak / 2 ** 20).toFixed(0)} MiB at the end`);
+fs.writeFileSync(o.json, JSON.stringify({ model: o.model, runs: RUNS, node: process.versions.node, builds: builds.map((b) => b[0]), rows,
   memory: { afterForward: peakForward, end: peak }, date: new Date().toISOString() }, null, 2));
 console.log(`wrote ${o.json}`);

@@ -1,0 +1,55 @@
+/* A kernel micro-benchmark exported from the engine build itself, so bench/bench.mjs can
+   report the GFLOP/s of the exact code users run (plain and relaxed SIMD builds) beside
+   tfjs-wasm's kernels, timed from JS (a standalone module has no clock of its own). Not
+   used by the engine; allocates, unlike the kernels. */
+#ifdef __EMSCRIPTEN__
+#include <stdlib.h>
+#include "kernels.h"
+
+static float *filled(size_t n) {
+  float *p = malloc(n * sizeof *p);
+  if (p)
+    for (size_t i = 0; i < n; i++) p[i] = (float)((i * 2654435761u) % 1000) * 1e-3f - 0.5f;
+  return p;
+}
+
+/* kind 0: C[a,b] = relu6(A[a,c] B[c,b] + bias), the pointwise-convolution GEMM.
+   kind 1: 3x3 depthwise, SAME, relu6, on an a x a x b image with stride c.
+   kind 2: 3x3 convolution, SAME, relu6, a x a x 3 -> b channels, stride c (the stem).
+   reps = 0 allocates and fills the operands (kept for the next calls, so timing them
+   measures the kernel alone); reps > 0 runs the kernel that many times on them. Returns
+   0, or -1 when out of memory, the kind is unknown or nothing was set up. */
+static struct { int kind; tt_shape s; int a, b, c; float *x, *w, *y, *bias; } mb;
+
+__attribute__((export_name("tt_bench_kernel"))) int tt_bench_kernel(int kind, int a, int b,
+                                                                     int c, int reps) {
+  if (reps > 0) {
+    if (!mb.x || mb.kind != kind || mb.a != a || mb.b != b || mb.c != c) return -1;
+    for (int r = 0; r < reps; r++) {
+      if (kind == 0) tt_gemm(0, 0, a, b, c, mb.x, c, mb.w, b, mb.y, b, 0, mb.bias, TT_ACT_RELU6);
+      else if (kind == 1) tt_dwconv(&mb.s, mb.x, mb.w, mb.bias, TT_ACT_RELU6, mb.y);
+      else tt_conv2d(&mb.s, mb.x, mb.w, mb.bias, TT_ACT_RELU6, mb.y);
+    }
+    return 0;
+  }
+  free(mb.x), free(mb.w), free(mb.y), free(mb.bias);
+  mb.x = mb.w = mb.y = mb.bias = NULL;
+  tt_shape s = {1, a, a, kind == 2 ? 3 : b, 3, 3, c, c, 0, 0, 0, 0, 0};
+  size_t nx, nw, ny, nb;
+  if (kind == 0) {
+    nx = (size_t)a * c, nw = (size_t)c * b, ny = (size_t)a * b, nb = (size_t)b;
+  } else if (kind == 1 || kind == 2) {
+    s.oh = s.ow = (a + c - 1) / c;
+    const int pad = (s.oh - 1) * c + 3 - a;
+    s.pt = s.pl = pad > 0 ? pad / 2 : 0;
+    s.oc = b;
+    nx = (size_t)a * a * s.c, nw = (size_t)9 * s.c * (kind == 1 ? 1 : (size_t)b);
+    ny = (size_t)s.oh * s.ow * s.oc, nb = (size_t)s.oc;
+  } else {
+    return -1;
+  }
+  mb.kind = kind, mb.s = s, mb.a = a, mb.b = b, mb.c = c;
+  mb.x = filled(nx), mb.w = filled(nw), mb.y = filled(ny), mb.bias = filled(nb);
+  return mb.x && mb.w && mb.y && mb.bias ? 0 : -1;
+}
+#endif
