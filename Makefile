@@ -9,7 +9,7 @@ EMFLAGS  = -O3 -std=c99 -Wall -Isrc -sSTANDALONE_WASM --no-entry -sALLOW_MEMORY_
 export NODE_PATH ?= /usr/share/nodejs
 
 SRC      = $(wildcard src/*.c src/kernels/*.c)
-HDR      = $(wildcard src/*.h src/kernels/*.h)
+HDR      = $(wildcard src/*.h src/kernels/*.h src/third_party/*.h)
 NATIVE   = build/native
 TESTS_C  = $(patsubst tests/c/%.c,$(NATIVE)/%,$(wildcard tests/c/test_*.c))
 
