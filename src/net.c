@@ -29,6 +29,7 @@ struct tt_net {
   int npool;
   int *slot;     /* per op: pool index holding its output during tt_net_forward */
   int *lastuse;  /* per op: the last op that reads it (scratch for tt_net_forward) */
+  buf band_e, band_d; /* inference: row bands of a fused block (see run_block) */
   /* training: every activation and gradient of one batch, in one arena */
   float *arena;
   size_t arena_cap;
@@ -89,6 +90,7 @@ void tt_net_free(tt_net *net) {
     free(o->wt), free(o->bias), free(o->gwt), free(o->gbias);
   }
   for (int i = 0; i < net->npool; i++) free(net->pool[i].p);
+  free(net->band_e.p), free(net->band_d.p);
   free(net->pool), free(net->slot), free(net->lastuse), free(net->ops);
   free(net);
 }
@@ -449,6 +451,121 @@ static int residual_partner(const tt_net *net, int i, int last) {
   return r;
 }
 
+/* ---- inference: inverted-residual blocks fused in row bands ------------------------
+   MobileNetV2's blocks are expand (pointwise) -> 3x3 depthwise -> project (pointwise),
+   and the expanded tensors between them are the largest activations of the network
+   (112x112x144 floats = 7 MB for one image): op by op, each is written to memory by
+   one kernel and read back by the next. Run a band of output rows at a time instead, the
+   expanded rows of the band (E) and the depthwise output (D) stay in L2, and only the
+   block's input and output go through memory. Expanded rows shared by consecutive bands
+   are kept rather than recomputed. Same kernels, same per-element arithmetic: results
+   equal the op-by-op ones exactly. */
+
+/* Bytes of E and D per band: well inside L2 (2 MB on the machines measured), leaving
+   room for the weights the band's GEMMs stream. */
+#ifndef TT_BAND_BYTES
+#define TT_BAND_BYTES (768 * 1024)
+#endif
+size_t tt_band_bytes = TT_BAND_BYTES; /* not in net.h: tests shrink it to get many bands */
+
+typedef struct {
+  int e, d, p;   /* expand (or -1), depthwise, project op indices */
+  int r;         /* the residual add's shortcut op when the add is folded in, else 0 */
+} block;
+
+static int grow(buf *b, size_t need) {
+  if (b->cap >= need) return 1;
+  float *q = realloc(b->p, need * sizeof *q);
+  if (!q) return 0;
+  b->p = q, b->cap = need;
+  return 1;
+}
+
+/* Whether ops from i on form [expand ->] 3x3 depthwise -> project, each read only by
+   the next and none of them `last` (so no intermediate is wanted by anyone). */
+static int match_block(const tt_net *net, int i, int last, block *bk) {
+  const tt_op *o = &net->ops[i];
+  int d = i;
+  bk->e = -1;
+  if (o->d.type == TT_OP_CONV2D && is_pointwise(net, o)) {
+    if (net->lastuse[i] != i + 1) return 0;
+    bk->e = i, d = i + 1;
+  }
+  if (d + 1 > last) return 0;
+  const tt_op *dw = &net->ops[d], *pj = &net->ops[d + 1];
+  if (dw->d.type != TT_OP_DEPTHWISE || dw->d.in0 != (bk->e >= 0 ? bk->e : dw->d.in0) ||
+      dw->d.kh != 3 || dw->d.kw != 3 || dw->pt > 1 || dw->pl > 1 || net->lastuse[d] != d + 1 ||
+      pj->d.type != TT_OP_CONV2D || pj->d.in0 != d || !is_pointwise(net, pj))
+    return 0;
+  bk->d = d, bk->p = d + 1;
+  bk->r = residual_partner(net, d + 1, last);
+  /* Folding the add writes the output over the shortcut while later bands still read
+     the block's input: safe when they are different tensors, or when the input is
+     expanded (stride 1) before any band overwrites it (see run_block); not when the
+     depthwise reads the input directly. */
+  const int in0 = bk->e >= 0 ? net->ops[bk->e].d.in0 : dw->d.in0;
+  if (bk->r == in0 && (bk->e < 0 || dw->d.sh != 1)) bk->r = 0;
+  return 1;
+}
+
+/* Runs a matched block for n images from input x into y (y holds the shortcut when the
+   add is folded in: bk->r). Returns 0 if the band buffers cannot be had (the caller then
+   runs the ops one by one). */
+static int run_block(tt_net *net, const block *bk, const float *x, float *y, int n) {
+  const tt_op *dw = &net->ops[bk->d], *pj = &net->ops[bk->p];
+  const tt_op *in = &net->ops[bk->e >= 0 ? net->ops[bk->e].d.in0 : dw->d.in0];
+  const tt_op *ex = bk->e >= 0 ? &net->ops[bk->e] : NULL;
+  const int H = in->h, W = in->w, Cin = in->c, Ce = dw->c, OH = dw->h, OW = dw->w;
+  const int s = dw->d.sh, pt = dw->pt, Cp = pj->c;
+  const size_t rowE = (size_t)W * Ce, rowD = (size_t)OW * Ce;
+  int R = (int)(tt_band_bytes / sizeof(float) / ((ex ? (size_t)s * rowE : 0) + rowD));
+  R = R < 1 ? 1 : R > OH ? OH : R;
+  /* A band of R output rows reads at most (R-1)*s + 3 input rows. */
+  if ((ex && !grow(&net->band_e, ((size_t)(R - 1) * s + 3) * rowE)) ||
+      !grow(&net->band_d, (size_t)R * rowD))
+    return 0;
+  float *E = net->band_e.p, *D = net->band_d.p;
+  const int act = bk->r ? net->ops[bk->p + 1].d.act : pj->d.act;
+  for (int b = 0; b < n; b++) {
+    const float *xb = x + (size_t)b * H * W * Cin;
+    float *yb = y + (size_t)b * OH * OW * Cp;
+    int lo = 0, hi = 0; /* input rows whose expansion E holds */
+    for (int oy0 = 0; oy0 < OH; oy0 += R) {
+      const int oy1 = oy0 + R < OH ? oy0 + R : OH;
+      int need_lo = oy0 * s - pt, need_hi = (oy1 - 1) * s - pt + 3;
+      need_lo = need_lo < 0 ? 0 : need_lo;
+      need_hi = need_hi > H ? H : need_hi;
+      const float *band;
+      if (ex) {
+        int from = need_lo, keep = 0;
+        if (need_lo < hi && need_lo >= lo) { /* rows the last band expanded already */
+          keep = hi - need_lo;
+          memmove(E, E + (size_t)(need_lo - lo) * rowE, (size_t)keep * rowE * sizeof *E);
+          from = hi;
+        }
+        /* With the add folded in, y is also this block's input x: rows are expanded
+           (below, from `from` on) before any band writes them, since a band's output
+           rows end before the input rows it needs. */
+        if (need_hi > from)
+          tt_gemm(0, 0, (need_hi - from) * W, Ce, Cin, xb + (size_t)from * W * Cin, Cin, ex->wt, Ce,
+                  E + (size_t)keep * rowE, Ce, 0, ex->bias, ex->d.act);
+        lo = need_lo, hi = need_hi;
+        band = E;
+      } else {
+        band = xb + (size_t)need_lo * rowE;
+      }
+      /* The band as an image of its own: rows [need_lo, need_hi), top padding only for
+         the first band; rows past need_hi are the image's bottom padding or not needed. */
+      tt_shape sh = {1, need_hi - need_lo, W, Ce, 3, 3, s, dw->d.sw, need_lo - (oy0 * s - pt), dw->pl,
+                     oy1 - oy0, OW, Ce};
+      tt_dwconv(&sh, band, dw->wt, dw->bias, dw->d.act, D);
+      tt_gemm(0, 0, (oy1 - oy0) * OW, Cp, Ce, D, Ce, pj->wt, Cp, yb + (size_t)oy0 * OW * Cp, Cp,
+              bk->r != 0, pj->bias, act);
+    }
+  }
+  return 1;
+}
+
 const float *tt_net_forward(tt_net *net, const float *x, int n, int last) {
   if (last < 0) last = net->n - 1;
   if (last >= net->n) { tt_fail(TT_EINVAL, "op %d does not exist", last); return NULL; }
@@ -471,6 +588,23 @@ const float *tt_net_forward(tt_net *net, const float *x, int n, int last) {
   net->slot[0] = -1;
   for (int i = 1; i <= last; i++) {
     tt_op *o = &net->ops[i];
+    block bk;
+    if (match_block(net, i, last, &bk)) {
+      const int in0 = bk.e >= 0 ? o->d.in0 : net->ops[bk.d].d.in0, sa = net->slot[in0];
+      const tt_op *pj = &net->ops[bk.p];
+      int sy = bk.r ? net->slot[bk.r] : take_buf(net, (size_t)n * op_size(pj));
+      if (sy < 0) { tt_fail(TT_ENOMEM, "out of memory for the activation of '%s' (batch %d)", pj->name, n); return NULL; }
+      if (run_block(net, &bk, sa < 0 ? x : net->pool[sa].p, net->pool[sy].p, n)) {
+        /* the block's input is free once nothing after the block reads it */
+        const int end = bk.r ? bk.p + 1 : bk.p;
+        if (sa >= 0 && net->lastuse[in0] <= end && net->pool[sa].p != net->pool[sy].p) net->pool[sa].busy = 0;
+        for (int k = i; k < end; k++) net->slot[k] = -1; /* never materialised, never read */
+        net->slot[end] = sy;
+        i = end;
+        continue;
+      }
+      if (!bk.r) net->pool[sy].busy = 0; /* no band buffers: one op at a time after all */
+    }
     const int r = residual_partner(net, i, last);
     if (r > 0) {
       /* The add after this projection is folded into its GEMM: the product accumulates

@@ -275,6 +275,76 @@ static void test_zero_grad(void) {
   tt_net_free(net);
 }
 
+/* Inference runs expand -> depthwise -> project blocks fused, a band of rows at a time
+   (net.c, run_block): images large enough for several bands, both strides, a block
+   without expansion, odd sizes, a folded residual add reading the block's own input,
+   and one whose expansion is also read elsewhere (not fused). Compared with the
+   training forward, which runs op by op. */
+extern size_t tt_band_bytes;
+static void test_fused_blocks(void) {
+  int n = 2, H = 13, W = 11, C = 8;
+  const size_t band_bytes = tt_band_bytes;
+  tt_band_bytes = 2000; /* bands of 1 to 5 rows at these sizes */
+  tt_net *net = tt_net_create(H, W, C);
+  tt_op_desc pw = {.type = TT_OP_CONV2D, .kh = 1, .kw = 1, .sh = 1, .sw = 1};
+  tt_op_desc dw = {.type = TT_OP_DEPTHWISE, .kh = 3, .kw = 3, .sh = 1, .sw = 1, .same = 1, .act = TT_ACT_RELU6};
+  /* no expansion: depthwise straight on the input, then project */
+  dw.in0 = 0;
+  int d0 = add(net, "dw0", dw, 9 * (size_t)C, C, 0.5f);
+  pw.in0 = d0, pw.channels = 12, pw.act = TT_ACT_NONE;
+  int prev = add(net, "project0", pw, (size_t)C * 12, 12, 0.5f);
+  const int strides[3] = {2, 1, 1}, widths[3] = {48, 20, 36};
+  for (int b = 0; b < 3; b++) {
+    const int ce = widths[b], cin = tt_net_op(net, prev)->c;
+    pw.in0 = prev, pw.channels = ce, pw.act = TT_ACT_RELU6;
+    int e = add(net, "expand", pw, (size_t)cin * ce, ce, 0.2f);
+    dw.in0 = e, dw.sh = dw.sw = strides[b];
+    int d = add(net, "dw", dw, 9 * (size_t)ce, ce, 0.5f);
+    pw.in0 = d, pw.channels = 12, pw.act = TT_ACT_NONE;
+    int p = add(net, "project", pw, (size_t)ce * 12, 12, 0.2f);
+    if (b > 0) { tt_op_desc a = {.type = TT_OP_ADD, .in0 = prev, .in1 = p}; p = add(net, "add", a, 0, 0, 0); }
+    prev = p;
+  }
+  /* an expansion also read by a later op: the block must not be fused */
+  pw.in0 = prev, pw.channels = 16, pw.act = TT_ACT_RELU;
+  int e = add(net, "expand_shared", pw, 12 * 16, 16, 0.5f);
+  dw.in0 = e, dw.sh = dw.sw = 1;
+  int d = add(net, "dw_shared", dw, 9 * 16, 16, 0.5f);
+  pw.in0 = d, pw.channels = 16, pw.act = TT_ACT_NONE;
+  int p = add(net, "project_shared", pw, 16 * 16, 16, 0.5f);
+  tt_op_desc a = {.type = TT_OP_ADD, .in0 = e, .in1 = p};
+  add(net, "add_shared", a, 0, 0, 0);
+  const int last = tt_net_count(net) - 1;
+  size_t xn = (size_t)n * H * W * C;
+  float *x = rnd(xn, 2.0f);
+  uint64_t rng = 1;
+  const float *yt = tt_net_forward_train(net, x, n, &rng);
+  const tt_op *o = tt_net_op(net, last);
+  size_t sz = (size_t)n * o->h * o->w * o->c;
+  float *want = malloc(sz * sizeof *want);
+  memcpy(want, yt, sz * sizeof *want);
+  const float *got = tt_net_forward(net, x, n, -1);
+  CHECK(got && check_maxrel(got, want, sz) < 1e-5f, "fused blocks vs op by op: maxrel %g",
+        got ? check_maxrel(got, want, sz) : -1.0);
+  for (int upto = 1; upto < last; upto++) { /* every prefix: some end inside a block */
+    tt_net *cut = tt_net_create(H, W, C);
+    CHECK(tt_net_append(cut, net, 1, upto) == TT_OK, "cut at %d", upto);
+    const tt_op *u = tt_net_op(net, upto);
+    size_t usz = (size_t)n * u->h * u->w * u->c;
+    rng = 1;
+    float *w2 = malloc(usz * sizeof *w2);
+    memcpy(w2, tt_net_forward_train(cut, x, n, &rng), usz * sizeof *w2);
+    const float *g2 = tt_net_forward(net, x, n, upto);
+    CHECK(g2 && check_maxrel(g2, w2, usz) < 1e-5f, "prefix to op %d ('%s'): maxrel %g", upto, u->name,
+          g2 ? check_maxrel(g2, w2, usz) : -1.0);
+    free(w2);
+    tt_net_free(cut);
+  }
+  free(want), free(x);
+  tt_net_free(net);
+  tt_band_bytes = band_bytes;
+}
+
 int main(void) {
   test_shape_errors();
   test_fold_bn();
@@ -282,5 +352,6 @@ int main(void) {
   test_misc_gradients();
   test_inference_matches_training();
   test_zero_grad();
+  test_fused_blocks();
   return check_report("net");
 }
