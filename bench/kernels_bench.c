@@ -152,6 +152,8 @@ int main(int argc, char **argv) {
   /* Head training at batch 16, Dense(1792 -> 100): forward, weight gradient. */
   bench_gemm(0, 0, 16, 100, 1792);
   bench_gemm(1, 0, 1792, 100, 16);
+  bench_gemm(0, 0, 16, 96, 1792); /* without the 4-column tail, for comparison */
+  bench_gemm(1, 0, 1792, 96, 16);
   /* The classifier head on one image: a GEMV. */
   bench_gemm(0, 0, 1, 1000, 1280);
   bench_spatial("dwconv", 1, 112, 96, 0, 1);

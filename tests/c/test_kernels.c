@@ -113,7 +113,9 @@ static void test_gemm(void) {
       {1, 13, 257}, {3, 33, 2},    {4, 5, 0},     {8, 16, 600},
       /* the unpacked ta=tb=0 path: many full panels, K blocks, N split into equal
          column blocks (N8 > 512 with kc = 256), edge rows and columns beside it */
-      {12, 144, 24}, {49, 448, 300}, {8, 1040, 300}, {6, 1030, 260}};
+      {12, 144, 24}, {49, 448, 300}, {8, 1040, 300}, {6, 1030, 260},
+      /* a 4-column tile after the 8-column ones (N % 8 >= 4), over K blocks */
+      {8, 13, 300}, {12, 44, 520}, {16, 100, 40}};
   for (int si = 0; si < COUNT(shapes); si++)
     for (int ta = 0; ta < 2; ta++)
       for (int tb = 0; tb < 2; tb++)
