@@ -464,7 +464,7 @@ static int residual_partner(const tt_net *net, int i, int last) {
 /* Bytes of E and D per band: well inside L2 (2 MB on the machines measured), leaving
    room for the weights the band's GEMMs stream. */
 #ifndef TT_BAND_BYTES
-#define TT_BAND_BYTES (768 * 1024)
+#define TT_BAND_BYTES (1024 * 1024)
 #endif
 size_t tt_band_bytes = TT_BAND_BYTES; /* not in net.h: tests shrink it to get many bands */
 
