@@ -216,7 +216,8 @@ static void optimiser_step(tt_trainer *tr, float lr, int keep) {
        corrections as reciprocals so the loop multiplies instead of dividing. */
     double t = (double)tr->step + 1;
     tt_adam_cfg a = {0.9f, 0.999f, 1e-7f, lr, 0.0f, (float)(1.0 / (1.0 - pow(0.9f, t))),
-                     (float)(1.0 / (1.0 - pow(0.999f, t))), c->optimizer == TT_OPT_ADAMW};
+                     (float)(1.0 / (1.0 - pow(0.999f, t))), c->optimizer == TT_OPT_ADAMW,
+                     tr->step % 16 == 0 /* often enough to keep out denormals */};
     for (int i = 0; i < tr->nparams; i++) {
       param *p = &tr->params[i];
       a.wd = p->decay ? c->weight_decay : 0.0f;

@@ -62,13 +62,14 @@ void tt_softmax(int rows, int c, const float *x, float *y);       /* numerically
 
 /* ---- optim.c: one Adam / AdamW step over n parameters ------------------------------
    g' = g + wd*w (Adam's L2 form, decoupled = 0); m = b1*m + (1-b1)*g';
-   v = b2*v + ((1-b2)*g')*g'; moments below 1e-30 in magnitude flushed to 0;
+   v = b2*v + ((1-b2)*g')*g'; if flush, moments below 1e-30 in magnitude set to 0;
    upd = (m*ibc1) / (sqrt(v*ibc2) + eps) (+ wd*w when decoupled: AdamW); w -= lr*upd.
    ibc1, ibc2 are the reciprocal bias corrections 1/(1-b1^t), 1/(1-b2^t). keep, unless
    NULL, receives the weights before the step (a fallback copy made in the same pass). */
 typedef struct {
   float b1, b2, eps, lr, wd, ibc1, ibc2;
   int decoupled;
+  int flush; /* needed every few steps (see optim.c), not every step */
 } tt_adam_cfg;
 void tt_adam(size_t n, float *w, const float *g, float *m, float *v, float *keep,
              const tt_adam_cfg *c);
