@@ -458,8 +458,9 @@ static int residual_partner(const tt_net *net, int i, int last) {
    one kernel and read back by the next. Run a band of output rows at a time instead, the
    expanded rows of the band (E) and the depthwise output (D) stay in L2, and only the
    block's input and output go through memory. Expanded rows shared by consecutive bands
-   are kept rather than recomputed. Same kernels, same per-element arithmetic: results
-   equal the op-by-op ones exactly. */
+   are kept rather than recomputed. Same kernels on sub-blocks of the same tensors:
+   results equal the op-by-op ones up to the order of float additions (a GEMM's last
+   rows of a band may take another tile path; the folded add sums in another order). */
 
 /* Bytes of E and D per band: well inside L2 (2 MB on the machines measured), leaving
    room for the weights the band's GEMMs stream. */
