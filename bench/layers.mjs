@@ -1,7 +1,11 @@
 // Per-op profile of the real model in WASM: each op of the backbone runs alone, in a
 // one-op network built through the exported API (same shapes and dispatch as the full
 // forward, random weights), so its time is measured directly instead of as a difference
-// of two noisy whole-network timings. Prints every op and totals per kind of op.
+// of two noisy whole-network timings. Prints every op and totals per kind of op. Ops run
+// one at a time here, so the expand/depthwise/project blocks the engine fuses in row bands
+// (src/net.c, run_block) are timed unfused: the gap between the sum of ops and the whole
+// network is mostly that and cache effects between ops. --prefix adds in-network costs
+// as differences of prefix timings (noisy on a shared machine).
 //   node bench/layers.mjs [--model mobilenet_v2_mid] [--batch 1] [--runs 15] [--top 25]
 import { parseArgs } from 'node:util';
 import { createEngine } from '../wasm/engine.mjs';
