@@ -6,17 +6,10 @@
    oc: each input value is broadcast and multiplied into a block of output channels
    held in registers for the whole window. */
 #include "kernels.h"
+#include "act.h"
 #ifdef __wasm_simd128__
 #include "simd.h"
 #endif
-
-static inline float act_f(float v, int act) {
-  if (act != TT_ACT_NONE) { /* compares, to match wasm pmax/pmin on NaN and -0 */
-    v = v < 0.0f ? 0.0f : v;
-    if (act == TT_ACT_RELU6) v = 6.0f < v ? 6.0f : v;
-  }
-  return v;
-}
 
 /* Taps [*k0,*k1) of a window starting at input index o*stride - pad that fall inside
    [0,size). Empty when the window lies entirely in padding. */
@@ -58,14 +51,6 @@ void tt_conv2d_scalar(const tt_shape *s, const float *x, const float *w,
 }
 
 #ifdef __wasm_simd128__
-
-static inline v128_t act_v(v128_t v, int act) {
-  if (act != TT_ACT_NONE) { /* pmax/pmin: single maxps/minps on x86 */
-    v = wasm_f32x4_pmax(v, wasm_f32x4_splat(0.0f));
-    if (act == TT_ACT_RELU6) v = wasm_f32x4_pmin(v, wasm_f32x4_splat(6.0f));
-  }
-  return v;
-}
 
 /* Two horizontally adjacent output pixels with the same window clipping, 16 output
    channels at a time: each weight vector loaded feeds both pixels, which halves the

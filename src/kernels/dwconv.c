@@ -8,17 +8,10 @@
    pixels whose padded taps read a zero vector; see below). */
 #include <string.h>
 #include "kernels.h"
+#include "act.h"
 #ifdef __wasm_simd128__
 #include "simd.h"
 #endif
-
-static inline float act_f(float v, int act) {
-  if (act != TT_ACT_NONE) { /* compares, to match wasm pmax/pmin on NaN and -0 */
-    v = v < 0.0f ? 0.0f : v;
-    if (act == TT_ACT_RELU6) v = 6.0f < v ? 6.0f : v;
-  }
-  return v;
-}
 
 /* Taps [*k0,*k1) of a window starting at input index o*stride - pad that fall inside
    [0,size). Empty (k0 == k1) when the window lies entirely in padding. */
@@ -109,15 +102,6 @@ void tt_dwconv_backward_filter_scalar(const tt_shape *s, const float *x, const f
 }
 
 #ifdef __wasm_simd128__
-
-static inline v128_t act_v(v128_t v, int act) {
-  /* pmax/pmin lower to single maxps/minps; the NaN-exact max/min do not. */
-  if (act != TT_ACT_NONE) {
-    v = wasm_f32x4_pmax(v, wasm_f32x4_splat(0.0f));
-    if (act == TT_ACT_RELU6) v = wasm_f32x4_pmin(v, wasm_f32x4_splat(6.0f));
-  }
-  return v;
-}
 
 /* d[c] += a[c] * b[c] */
 static inline void vmuladd(int C, float *restrict d, const float *restrict a,

@@ -4,17 +4,10 @@
    softmax (vector exp polynomial vs libm expf). */
 #include <math.h>
 #include "kernels.h"
+#include "act.h"
 #ifdef __wasm_simd128__
 #include <wasm_simd128.h>
 #endif
-
-static inline float act_f(float v, int act) {
-  if (act != TT_ACT_NONE) { /* compares, to match wasm pmax/pmin on NaN and -0 */
-    v = v < 0.0f ? 0.0f : v;
-    if (act == TT_ACT_RELU6) v = 6.0f < v ? 6.0f : v;
-  }
-  return v;
-}
 
 /* Derivative gate judged from the activation's output (see kernels.h). A select, not
    a multiply by 0/1, so a blocked inf/NaN gradient becomes 0 like in the SIMD mask. */
@@ -101,17 +94,13 @@ void tt_scale_shift_simd(size_t n, const float *x, float a, float b, float *y) {
 }
 
 void tt_bias_act_simd(int rows, int c, float *y, const float *bias, int act) {
-  const v128_t zero = wasm_f32x4_splat(0.0f), six = wasm_f32x4_splat(6.0f);
   for (int r = 0; r < rows; r++) {
     float *yr = y + (size_t)r * c;
     int j = 0;
     for (; j + 4 <= c; j += 4) {
       v128_t v = wasm_v128_load(yr + j);
       if (bias) v = wasm_f32x4_add(v, wasm_v128_load(bias + j));
-      if (act != TT_ACT_NONE) {
-        v = wasm_f32x4_pmax(v, zero);
-        if (act == TT_ACT_RELU6) v = wasm_f32x4_pmin(v, six);
-      }
+      v = act_v(v, act);
       wasm_v128_store(yr + j, v);
     }
     for (; j < c; j++) yr[j] = act_f(bias ? yr[j] + bias[j] : yr[j], act);

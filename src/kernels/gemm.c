@@ -14,19 +14,10 @@
    4-row slivers ([k][4], zero-padded). Packing is also where the transposes happen,
    which is why A^T and B^T cost no more than the plain case. */
 #include "kernels.h"
+#include "act.h"
 #ifdef __wasm_simd128__
 #include "simd.h"
 #endif
-
-static inline float act_f(float v, int act) {
-  /* Written as compares rather than fmaxf/fminf so NaN and -0 behave exactly like
-     wasm's pmax/pmin in the SIMD epilogue. */
-  if (act != TT_ACT_NONE) {
-    v = v < 0.0f ? 0.0f : v;
-    if (act == TT_ACT_RELU6) v = 6.0f < v ? 6.0f : v;
-  }
-  return v;
-}
 
 /* Dot product with 8 independent partial sums: a single running sum pins the additions
    to strict left-to-right order, which gcc does not vectorise without -ffast-math. */
@@ -374,7 +365,7 @@ static float vdot(const float *a, const float *b, int n) {
 static void gemm_few_rows(int ta, int tb, int M, int N, int K, const float *A, int lda,
                           const float *B, int ldb, float *C, int ldc, int acc,
                           const float *bias, int act) {
-  const v128_t zero = wasm_f32x4_splat(0.0f), six = wasm_f32x4_splat(6.0f);
+  const v128_t zero = wasm_f32x4_splat(0.0f);
   for (int i = 0; i < M; i++) {
     float *c = C + (size_t)i * ldc;
     if (!acc) {
@@ -428,10 +419,7 @@ static void gemm_few_rows(int ta, int tb, int M, int N, int K, const float *A, i
     for (; j + 4 <= N; j += 4) {
       v128_t v = wasm_v128_load(c + j);
       if (bias) v = wasm_f32x4_add(v, wasm_v128_load(bias + j));
-      if (act != TT_ACT_NONE) {
-        v = wasm_f32x4_pmax(v, zero);
-        if (act == TT_ACT_RELU6) v = wasm_f32x4_pmin(v, six);
-      }
+      v = act_v(v, act);
       wasm_v128_store(c + j, v);
     }
     for (; j < N; j++) c[j] = act_f(bias ? c[j] + bias[j] : c[j], act);
