@@ -6,20 +6,11 @@
    oc: each input value is broadcast and multiplied into a block of output channels
    held in registers for the whole window. */
 #include "kernels.h"
+#include "window.h"
 #include "act.h"
 #ifdef __wasm_simd128__
 #include "simd.h"
 #endif
-
-/* Taps [*k0,*k1) of a window starting at input index o*stride - pad that fall inside
-   [0,size). Empty when the window lies entirely in padding. */
-static inline void tap_range(int o, int stride, int pad, int ksize, int size, int *k0,
-                             int *k1) {
-  const int i0 = o * stride - pad;
-  int a = i0 < 0 ? -i0 : 0, b = size - i0 < ksize ? size - i0 : ksize;
-  *k0 = a;
-  *k1 = b < a ? a : b;
-}
 
 void tt_conv2d_scalar(const tt_shape *s, const float *x, const float *w,
                       const float *bias, int act, float *y) {

@@ -8,20 +8,11 @@
    pixels whose padded taps read a zero vector; see below). */
 #include <string.h>
 #include "kernels.h"
+#include "window.h"
 #include "act.h"
 #ifdef __wasm_simd128__
 #include "simd.h"
 #endif
-
-/* Taps [*k0,*k1) of a window starting at input index o*stride - pad that fall inside
-   [0,size). Empty (k0 == k1) when the window lies entirely in padding. */
-static inline void tap_range(int o, int stride, int pad, int ksize, int size, int *k0,
-                             int *k1) {
-  const int i0 = o * stride - pad;
-  int a = i0 < 0 ? -i0 : 0, b = size - i0 < ksize ? size - i0 : ksize;
-  *k0 = a;
-  *k1 = b < a ? a : b;
-}
 
 static inline size_t pix(const tt_shape *s, int n, int iy, int ix) {
   return (((size_t)n * s->h + iy) * s->w + ix) * s->c;

@@ -3,19 +3,10 @@
    they see. Global average pooling is the kh=h, kw=w, oh=ow=1 case. */
 #include <string.h>
 #include "kernels.h"
+#include "window.h"
 #ifdef __wasm_simd128__
 #include <wasm_simd128.h>
 #endif
-
-/* Taps [*k0,*k1) of a window starting at input index o*stride - pad that fall inside
-   [0,size). Empty when the window lies entirely in padding. */
-static inline void tap_range(int o, int stride, int pad, int ksize, int size, int *k0,
-                             int *k1) {
-  const int i0 = o * stride - pad;
-  int a = i0 < 0 ? -i0 : 0, b = size - i0 < ksize ? size - i0 : ksize;
-  *k0 = a;
-  *k1 = b < a ? a : b;
-}
 
 /* 1/count of in-bounds cells; a window wholly in padding averages nothing and yields 0
    rather than a division by zero. */
