@@ -22,6 +22,7 @@ start: setup all
 test: setup all
 	$(MAKE) test-native
 	$(MAKE) test-asan
+	$(MAKE) test-tsan
 	$(MAKE) fuzz
 	node --test tests/
 
@@ -31,7 +32,8 @@ setup:
 native: $(TESTS_C)
 WASM_TESTS = build/test_kernels.wasm build/test_net.wasm build/test_kernels-relaxed.wasm \
              build/test_net-relaxed.wasm
-wasm: build/tinytune.wasm build/tinytune-relaxed.wasm build/tinytune-scalar.wasm $(WASM_TESTS)
+wasm: build/tinytune.wasm build/tinytune-relaxed.wasm build/tinytune-scalar.wasm \
+      build/tinytune-mt.wasm build/tinytune-mt-relaxed.wasm $(WASM_TESTS)
 
 $(NATIVE)/libtt.a: $(SRC) $(HDR)
 	@mkdir -p $(NATIVE)/obj
@@ -39,7 +41,7 @@ $(NATIVE)/libtt.a: $(SRC) $(HDR)
 	ar rcs $@ $(NATIVE)/obj/*.o
 
 $(NATIVE)/test_%: tests/c/test_%.c tests/c/check.h $(NATIVE)/libtt.a
-	$(CC) $(CFLAGS) -Itests/c -o $@ $< $(NATIVE)/libtt.a -lm
+	$(CC) $(CFLAGS) -Itests/c -o $@ $< $(NATIVE)/libtt.a -lm -pthread
 
 test-native: $(TESTS_C)
 	@set -e; for t in $(TESTS_C); do echo "== $$t"; $$t; done
@@ -57,6 +59,23 @@ build/tinytune-relaxed.wasm: $(SRC) $(HDR) tools/relaxed_fma.mjs
 	@mkdir -p build
 	$(EMCC) $(EMFLAGS) -msimd128 -mrelaxed-simd -o build/tinytune-relaxed.pre.wasm $(SRC)
 	node tools/relaxed_fma.mjs build/tinytune-relaxed.pre.wasm $@
+
+# Threaded builds (WASM threads: atomics and shared memory), loaded by wasm/threads.mjs
+# where the runtime allows shared memory (Node; cross-origin isolated pages). Not
+# standalone (emcc 3.1.6 has no standalone pthreads), so emcc writes JS glue we do not
+# use; only the .wasm is kept. threads.mjs repeats the memory and stack sizes. -O2, not
+# -O3: at -O3 emcc minifies the import and export names for its glue.
+MTFLAGS  = -O2 -std=c99 -Wall -Isrc -pthread -Wno-pthreads-mem-growth --no-entry -sALLOW_MEMORY_GROWTH=1 \
+           -sINITIAL_MEMORY=33554432 -sMAXIMUM_MEMORY=2147483648 -sTOTAL_STACK=1048576 \
+           -sENVIRONMENT=web,worker,node
+build/tinytune-mt.wasm: $(SRC) $(HDR)
+	@mkdir -p build/mt
+	$(EMCC) $(MTFLAGS) -msimd128 -o build/mt/tinytune-mt.js $(SRC)
+	cp build/mt/tinytune-mt.wasm $@
+build/tinytune-mt-relaxed.wasm: $(SRC) $(HDR) tools/relaxed_fma.mjs
+	@mkdir -p build/mt
+	$(EMCC) $(MTFLAGS) -msimd128 -mrelaxed-simd -o build/mt/tinytune-mt-relaxed.js $(SRC)
+	node tools/relaxed_fma.mjs build/mt/tinytune-mt-relaxed.wasm $@
 
 # Fallback for runtimes without WASM SIMD: same sources, scalar kernels only.
 build/tinytune-scalar.wasm: $(SRC) $(HDR)
@@ -106,7 +125,7 @@ ASAN_CFLAGS     = -g -O1 -std=c99 -Wall -Wextra -Wno-unused-parameter -Isrc -Ite
 ASAN_OBJ        = $(patsubst %.c,build/asan/obj/%.o,$(SRC))
 ASAN_TESTS      = $(patsubst tests/c/%.c,build/asan/%,$(wildcard tests/c/test_*.c))
 
-.PHONY: fuzz fuzz-long fuzz-build fuzz-seeds test-asan
+.PHONY: fuzz fuzz-long fuzz-build fuzz-seeds test-asan test-tsan
 .SECONDARY: $(FUZZ_OBJ) $(ASAN_OBJ)
 fuzz-build: $(addprefix build/fuzz/fuzz_,$(FUZZ_TARGETS))
 
@@ -154,7 +173,14 @@ build/asan/obj/%.o: %.c $(HDR) $(VENDORED)
 	$(ASAN_CC) $(ASAN_CFLAGS) -c -o $@ $<
 
 build/asan/test_%: tests/c/test_%.c tests/c/check.h $(ASAN_OBJ)
-	$(ASAN_CC) $(ASAN_CFLAGS) -o $@ $< $(ASAN_OBJ) -lm
+	$(ASAN_CC) $(ASAN_CFLAGS) -o $@ $< $(ASAN_OBJ) -lm -pthread
+
+# The thread pool and the kernels split across threads, under ThreadSanitizer.
+build/tsan/test_threads: tests/c/test_threads.c tests/c/check.h $(SRC) $(HDR)
+	@mkdir -p build/tsan
+	$(ASAN_CC) -g -O1 -std=c99 -Isrc -Itests/c -fsanitize=thread -o $@ $< $(SRC) -lm -pthread
+test-tsan: build/tsan/test_threads
+	TSAN_OPTIONS=halt_on_error=1 build/tsan/test_threads
 
 test-asan: $(ASAN_TESTS)
 	@set -e; for t in $(ASAN_TESTS); do echo "== $$t (ASan+UBSan)"; \

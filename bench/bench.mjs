@@ -4,19 +4,21 @@
 // Both of our SIMD builds are measured: the plain one, and the relaxed-SIMD (FMA) one
 // that browsers with relaxed SIMD load. Node 20 has relaxed SIMD only behind a flag, so
 // unless --no-relaxed is given the benchmark re-runs itself with the flag (which changes
-// nothing for tfjs-wasm: it has no relaxed-SIMD build).
+// nothing for tfjs-wasm: it has no relaxed-SIMD build). Each build runs on one thread,
+// as tfjs-wasm does in Node; then the fastest build again on all cores (--threads N to
+// choose), against itself on one thread and against tfjs-wasm.
 import fs from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { parseArgs } from 'node:util';
 import { createEngine } from '../wasm/engine.mjs';
-import { hasRelaxedSimd } from '../wasm/module.mjs';
+import { hasRelaxedSimd, canThread, defaultThreads } from '../wasm/module.mjs';
 import { Classifier } from '../wasm/transfer.mjs';
 import { PHOTOS, modelDir, readPhoto, referenceTf, dirHandler } from '../tests/helpers.mjs';
 
 const { values: o } = parseArgs({ options: {
   model: { type: 'string', default: 'mobilenet_v2_mid' }, runs: { type: 'string', default: '7' },
   quick: { type: 'boolean', default: false }, json: { type: 'string', default: 'bench/results.json' },
-  'no-relaxed': { type: 'boolean', default: false }, 'forward-child': { type: 'string' } } });
+  'no-relaxed': { type: 'boolean', default: false }, 'forward-child': { type: 'string' }, threads: { type: 'string' } } });
 
 const FLAG = '--experimental-wasm-relaxed-simd';
 if (!o['no-relaxed'] && !hasRelaxedSimd() && !process.execArgv.includes(FLAG)) {
@@ -50,8 +52,11 @@ const row = (what, ours, peer, peerName, unit = 'ms') => {
 // copies of the same model in the same or another engine (not a matter of buffer
 // alignment, tested), which would favour whichever build is measured second. Users load
 // one model, so each build is measured as a first model.
+// A build's name says what it is: 'SIMD', 'relaxed SIMD', '<either>, N threads'.
+const specOf = (build) => ({ simd: true, relaxed: build.startsWith('relaxed'), threads: Number(build.match(/(\d+) threads/)?.[1] ?? 1) });
 const forwardChild = async (build) => {
-  const e = await createEngine({ simd: true, relaxed: build === 'relaxed SIMD' });
+  const e = await createEngine(specOf(build));
+  if (e.threads !== specOf(build).threads) throw new Error(`${build}: the engine runs ${e.threads} threads`);
   const m = await e.loadModel(modelDir(o.model));
   const [h, w, c] = m.inputShape;
   const photos = PHOTOS.slice(0, 4).map(readPhoto), px = new Float32Array(16 * h * w * c);
@@ -74,8 +79,11 @@ const forwardOf = (build) => {
   return JSON.parse(r.stdout.trim().split('\n').pop());
 };
 
-const builds = [['SIMD', await createEngine({ simd: true, relaxed: false })]];
-if (hasRelaxedSimd()) builds.push(['relaxed SIMD', await createEngine({ simd: true, relaxed: true })]);
+const names = ['SIMD', ...(hasRelaxedSimd() ? ['relaxed SIMD'] : [])];
+const THREADS = Number(o.threads ?? await defaultThreads());
+if (canThread() && THREADS > 1) names.push(`${names.at(-1)}, ${THREADS} threads`);
+const builds = [];
+for (const name of names) builds.push([name, await createEngine(specOf(name))]);
 const engine = builds[0][1];
 const models = [];
 for (const [name, e] of builds) models.push([name, e, await e.loadModel(modelDir(o.model))]);
@@ -97,11 +105,16 @@ const refRun = (n) => tf.tidy(() => {
   return isGraph ? ref.execute(x) : ref.predict(x);
 }).dataSync();
 
-console.log(`# ${o.model}, ${RUNS} runs (median), Node ${process.versions.node}, builds: ${builds.map((b) => b[0]).join(', ')}, 1 thread, ${tf.getBackend()} peer`);
+console.log(`# ${o.model}, ${RUNS} runs (median), Node ${process.versions.node}, builds: ${builds.map((b) => b[0]).join(' | ')}; peer ${tf.getBackend()}, 1 thread`);
 const forward = Object.fromEntries(builds.map(([name]) => [name, forwardOf(name)]));
 for (const n of [1, 16]) {
   const peer = await time(() => refRun(n));
   for (const [name] of builds) row(`forward, batch ${n} (per image), ${name}`, forward[name][n] / n, peer / n, 'tfjs-wasm');
+}
+const threaded = names.find((b) => /threads/.test(b));
+if (threaded) {
+  const alone = threaded.replace(/, \d+ threads/, '');
+  for (const n of [1, 16]) row(`forward, batch ${n}, ${threaded} vs 1`, forward[threaded][n], forward[alone][n], `1 thread`);
 }
 const peakForward = forward.SIMD.memory;
 

@@ -1,9 +1,10 @@
 // Runs in the benchmark page: this engine and tfjs-backend-wasm on the same model and the
-// same preprocessed real photos, one thread each, medians; posts the result to window.
+// same preprocessed real photos, each on ?threads= threads (default 1), medians; posts the
+// result to window. tfjs-wasm picks its threads once per page, hence a page per count.
 import { createEngine } from '/wasm/engine.mjs';
 
 const q = new URLSearchParams(location.search);
-const id = q.get('model') ?? 'mobilenet_v2_mid', runs = Number(q.get('runs') ?? 7);
+const id = q.get('model') ?? 'mobilenet_v2_mid', runs = Number(q.get('runs') ?? 7), threads = Number(q.get('threads') ?? 1);
 const photos = ['chelsea.png', 'coffee.png', 'astronaut.png', 'rocket.jpg'];
 const median = (xs) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
 // Chromium compiles wasm with a baseline tier first and optimises hot functions later:
@@ -16,14 +17,14 @@ const time = async (fn) => {
 };
 
 try {
-  const engine = await createEngine();
+  const engine = await createEngine({ threads });
   const model = await engine.loadModel(`/models/${id}/`);
   const [H, W, C] = model.inputShape, per = H * W * C;
   const pixels = new Float32Array(16 * per);
   const prepared = await Promise.all(photos.map(async (p) => model.embedViews(new Uint8Array(await (await fetch(`/skimage/${p}`)).arrayBuffer()), { views: 1, upto: 0 })));
   for (let k = 0; k < 16; k++) pixels.set(prepared[k % prepared.length], k * per);
 
-  tf.wasm.setThreadsCount(1); // like ours: one thread
+  tf.wasm.setThreadsCount(threads); // as many as ours
   tf.wasm.setWasmPaths('/tfjs/tfjs-backend-wasm/dist/');
   await tf.setBackend('wasm');
   const json = await (await fetch(`/models/${id}/model.json`)).json();
@@ -38,7 +39,8 @@ try {
     const peer = await time(() => refRun(n));
     rows.push({ what: `forward, batch ${n} (per image)`, ours: ours / n, peer: peer / n, peerName: 'tfjs-wasm', unit: 'ms', ratio: peer / ours });
   }
-  window.benchResult = { ok: true, model: id, runs, simd: engine.simd, crossOriginIsolated, userAgent: navigator.userAgent, rows,
+  window.benchResult = { ok: true, model: id, runs, simd: engine.simd, relaxed: engine.mod.relaxed, threads: engine.threads,
+    peerThreads: tf.wasm.getThreadsCount(), crossOriginIsolated, userAgent: navigator.userAgent, rows,
     memory: engine.memoryBytes() };
 } catch (e) {
   window.benchResult = { ok: false, error: String(e.stack ?? e) };

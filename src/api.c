@@ -4,6 +4,7 @@
 #include "augment.h"
 #include "image.h"
 #include "net.h"
+#include "threads.h"
 #include "train.h"
 #include "tt.h"
 #include "weights.h"
@@ -35,6 +36,12 @@ API(tt_hash) void tt_hash(const uint8_t *p, size_t n, uint32_t *out2) {
   uint64_t h = tt_hash64(p, n, TT_HASH64_INIT);
   out2[0] = (uint32_t)h, out2[1] = (uint32_t)(h >> 32);
 }
+
+/* ---- threads (wasm/threads.mjs lends them; see threads.h) ---- */
+
+API(tt_threads) int tt_api_threads(void) { return tt_threads(); }
+API(tt_threads_lend) int tt_api_threads_lend(void) { return tt_threads_lend(); }
+API(tt_threads_stop) void tt_api_threads_stop(void) { tt_threads_stop(); }
 
 /* ---- networks ---- */
 

@@ -517,7 +517,8 @@ static int run_block(tt_net *net, const block *bk, const float *x, float *y, int
   const tt_op *in = &net->ops[bk->e >= 0 ? net->ops[bk->e].d.in0 : dw->d.in0];
   const tt_op *ex = bk->e >= 0 ? &net->ops[bk->e] : NULL;
   const int H = in->h, W = in->w, Cin = in->c, Ce = dw->c, OH = dw->h, OW = dw->w;
-  const int s = dw->d.sh, pt = dw->pt, Cp = pj->c;
+  const int s = dw->d.sh, Cp = pj->c;
+  const tt_shape whole = spatial(net, dw, 1);
   const size_t rowE = (size_t)W * Ce, rowD = (size_t)OW * Ce;
   int R = (int)(tt_band_bytes / sizeof(float) / ((ex ? (size_t)s * rowE : 0) + rowD));
   R = R < 1 ? 1 : R > OH ? OH : R;
@@ -533,9 +534,10 @@ static int run_block(tt_net *net, const block *bk, const float *x, float *y, int
     int lo = 0, hi = 0; /* input rows whose expansion E holds */
     for (int oy0 = 0; oy0 < OH; oy0 += R) {
       const int oy1 = oy0 + R < OH ? oy0 + R : OH;
-      int need_lo = oy0 * s - pt, need_hi = (oy1 - 1) * s - pt + 3;
-      need_lo = need_lo < 0 ? 0 : need_lo;
-      need_hi = need_hi > H ? H : need_hi;
+      /* The band as an image of its own: input rows [need_lo, need_hi). */
+      int need_lo;
+      const tt_shape sh = tt_band(&whole, oy0, oy1, &need_lo);
+      const int need_hi = need_lo + sh.h;
       const float *band;
       if (ex) {
         int from = need_lo, keep = 0;
@@ -555,10 +557,6 @@ static int run_block(tt_net *net, const block *bk, const float *x, float *y, int
       } else {
         band = xb + (size_t)need_lo * rowE;
       }
-      /* The band as an image of its own: rows [need_lo, need_hi), top padding only for
-         the first band; rows past need_hi are the image's bottom padding or not needed. */
-      tt_shape sh = {1, need_hi - need_lo, W, Ce, 3, 3, s, dw->d.sw, need_lo - (oy0 * s - pt), dw->pl,
-                     oy1 - oy0, OW, Ce};
       tt_dwconv(&sh, band, dw->wt, dw->bias, dw->d.act, D);
       tt_gemm(0, 0, (oy1 - oy0) * OW, Cp, Ce, D, Ce, pj->wt, Cp, yb + (size_t)oy0 * OW * Cp, Cp,
               bk->r != 0, pj->bias, act);

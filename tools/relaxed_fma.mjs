@@ -58,6 +58,11 @@ export function rewrite(bytes) {
           else if (sub === 11) p++;
           else if (sub === 12 || sub === 14) { u32(); u32(); }
           else fail(`unknown 0xfc ${sub}`);
+        } else if (op === 0xfe) { // threads: atomic.fence has a zero byte, the rest a memarg
+          const sub = u32();
+          if (sub === 3) p++;
+          else if (sub <= 2 || (sub >= 0x10 && sub <= 0x4e)) memarg();
+          else fail(`unknown 0xfe ${sub}`);
         } else if (op === 0xfd) {
           const at = p, sub = u32();
           if (sub <= 11 || sub === 92 || sub === 93) memarg();

@@ -20,7 +20,11 @@ export class Engine {
   }
 
   get simd() { return this.mod.simd; }
-  get threads() { return 1; }
+  /** Threads the engine runs its kernels on (1 unless a threaded build got its workers). */
+  get threads() { return this.mod.threads; }
+
+  /** Releases the engine's worker threads (it keeps working, on one thread). */
+  close() { return this.mod.close(); }
 
   /**
    * Loads a tfjs graph or layers model (a URL, a directory, or a path to model.json).

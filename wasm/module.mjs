@@ -1,6 +1,7 @@
 // Loads the engine's .wasm in Node and browsers alike with WebAssembly.instantiate, and
 // wraps its exports in small helpers for moving bytes and errors across the boundary.
-// Emscripten's own JS glue is not used: the module is built -sSTANDALONE_WASM.
+// Emscripten's own JS glue is not used: the single-threaded builds are -sSTANDALONE_WASM,
+// and threads.mjs instantiates the threaded ones.
 
 const isNode = typeof process !== 'undefined' && !!process.versions?.node;
 
@@ -43,39 +44,70 @@ async function readBytes(url) {
   return new Uint8Array(await r.arrayBuffer());
 }
 
-// The builds, fastest first: relaxed SIMD (FMA), plain SIMD, scalar.
+// The builds, fastest first: relaxed SIMD (FMA), plain SIMD, scalar. The -mt ones are
+// built with WASM threads (shared memory) and run with opts.threads > 1.
 const BUILDS = [
   { file: 'tinytune-relaxed.wasm', simd: true, relaxed: true },
   { file: 'tinytune.wasm', simd: true, relaxed: false },
   { file: 'tinytune-scalar.wasm', simd: false, relaxed: false },
 ];
+const MT_BUILDS = [
+  { file: 'tinytune-mt-relaxed.wasm', simd: true, relaxed: true },
+  { file: 'tinytune-mt.wasm', simd: true, relaxed: false },
+];
+
+/**
+ * Whether this runtime can run the threaded builds: shared WebAssembly memory, which
+ * browsers grant only to cross-origin isolated pages (COOP + COEP headers).
+ */
+export function canThread() {
+  if (typeof SharedArrayBuffer === 'undefined' || (!isNode && !globalThis.crossOriginIsolated)) return false;
+  try { return new WebAssembly.Memory({ initial: 1, maximum: 1, shared: true }).buffer instanceof SharedArrayBuffer; } catch { return false; }
+}
+
+/** Threads worth using here: the machine's cores, at most 8. */
+export async function defaultThreads() {
+  const n = isNode ? (await import('node:os')).availableParallelism() : globalThis.navigator?.hardwareConcurrency;
+  return Math.max(1, Math.min(8, n || 1));
+}
+
+async function compileFirst(candidates) {
+  for (let i = 0; ; i++) {
+    try {
+      return [await WebAssembly.compile(await readBytes(new URL(`../build/${candidates[i].file}`, import.meta.url))), candidates[i]];
+    } catch (e) {
+      if (i + 1 >= candidates.length) throw e;
+    }
+  }
+}
 
 /**
  * Instantiates the engine: the fastest build the runtime supports. opts.simd and
  * opts.relaxed force a choice (default: detect); opts.url / opts.bytes load given code
  * (then opts.simd / opts.relaxed only label it). If a build fails to load (a server
  * without the relaxed file, say), the next one is tried, so a user gets a slower engine
- * rather than an error.
+ * rather than an error. opts.threads (default: the machine's cores) > 1 loads a
+ * threaded build where the runtime allows one (canThread) and SIMD is on, and lends it
+ * that many threads in all; else the engine runs on one. module.threads says which.
  */
 export async function loadModule(opts = {}) {
   const simd = opts.simd ?? hasSimd();
   const relaxed = simd && (opts.relaxed ?? hasRelaxedSimd());
+  const threads = opts.url || opts.bytes || !simd || !canThread() ? 1 : Math.max(1, Math.floor(opts.threads ?? await defaultThreads()));
   let module, build;
   if (opts.url || opts.bytes) {
     build = { simd, relaxed };
     module = await WebAssembly.compile(opts.bytes ?? await readBytes(opts.url));
   } else {
-    const candidates = BUILDS.filter((b) => (b.simd ? simd : true) && (b.relaxed ? relaxed : true) &&
+    const candidates = (threads > 1 ? MT_BUILDS : BUILDS).filter((b) => (b.simd ? simd : true) && (b.relaxed ? relaxed : true) &&
       (opts.simd === undefined || b.simd === opts.simd) && (opts.relaxed !== true || b.relaxed));
     if (!candidates.length) throw new EngineError('this runtime does not support the requested build (relaxed SIMD)');
-    for (let i = 0; !module; i++) {
-      build = candidates[i];
-      try {
-        module = await WebAssembly.compile(await readBytes(new URL(`../build/${build.file}`, import.meta.url)));
-      } catch (e) {
-        if (i + 1 >= candidates.length) throw e;
-      }
-    }
+    [module, build] = await compileFirst(candidates);
+  }
+  if (threads > 1) {
+    const { instantiateThreaded } = await import('./threads.mjs');
+    const { exports, pool } = await instantiateThreaded(module, threads);
+    return new Module(exports, build.simd, build.relaxed, pool);
   }
   const imports = {};
   for (const imp of WebAssembly.Module.imports(module)) {
@@ -92,11 +124,18 @@ const utf8 = new TextEncoder();
 const utf8d = new TextDecoder();
 
 export class Module {
-  constructor(exports, simd, relaxed = false) {
+  constructor(exports, simd, relaxed = false, pool = null) {
     this.x = exports;
     this.simd = simd;
     this.relaxed = relaxed; // the relaxed-SIMD (FMA) build
+    this.pool = pool; // the lent threads of a threaded build
   }
+
+  /** Threads the engine's kernels run on (1: this thread only). */
+  get threads() { return this.x.tt_threads(); }
+
+  /** Lets the engine's threads go (a threaded build then runs on one thread). */
+  async close() { await this.pool?.close(); this.pool = null; }
 
   // Views are recreated on every access: memory growth detaches the old buffer.
   get u8() { return new Uint8Array(this.x.memory.buffer); }
@@ -110,7 +149,7 @@ export class Module {
     const u8 = this.u8;
     let e = p;
     while (u8[e]) e++;
-    return utf8d.decode(u8.subarray(p, e));
+    return utf8d.decode(u8.slice(p, e)); // a copy: browsers do not decode shared memory
   }
 
   lastError() { return this.string(this.x.tt_error()); }

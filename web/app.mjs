@@ -851,8 +851,10 @@ function renderThreads(env) {
   const iso = globalThis.crossOriginIsolated === true;
   chip.textContent = `${plural(env.threads, 'thread')}`;
   chip.className = 'chip';
-  chip.title = `The engine runs in a Web Worker with ${plural(env.threads, 'thread')} (${env.simd ? 'SIMD' : 'scalar'} build). ` +
-    `Cross-origin isolated: ${iso ? 'yes' : 'no'}${iso ? ' (SharedArrayBuffer available)' : ''}; the page stays responsive while it trains.`;
+  const why = env.threads > 1 ? '' : !iso ? ' Only one: the page is not cross-origin isolated (the server sends no COOP/COEP headers), so WebAssembly threads are off.'
+    : !env.simd ? ' Only one: the threaded builds need WebAssembly SIMD.' : '';
+  chip.title = `The engine runs in a Web Worker with ${plural(env.threads, 'thread')} (${env.simd ? 'SIMD' : 'scalar'} build).${why} ` +
+    `Cross-origin isolated: ${iso ? 'yes' : 'no'}; the page stays responsive while it trains.`;
   $('env-detail').textContent = `Engine: ${env.simd ? 'WebAssembly SIMD' : 'WebAssembly scalar (no SIMD)'} build · ${plural(env.threads, 'thread')} in a Web Worker · crossOriginIsolated: ${iso ? 'yes' : 'no'}`;
 }
 

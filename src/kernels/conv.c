@@ -177,9 +177,10 @@ void tt_conv2d_simd(const tt_shape *s, const float *x, const float *w,
 
 void tt_conv2d(const tt_shape *s, const float *x, const float *w, const float *bias,
                int act, float *y) {
+  const double macs = (double)s->kh * s->kw * s->c * s->oc;
 #ifdef __wasm_simd128__
-  tt_conv2d_simd(s, x, w, bias, act, y);
+  tt_bands(tt_conv2d_simd, macs, s, x, w, bias, act, y);
 #else
-  tt_conv2d_scalar(s, x, w, bias, act, y);
+  tt_bands(tt_conv2d_scalar, macs, s, x, w, bias, act, y);
 #endif
 }

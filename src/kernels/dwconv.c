@@ -118,12 +118,10 @@ static inline void vmuladd(int C, float *restrict d, const float *restrict a,
      [bias, w0..w8] per 4 channels so that one pointer with constant offsets reaches
      them all. */
 #define DW_CHUNK 2048 /* channels packed per pass; MobileNetV2 1.4 tops out at 1344 */
-static float dw_wpack[10 * DW_CHUNK];
 static const float dw_zero[DW_CHUNK];
 
-/* Packs bias and weights of the 4-channel groups of channels [c0, c0+cn). */
-static void dw3x3_pack(const float *w, const float *bias, int C, int c0, int cn) {
-  float *p = dw_wpack;
+/* Packs bias and weights of the 4-channel groups of channels [c0, c0+cn) into p. */
+static void dw3x3_pack(const float *w, const float *bias, int C, int c0, int cn, float *p) {
   for (int c = 0; c + 4 <= cn; c += 4) {
     for (int j = 0; j < 4; j++) p[j] = bias ? bias[c0 + c + j] : 0.0f;
     p += 4;
@@ -132,13 +130,14 @@ static void dw3x3_pack(const float *w, const float *bias, int C, int c0, int cn)
   }
 }
 
-/* One output pixel over cn channels; in[t] is tap t's input or dw_zero. The last
-   cn % 4 channels use the unpacked weights wt (row stride C) and bias bt. */
-static void dw3x3_pixel(const float *const in[9], int cn, int C, const float *wt,
-                        const float *bt, int act, float *restrict y) {
+/* One output pixel over cn channels; in[t] is tap t's input or dw_zero, wp the packed
+   weights. The last cn % 4 channels use the unpacked weights wt (row stride C) and
+   bias bt. */
+static void dw3x3_pixel(const float *const in[9], int cn, int C, const float *wp,
+                        const float *wt, const float *bt, int act, float *restrict y) {
   const float *i0 = in[0], *i1 = in[1], *i2 = in[2], *i3 = in[3], *i4 = in[4], *i5 = in[5],
               *i6 = in[6], *i7 = in[7], *i8 = in[8];
-  const float *w = dw_wpack;
+  const float *w = wp;
   int c = 0;
 #define DW_TAP(acc, ip, wk) \
   acc = TT_MADD(wasm_v128_load(ip), wasm_v128_load(w + (wk)), acc)
@@ -163,7 +162,8 @@ static void dw3x3_pixel(const float *const in[9], int cn, int C, const float *wt
 
 /* A pixel whose window crosses the padding. */
 static void dw3x3_border(const tt_shape *s, const float *x, int n, int oy, int ox, int c0,
-                         int cn, const float *wt, const float *bt, int act, float *yrow) {
+                         int cn, const float *wp, const float *wt, const float *bt, int act,
+                         float *yrow) {
   const int iy = oy * s->sh - s->pt, ix = ox * s->sw - s->pl;
   const float *in[9];
   for (int ky = 0; ky < 3; ky++)
@@ -172,7 +172,7 @@ static void dw3x3_border(const tt_shape *s, const float *x, int n, int oy, int o
       in[ky * 3 + kx] =
           yy >= 0 && yy < s->h && xx >= 0 && xx < s->w ? x + pix(s, n, yy, xx) + c0 : dw_zero;
     }
-  dw3x3_pixel(in, cn, s->c, wt, bt, act, yrow + (size_t)ox * s->c);
+  dw3x3_pixel(in, cn, s->c, wp, wt, bt, act, yrow + (size_t)ox * s->c);
 }
 
 /* npx interior output pixels of one row, all C channels. p is the top-left input of the
@@ -274,23 +274,25 @@ void tt_dwconv_simd(const tt_shape *s, const float *x, const float *w,
         dw3x3_row(x + pix(s, n, iy, oxa * s->sw - s->pl), (size_t)s->sw * C, rs, oxb - oxa,
                   C, w, bias, act, y + opix(s, n, oy, oxa));
     }
-  /* Border pixels, a chunk of channels at a time so the packed weights fit. */
+  /* Border pixels, a chunk of channels at a time so the packed weights fit (on the
+     stack: each thread running the kernel needs its own). */
+  float wp[10 * DW_CHUNK];
   for (int c0 = 0; c0 < C; c0 += DW_CHUNK) {
     const int cn = C - c0 < DW_CHUNK ? C - c0 : DW_CHUNK;
     const float *wt = w + c0, *bt = bias ? bias + c0 : NULL;
-    dw3x3_pack(w, bias, C, c0, cn);
+    dw3x3_pack(w, bias, C, c0, cn, wp);
     for (int n = 0; n < s->n; n++)
       for (int oy = 0; oy < s->oh; oy++) {
         const int iy = oy * s->sh - s->pt;
         float *yrow = y + opix(s, n, oy, 0) + c0;
         if (iy >= 0 && iy + 3 <= s->h && oxa < oxb) {
           for (int ox = 0; ox < oxa; ox++)
-            dw3x3_border(s, x, n, oy, ox, c0, cn, wt, bt, act, yrow);
+            dw3x3_border(s, x, n, oy, ox, c0, cn, wp, wt, bt, act, yrow);
           for (int ox = oxb; ox < s->ow; ox++)
-            dw3x3_border(s, x, n, oy, ox, c0, cn, wt, bt, act, yrow);
+            dw3x3_border(s, x, n, oy, ox, c0, cn, wp, wt, bt, act, yrow);
         } else {
           for (int ox = 0; ox < s->ow; ox++)
-            dw3x3_border(s, x, n, oy, ox, c0, cn, wt, bt, act, yrow);
+            dw3x3_border(s, x, n, oy, ox, c0, cn, wp, wt, bt, act, yrow);
         }
       }
   }
@@ -339,9 +341,9 @@ void tt_dwconv_backward_filter_simd(const tt_shape *s, const float *x, const flo
 void tt_dwconv(const tt_shape *s, const float *x, const float *w, const float *bias,
                int act, float *y) {
 #ifdef __wasm_simd128__
-  tt_dwconv_simd(s, x, w, bias, act, y);
+  tt_bands(tt_dwconv_simd, (double)s->kh * s->kw * s->c, s, x, w, bias, act, y);
 #else
-  tt_dwconv_scalar(s, x, w, bias, act, y);
+  tt_bands(tt_dwconv_scalar, (double)s->kh * s->kw * s->c, s, x, w, bias, act, y);
 #endif
 }
 

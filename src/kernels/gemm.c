@@ -15,6 +15,7 @@
    which is why A^T and B^T cost no more than the plain case. */
 #include "kernels.h"
 #include "act.h"
+#include "threads.h"
 #ifdef __wasm_simd128__
 #include "simd.h"
 #endif
@@ -83,11 +84,6 @@ void tt_gemm_scalar(int ta, int tb, int M, int N, int K, const float *A, int lda
 #define GEMM_NR 8
 #define GEMM_KC 256
 #define GEMM_NC 128
-
-/* Fixed workspaces instead of malloc: kernels must not allocate. This makes
-   tt_gemm_simd non-reentrant, which is fine for the single-threaded engine. */
-static float gemm_bpack[GEMM_KC * GEMM_NC];
-static float gemm_apack[GEMM_KC * GEMM_MR];
 
 /* 4x4 transpose of four row vectors, in place. */
 static inline void tr4(v128_t *r0, v128_t *r1, v128_t *r2, v128_t *r3) {
@@ -535,6 +531,9 @@ void tt_gemm_simd(int ta, int tb, int M, int N, int K, const float *A, int lda,
 static void gemm_packed(int ta, int tb, int M, int N, int K, const float *A, int lda,
                         const float *B, int ldb, float *C, int ldc, int acc,
                         const float *bias, int act) {
+  /* On the stack rather than static (kernels must not allocate): each thread running a
+     GEMM gets its own. 132 KiB; the engine's stacks are 1 MiB. */
+  float gemm_bpack[GEMM_KC * GEMM_NC], gemm_apack[GEMM_KC * GEMM_MR];
   if (M < GEMM_MR || K <= 0) { /* K = 0: no K block would run the epilogue */
     gemm_few_rows(ta, tb, M, N, K, A, lda, B, ldb, C, ldc, acc, bias, act);
     return;
@@ -582,12 +581,57 @@ static void gemm_packed(int ta, int tb, int M, int N, int K, const float *A, int
 }
 #endif
 
-void tt_gemm(int ta, int tb, int M, int N, int K, const float *A, int lda,
-             const float *B, int ldb, float *C, int ldc, int acc,
-             const float *bias, int act) {
+static void gemm_1(int ta, int tb, int M, int N, int K, const float *A, int lda,
+                   const float *B, int ldb, float *C, int ldc, int acc, const float *bias,
+                   int act) {
 #ifdef __wasm_simd128__
   tt_gemm_simd(ta, tb, M, N, K, A, lda, B, ldb, C, ldc, acc, bias, act);
 #else
   tt_gemm_scalar(ta, tb, M, N, K, A, lda, B, ldb, C, ldc, acc, bias, act);
 #endif
+}
+
+/* Across threads, C is cut into blocks of whole rows, at multiples of the 4-row tile,
+   or (too few rows) of whole columns at multiples of the 8-column panel, the last block
+   taking the remnant. Each element then goes through the same code path, in the same
+   order, as without the cut, so the result does not depend on the number of threads.
+   Rows first: each block then streams all of B but writes its own rows of C. */
+typedef struct {
+  int ta, tb, M, N, K, lda, ldb, ldc, acc, act, rows, step, tasks;
+  const float *A, *B, *bias;
+  float *C;
+} gemm_split;
+
+static void gemm_task(void *ctx, int t) {
+  const gemm_split *g = ctx;
+  const int lo = t * g->step, hi = t == g->tasks - 1 ? (g->rows ? g->M : g->N) : lo + g->step;
+  if (g->rows)
+    gemm_1(g->ta, g->tb, hi - lo, g->N, g->K, g->A + (g->ta ? (size_t)lo : (size_t)lo * g->lda),
+           g->lda, g->B, g->ldb, g->C + (size_t)lo * g->ldc, g->ldc, g->acc, g->bias, g->act);
+  else
+    gemm_1(g->ta, g->tb, g->M, hi - lo, g->K, g->A, g->lda,
+           g->B + (g->tb ? (size_t)lo * g->ldb : (size_t)lo), g->ldb, g->C + lo, g->ldc, g->acc,
+           g->bias ? g->bias + lo : NULL, g->act);
+}
+
+/* Below this many multiply-adds a GEMM is not worth a trip through the pool. */
+#define GEMM_PAR_MIN (1 << 17)
+
+void tt_gemm(int ta, int tb, int M, int N, int K, const float *A, int lda,
+             const float *B, int ldb, float *C, int ldc, int acc,
+             const float *bias, int act) {
+  const int T = tt_threads();
+  if (T > 1 && (double)M * N * K >= GEMM_PAR_MIN) {
+    gemm_split g = {ta, tb, M, N, K, lda, ldb, ldc, acc, act, 0, 0, 0, A, B, bias, C};
+    const int unit = M >= 8 * T ? 4 : N >= 16 * T ? 8 : 0;
+    if (unit) {
+      g.rows = unit == 4;
+      const int whole = (g.rows ? M : N) / unit; /* whole tiles or panels */
+      g.step = (whole + T - 1) / T * unit;
+      g.tasks = whole * unit / g.step + (whole * unit % g.step != 0);
+      tt_parallel(g.tasks, gemm_task, &g);
+      return;
+    }
+  }
+  gemm_1(ta, tb, M, N, K, A, lda, B, ldb, C, ldc, acc, bias, act);
 }

@@ -32,6 +32,18 @@ typedef struct {
   int oh, ow, oc; /* oc == c for depthwise and pooling */
 } tt_shape;
 
+/* ---- bands.c: spatial kernels across threads ------------------------------------
+   tt_band: output rows [oy0, oy1) of one image as an image of their own, reading only
+   the input rows from *row0 on (n = 1, its own top padding). Every output pixel keeps
+   its window, taps and clipping, so a kernel gives the same results on bands as on the
+   whole. tt_bands runs f over bands of rows (or whole images) across the pool's threads
+   when the work (macs_per_pixel per output pixel) is worth it. */
+tt_shape tt_band(const tt_shape *s, int oy0, int oy1, int *row0);
+typedef void (*tt_spatial_fn)(const tt_shape *s, const float *x, const float *w,
+                              const float *bias, int act, float *y);
+void tt_bands(tt_spatial_fn f, double macs_per_pixel, const tt_shape *s, const float *x,
+              const float *w, const float *bias, int act, float *y);
+
 /* ---- dwconv.c: depthwise convolution, multiplier 1, filter [kh][kw][c] ----------- */
 void tt_dwconv(const tt_shape *s, const float *x, const float *w,
                const float *bias, int act, float *y);

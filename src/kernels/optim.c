@@ -8,6 +8,7 @@
    build targets baseline x86-64). */
 #include <math.h>
 #include "kernels.h"
+#include "threads.h"
 #ifdef __wasm_simd128__
 #include <wasm_simd128.h>
 #endif
@@ -84,11 +85,37 @@ void tt_adam_simd(size_t n, float *w, const float *g, float *m, float *v, float 
 }
 #endif
 
-void tt_adam(size_t n, float *w, const float *g, float *m, float *v, float *keep,
-             const tt_adam_cfg *c) {
+static void adam_1(size_t n, float *w, const float *g, float *m, float *v, float *keep,
+                   const tt_adam_cfg *c) {
 #ifdef __wasm_simd128__
   tt_adam_simd(n, w, g, m, v, keep, c);
 #else
   tt_adam_scalar(n, w, g, m, v, keep, c);
 #endif
+}
+
+/* Across threads: slices of the parameters (per element, the update is the same
+   arithmetic in any slice). */
+typedef struct {
+  size_t n, step;
+  float *w, *m, *v, *keep;
+  const float *g;
+  const tt_adam_cfg *c;
+} adam_split;
+
+static void adam_task(void *ctx, int t) {
+  const adam_split *a = ctx;
+  const size_t lo = (size_t)t * a->step, len = a->n - lo < a->step ? a->n - lo : a->step;
+  adam_1(len, a->w + lo, a->g + lo, a->m + lo, a->v + lo, a->keep ? a->keep + lo : NULL, a->c);
+}
+
+void tt_adam(size_t n, float *w, const float *g, float *m, float *v, float *keep,
+             const tt_adam_cfg *c) {
+  const int T = tt_threads();
+  if (T > 1 && n >= 16384) {
+    adam_split a = {n, (n / T + 4) & ~(size_t)3, w, m, v, keep, g, c};
+    tt_parallel((int)((n + a.step - 1) / a.step), adam_task, &a);
+    return;
+  }
+  adam_1(n, w, g, m, v, keep, c);
 }

@@ -1,0 +1,121 @@
+/* The thread pool behind tt_parallel (see pool.h).
+
+   One job at a time, published through a single word: `gen` is the job's number, or
+   CLOSED while the caller rewrites the job's fields. A worker that sees a new number
+   registers in `refs` and re-reads `gen`: if it is still that number, the fields are
+   stable until it leaves, because the caller closes the job and waits for refs to drain
+   before rewriting them (with the registration before the re-read and the close before
+   the drain check, one of the two always sees the other: all accesses are sequentially
+   consistent). Tasks are claimed from `next` and counted in `done`; the caller runs
+   tasks too, then waits for done == n.
+
+   Idle workers spin on `gen` for a while (a forward pass starts a job every few hundred
+   microseconds, far less than a sleep/wake round trip costs), then sleep in
+   memory.atomic.wait32; the caller wakes them only when some are asleep. */
+#ifndef __wasm__
+#define _POSIX_C_SOURCE 200809L /* sched_yield */
+#endif
+#include "threads.h"
+#include "tt.h"
+
+#if defined(__wasm__) && !defined(__wasm_atomics__)
+#define THREADS 0 /* a build without shared memory: everything runs inline */
+#else
+#define THREADS 1
+#endif
+
+#if defined(__wasm__) && THREADS
+/* Sleeps at most 50 ms at a time: a host ending a thread (Node at exit, a Worker's
+   terminate) interrupts wasm only when it runs, not inside an endless wait. */
+static void sleep_while(int *p, int v) { __builtin_wasm_memory_atomic_wait32(p, v, 50000000); }
+static void wake_all(int *p) { __builtin_wasm_memory_atomic_notify(p, (unsigned)-1); }
+#elif THREADS
+#include <sched.h> /* natively only tests lend threads: yielding stands in for a futex */
+static void sleep_while(int *p, int v) { (void)p, (void)v, sched_yield(); }
+static void wake_all(int *p) { (void)p; }
+#endif
+
+#define LOAD(p) __atomic_load_n(p, __ATOMIC_SEQ_CST)
+#define STORE(p, v) __atomic_store_n(p, v, __ATOMIC_SEQ_CST)
+#define ADD(p, v) __atomic_fetch_add(p, v, __ATOMIC_SEQ_CST)
+
+enum { CLOSED = -1, SPINS = 1 << 16 };
+
+static struct {
+  int gen, refs, next, done, n;
+  tt_task fn;
+  void *ctx;
+  int workers, sleepers, stop;
+  int busy; /* written by the caller only: a loop is running, nested ones run inline */
+} pool;
+
+int tt_threads_supported(void) { return THREADS; }
+int tt_threads(void) { return 1 + (THREADS ? LOAD(&pool.workers) : 0); }
+
+#if THREADS
+static void run_tasks(void) {
+  for (int i; (i = ADD(&pool.next, 1)) < pool.n;) {
+    pool.fn(pool.ctx, i);
+    ADD(&pool.done, 1);
+  }
+}
+#endif
+
+void tt_parallel(int n, tt_task fn, void *ctx) {
+  if (n <= 0) return;
+  if (!THREADS || n == 1 || pool.busy || LOAD(&pool.workers) == 0) {
+    for (int i = 0; i < n; i++) fn(ctx, i);
+    return;
+  }
+#if THREADS
+  pool.busy = 1;
+  const int g = LOAD(&pool.gen);
+  STORE(&pool.gen, CLOSED);
+  while (LOAD(&pool.refs)) {} /* late workers leaving the previous job */
+  pool.fn = fn, pool.ctx = ctx, pool.n = n;
+  STORE(&pool.next, 0);
+  STORE(&pool.done, 0);
+  STORE(&pool.gen, (g + 1) & 0x3fffffff);
+  if (LOAD(&pool.sleepers)) wake_all(&pool.gen);
+  run_tasks();
+  while (LOAD(&pool.done) < n) {}
+  pool.busy = 0;
+#endif
+}
+
+int tt_threads_lend(void) {
+#if THREADS
+  ADD(&pool.workers, 1);
+  int seen = CLOSED;
+  for (;;) {
+    int g, spins = 0;
+    while ((g = LOAD(&pool.gen)) == seen || g == CLOSED) {
+      if (LOAD(&pool.stop)) {
+        ADD(&pool.workers, -1);
+        return TT_OK;
+      }
+      if (++spins < SPINS) continue;
+      ADD(&pool.sleepers, 1);
+      if (LOAD(&pool.gen) == g && !LOAD(&pool.stop)) sleep_while(&pool.gen, g);
+      ADD(&pool.sleepers, -1);
+    }
+    ADD(&pool.refs, 1);
+    if (LOAD(&pool.gen) == g) {
+      seen = g;
+      run_tasks();
+    }
+    ADD(&pool.refs, -1);
+  }
+#else
+  return tt_fail(TT_EUNSUP, "this build of the engine has no threads");
+#endif
+}
+
+void tt_threads_stop(void) {
+#if THREADS
+  STORE(&pool.stop, 1);
+  while (LOAD(&pool.workers)) wake_all(&pool.gen); /* again and again: one may be just
+                                                      about to sleep */
+  STORE(&pool.stop, 0);
+#endif
+}
