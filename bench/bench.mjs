@@ -18,7 +18,7 @@ import { PHOTOS, modelDir, readPhoto, referenceTf, dirHandler } from '../tests/h
 const { values: o } = parseArgs({ options: {
   model: { type: 'string', default: 'mobilenet_v2_mid' }, runs: { type: 'string', default: '7' },
   quick: { type: 'boolean', default: false }, json: { type: 'string', default: 'bench/results.json' },
-  'no-relaxed': { type: 'boolean', default: false }, 'forward-child': { type: 'string' }, threads: { type: 'string' } } });
+  'no-relaxed': { type: 'boolean', default: false }, 'forward-child': { type: 'string' }, 'memory-child': { type: 'boolean', default: false }, threads: { type: 'string' } } });
 
 const FLAG = '--experimental-wasm-relaxed-simd';
 if (!o['no-relaxed'] && !hasRelaxedSimd() && !process.execArgv.includes(FLAG)) {
@@ -67,6 +67,26 @@ const forwardChild = async (build) => {
   out.memory = e.memoryBytes(); // the engine's wasm memory after forward passes of 16 images
   return out;
 };
+// Memory of the whole head-only workflow on IMAGES real photos (4 cycling, each with its
+// own augmented views): the engine's wasm memory (which never shrinks, so it is the peak)
+// and the features cached in JS, after embedding them all and training.
+const IMAGES = o.quick ? 200 : 1000;
+const memoryChild = async () => {
+  const e = await createEngine();
+  const m = await e.loadModel(modelDir(o.model));
+  const photos = PHOTOS.slice(0, 4).map(readPhoto);
+  const c = new Classifier(m, { labels: ['a', 'b', 'c', 'd'] });
+  const t0 = performance.now();
+  for (let i = 0; i < IMAGES; i++) c.addImage(photos[i % 4], ['a', 'b', 'c', 'd'][i % 4]);
+  const embed = performance.now() - t0;
+  await c.fit({ epochs: 5 });
+  const cache = c.images.reduce((s, im) => s + im.data.byteLength, 0);
+  return { images: IMAGES, views: c.views, threads: e.threads, wasm: e.memoryBytes(), cache, rss: process.memoryUsage().rss, embedMs: embed };
+};
+if (o['memory-child']) {
+  process.stdout.write(JSON.stringify(await memoryChild()) + '\n');
+  process.exit(0);
+}
 if (o['forward-child']) {
   process.stdout.write(JSON.stringify(await forwardChild(o['forward-child'])) + '\n');
   process.exit(0);
@@ -200,6 +220,15 @@ for (const [name, , m] of models) {
   ft.dispose();
 }
 
+{
+  const r = spawnSync(process.execPath, [...process.execArgv, process.argv[1], '--model', o.model, ...(o.quick ? ['--quick'] : []), '--memory-child'], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`memory child failed: ${r.stderr}`);
+  const mem = JSON.parse(r.stdout.trim().split('\n').pop()), MiB = 2 ** 20;
+  rows.push({ what: `memory, ${mem.images} images head-only`, ours: (mem.wasm + mem.cache) / MiB, unit: 'MiB', ...mem });
+  console.log(`memory, ${mem.images} photos x ${mem.views} views, head-only (${mem.threads} threads): wasm ${(mem.wasm / MiB).toFixed(0)} MiB + ` +
+    `cached features ${(mem.cache / MiB).toFixed(0)} MiB = ${((mem.wasm + mem.cache) / MiB).toFixed(0)} MiB (process RSS ${(mem.rss / MiB).toFixed(0)} MiB); ` +
+    `embedding took ${(mem.embedMs / mem.images).toFixed(1)} ms/photo`);
+}
 const peak = engine.memoryBytes();
 console.log(`wasm memory (SIMD build): ${(peakForward / 2 ** 20).toFixed(0)} MiB after forward, ${(peak / 2 ** 20).toFixed(0)} MiB at the end`);
 fs.writeFileSync(o.json, JSON.stringify({ model: o.model, runs: RUNS, node: process.versions.node, builds: builds.map((b) => b[0]), rows,

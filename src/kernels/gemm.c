@@ -595,7 +595,8 @@ static void gemm_1(int ta, int tb, int M, int N, int K, const float *A, int lda,
    or (too few rows) of whole columns at multiples of the 8-column panel, the last block
    taking the remnant. Each element then goes through the same code path, in the same
    order, as without the cut, so the result does not depend on the number of threads.
-   Rows first: each block then streams all of B but writes its own rows of C. */
+   A row block reads all of B, a column block all of A: the cut is across the dimension
+   that makes the re-read operand the smaller one (rows when N <= M). */
 typedef struct {
   int ta, tb, M, N, K, lda, ldb, ldc, acc, act, rows, step, tasks;
   const float *A, *B, *bias;
@@ -623,7 +624,8 @@ void tt_gemm(int ta, int tb, int M, int N, int K, const float *A, int lda,
   const int T = tt_threads();
   if (T > 1 && (double)M * N * K >= GEMM_PAR_MIN) {
     gemm_split g = {ta, tb, M, N, K, lda, ldb, ldc, acc, act, 0, 0, 0, A, B, bias, C};
-    const int unit = M >= 8 * T ? 4 : N >= 16 * T ? 8 : 0;
+    const int rows_ok = M >= 8 * T, cols_ok = N >= 16 * T;
+    const int unit = rows_ok && (N <= M || !cols_ok) ? 4 : cols_ok ? 8 : 0;
     if (unit) {
       g.rows = unit == 4;
       const int whole = (g.rows ? M : N) / unit; /* whole tiles or panels */
