@@ -40,7 +40,7 @@ try {
     rows.push({ what: `forward, batch ${n} (per image)`, ours: ours / n, peer: peer / n, peerName: 'tfjs-wasm', unit: 'ms', ratio: peer / ours });
   }
   window.benchResult = { ok: true, model: id, runs, simd: engine.simd, relaxed: engine.mod.relaxed, threads: engine.threads,
-    peerThreads: tf.wasm.getThreadsCount(), crossOriginIsolated, userAgent: navigator.userAgent, rows,
+    peerThreads: tf.wasm.getThreadsCount(), peerCanThread: await tf.env().getAsync('WASM_HAS_MULTITHREAD_SUPPORT'), crossOriginIsolated, userAgent: navigator.userAgent, rows,
     memory: engine.memoryBytes() };
 } catch (e) {
   window.benchResult = { ok: false, error: String(e.stack ?? e) };
