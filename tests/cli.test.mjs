@@ -22,7 +22,8 @@ test('finetune writes a model and metrics; predict labels held-out files; bad fi
   fs.writeFileSync(path.join(tmp, 'data', 'brick', 'notes.jpg'), 'this is not a picture');
   const out = path.join(tmp, 'm.ttm'), metrics = path.join(tmp, 'metrics.json'), exp = path.join(tmp, 'tfjs');
   const r = await cli('finetune', path.join(tmp, 'data'), '--model', 'mobilenet_v2', '--epochs', '6', '--views', '2',
-    '--val', '0.25', '--out', out, '--metrics', metrics, '--export-tfjs', exp);
+    '--val', '0.25', '--out', out, '--metrics', metrics, '--export-tfjs', exp, '--threads', '2');
+  assert.match(r.stderr, /^engine: (relaxed SIMD|SIMD) build, 2 threads$/m, 'says which build and how many threads run');
   assert.match(r.stderr, /skipped .*notes\.jpg: not an image/);
   assert.match(r.stderr, /epoch 6\/6 .*val loss/);
   const m = JSON.parse(fs.readFileSync(metrics, 'utf8'));

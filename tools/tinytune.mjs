@@ -15,6 +15,7 @@ const IMAGE = /\.(jpe?g|png|gif|bmp)$/i;
 const USAGE = `usage:
   tinytune finetune <data-dir> [--model mobilenet_v2_mid] [--blocks K] [--epochs N] [--lr X]
                     [--batch N] [--views N] [--no-augment] [--hidden N] [--seed N] [--val F]
+                    [--threads N (default: all cores)]
                     [--out model.ttm] [--metrics metrics.json] [--export-tfjs dir]
   tinytune predict <model.ttm> <image...> [--top K]
   tinytune embed <image...> [--model mobilenet_v2_mid] [--cut layer]
@@ -35,7 +36,7 @@ async function finetune(args) {
     views: { type: 'string', default: '4' }, 'no-augment': { type: 'boolean', default: false },
     hidden: { type: 'string', default: '256' }, seed: { type: 'string', default: '1' }, val: { type: 'string', default: '0.2' },
     out: { type: 'string', default: 'model.ttm' }, metrics: { type: 'string', default: 'metrics.json' },
-    'export-tfjs': { type: 'string' } } });
+    'export-tfjs': { type: 'string' }, threads: { type: 'string' } } });
   const dir = positionals[0];
   if (!dir) die(`finetune needs a data folder\n${USAGE}`);
   if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) die(`'${dir}' is not a folder`);
@@ -43,7 +44,8 @@ async function finetune(args) {
   if (labels.length < 2) die(`'${dir}' has ${labels.length} class folder(s); training needs at least 2`);
   const num = (k) => { const v = Number(o[k]); if (!Number.isFinite(v)) die(`--${k} must be a number, got '${o[k]}'`); return v; };
 
-  const engine = await createEngine();
+  const engine = await createEngine(o.threads === undefined ? {} : { threads: num('threads') });
+  process.stderr.write(`engine: ${engine.build} build, ${engine.threads} thread${engine.threads > 1 ? 's' : ''}\n`);
   const model = await engine.loadModel(modelPath(o.model), {
     onProgress: (a, b) => process.stderr.write(`\rloading ${o.model} ${bar(a / b)} ${(a / 1e6).toFixed(1)}/${(b / 1e6).toFixed(1)} MB`) });
   process.stderr.write('\n');

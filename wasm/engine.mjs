@@ -20,6 +20,8 @@ export class Engine {
   }
 
   get simd() { return this.mod.simd; }
+  /** Which build runs: 'relaxed SIMD', 'SIMD' or 'scalar'. */
+  get build() { return this.mod.relaxed ? 'relaxed SIMD' : this.mod.simd ? 'SIMD' : 'scalar'; }
   /** Threads the engine runs its kernels on (1 unless a threaded build got its workers). */
   get threads() { return this.mod.threads; }
 
