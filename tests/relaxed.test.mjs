@@ -23,14 +23,16 @@ const child = (args, timeout = 600_000) => spawnSync(process.execPath, [FLAG, ..
   { cwd: root, encoding: 'utf8', timeout, env });
 const flagWorks = child(['-e', `import('./wasm/module.mjs').then((m) => process.exit(m.hasRelaxedSimd() ? 0 : 3))`], 60_000).status === 0;
 
-test('the relaxed build exists and holds only standard opcodes', () => {
-  const path = join(root, 'build', 'tinytune-relaxed.wasm');
-  assert.ok(existsSync(path), `${path} missing: run \`make wasm\` first`);
-  const bytes = readFileSync(path);
-  // Already rewritten: a second pass finds no pre-standard FMA left, and decodes every
-  // function body to its end without meeting an unknown opcode.
-  assert.equal(rewrite(bytes).rewritten, 0);
-  if (flagWorks) assert.equal(child(['-e', `process.exit(WebAssembly.validate(require('fs').readFileSync(${JSON.stringify(path)})) ? 0 : 1)`]).status, 0);
+test('the relaxed builds (one thread and threaded) exist and hold only standard opcodes', () => {
+  for (const file of ['tinytune-relaxed.wasm', 'tinytune-mt-relaxed.wasm']) {
+    const path = join(root, 'build', file);
+    assert.ok(existsSync(path), `${path} missing: run \`make wasm\` first`);
+    const bytes = readFileSync(path);
+    // Already rewritten: a second pass finds no pre-standard FMA left, and decodes every
+    // function body (atomics included) to its end without meeting an unknown opcode.
+    assert.equal(rewrite(bytes).rewritten, 0, file);
+    if (flagWorks) assert.equal(child(['-e', `process.exit(WebAssembly.validate(require('fs').readFileSync(${JSON.stringify(path)})) ? 0 : 1)`]).status, 0, file);
+  }
 });
 
 test('the opcode rewrite: only real f32x4.fma instructions, and a*b + c afterwards', () => {
