@@ -11,8 +11,9 @@ const TYPES = { '.jpg': 'image/jpeg', '.html': 'text/html; charset=utf-8', '.js'
   '.css': 'text/css', '.json': 'application/json', '.wasm': 'application/wasm', '.png': 'image/png',
   '.svg': 'image/svg+xml', '.webmanifest': 'application/manifest+json' };
 
-/** mounts: extra {'/prefix/': directory} to serve (benchmarks serve tfjs and photos). */
-export function createServer({ mounts = {} } = {}) {
+/** mounts: extra {'/prefix/': directory} to serve (benchmarks serve tfjs and photos);
+ * isolated: false leaves out the COOP/COEP headers (a page then runs on one thread). */
+export function createServer({ mounts = {}, isolated = true } = {}) {
   return http.createServer((req, res) => {
     let p = decodeURIComponent(new URL(req.url, 'http://x').pathname);
     if (p === '/') p = '/web/index.html';
@@ -25,8 +26,7 @@ export function createServer({ mounts = {} } = {}) {
       if (err) { res.writeHead(404).end('not found'); return; }
       res.writeHead(200, {
         'Content-Type': TYPES[path.extname(file)] ?? 'application/octet-stream',
-        'Cross-Origin-Opener-Policy': 'same-origin',
-        'Cross-Origin-Embedder-Policy': 'require-corp',
+        ...(isolated ? { 'Cross-Origin-Opener-Policy': 'same-origin', 'Cross-Origin-Embedder-Policy': 'require-corp' } : {}),
         'Cache-Control': 'no-cache',
         // lets web/sw.js control the whole site (the page at /, /wasm, /build, /models)
         ...(p === '/web/sw.js' ? { 'Service-Worker-Allowed': '/' } : {}),

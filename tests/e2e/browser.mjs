@@ -19,8 +19,8 @@ export function launch(extraArgs = []) {
 }
 
 /** tools/serve.mjs on 127.0.0.1, a free port; `received` lists every request it got. */
-export async function serve() {
-  const server = createServer();
+export async function serve(options = {}) {
+  const server = createServer(options);
   const received = [];
   server.on('request', (req) => received.push({ method: req.method, url: req.url, bodyBytes: Number(req.headers['content-length'] ?? 0), chunked: !!req.headers['transfer-encoding'] }));
   await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));

@@ -410,6 +410,24 @@ describe('page: a browser without WebAssembly SIMD', () => {
   });
 });
 
+describe('page: served without cross-origin isolation', () => {
+  let srv, context, errors;
+  before(async () => { srv = await serve({ isolated: false }); });
+  after(async () => { await context?.close(); await srv?.close(); });
+
+  test('runs on one thread and says why', async () => {
+    ({ context, errors } = await newContext(browser));
+    const page = await context.newPage();
+    await page.goto(`${srv.origin}/`);
+    await ready(page);
+    assert.equal(await page.evaluate(() => crossOriginIsolated), false);
+    assert.match(await page.textContent('#chip-threads'), /^1 thread$/);
+    assert.match(await page.getAttribute('#chip-threads', 'title'), /not cross-origin isolated/);
+    assert.match(await page.textContent('#env-detail'), /SIMD build · 1 thread in a Web Worker · crossOriginIsolated: no/);
+    assert.deepEqual(errors, []);
+  });
+});
+
 describe('page: webcam capture (Chromium\'s fake camera)', () => {
   let camBrowser, srv, context, page, errors;
 
