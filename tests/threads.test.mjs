@@ -72,3 +72,23 @@ test('after close() the engine runs on one thread, with the same results', { ski
   same(m.embed(photo), before, 'features after close');
   m.dispose();
 });
+
+test('where the shared memory is refused, the engine runs on one thread instead of failing', { skip }, async () => {
+  const Memory = WebAssembly.Memory;
+  WebAssembly.Memory = function (d) {
+    if (d.shared && d.maximum > 1) throw new RangeError('WebAssembly.Memory(): could not allocate memory');
+    return new Memory(d);
+  };
+  let e;
+  try {
+    e = await createEngine({ simd: true, relaxed: false, threads: 2 });
+  } finally {
+    WebAssembly.Memory = Memory;
+  }
+  assert.equal(e.threads, 1);
+  const m = await e.loadModel(modelDir('mobilenet_v2'));
+  const photo = readPhoto(PHOTOS[1]);
+  const ref = await one.loadModel(modelDir('mobilenet_v2'));
+  same(m.embed(photo), ref.embed(photo), 'features of the fallback engine');
+  m.dispose(), ref.dispose();
+});

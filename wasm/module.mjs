@@ -88,7 +88,8 @@ async function compileFirst(candidates) {
  * without the relaxed file, say), the next one is tried, so a user gets a slower engine
  * rather than an error. opts.threads (default: the machine's cores) > 1 loads a
  * threaded build where the runtime allows one (canThread) and SIMD is on, and lends it
- * that many threads in all; else the engine runs on one. module.threads says which.
+ * that many threads in all; else, or if the threaded build cannot be had, the engine runs
+ * on one. module.threads says which.
  */
 export async function loadModule(opts = {}) {
   const simd = opts.simd ?? hasSimd();
@@ -102,12 +103,23 @@ export async function loadModule(opts = {}) {
     const candidates = (threads > 1 ? MT_BUILDS : BUILDS).filter((b) => (b.simd ? simd : true) && (b.relaxed ? relaxed : true) &&
       (opts.simd === undefined || b.simd === opts.simd) && (opts.relaxed !== true || b.relaxed));
     if (!candidates.length) throw new EngineError('this runtime does not support the requested build (relaxed SIMD)');
-    [module, build] = await compileFirst(candidates);
+    try {
+      [module, build] = await compileFirst(candidates);
+    } catch (e) {
+      if (threads === 1) throw e;
+      return loadModule({ ...opts, threads: 1 }); // no threaded build to be had
+    }
   }
   if (threads > 1) {
-    const { instantiateThreaded } = await import('./threads.mjs');
-    const { exports, pool } = await instantiateThreaded(module, threads);
-    return new Module(exports, build.simd, build.relaxed, pool);
+    // Anything failing here (a 2 GiB shared memory refused on a small device, a server
+    // without the threaded files or worker script) costs speed, never the engine.
+    try {
+      const { instantiateThreaded } = await import('./threads.mjs');
+      const { exports, pool } = await instantiateThreaded(module, threads);
+      return new Module(exports, build.simd, build.relaxed, pool);
+    } catch {
+      return loadModule({ ...opts, threads: 1 });
+    }
   }
   const imports = {};
   for (const imp of WebAssembly.Module.imports(module)) {
