@@ -1,4 +1,4 @@
-/* The thread pool behind tt_parallel (see pool.h).
+/* The thread pool behind tt_parallel (see threads.h).
 
    One job at a time, published through a single word: `gen` is the job's number, or
    CLOSED while the caller rewrites the job's fields. A worker that sees a new number
