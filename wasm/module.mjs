@@ -135,6 +135,14 @@ export async function loadModule(opts = {}) {
 const utf8 = new TextEncoder();
 const utf8d = new TextDecoder();
 
+/** The NUL-terminated UTF-8 string at p in a wasm memory (shared or not). */
+export function cString(memory, p) {
+  const u8 = new Uint8Array(memory.buffer);
+  let e = p;
+  while (u8[e]) e++;
+  return utf8d.decode(u8.slice(p, e)); // a copy: browsers do not decode shared memory
+}
+
 export class Module {
   constructor(exports, simd, relaxed = false, pool = null) {
     this.x = exports;
@@ -157,12 +165,7 @@ export class Module {
   memoryBytes() { return this.x.memory.buffer.byteLength; }
 
   /** The NUL-terminated UTF-8 string at p. */
-  string(p) {
-    const u8 = this.u8;
-    let e = p;
-    while (u8[e]) e++;
-    return utf8d.decode(u8.slice(p, e)); // a copy: browsers do not decode shared memory
-  }
+  string(p) { return cString(this.x.memory, p); }
 
   lastError() { return this.string(this.x.tt_error()); }
 

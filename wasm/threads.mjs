@@ -4,7 +4,7 @@
 // thread in a worker (thread-entry.mjs: Web Worker or worker_threads) that gives itself
 // to the engine's pool by calling tt_threads_lend. Lent threads only run kernels on
 // buffers the engine allocated; everything else stays on the caller's thread.
-import { EngineError } from './module.mjs';
+import { EngineError, cString } from './module.mjs';
 
 const isNode = typeof process !== 'undefined' && !!process.versions?.node;
 
@@ -14,7 +14,7 @@ const PAGE = 65536, INITIAL = 32 << 20, MAXIMUM = 2 ** 31, STACK = 1 << 20;
 /** The imports of a threaded build, for the engine's instance (main) or a lent thread's. */
 export function threadedImports(module, memory, getExports, main) {
   const u8 = () => new Uint8Array(memory.buffer);
-  const str = (p) => { const b = u8(); let e = p; while (b[e]) e++; return new TextDecoder().decode(b.slice(p, e)); };
+  const str = (p) => cString(memory, p);
   const known = {
     emscripten_resize_heap(size) {
       const want = Math.min(MAXIMUM, Math.max(size >>> 0, memory.buffer.byteLength * 1.25));
