@@ -43,9 +43,13 @@ typedef void (*gemm_fn)(int, int, int, int, int, const float *, int, const float
                         float *, int, int, const float *, int);
 typedef void (*spatial_fn)(const tt_shape *, const float *, const float *, const float *,
                            int, float *);
+typedef void (*qgemm_fn)(int, const tt_qmat *, const float *, int, float *, int, int,
+                         const float *, int);
 typedef struct {
-  int kind; /* 0 gemm, 1 spatial */
+  int kind; /* 0 gemm, 1 spatial, 2 qgemm */
   gemm_fn gemm;
+  qgemm_fn qgemm;
+  tt_qmat q;
   spatial_fn spatial;
   int ta, tb, M, N, K;
   tt_shape s;
@@ -58,6 +62,8 @@ static void run(const job *j) {
     const int lda = j->ta ? j->M : j->K, ldb = j->tb ? j->K : j->N;
     j->gemm(j->ta, j->tb, j->M, j->N, j->K, j->a, lda, j->b, ldb, j->c, j->N, 0, j->bias,
             TT_ACT_RELU6);
+  } else if (j->kind == 2) {
+    j->qgemm(j->M, &j->q, j->a, j->K, j->c, j->N, 0, j->bias, TT_ACT_RELU6);
   } else {
     j->spatial(&j->s, j->a, j->b, j->bias, TT_ACT_RELU6, j->c);
   }
@@ -97,6 +103,21 @@ static void bench_gemm(int ta, int tb, int M, int N, int K) {
   j.gemm = tt_gemm_simd;
   printf("  simd %7.2f GFLOP/s", gflops(&j, flops));
 #endif
+  if (!ta && !tb && K <= TT_QGEMM_MAX_K) { /* the same product by 8-bit weight codes */
+    int8_t *codes = malloc((size_t)K * N);
+    int16_t *w = malloc(tt_qpack_size(K, N) * sizeof *w);
+    float *wa = buf((size_t)N + 8), *wb = buf((size_t)N + 8), *ws = buf((size_t)N + 8);
+    for (size_t i = 0; i < (size_t)K * N; i++) codes[i] = (int8_t)((i * 2654435761u) >> 24);
+    const int qmax = tt_qpack(K, N, codes, w);
+    j.kind = 2, j.q = (tt_qmat){K, N, qmax, w, wa, wb, ws};
+#ifdef __wasm_simd128__
+    j.qgemm = tt_qgemm_simd;
+#else
+    j.qgemm = tt_qgemm_scalar;
+#endif
+    printf("  int16 %7.2f GFLOP/s", gflops(&j, flops));
+    free(codes); free(w); free(wa); free(wb); free(ws);
+  }
   printf("\n");
   fflush(stdout);
   free(a); free(b); free(bias); free(j.c);

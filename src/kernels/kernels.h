@@ -1,6 +1,6 @@
 /* Compute kernels: NHWC float32, row-major, no allocation, no error paths (callers
    validate shapes). Each kernel family lives in one file (gemm.c, dwconv.c, conv.c,
-   pool.c, eltwise.c, optim.c) and exists three times:
+   qgemm.c, pool.c, eltwise.c, optim.c) and exists three times:
      tt_<name>_scalar  portable C, the reference the others are tested against;
      tt_<name>_simd    wasm_simd128.h version, compiled only when __wasm_simd128__;
      tt_<name>         what the engine calls: the SIMD one where it exists, else scalar.
@@ -9,6 +9,7 @@
 #ifndef TT_KERNELS_H
 #define TT_KERNELS_H
 #include <stddef.h>
+#include <stdint.h>
 
 enum { TT_ACT_NONE = 0, TT_ACT_RELU = 1, TT_ACT_RELU6 = 2 };
 
@@ -21,6 +22,34 @@ enum { TT_ACT_NONE = 0, TT_ACT_RELU = 1, TT_ACT_RELU6 = 2 };
 void tt_gemm(int ta, int tb, int M, int N, int K, const float *A, int lda,
              const float *B, int ldb, float *C, int ldc, int acc,
              const float *bias, int act);
+
+/* How tt_gemm (and tt_qgemm) cut an M x N output of `macs` multiply-adds across the
+   pool's threads: into `tasks` blocks of whole rows (rows = 1) or columns, `step` apiece,
+   the last taking the remnant (tt_gemm_cut_range). Returns tasks; 1 means run it whole. */
+typedef struct { int rows, step, tasks, total; } tt_gemm_cut;
+int tt_gemm_cut_plan(int M, int N, double macs, tt_gemm_cut *c);
+void tt_gemm_cut_range(const tt_gemm_cut *c, int t, int *lo, int *hi);
+
+/* ---- qgemm.c: GEMM against 8-bit weight codes, for frozen layers ------------------
+   C[M,N] = (acc ? C : 0) + A W, then + bias[N] (if bias), then act, where A is [M,K]
+   (row stride lda) and W[k][n] = wa[n] + wb[n] * code[k][n], code in [-128, 127]. Each
+   row of A is rounded to integers with a scale of its own (see qgemm.c), so the result
+   is within ~1e-4 (relative to each row's largest value) of the float product. w holds
+   the codes as tt_qpack lays them out (tt_qpack_size int16s), qmax is what tt_qpack
+   returned; wsum[n] is the sum of column n of W (the caller's, as it folds factors into
+   wa and wb); wa, wb and wsum are padded with zeros to a multiple of 8 columns. For
+   K <= TT_QGEMM_MAX_K only, which keeps qmax >= 4096. */
+#define TT_QGEMM_MAX_K 4094
+typedef struct {
+  int K, N, qmax;
+  const int16_t *w;
+  const float *wa, *wb, *wsum;
+} tt_qmat;
+size_t tt_qpack_size(int K, int N);
+/* Packs codes [K][N]; returns the largest code a row of A may take (qmax). */
+int tt_qpack(int K, int N, const int8_t *codes, int16_t *dst);
+void tt_qgemm(int M, const tt_qmat *W, const float *A, int lda, float *C, int ldc, int acc,
+              const float *bias, int act);
 
 /* ---- shapes shared by the spatial kernels ---------------------------------------
    Input x is [n,h,w,c]; output y is [n,oh,ow,oc]. pt/pl are the zero padding rows and
@@ -91,6 +120,8 @@ void tt_adam(size_t n, float *w, const float *g, float *m, float *v, float *keep
 void tt_gemm_scalar(int ta, int tb, int M, int N, int K, const float *A, int lda,
                     const float *B, int ldb, float *C, int ldc, int acc,
                     const float *bias, int act);
+void tt_qgemm_scalar(int M, const tt_qmat *W, const float *A, int lda, float *C, int ldc,
+                     int acc, const float *bias, int act);
 void tt_dwconv_scalar(const tt_shape *s, const float *x, const float *w,
                       const float *bias, int act, float *y);
 void tt_dwconv_backward_input_scalar(const tt_shape *s, const float *dy, const float *w,
@@ -115,6 +146,8 @@ void tt_adam_scalar(size_t n, float *w, const float *g, float *m, float *v, floa
 void tt_gemm_simd(int ta, int tb, int M, int N, int K, const float *A, int lda,
                   const float *B, int ldb, float *C, int ldc, int acc,
                   const float *bias, int act);
+void tt_qgemm_simd(int M, const tt_qmat *W, const float *A, int lda, float *C, int ldc,
+                   int acc, const float *bias, int act);
 void tt_dwconv_simd(const tt_shape *s, const float *x, const float *w,
                     const float *bias, int act, float *y);
 void tt_dwconv_backward_input_simd(const tt_shape *s, const float *dy, const float *w,

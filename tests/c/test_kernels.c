@@ -169,6 +169,120 @@ static void test_gemm(void) {
             }
 }
 
+/* ---- qgemm: the product by 8-bit weight codes ----------------------------------------
+   Against the exact product (double) with W = wa + wb*code: each element of a row of A is
+   rounded to the nearest of its row's 2*qmax+1 levels, so the error of an output is at
+   most half a level (the row's half-range / qmax, over 2) times sum_k |W[k][n]|, plus
+   float rounding. The activation does not widen it. In WASM the SIMD version must equal
+   the scalar one bit for bit (same rounding, same epilogue order). */
+typedef void (*qgemm_fn)(int, const tt_qmat *, const float *, int, float *, int, int,
+                         const float *, int);
+static const struct { const char *name; qgemm_fn f; } qgemm_impls[] = IMPLS(tt_qgemm);
+
+/* mode 0: random codes; 1: every code -128; 2: all weights positive (wa large), where
+   a rounding that errs the same way on every element shows in every output. */
+static void test_qgemm_case(int M, int N, int K, int mode) {
+  const int extreme = mode == 1;
+  const int lda = K + irand(3), ldc = N + irand(3), N8 = (N + 7) / 8 * 8;
+  int8_t *codes = malloc((size_t)K * N);
+  int16_t *w = malloc(tt_qpack_size(K, N) * sizeof *w);
+  float *wa = alloc_f((size_t)N8), *wb = alloc_f((size_t)N8), *ws = alloc_f((size_t)N8);
+  double *W = malloc((size_t)K * N * sizeof *W);
+  for (size_t i = 0; i < (size_t)K * N; i++)
+    codes[i] = extreme ? -128 : (int8_t)(irand(256) - 128);
+  for (int n = 0; n < N8; n++) {
+    wa[n] = n < N ? (mode == 2 ? 0.3f : 0.01f * frand()) : 0.0f;
+    wb[n] = n < N ? 0.002f * (1.5f + frand()) : 0.0f;
+    double sum = 0;
+    for (int k = 0; n < N && k < K; k++)
+      sum += W[(size_t)k * N + n] = (double)wa[n] + (double)wb[n] * codes[(size_t)k * N + n];
+    ws[n] = (float)sum;
+  }
+  const int qmax = tt_qpack(K, N, codes, w);
+  CHECK(qmax >= 4096 && qmax <= 32767, "qgemm K=%d: qmax %d", K, qmax);
+  const tt_qmat q = {K, N, qmax, w, wa, wb, ws};
+  float *A = rand_f((size_t)M * lda, 3.0f);
+  /* Rows the rounding must get right: constant (exact), zero, NaN and infinite (NaN
+     out), one of ReLU6-like values (>= 0), with extreme codes the largest rows, and one
+     whose values sit 0.6 of a level above a level (range [-1, 1]: levels 1/qmax), which
+     rounding to nearest errs by 0.4 of a level and truncation by 0.6. */
+  for (int i = 0; i < M; i++) {
+    float *a = A + (size_t)i * lda;
+    const int kind = extreme ? 5 : i % 7;
+    for (int k = 0; k < K; k++) {
+      if (kind == 1) a[k] = 1.25f;
+      else if (kind == 2) a[k] = 0.0f;
+      else if (kind == 4) a[k] = 6.0f * fabsf(a[k]) / 3.0f;
+      else if (kind == 5) a[k] = k % 2 ? -1.0f : 1.0f; /* every code +-qmax */
+      else if (kind == 6) a[k] = k < 2 ? (k ? 1.0f : -1.0f) : (float)(irand(100) + 0.6) / qmax;
+    }
+    if (kind == 3 && K > 1) a[irand(K)] = i % 2 ? NAN : -INFINITY;
+  }
+  for (int acc = 0; acc < 2; acc++)
+    for (int hb = 0; hb < 2; hb++)
+      for (int act = 0; act < 3; act++) {
+        float *bias = hb ? rand_f((size_t)N, 2.0f) : NULL;
+        float *C0 = rand_f((size_t)M * ldc, 4.0f), *first = NULL;
+        for (int v = 0; v < COUNT(qgemm_impls); v++) {
+          float *C = copy_f(C0, (size_t)M * ldc);
+          qgemm_impls[v].f(M, &q, A, lda, C, ldc, acc, bias, act);
+          int ok = 1, same = 1, slack_ok = 1;
+          double worst = 0;
+          for (int i = 0; i < M && ok; i++) {
+            const float *a = A + (size_t)i * lda;
+            float lo = a[0], hi = a[0];
+            int bad = 0;
+            for (int k = 0; k < K; k++) {
+              bad |= !isfinite(a[k]);
+              lo = a[k] < lo ? a[k] : lo, hi = a[k] > hi ? a[k] : hi;
+            }
+            const double level = ((double)hi - lo) / 2 / qmax;
+            for (int j = 0; j < N; j++) {
+              const float got = C[(size_t)i * ldc + j];
+              if (bad) { ok &= isnan(got); continue; }
+              double ref = acc ? C0[(size_t)i * ldc + j] : 0.0, wabs = 0, mag = fabs(ref);
+              for (int k = 0; k < K; k++) {
+                ref += a[k] * W[(size_t)k * N + j];
+                wabs += fabs(W[(size_t)k * N + j]);
+                mag += fabs(a[k] * W[(size_t)k * N + j]);
+              }
+              if (bias) ref += bias[j], mag += fabs(bias[j]);
+              ref = ref_act(ref, act);
+              const double err = fabs(got - ref), bound = 0.51 * level * wabs + 2e-6 * (1 + mag);
+              worst = err / bound > worst ? err / bound : worst;
+              ok &= err <= bound;
+            }
+            for (int j = N; j < ldc; j++) slack_ok &= C[(size_t)i * ldc + j] == C0[(size_t)i * ldc + j];
+          }
+          for (size_t e = 0; first && e < (size_t)M * ldc; e++) /* NaN payloads may differ */
+            same &= (isnan(first[e]) && isnan(C[e])) || memcmp(first + e, C + e, sizeof *C) == 0;
+          CHECK(ok && same && slack_ok,
+                "qgemm %s M=%d N=%d K=%d extreme=%d acc=%d bias=%d act=%d: %s (worst %.2f of the bound)",
+                qgemm_impls[v].name, M, N, K, extreme, acc, hb, act,
+                !ok ? "outside the rounding bound" : !same ? "differs from scalar" : "wrote past N",
+                worst);
+          if (!first) first = C;
+          else free(C);
+        }
+        free(first); free(bias); free(C0);
+      }
+  free(codes); free(w); free(wa); free(wb); free(ws); free(W); free(A);
+}
+
+static void test_qgemm(void) {
+  /* {M, N, K}: edge rows (M mod 4) and columns (N mod 8), odd K (a zero-padded pair),
+     row blocks (M past the rows a call quantizes at once), MobileNetV2's shapes. */
+  static const int shapes[][3] = {
+      {1, 1, 1},    {3, 7, 5},     {4, 8, 16},   {7, 17, 33},  {13, 9, 2},   {33, 100, 17},
+      {100, 3, 64}, {5, 129, 257}, {64, 136, 300}, {12, 144, 24}, {300, 24, 144},
+      {9, 448, 1344}, {6, 12, 4094}};
+  for (int si = 0; si < COUNT(shapes); si++)
+    test_qgemm_case(shapes[si][0], shapes[si][1], shapes[si][2], si % 2 ? 2 : 0);
+  /* Every product at its extreme: the sums must still fit int32. */
+  test_qgemm_case(8, 16, 4094, 1);
+  test_qgemm_case(5, 9, 1343, 1);
+}
+
 /* ---- spatial references ------------------------------------------------------------- */
 
 static size_t xsize(const tt_shape *s) { return (size_t)s->n * s->h * s->w * s->c; }
@@ -811,6 +925,7 @@ static void test_adam(void) {
 int main(void) {
   build_cases();
   test_gemm();
+  test_qgemm();
   test_dwconv();
   test_dwconv_backward();
   test_avgpool();

@@ -82,6 +82,28 @@ static void test_gemm_split(void) {
     }
 }
 
+static void test_qgemm_split(void) {
+  /* Rows split, columns split (each block its own panels and column factors), remnants. */
+  static const int shapes[][3] = {{113, 70, 37}, {49, 1792, 448}, {6, 300, 70}, {1000, 10, 256}};
+  for (int si = 0; si < 4; si++) {
+    const int M = shapes[si][0], N = shapes[si][1], K = shapes[si][2], N8 = (N + 7) / 8 * 8;
+    int8_t *codes = malloc((size_t)K * N);
+    for (size_t i = 0; i < (size_t)K * N; i++) codes[i] = (int8_t)(tt_rng_next(&g_rng) >> 56);
+    int16_t *w = malloc(tt_qpack_size(K, N) * sizeof *w);
+    const int qmax = tt_qpack(K, N, codes, w);
+    float *f = rnd((size_t)3 * N8, 0.01f), *A = rnd((size_t)M * K, 1), *bias = rnd(N, 1);
+    const tt_qmat q = {K, N, qmax, w, f, f + N8, f + 2 * N8};
+    float *C0 = rnd((size_t)M * N, 1), *C1 = malloc((size_t)M * N * sizeof *C1);
+    memcpy(C1, C0, (size_t)M * N * sizeof *C1);
+    tt_qgemm(M, &q, A, K, C1, N, si & 1, bias, si % 3);
+    tt_qgemm_scalar(M, &q, A, K, C0, N, si & 1, bias, si % 3);
+    char what[64];
+    snprintf(what, sizeof what, "qgemm %dx%dx%d", M, N, K);
+    same(C1, C0, (size_t)M * N, what);
+    free(codes), free(w), free(f), free(A), free(bias), free(C0), free(C1);
+  }
+}
+
 static void test_spatial_split(void) {
   /* {n, h, w, c, k, stride, pad, oc}: MobileNet's stem and depthwise shapes, small ones,
      batches smaller and larger than the thread count. */
@@ -217,6 +239,7 @@ int main(void) {
   run with = run_nets(full, x, net, xt, 3);
   test_pool();
   test_gemm_split();
+  test_qgemm_split();
   test_spatial_split();
   test_adam_split();
 
