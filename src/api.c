@@ -63,6 +63,11 @@ int tt_net_fold(tt_net *net, int i, const float *gamma, const float *beta, const
   return tt_net_fold_bn(net, i, gamma, beta, mean, var, n, eps);
 }
 
+API(tt_net_quant)
+int tt_net_quant(tt_net *net, int i, double qmin, double qscale) {
+  return tt_net_quantized(net, i, qmin, qscale);
+}
+
 API(tt_net_run) const float *tt_net_run(tt_net *net, const float *x, int n, int last) {
   return tt_net_forward(net, x, n, last);
 }

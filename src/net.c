@@ -88,6 +88,7 @@ void tt_net_free(tt_net *net) {
   for (int i = 0; i < net->n; i++) {
     tt_op *o = &net->ops[i];
     free(o->wt), free(o->bias), free(o->gwt), free(o->gbias);
+    free(o->qw), free(o->qwa), free(o->qwb), free(o->qws);
   }
   for (int i = 0; i < net->npool; i++) free(net->pool[i].p);
   free(net->band_e.p), free(net->band_d.p);
@@ -255,8 +256,49 @@ int tt_net_fold_bn(tt_net *net, int i, const float *gamma, const float *beta,
   for (size_t k = 0; k < n; k++) {
     float s = (gamma ? gamma[k] : 1.0f) / sqrtf(var[k] + eps);
     for (size_t j = 0; j < per; j++) o->wt[j * n + k] *= s;
+    if (o->qw) o->qwa[k] *= s, o->qwb[k] *= s, o->qws[k] *= s;
     o->bias[k] = (o->bias[k] - mean[k]) * s + (beta ? beta[k] : 0.0f);
   }
+  return TT_OK;
+}
+
+static int is_pointwise(const tt_net *net, const tt_op *o);
+
+int tt_net_quantized(tt_net *net, int i, double qmin, double qscale) {
+  if (i < 1 || i >= net->n) return tt_fail(TT_EINVAL, "quantized weights declared for op %d, which does not exist", i);
+  tt_op *o = &net->ops[i];
+  const int gemm = o->d.type == TT_OP_DENSE || (o->d.type == TT_OP_CONV2D && is_pointwise(net, o));
+  if (!gemm || o->cin > TT_QGEMM_MAX_K || o->qw || !o->wt) return TT_OK;
+  if (!(qscale > 0) || !isfinite(qscale) || !isfinite(qmin))
+    return tt_fail(TT_EINVAL, "'%s': quantization scale %g, min %g", o->name, qscale, qmin);
+  const int K = o->cin, N = o->c, N8 = (N + 7) / 8 * 8;
+  int8_t *codes = malloc(o->wn);
+  int16_t *qw = malloc(tt_qpack_size(K, N) * sizeof *qw);
+  float *qwa = calloc((size_t)N8, sizeof *qwa), *qwb = calloc((size_t)N8, sizeof *qwb);
+  float *qws = calloc((size_t)N8, sizeof *qws);
+  if (!codes || !qw || !qwa || !qwb || !qws) {
+    free(codes), free(qw), free(qwa), free(qwb), free(qws);
+    return tt_fail(TT_ENOMEM, "out of memory for the integer weights of '%s'", o->name);
+  }
+  for (size_t j = 0; j < o->wn; j++) {
+    /* The exact value tt_weights_decode gives code q (double, like tfjs). */
+    const double q = nearbyint(((double)o->wt[j] - qmin) / qscale);
+    if (!(q >= 0 && q <= 255) || (float)(q * qscale + qmin) != o->wt[j]) {
+      free(codes), free(qw), free(qwa), free(qwb), free(qws);
+      return tt_fail(TT_EFORMAT, "weights of '%s' are not the uint8 codes their quantization "
+                     "(min %g, scale %g) says: weight %zu is %g", o->name, qmin, qscale, j,
+                     (double)o->wt[j]);
+    }
+    codes[j] = (int8_t)((int)q - 128);
+  }
+  o->qmax = tt_qpack(K, N, codes, qw);
+  free(codes);
+  for (int n = 0; n < N; n++) {
+    double sum = 0;
+    for (int k = 0; k < K; k++) sum += o->wt[(size_t)k * N + n];
+    qwa[n] = (float)(qmin + 128 * qscale), qwb[n] = (float)qscale, qws[n] = (float)sum;
+  }
+  o->qw = qw, o->qwa = qwa, o->qwb = qwb, o->qws = qws;
   return TT_OK;
 }
 
@@ -300,15 +342,26 @@ static int is_pointwise(const tt_net *net, const tt_op *o) {
          o->w == a->w && o->pt == 0 && o->pl == 0;
 }
 
-/* mask: dropout keep-mask storage in training (NULL at inference). */
+/* y = (acc ? y : 0) + x W + bias, then act, over m rows, for a pointwise conv or dense
+   op: by its integer codes at inference when it has them (infer), else in float. */
+static void op_gemm(const tt_op *o, int infer, int m, const float *x, float *y, int acc,
+                    int act) {
+  if (infer && o->qw) {
+    const tt_qmat W = {o->cin, o->c, o->qmax, o->qw, o->qwa, o->qwb, o->qws};
+    tt_qgemm(m, &W, x, o->cin, y, o->c, acc, o->bias, act);
+  } else {
+    tt_gemm(0, 0, m, o->c, o->cin, x, o->cin, o->wt, o->c, y, o->c, acc, o->bias, act);
+  }
+}
+
+/* mask: dropout keep-mask storage in training (NULL at inference, infer = 1). */
 static void op_forward(tt_net *net, const tt_op *o, const float *x, const float *x1,
-                       float *y, int n, uint64_t *rng, float *mask) {
+                       float *y, int n, int infer, uint64_t *rng, float *mask) {
   size_t sz = (size_t)n * op_size(o);
   switch (o->d.type) {
   case TT_OP_CONV2D:
     if (is_pointwise(net, o)) {
-      int m = n * o->h * o->w;
-      tt_gemm(0, 0, m, o->c, o->cin, x, o->cin, o->wt, o->c, y, o->c, 0, o->bias, o->d.act);
+      op_gemm(o, infer, n * o->h * o->w, x, y, 0, o->d.act);
     } else {
       tt_shape s = spatial(net, o, n);
       tt_conv2d(&s, x, o->wt, o->bias, o->d.act, y);
@@ -319,7 +372,7 @@ static void op_forward(tt_net *net, const tt_op *o, const float *x, const float 
     tt_dwconv(&s, x, o->wt, o->bias, o->d.act, y);
   } break;
   case TT_OP_DENSE:
-    tt_gemm(0, 0, n, o->c, o->cin, x, o->cin, o->wt, o->c, y, o->c, 0, o->bias, o->d.act);
+    op_gemm(o, infer, n, x, y, 0, o->d.act);
     break;
   case TT_OP_ADD:
     tt_add(sz, x, x1, y);
@@ -550,16 +603,15 @@ static int run_block(tt_net *net, const block *bk, const float *x, float *y, int
            (below, from `from` on) before any band writes them, since a band's output
            rows end before the input rows it needs. */
         if (need_hi > from)
-          tt_gemm(0, 0, (need_hi - from) * W, Ce, Cin, xb + (size_t)from * W * Cin, Cin, ex->wt, Ce,
-                  E + (size_t)keep * rowE, Ce, 0, ex->bias, ex->d.act);
+          op_gemm(ex, 1, (need_hi - from) * W, xb + (size_t)from * W * Cin,
+                  E + (size_t)keep * rowE, 0, ex->d.act);
         lo = need_lo, hi = need_hi;
         band = E;
       } else {
         band = xb + (size_t)need_lo * rowE;
       }
       tt_dwconv(&sh, band, dw->wt, dw->bias, dw->d.act, D);
-      tt_gemm(0, 0, (oy1 - oy0) * OW, Cp, Ce, D, Ce, pj->wt, Cp, yb + (size_t)oy0 * OW * Cp, Cp,
-              bk->r != 0, pj->bias, act);
+      op_gemm(pj, 1, (oy1 - oy0) * OW, D, yb + (size_t)oy0 * OW * Cp, bk->r != 0, act);
     }
   }
   return 1;
@@ -612,8 +664,7 @@ const float *tt_net_forward(tt_net *net, const float *x, int n, int last) {
       const tt_op *ad = &net->ops[i + 1];
       const int m = n * o->h * o->w;
       const int sa = net->slot[o->d.in0];
-      tt_gemm(0, 0, m, o->c, o->cin, sa < 0 ? x : net->pool[sa].p, o->cin, o->wt, o->c,
-              net->pool[net->slot[r]].p, o->c, 1, o->bias, ad->d.act);
+      op_gemm(o, 1, m, sa < 0 ? x : net->pool[sa].p, net->pool[net->slot[r]].p, 1, ad->d.act);
       if (net->lastuse[o->d.in0] == i && sa >= 0) net->pool[sa].busy = 0;
       net->slot[i] = -1; /* never read: its only reader was the add */
       net->slot[i + 1] = net->slot[r];
@@ -628,7 +679,7 @@ const float *tt_net_forward(tt_net *net, const float *x, int n, int last) {
     const float *a = net->slot[o->d.in0] < 0 ? x : net->pool[net->slot[o->d.in0]].p;
     const float *b = NULL;
     if (o->d.type == TT_OP_ADD) b = net->slot[o->d.in1] < 0 ? x : net->pool[net->slot[o->d.in1]].p;
-    op_forward(net, o, a, b, net->pool[s].p, n, NULL, NULL);
+    op_forward(net, o, a, b, net->pool[s].p, n, 1, NULL, NULL);
     for (int k = 0; k < (o->d.type == TT_OP_ADD ? 2 : 1); k++) {
       int in = k ? o->d.in1 : o->d.in0;
       if (net->lastuse[in] == i && net->slot[in] >= 0) net->pool[net->slot[in]].busy = 0;
@@ -702,7 +753,7 @@ const float *tt_net_forward_train(tt_net *net, const float *x, int n, uint64_t *
   for (int i = 1; i < net->n; i++) {
     tt_op *o = &net->ops[i];
     op_forward(net, o, net->act[o->d.in0], o->d.type == TT_OP_ADD ? net->act[o->d.in1] : NULL,
-               net->act[i], n, rng, net->mask[i]);
+               net->act[i], n, 0, rng, net->mask[i]);
   }
   return net->act[net->n - 1];
 }

@@ -41,6 +41,12 @@ typedef struct {
   float *wt, *bias;          /* owned parameters (NULL if none) */
   size_t wn, bn;
   float *gwt, *gbias;        /* gradients, when training */
+  /* Integer codes of the weights (tt_net_quantized), packed for tt_qgemm, the per-column
+     factors that make them weights (w = qwa[n] + qwb[n]*code), and the column sums of w.
+     NULL if none. */
+  int16_t *qw;
+  float *qwa, *qwb, *qws;
+  int qmax;
   char name[96];
 } tt_op;
 
@@ -61,6 +67,16 @@ int tt_net_add(tt_net *net, const char *name, const tt_op_desc *d,
    NULL (scale/center off). */
 int tt_net_fold_bn(tt_net *net, int i, const float *gamma, const float *beta,
                    const float *mean, const float *var, size_t n, float eps);
+
+/* Declares that op i's weights, as added, are uint8 codes q in tfjs's affine
+   quantization, w = (float)(q*qscale + qmin), and lets inference (tt_net_forward, not
+   training) multiply by the codes with tt_qgemm, about twice as fast as the float GEMM
+   in WASM (see kernels/qgemm.c). Call it before folding batch norm into the op. Ops that
+   do not run as one GEMM (only pointwise convs and dense layers do), or whose K is too
+   long for exact integer sums, ignore it. Refused, naming the op, when a weight is not
+   on the grid the quantization states. Copies (tt_net_append) and saved models hold the
+   float weights only. */
+int tt_net_quantized(tt_net *net, int i, double qmin, double qscale);
 
 /* Copies ops first..last of src into dst (whose input must have the shape of op
    first-1's output), remapping inputs; an op reading from before first-1 is refused. */

@@ -37,11 +37,14 @@ async function reference(spec, decoded) {
   });
 }
 
-for (const simd of [true, false]) {
+// Frozen layers run by their 8-bit weight codes by default (integer GEMM); integer: false
+// keeps them in float32. Both, and the scalar build, must match tfjs's float32 outputs.
+for (const [simd, integer] of [[true, true], [true, false], [false, true]]) {
   for (const spec of MODELS) {
-    test(`${spec.id} (${simd ? 'SIMD' : 'scalar'} build) matches tfjs on ${PHOTOS.length} real photos`, async () => {
+    const build = `${simd ? 'SIMD' : 'scalar'} build${integer ? '' : ', float32 layers'}`;
+    test(`${spec.id} (${build}) matches tfjs on ${PHOTOS.length} real photos`, async () => {
       const engine = await createEngine({ simd });
-      const model = await engine.loadModel(modelDir(spec.id));
+      const model = await engine.loadModel(modelDir(spec.id), { integer });
       try {
         const photos = PHOTOS.map(readPhoto);
         const decoded = photos.map((b) => engine.decodeImage(b));
@@ -60,13 +63,29 @@ for (const simd of [true, false]) {
           assert.equal(top[0].label, model.labels[argmax(ref[i].probs)]);
           assert.ok(Math.abs(top[0].probability - ref[i].probs[top[0].index]) < 1e-3);
         });
-        console.log(`# ${spec.id} ${simd ? 'simd' : 'scalar'}: worst max-abs ${worstErr.toExponential(2)}, worst cosine ${worstCos.toFixed(7)}`);
+        console.log(`# ${spec.id} ${build}: worst max-abs ${worstErr.toExponential(2)}, worst cosine ${worstCos.toFixed(7)}`);
       } finally {
         model.dispose();
       }
     });
   }
 }
+
+test('frozen layers multiply by their weight codes unless integer: false', async () => {
+  const engine = await createEngine();
+  const [q, f] = [await engine.loadModel(modelDir('mobilenet_v2_mid')), await engine.loadModel(modelDir('mobilenet_v2_mid'), { integer: false })];
+  try {
+    assert.equal(q.integer, true);
+    assert.equal(f.integer, false);
+    const a = q.embed(readPhoto('coffee.png')), b = f.embed(readPhoto('coffee.png'));
+    // Not the float path under another name (the activations' rounding shows), yet close.
+    assert.ok(maxAbsDiff(a, b) > 0, 'integer and float32 features are identical');
+    assert.ok(maxAbsDiff(a, b) < 1e-3 && cosine(a, b) > 0.99999, `max abs ${maxAbsDiff(a, b)}`);
+  } finally {
+    q.dispose();
+    f.dispose();
+  }
+});
 
 test('layers are listed with shapes, and the cut can move to a named layer', async () => {
   const engine = await createEngine();

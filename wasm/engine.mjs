@@ -31,6 +31,9 @@ export class Engine {
   /**
    * Loads a tfjs graph or layers model (a URL, a directory, or a path to model.json).
    * opts.onProgress(loadedBytes, totalBytes) reports the weight download.
+   * opts.integer (default true): frozen layers whose weights ship as uint8 codes multiply
+   * by the codes (integer GEMM, ~2x faster, features within ~1e-4 of float); false keeps
+   * every layer in float32.
    */
   async loadModel(source, opts = {}) {
     const files = await loadModelFiles(source, opts.onProgress);
@@ -114,6 +117,7 @@ export class Model {
     this._weightBytes = files.weightBytes;
     this._input = 0;
     this._inputCap = 0;
+    this.integer = opts.integer !== false;
   }
 
   // Decodes a weight spec into a fresh float buffer inside wasm memory.
@@ -150,6 +154,8 @@ export class Model {
           const idx = m.check(m.x.tt_net_add_op(this.net, t(m.putString(op.name)), t(m.putInts(ints)),
             op.scale ?? 1, op.offset ?? 0, k.p, k.n, b.p, b.n));
           if (idx !== i) throw new EngineError(`internal: op '${op.name}' landed at ${idx}, expected ${i}`);
+          const kq = W.kernel && this.parsed.specs.get(W.kernel).quant;
+          if (this.integer && kq?.dtype === 'uint8') m.check(m.x.tt_net_quant(this.net, i, kq.min, kq.scale));
           const bn = W.bn;
           if (bn) {
             const dec = (nm) => (nm ? this._decode(nm, wp, t) : { p: 0, n: 0 });

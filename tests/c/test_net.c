@@ -17,11 +17,19 @@ static float *rnd(size_t n, float scale) {
   return p;
 }
 
+/* With g_quant set, weights are uint8 codes as tfjs decodes them (q*scale + min, in
+   double) and each op is declared quantized, so pointwise convs infer by tt_qgemm. */
+static int g_quant;
+
 static int add(tt_net *net, const char *name, tt_op_desc d, size_t wn, size_t bn, float scale) {
   float *w = wn ? rnd(wn, scale) : NULL, *b = bn ? rnd(bn, 0.1f) : NULL;
+  const double qmin = -scale, qscale = 2.0 * scale / 255;
+  for (size_t k = 0; g_quant && k < wn; k++)
+    w[k] = (float)((double)(tt_rng_next(&g_rng) % 256) * qscale + qmin);
   int i = tt_net_add(net, name, &d, w, wn, b, bn);
   free(w), free(b);
   CHECK(i > 0, "adding %s: %s", name, tt_last_error());
+  if (g_quant && wn) CHECK(tt_net_quantized(net, i, qmin, qscale) == TT_OK, "quantized %s: %s", name, tt_last_error());
   return i;
 }
 
@@ -281,7 +289,11 @@ static void test_zero_grad(void) {
    and one whose expansion is also read elsewhere (not fused). Compared with the
    training forward, which runs op by op. */
 extern size_t tt_band_bytes;
-static void test_fused_blocks(void) {
+/* quant: pointwise convs by their integer codes, whose rounding of activations (~1e-5 of
+   each row's range per layer) the tolerance allows for; training still runs in float. */
+static void test_fused_blocks(int quant) {
+  const float tol = quant ? 2e-3f : 1e-5f;
+  g_quant = quant;
   int n = 2, H = 13, W = 11, C = 8;
   const size_t band_bytes = tt_band_bytes;
   tt_band_bytes = 2000; /* bands of 1 to 5 rows at these sizes */
@@ -324,8 +336,20 @@ static void test_fused_blocks(void) {
   float *want = malloc(sz * sizeof *want);
   memcpy(want, yt, sz * sizeof *want);
   const float *got = tt_net_forward(net, x, n, -1);
-  CHECK(got && check_maxrel(got, want, sz) < 1e-5f, "fused blocks vs op by op: maxrel %g",
-        got ? check_maxrel(got, want, sz) : -1.0);
+  CHECK(got && check_maxrel(got, want, sz) < tol, "fused blocks vs op by op (quant %d): maxrel %g",
+        quant, got ? check_maxrel(got, want, sz) : -1.0);
+  if (quant) { /* (test_quantized shows the codes are what inference multiplies by) */
+    const tt_op *pj = tt_net_op(net, 2);
+    CHECK(pj->qw != NULL, "'%s' has no integer codes", pj->name);
+    /* Training ignores the codes: a copy (float weights only) trains on the very same
+       forward, bit for bit. */
+    tt_net *copy = tt_net_create(H, W, C);
+    CHECK(tt_net_append(copy, net, 1, last) == TT_OK, "copy");
+    rng = 1;
+    const float *tc = tt_net_forward_train(copy, x, n, &rng);
+    CHECK(tc && memcmp(tc, want, sz * sizeof *want) == 0, "training forward differs from a float copy's");
+    tt_net_free(copy);
+  }
   for (int upto = 1; upto < last; upto++) { /* every prefix: some end inside a block */
     tt_net *cut = tt_net_create(H, W, C);
     CHECK(tt_net_append(cut, net, 1, upto) == TT_OK, "cut at %d", upto);
@@ -335,14 +359,64 @@ static void test_fused_blocks(void) {
     float *w2 = malloc(usz * sizeof *w2);
     memcpy(w2, tt_net_forward_train(cut, x, n, &rng), usz * sizeof *w2);
     const float *g2 = tt_net_forward(net, x, n, upto);
-    CHECK(g2 && check_maxrel(g2, w2, usz) < 1e-5f, "prefix to op %d ('%s'): maxrel %g", upto, u->name,
-          g2 ? check_maxrel(g2, w2, usz) : -1.0);
+    CHECK(g2 && check_maxrel(g2, w2, usz) < tol, "prefix to op %d ('%s', quant %d): maxrel %g", upto,
+          u->name, quant, g2 ? check_maxrel(g2, w2, usz) : -1.0);
+    for (int k = 1; k < tt_net_count(cut); k++)
+      CHECK(tt_net_op(cut, k)->qw == NULL, "a copy carries integer codes");
     free(w2);
     tt_net_free(cut);
   }
   free(want), free(x);
   tt_net_free(net);
   tt_band_bytes = band_bytes;
+  g_quant = 0;
+}
+
+/* tt_net_quantized: what it refuses, what it ignores, and codes through a BN fold. */
+static void test_quantized(void) {
+  tt_net *net = tt_net_create(3, 3, 4);
+  tt_op_desc pw = {.type = TT_OP_CONV2D, .in0 = 0, .kh = 1, .kw = 1, .sh = 1, .sw = 1, .channels = 6};
+  float w[24], b[6] = {0.1f, -0.2f, 0.3f, 0, 0.5f, -0.6f};
+  const double qmin = -0.5, qscale = 1.0 / 255;
+  for (int k = 0; k < 24; k++) w[k] = (float)((double)((k * 37) % 256) * qscale + qmin);
+  CHECK(tt_net_add(net, "pw", &pw, w, 24, b, 6) == 1, "add");
+  w[5] += 1e-3f; /* off the grid */
+  CHECK(tt_net_add(net, "pw_off", &pw, w, 24, b, 6) == 2, "add");
+  w[5] -= 1e-3f;
+  tt_op_desc dw = {.type = TT_OP_DEPTHWISE, .in0 = 0, .kh = 3, .kw = 3, .sh = 1, .sw = 1, .same = 1};
+  float wd[36];
+  for (int k = 0; k < 36; k++) wd[k] = (float)((double)(k * 7 % 256) * qscale + qmin);
+  CHECK(tt_net_add(net, "dw", &dw, wd, 36, NULL, 0) == 3, "add");
+  CHECK(tt_net_quantized(net, 2, qmin, qscale) == TT_EFORMAT && strstr(tt_last_error(), "pw_off"),
+        "off-grid weights refused, naming the op: %s", tt_last_error());
+  CHECK(tt_net_op(net, 2)->qw == NULL, "a refused op keeps no codes");
+  CHECK(tt_net_quantized(net, 1, qmin, -1) == TT_EINVAL, "a negative scale refused");
+  CHECK(tt_net_quantized(net, 3, qmin, qscale) == TT_OK && tt_net_op(net, 3)->qw == NULL,
+        "a depthwise op ignores it");
+  CHECK(tt_net_quantized(net, 9, qmin, qscale) == TT_EINVAL, "a missing op refused");
+  CHECK(tt_net_quantized(net, 1, qmin, qscale) == TT_OK && tt_net_op(net, 1)->qw, "quantized");
+  /* Folding BN scales the codes' factors with the weights: inference by codes stays
+     within rounding of the float twin folded the same way. */
+  tt_net *twin = tt_net_create(3, 3, 4);
+  CHECK(tt_net_add(twin, "pw", &pw, w, 24, b, 6) == 1, "add");
+  float gamma[6] = {2, 0.5f, 1, 3, 0.25f, 1}, beta[6] = {1, -1, 0, 0.5f, 0, 2};
+  float mean[6] = {0.5f, 1, 0, -1, 2, 0}, var[6] = {3, 0.25f, 1, 2, 0.5f, 4};
+  CHECK(tt_net_fold_bn(net, 1, gamma, beta, mean, var, 6, 1e-3f) == TT_OK, "fold");
+  CHECK(tt_net_fold_bn(twin, 1, gamma, beta, mean, var, 6, 1e-3f) == TT_OK, "fold");
+  float x[36];
+  for (int k = 0; k < 36; k++) x[k] = frand() * 3;
+  float got[54];
+  memcpy(got, tt_net_forward(net, x, 1, 1), sizeof got);
+  const float *want = tt_net_forward(twin, x, 1, 1);
+  CHECK(check_maxrel(got, want, 54) < 1e-3f && check_maxrel(got, want, 54) > 0,
+        "folded, by codes vs float: maxrel %g", check_maxrel(got, want, 54));
+  tt_net *late = tt_net_create(3, 3, 4);
+  CHECK(tt_net_add(late, "pw_folded", &pw, w, 24, b, 6) == 1, "add");
+  CHECK(tt_net_fold_bn(late, 1, gamma, beta, mean, var, 6, 1e-3f) == TT_OK, "fold");
+  CHECK(tt_net_quantized(late, 1, qmin, qscale) == TT_EFORMAT, "codes declared after a fold refused");
+  tt_net_free(late);
+  tt_net_free(twin);
+  tt_net_free(net);
 }
 
 int main(void) {
@@ -352,6 +426,8 @@ int main(void) {
   test_misc_gradients();
   test_inference_matches_training();
   test_zero_grad();
-  test_fused_blocks();
+  test_fused_blocks(0);
+  test_fused_blocks(1);
+  test_quantized();
   return check_report("net");
 }
