@@ -57,7 +57,7 @@ const specOf = (build) => ({ simd: true, relaxed: build.startsWith('relaxed'), t
 const forwardChild = async (build) => {
   const e = await createEngine(specOf(build));
   if (e.threads !== specOf(build).threads) throw new Error(`${build}: the engine runs ${e.threads} threads`);
-  const m = await e.loadModel(modelDir(o.model));
+  const m = await e.loadModel(modelDir(o.model), { integer: !/float32/.test(build) });
   const [h, w, c] = m.inputShape;
   const photos = PHOTOS.slice(0, 4).map(readPhoto), px = new Float32Array(16 * h * w * c);
   const prep = photos.map((b) => m.embedViews(b, { views: 1, upto: 0 }));
@@ -126,10 +126,13 @@ const refRun = (n) => tf.tidy(() => {
 }).dataSync();
 
 console.log(`# ${o.model}, ${RUNS} runs (median), Node ${process.versions.node}, builds: ${builds.map((b) => b[0]).join(' | ')}; peer ${tf.getBackend()}, 1 thread`);
-const forward = Object.fromEntries(builds.map(([name]) => [name, forwardOf(name)]));
+// Frozen layers run by their 8-bit weight codes (the default); '<build>, float32' is the
+// same build with every layer in float32 (loadModel's integer: false), for comparison.
+const fwdNames = names.flatMap((b) => (/threads/.test(b) ? [b] : [b, `${b}, float32`]));
+const forward = Object.fromEntries(fwdNames.map((name) => [name, forwardOf(name)]));
 for (const n of [1, 16]) {
   const peer = await time(() => refRun(n));
-  for (const [name] of builds) row(`forward, batch ${n} (per image), ${name}`, forward[name][n] / n, peer / n, 'tfjs-wasm');
+  for (const name of fwdNames) row(`forward, batch ${n} (per image), ${name}`, forward[name][n] / n, peer / n, 'tfjs-wasm');
 }
 const threaded = names.find((b) => /threads/.test(b));
 if (threaded) {
@@ -145,6 +148,10 @@ const KERNELS = [
   ['GEMM 12544x144x24 (expand, 112x112)', 0, 12544, 144, 24, 2 * 12544 * 144 * 24],
   ['GEMM 196x816x136 (expand, 14x14)', 0, 196, 816, 136, 2 * 196 * 816 * 136],
   ['GEMM 49x448x1344 (project, 7x7)', 0, 49, 448, 1344, 2 * 49 * 448 * 1344],
+  // The same products by 8-bit weight codes, as the frozen backbone runs them.
+  ['int16 GEMM 12544x144x24 (expand, 112x112)', 3, 12544, 144, 24, 2 * 12544 * 144 * 24],
+  ['int16 GEMM 196x816x136 (expand, 14x14)', 3, 196, 816, 136, 2 * 196 * 816 * 136],
+  ['int16 GEMM 49x448x1344 (project, 7x7)', 3, 49, 448, 1344, 2 * 49 * 448 * 1344],
   ['dwconv 3x3 s1 56x56x192', 1, 56, 192, 1, 2 * 9 * 56 * 56 * 192],
   ['dwconv 3x3 s2 112x112x144', 1, 112, 144, 2, 2 * 9 * 56 * 56 * 144],
   ['conv 3x3 s2 224x224x3 -> 48 (stem)', 2, 224, 48, 2, 2 * 27 * 112 * 112 * 48],
@@ -154,13 +161,13 @@ for (const [what, kind, a, b, c, flops] of KERNELS) {
   const r = reps(flops);
   const t = tf.tidy(() => {
     const rnd = (shape) => tf.randomUniform(shape, -0.5, 0.5);
-    if (kind === 0) return { a: rnd([a, c]), b: rnd([c, b]), bias: rnd([b]) };
+    if (kind === 0 || kind === 3) return { a: rnd([a, c]), b: rnd([c, b]), bias: rnd([b]) };
     if (kind === 1) return { x: rnd([1, a, a, b]), filter: rnd([3, 3, b, 1]), bias: rnd([b]) };
     return { x: rnd([1, a, a, 3]), filter: rnd([3, 3, 3, b]), bias: rnd([b]) };
   });
   const op = () => {
     for (let i = 0; i < r; i++) {
-      const y = kind === 0 ? tf.fused.matMul({ a: t.a, b: t.b, bias: t.bias, activation: 'relu6' })
+      const y = kind === 0 || kind === 3 ? tf.fused.matMul({ a: t.a, b: t.b, bias: t.bias, activation: 'relu6' })
         : kind === 1 ? tf.fused.depthwiseConv2d({ x: t.x, filter: t.filter, strides: c, pad: 'same', bias: t.bias, activation: 'relu6' })
           : tf.fused.conv2d({ x: t.x, filter: t.filter, strides: c, pad: 'same', bias: t.bias, activation: 'relu6' });
       y.dispose();

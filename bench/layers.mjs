@@ -1,22 +1,23 @@
 // Per-op profile of the real model in WASM: each op of the backbone runs alone, in a
 // one-op network built through the exported API (same shapes and dispatch as the full
 // forward, random weights), so its time is measured directly instead of as a difference
-// of two noisy whole-network timings. Prints every op and totals per kind of op. Ops run
+// of two noisy whole-network timings (pointwise convs by the integer GEMM, as with the
+// real weights, unless --float). Prints every op and totals per kind of op. Ops run
 // one at a time here, so the expand/depthwise/project blocks the engine fuses in row bands
 // (src/net.c, run_block) are timed unfused: the gap between the sum of ops and the whole
 // network is mostly that and cache effects between ops. --prefix adds in-network costs
 // as differences of prefix timings (noisy on a shared machine).
-//   node bench/layers.mjs [--model mobilenet_v2_mid] [--batch 1] [--runs 15] [--top 25]
+//   node bench/layers.mjs [--model mobilenet_v2_mid] [--batch 1] [--runs 15] [--top 25] [--threads N] [--float]
 import { parseArgs } from 'node:util';
 import { createEngine } from '../wasm/engine.mjs';
 import { modelDir } from '../tests/helpers.mjs';
 
 const { values: o } = parseArgs({ options: {
   model: { type: 'string', default: 'mobilenet_v2_mid' }, batch: { type: 'string', default: '1' },
-  runs: { type: 'string', default: '15' }, top: { type: 'string', default: '25' }, simd: { type: 'string', default: '' }, prefix: { type: 'boolean', default: false }, wasm: { type: 'string', default: '' } } });
+  runs: { type: 'string', default: '15' }, top: { type: 'string', default: '25' }, simd: { type: 'string', default: '' }, prefix: { type: 'boolean', default: false }, threads: { type: 'string', default: '' }, float: { type: 'boolean', default: false }, wasm: { type: 'string', default: '' } } });
 const N = Number(o.batch), RUNS = Number(o.runs);
-const engine = await createEngine({ ...(o.simd ? { simd: o.simd === 'true' } : {}), ...(o.wasm ? { url: new URL(o.wasm, `file://${process.cwd()}/`) } : {}) });
-const model = await engine.loadModel(modelDir(o.model));
+const engine = await createEngine({ ...(o.threads ? { threads: Number(o.threads) } : {}), ...(o.simd ? { simd: o.simd === 'true' } : {}), ...(o.wasm ? { url: new URL(o.wasm, `file://${process.cwd()}/`) } : {}) });
+const model = await engine.loadModel(modelDir(o.model), { integer: !o.float });
 const m = engine.mod;
 const OP_TYPES = { conv2d: 1, depthwise: 2, dense: 3, add: 4, avgpool: 5, act: 6, softmax: 7, affine: 8, dropout: 9 };
 const ACTS = { none: 0, relu: 1, relu6: 2 };
@@ -41,8 +42,13 @@ model.parsed.ops.forEach((op, i) => {
     : op.type === 'dense' ? h * w * c * op.channels : 0;
   const net = m.ptr(m.x.tt_net_new(h, w, c));
   const ints = [type, 0, 0, kh, kw, sh, sw, op.padding === 'same' ? 1 : 0, ...(op.pads ?? [0, 0, 0, 0]), op.channels ?? 0, ACTS[op.act ?? 'none']];
-  const wp = wn ? rand(wn) : 0;
+  // Pointwise weights as uint8 codes (like the real ones), so they run as the engine runs
+  // them: by the integer GEMM, unless --float.
+  const codes = !o.float && op.type === 'conv2d' && kh === 1;
+  const Q = { min: -0.128, scale: 0.001 };
+  const wp = !wn ? 0 : codes ? m.put(new Float32Array(wn).map((_, i) => ((i * 37) % 256) * Q.scale + Q.min)) : rand(wn);
   m.scoped((t) => m.check(m.x.tt_net_add_op(net, t(m.putString(op.name)), t(m.putInts(ints)), op.scale ?? 1, op.offset ?? 0, wp, wn, 0, 0)));
+  if (codes) m.check(m.x.tt_net_quant(net, 1, Q.min, Q.scale));
   m.free(wp);
   const x = rand(N * h * w * c);
   for (let r = 0; r < 3; r++) m.x.tt_net_run(net, x, N, -1);
