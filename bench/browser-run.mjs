@@ -39,6 +39,14 @@ try {
     const peer = await time(() => refRun(n));
     rows.push({ what: `forward, batch ${n} (per image)`, ours: ours / n, peer: peer / n, peerName: 'tfjs-wasm', unit: 'ms', ratio: peer / ours });
   }
+  // The same with every layer in float32 (loadModel's integer: false), for comparison.
+  const fmodel = await engine.loadModel(`/models/${id}/`, { integer: false });
+  for (const n of [1, 16]) {
+    const ours = await time(() => fmodel.runInput(pixels.subarray(0, n * per), n, fmodel.layers.length - 1));
+    const peer = rows.find((r) => r.what === `forward, batch ${n} (per image)`).peer;
+    rows.push({ what: `forward, batch ${n} (per image), float32 layers`, ours: ours / n, peer, peerName: 'tfjs-wasm', unit: 'ms', ratio: peer * n / ours });
+  }
+  fmodel.dispose();
   window.benchResult = { ok: true, model: id, runs, simd: engine.simd, relaxed: engine.mod.relaxed, threads: engine.threads,
     peerThreads: tf.wasm.getThreadsCount(), peerCanThread: await tf.env().getAsync('WASM_HAS_MULTITHREAD_SUPPORT'), crossOriginIsolated, userAgent: navigator.userAgent, rows,
     memory: engine.memoryBytes() };

@@ -75,7 +75,7 @@ static int row_scale(float lo, float hi, int bad, int qmax, qrow *r, float *inv)
     return 0;
   }
   const float half = 0.5f * hi - 0.5f * lo; /* halves first: hi - lo may overflow */
-  r->z = 0.5f * hi + 0.5f * lo;
+  r->z = 0.5f * hi + 0.5f * lo + 0.0f; /* + 0: -0 and 0 (lanes reduce in any order) alike */
   if (half < 1e-30f) { /* below this the reciprocal scale would overflow */
     r->s = 0.0f;
     return 0;
@@ -154,16 +154,15 @@ static void quant_row_simd(const float *a, int K, int Kp, int qmax, int16_t *q, 
     vhi = wasm_f32x4_pmax(vhi, v);
     vnan = wasm_v128_or(vnan, wasm_f32x4_ne(v, v));
   }
+  /* Across lanes by shuffles: a store and a scalar loop cost more than the rows of
+     MobileNet's first layers (K = 24) take to round. */
   vlo = wasm_f32x4_pmin(vlo, vlo1), vhi = wasm_f32x4_pmax(vhi, vhi1);
-  vnan = wasm_v128_or(vnan, vnan1);
-  float l4[4], h4[4], lo = a[0], hi = a[0], inv = 0.0f;
-  int bad = wasm_v128_any_true(vnan);
-  wasm_v128_store(l4, vlo);
-  wasm_v128_store(h4, vhi);
-  for (int l = 0; l < 4; l++) {
-    lo = l4[l] < lo ? l4[l] : lo;
-    hi = h4[l] > hi ? h4[l] : hi;
-  }
+  vlo = wasm_f32x4_pmin(vlo, wasm_i32x4_shuffle(vlo, vlo, 2, 3, 0, 1));
+  vhi = wasm_f32x4_pmax(vhi, wasm_i32x4_shuffle(vhi, vhi, 2, 3, 0, 1));
+  vlo = wasm_f32x4_pmin(vlo, wasm_i32x4_shuffle(vlo, vlo, 1, 0, 3, 2));
+  vhi = wasm_f32x4_pmax(vhi, wasm_i32x4_shuffle(vhi, vhi, 1, 0, 3, 2));
+  float lo = wasm_f32x4_extract_lane(vlo, 0), hi = wasm_f32x4_extract_lane(vhi, 0), inv = 0.0f;
+  int bad = wasm_v128_any_true(wasm_v128_or(vnan, vnan1));
   for (; k < K; k++) {
     bad |= a[k] != a[k];
     lo = a[k] < lo ? a[k] : lo;
@@ -185,8 +184,9 @@ static void quant_row_simd(const float *a, int K, int Kp, int qmax, int16_t *q, 
     vsum = wasm_i32x4_add(vsum, wasm_i32x4_add(c0, c1));
     wasm_v128_store(q + k, wasm_i16x8_narrow_i32x4(c0, c1));
   }
-  int sum = wasm_i32x4_extract_lane(vsum, 0) + wasm_i32x4_extract_lane(vsum, 1) +
-            wasm_i32x4_extract_lane(vsum, 2) + wasm_i32x4_extract_lane(vsum, 3);
+  vsum = wasm_i32x4_add(vsum, wasm_i32x4_shuffle(vsum, vsum, 2, 3, 0, 1));
+  vsum = wasm_i32x4_add(vsum, wasm_i32x4_shuffle(vsum, vsum, 1, 0, 3, 2));
+  int sum = wasm_i32x4_extract_lane(vsum, 0);
   for (; k < K; k++) sum += q[k] = (int16_t)rintf((a[k] - r->z) * inv);
   for (; k < Kp; k++) q[k] = 0;
   r->sr = r->s * (float)sum;
