@@ -104,19 +104,19 @@ static void bench_gemm(int ta, int tb, int M, int N, int K) {
   printf("  simd %7.2f GFLOP/s", gflops(&j, flops));
 #endif
   if (!ta && !tb && K <= TT_QGEMM_MAX_K) { /* the same product by 8-bit weight codes */
-    int8_t *codes = malloc((size_t)K * N);
+    int16_t *codes = malloc((size_t)K * N * sizeof *codes);
     int16_t *w = malloc(tt_qpack_size(K, N) * sizeof *w);
-    float *wa = buf((size_t)N + 8), *wb = buf((size_t)N + 8), *ws = buf((size_t)N + 8);
-    for (size_t i = 0; i < (size_t)K * N; i++) codes[i] = (int8_t)((i * 2654435761u) >> 24);
+    float *wb = buf((size_t)N + 8), *ws = buf((size_t)N + 8);
+    for (size_t i = 0; i < (size_t)K * N; i++) codes[i] = (int16_t)((i * 2654435761u) >> 24) - 128;
     const int qmax = tt_qpack(K, N, codes, w);
-    j.kind = 2, j.q = (tt_qmat){K, N, qmax, w, wa, wb, ws};
+    j.kind = 2, j.q = (tt_qmat){K, N, qmax, w, wb, ws};
 #ifdef __wasm_simd128__
     j.qgemm = tt_qgemm_simd;
 #else
     j.qgemm = tt_qgemm_scalar;
 #endif
     printf("  int16 %7.2f GFLOP/s", gflops(&j, flops));
-    free(codes); free(w); free(wa); free(wb); free(ws);
+    free(codes); free(w); free(wb); free(ws);
   }
   printf("\n");
   fflush(stdout);

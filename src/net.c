@@ -88,7 +88,7 @@ void tt_net_free(tt_net *net) {
   for (int i = 0; i < net->n; i++) {
     tt_op *o = &net->ops[i];
     free(o->wt), free(o->bias), free(o->gwt), free(o->gbias);
-    free(o->qw), free(o->qwa), free(o->qwb), free(o->qws);
+    free(o->qw), free(o->qwb), free(o->qws);
   }
   for (int i = 0; i < net->npool; i++) free(net->pool[i].p);
   free(net->band_e.p), free(net->band_d.p);
@@ -256,7 +256,7 @@ int tt_net_fold_bn(tt_net *net, int i, const float *gamma, const float *beta,
   for (size_t k = 0; k < n; k++) {
     float s = (gamma ? gamma[k] : 1.0f) / sqrtf(var[k] + eps);
     for (size_t j = 0; j < per; j++) o->wt[j * n + k] *= s;
-    if (o->qw) o->qwa[k] *= s, o->qwb[k] *= s, o->qws[k] *= s;
+    if (o->qw) o->qwb[k] *= s, o->qws[k] *= s;
     o->bias[k] = (o->bias[k] - mean[k]) * s + (beta ? beta[k] : 0.0f);
   }
   return TT_OK;
@@ -267,38 +267,41 @@ static int is_pointwise(const tt_net *net, const tt_op *o);
 int tt_net_quantized(tt_net *net, int i, double qmin, double qscale) {
   if (i < 1 || i >= net->n) return tt_fail(TT_EINVAL, "quantized weights declared for op %d, which does not exist", i);
   tt_op *o = &net->ops[i];
-  const int gemm = o->d.type == TT_OP_DENSE || (o->d.type == TT_OP_CONV2D && is_pointwise(net, o));
-  if (!gemm || o->cin > TT_QGEMM_MAX_K || o->qw || !o->wt) return TT_OK;
   if (!(qscale > 0) || !isfinite(qscale) || !isfinite(qmin))
     return tt_fail(TT_EINVAL, "'%s': quantization scale %g, min %g", o->name, qscale, qmin);
-  const int K = o->cin, N = o->c, N8 = (N + 7) / 8 * 8;
-  int8_t *codes = malloc(o->wn);
+  /* w = q*qscale + qmin = qscale*(q - zp): integer codes need an integer zero point. */
+  const double zp = -qmin / qscale;
+  const int gemm = o->d.type == TT_OP_DENSE || (o->d.type == TT_OP_CONV2D && is_pointwise(net, o));
+  if (!gemm || o->cin > TT_QGEMM_MAX_K || o->qw || !o->wt || !(zp >= 0 && zp <= 255) ||
+      fabs(zp - nearbyint(zp)) > 1e-6)
+    return TT_OK;
+  const int K = o->cin, N = o->c, N8 = (N + 7) / 8 * 8, z = (int)nearbyint(zp);
+  int16_t *codes = malloc(o->wn * sizeof *codes);
   int16_t *qw = malloc(tt_qpack_size(K, N) * sizeof *qw);
-  float *qwa = calloc((size_t)N8, sizeof *qwa), *qwb = calloc((size_t)N8, sizeof *qwb);
-  float *qws = calloc((size_t)N8, sizeof *qws);
-  if (!codes || !qw || !qwa || !qwb || !qws) {
-    free(codes), free(qw), free(qwa), free(qwb), free(qws);
+  float *qwb = calloc((size_t)N8, sizeof *qwb), *qws = calloc((size_t)N8, sizeof *qws);
+  if (!codes || !qw || !qwb || !qws) {
+    free(codes), free(qw), free(qwb), free(qws);
     return tt_fail(TT_ENOMEM, "out of memory for the integer weights of '%s'", o->name);
   }
   for (size_t j = 0; j < o->wn; j++) {
     /* The exact value tt_weights_decode gives code q (double, like tfjs). */
     const double q = nearbyint(((double)o->wt[j] - qmin) / qscale);
     if (!(q >= 0 && q <= 255) || (float)(q * qscale + qmin) != o->wt[j]) {
-      free(codes), free(qw), free(qwa), free(qwb), free(qws);
+      free(codes), free(qw), free(qwb), free(qws);
       return tt_fail(TT_EFORMAT, "weights of '%s' are not the uint8 codes their quantization "
                      "(min %g, scale %g) says: weight %zu is %g", o->name, qmin, qscale, j,
                      (double)o->wt[j]);
     }
-    codes[j] = (int8_t)((int)q - 128);
+    codes[j] = (int16_t)((int)q - z);
   }
   o->qmax = tt_qpack(K, N, codes, qw);
   free(codes);
   for (int n = 0; n < N; n++) {
     double sum = 0;
     for (int k = 0; k < K; k++) sum += o->wt[(size_t)k * N + n];
-    qwa[n] = (float)(qmin + 128 * qscale), qwb[n] = (float)qscale, qws[n] = (float)sum;
+    qwb[n] = (float)qscale, qws[n] = (float)sum;
   }
-  o->qw = qw, o->qwa = qwa, o->qwb = qwb, o->qws = qws;
+  o->qw = qw, o->qwb = qwb, o->qws = qws;
   return TT_OK;
 }
 
@@ -347,7 +350,7 @@ static int is_pointwise(const tt_net *net, const tt_op *o) {
 static void op_gemm(const tt_op *o, int infer, int m, const float *x, float *y, int acc,
                     int act) {
   if (infer && o->qw) {
-    const tt_qmat W = {o->cin, o->c, o->qmax, o->qw, o->qwa, o->qwb, o->qws};
+    const tt_qmat W = {o->cin, o->c, o->qmax, o->qw, o->qwb, o->qws};
     tt_qgemm(m, &W, x, o->cin, y, o->c, acc, o->bias, act);
   } else {
     tt_gemm(0, 0, m, o->c, o->cin, x, o->cin, o->wt, o->c, y, o->c, acc, o->bias, act);

@@ -42,10 +42,10 @@ typedef struct {
   size_t wn, bn;
   float *gwt, *gbias;        /* gradients, when training */
   /* Integer codes of the weights (tt_net_quantized), packed for tt_qgemm, the per-column
-     factors that make them weights (w = qwa[n] + qwb[n]*code), and the column sums of w.
-     NULL if none. */
+     factors that make them weights (w = qwb[n]*code), and the column sums of w. NULL if
+     none. */
   int16_t *qw;
-  float *qwa, *qwb, *qws;
+  float *qwb, *qws;
   int qmax;
   char name[96];
 } tt_op;
@@ -72,8 +72,9 @@ int tt_net_fold_bn(tt_net *net, int i, const float *gamma, const float *beta,
    quantization, w = (float)(q*qscale + qmin), and lets inference (tt_net_forward, not
    training) multiply by the codes with tt_qgemm, about twice as fast as the float GEMM
    in WASM (see kernels/qgemm.c). Call it before folding batch norm into the op. Ops that
-   do not run as one GEMM (only pointwise convs and dense layers do), or whose K is too
-   long for exact integer sums, ignore it. Refused, naming the op, when a weight is not
+   do not run as one GEMM (only pointwise convs and dense layers do), whose K is too long
+   for exact integer sums, or whose zero point (-qmin/qscale) is not an integer in
+   [0, 255], ignore it. Refused, naming the op, when a weight is not
    on the grid the quantization states. Copies (tt_net_append) and saved models hold the
    float weights only. */
 int tt_net_quantized(tt_net *net, int i, double qmin, double qscale);

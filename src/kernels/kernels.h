@@ -32,22 +32,22 @@ void tt_gemm_cut_range(const tt_gemm_cut *c, int t, int *lo, int *hi);
 
 /* ---- qgemm.c: GEMM against 8-bit weight codes, for frozen layers ------------------
    C[M,N] = (acc ? C : 0) + A W, then + bias[N] (if bias), then act, where A is [M,K]
-   (row stride lda) and W[k][n] = wa[n] + wb[n] * code[k][n], code in [-128, 127]. Each
-   row of A is rounded to integers with a scale of its own (see qgemm.c), so the result
-   is within ~1e-4 (relative to each row's largest value) of the float product. w holds
-   the codes as tt_qpack lays them out (tt_qpack_size int16s), qmax is what tt_qpack
-   returned; wsum[n] is the sum of column n of W (the caller's, as it folds factors into
-   wa and wb); wa, wb and wsum are padded with zeros to a multiple of 8 columns. For
-   K <= TT_QGEMM_MAX_K only, which keeps qmax >= 4096. */
-#define TT_QGEMM_MAX_K 4094
+   (row stride lda) and W[k][n] = wb[n] * code[k][n], |code| <= 255 (uint8 codes less
+   an integer zero point). Each row of A is rounded to integers with a scale of its own
+   (see qgemm.c), so the result is within ~1e-4 (relative to each row's range) of the
+   float product. w holds the codes as tt_qpack lays them out (tt_qpack_size int16s),
+   qmax is what tt_qpack returned; wsum[n] is the sum of column n of W (the caller's, as
+   it folds factors into wb); wb and wsum are padded with zeros to a multiple of 8
+   columns. For K <= TT_QGEMM_MAX_K only, which keeps qmax >= 4096. */
+#define TT_QGEMM_MAX_K 2046
 typedef struct {
   int K, N, qmax;
   const int16_t *w;
-  const float *wa, *wb, *wsum;
+  const float *wb, *wsum;
 } tt_qmat;
 size_t tt_qpack_size(int K, int N);
 /* Packs codes [K][N]; returns the largest code a row of A may take (qmax). */
-int tt_qpack(int K, int N, const int8_t *codes, int16_t *dst);
+int tt_qpack(int K, int N, const int16_t *codes, int16_t *dst);
 void tt_qgemm(int M, const tt_qmat *W, const float *A, int lda, float *C, int ldc, int acc,
               const float *bias, int act);
 

@@ -43,8 +43,8 @@ __attribute__((export_name("tt_bench_kernel"))) int tt_bench_kernel(int kind, in
   size_t nx, nw, ny, nb;
   if (kind == 0 || kind == 3) {
     if (kind == 3 && c > TT_QGEMM_MAX_K) return -1;
-    /* kind 3: w holds the per-column factors wa, wb, wsum (padded), not weights */
-    nx = (size_t)a * c, nw = kind == 0 ? (size_t)c * b : 3 * ((size_t)b + 8), ny = (size_t)a * b,
+    /* kind 3: w holds the per-column factors wb, wsum (padded), not weights */
+    nx = (size_t)a * c, nw = kind == 0 ? (size_t)c * b : 2 * ((size_t)b + 8), ny = (size_t)a * b,
     nb = (size_t)b;
   } else if (kind == 1 || kind == 2) {
     s.oh = s.ow = (a + c - 1) / c;
@@ -60,13 +60,13 @@ __attribute__((export_name("tt_bench_kernel"))) int tt_bench_kernel(int kind, in
   mb.x = filled(nx), mb.w = filled(nw), mb.y = filled(ny), mb.bias = filled(nb);
   if (!mb.x || !mb.w || !mb.y || !mb.bias) return -1;
   if (kind == 3) {
-    int8_t *codes = malloc((size_t)c * b);
+    int16_t *codes = malloc((size_t)c * b * sizeof *codes);
     mb.q = malloc(tt_qpack_size(c, b) * sizeof *mb.q);
     if (!codes || !mb.q) { free(codes); return -1; }
-    for (size_t i = 0; i < (size_t)c * b; i++) codes[i] = (int8_t)((i * 2654435761u) >> 24);
+    for (size_t i = 0; i < (size_t)c * b; i++) codes[i] = (int16_t)((i * 2654435761u) >> 24) - 128;
     const int qmax = tt_qpack(c, b, codes, mb.q);
     free(codes);
-    mb.qm = (tt_qmat){c, b, qmax, mb.q, mb.w, mb.w + b + 8, mb.w + 2 * (b + 8)};
+    mb.qm = (tt_qmat){c, b, qmax, mb.q, mb.w, mb.w + b + 8};
   }
   return 0;
 }

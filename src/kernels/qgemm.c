@@ -4,17 +4,17 @@
    instructions (f32x4.mul, f32x4.add) on 4 multiply-adds. i32x4.dot_i16x8_s (one
    pmaddwd on x86) does 8 multiply-adds of 16-bit integers, and its add makes 8 per two
    instructions: twice the float rate, from half the bytes of operands. The pre-trained
-   backbones ship their weights as uint8 codes already, so the weights lose nothing; the
-   activations are rounded, one row (one pixel's channels) at a time, to the largest
-   integer range whose sums of products with the layer's codes cannot overflow int32:
-   16 bits for MobileNetV2's layers. That is a relative error of ~1.5e-5 of the row's
-   largest value, well below what separates two images; the engine's tests hold the
-   features to tfjs's float32 ones.
+   backbones ship their weights as uint8 codes with an integer zero point, so a weight is
+   exactly wb[n] * code (code = q - zero point); the activations are rounded, one row (one
+   pixel's channels) at a time, to the largest integer range whose sums of products with
+   the layer's codes cannot overflow int32: 16 bits for MobileNetV2's layers, a relative
+   error of ~1.5e-5 of the row's range, well below what separates two images; the
+   engine's tests hold the features to tfjs's float32 ones.
 
-   A row a (K values) becomes a[k] ~ z + s * qa[k], qa[k] in [-qmax, qmax]: z is the middle
-   of the row's range and s half its width over qmax, so a row of ReLU6 outputs (all >= 0)
-   gets the full code range, not half of it. With W[k][n] = wa[n] + wb[n] * code[k][n],
-     C[m][n] = wb[n] * s * sum_k qa[k] code[k][n] + wa[n] * s * sum_k qa[k] + z * wsum[n],
+   A row a (K values) becomes a[k] ~ s * (qa[k] + zi), qa[k] in [-qmax, qmax]: s is half
+   the row's range over qmax - 1 and s * zi the nearest multiple of s to its middle, so a
+   row of ReLU6 outputs (all >= 0) gets the full code range, not half of it. Then
+     C[m][n] = wb[n] * s * sum_k qa[k] code[k][n] + z * wsum[n],   z = s * zi,
    wsum[n] being the sum of column n of W. A row's codes depend on that row alone, so
    results do not depend on batch-mates, bands or threads.
 
@@ -22,7 +22,8 @@
    ([Kp/2][8][2], K rounded up to even Kp, columns padded with zero codes), so a panel row
    is two v128 loads and a pair of A codes one 32-bit splat. The register tile is 4x8,
    like the float GEMM's, for the same reason: 8 accumulators, two B vectors and the
-   splat fit the 16 x86 vector registers without spills (measured 6x8: 15-20% slower). */
+   splat fit the 16 x86 vector registers without spills (6x8 and 2x16 measured no
+   faster). */
 #include "kernels.h"
 #include "act.h"
 #include "threads.h"
@@ -43,7 +44,7 @@ size_t tt_qpack_size(int K, int N) {
   return (size_t)((K + 1) & ~1) * (size_t)((N + QG_NR - 1) / QG_NR * QG_NR);
 }
 
-int tt_qpack(int K, int N, const int8_t *codes, int16_t *dst) {
+int tt_qpack(int K, int N, const int16_t *codes, int16_t *dst) {
   const int Kp = (K + 1) & ~1, N8 = (N + QG_NR - 1) / QG_NR * QG_NR;
   long l1max = 1;
   for (int p = 0; p < N8; p += QG_NR)
@@ -62,31 +63,46 @@ int tt_qpack(int K, int N, const int8_t *codes, int16_t *dst) {
   return q > 32767 ? 32767 : (int)q;
 }
 
-/* How a row of A was rounded (see the top): a[k] ~ z + s * q[k]; sr = s * sum_k q[k]. */
-typedef struct { float s, sr, z; } qrow;
+/* How a row of A was rounded (see the top): a[k] ~ s * (q[k] + zi) = s * q[k] + z. */
+typedef struct { float s, z; } qrow;
 
-/* The rounding once the row's range [lo, hi] is known, and the cases that need none: a
-   constant row is z alone (s = 0), and a row holding a NaN or an infinity gives NaN, as
-   the float product would. Returns 0 when no codes are needed (q is then all zeros). */
-static int row_scale(float lo, float hi, int bad, int qmax, qrow *r, float *inv) {
-  r->sr = 0.0f;
+/* Rounding by the float adder: adding 1.5 * 2^23 leaves round-to-nearest-even(v) in the
+   low mantissa bits for |v| < 2^22 (one add and one integer subtract, where
+   f32x4.nearest + i32x4.trunc_sat_f32x4 are about ten x86 instructions in V8). Adding
+   1.5 * 2^23 - zi instead also subtracts the row's zero point; the scalar version adds
+   the same float so that ties round alike. */
+#define QG_MAGIC 12582912.0f
+
+/* The rounding of a row whose values span [lo, hi]: sets *r, *inv (codes are
+   round(a * inv) - zi) and *mz = QG_MAGIC - zi. A constant row is z alone (s = 0), and a
+   row holding a NaN or an infinity gives NaN, as the float product would; both return 0
+   (no codes needed: all zero). A row far from zero for its width (|middle| over 2^21
+   levels away) is rounded about zero instead, keeping codes within the adder's range. */
+static int row_scale(float lo, float hi, int bad, int qmax, qrow *r, float *inv, float *mz) {
   if (bad || !(hi <= FLT_MAX) || !(lo >= -FLT_MAX)) {
     r->s = r->z = NAN;
     return 0;
   }
-  const float half = 0.5f * hi - 0.5f * lo; /* halves first: hi - lo may overflow */
-  r->z = 0.5f * hi + 0.5f * lo + 0.0f; /* + 0: -0 and 0 (lanes reduce in any order) alike */
+  float half = 0.5f * hi - 0.5f * lo, mid = 0.5f * hi + 0.5f * lo; /* halves first: no overflow */
   if (half < 1e-30f) { /* below this the reciprocal scale would overflow */
-    r->s = 0.0f;
+    r->s = 0.0f, r->z = mid;
     return 0;
   }
-  *inv = (float)qmax / half;
-  r->s = half * (1.0f / (float)qmax);
+  const float levels = (float)(qmax - 1); /* round(a*inv) - zi then stays within +-qmax */
+  if (fabsf(mid) > half * (2097152.0f / levels)) {
+    half = fabsf(lo) > fabsf(hi) ? fabsf(lo) : fabsf(hi);
+    mid = 0.0f;
+  }
+  *inv = levels / half;
+  r->s = half * (1.0f / levels);
+  const float zi = rintf(mid * *inv);
+  r->z = r->s * zi + 0.0f; /* + 0: -0 and 0 (lanes reduce in any order) alike */
+  *mz = QG_MAGIC - zi;
   return 1;
 }
 
 static void quant_row_scalar(const float *a, int K, int Kp, int qmax, int16_t *q, qrow *r) {
-  float lo = a[0], hi = a[0], inv = 0.0f;
+  float lo = a[0], hi = a[0], inv = 0.0f, mz = 0.0f;
   int bad = 0;
   for (int k = 0; k < K; k++) {
     bad |= a[k] != a[k];
@@ -94,16 +110,17 @@ static void quant_row_scalar(const float *a, int K, int Kp, int qmax, int16_t *q
     hi = a[k] > hi ? a[k] : hi;
   }
   memset(q, 0, (size_t)Kp * sizeof *q);
-  if (!row_scale(lo, hi, bad, qmax, r, &inv)) return;
-  int sum = 0;
-  for (int k = 0; k < K; k++) sum += q[k] = (int16_t)rintf((a[k] - r->z) * inv);
-  r->sr = r->s * (float)sum;
+  if (!row_scale(lo, hi, bad, qmax, r, &inv, &mz)) return;
+  for (int k = 0; k < K; k++) {
+    const float t = a[k] * inv; /* two statements, as the SIMD version's two operations */
+    q[k] = (int16_t)((int32_t)(t + mz) - (int32_t)QG_MAGIC);
+  }
 }
 
 /* The epilogue, one output: the same operations in the same order as the SIMD one. */
-static inline float qout(int32_t acc, const qrow *r, float wa, float wb, float wsum,
-                         const float *c, const float *bias, int act) {
-  float v = (float)acc * wb * r->s + wa * r->sr + wsum * r->z;
+static inline float qout(int32_t acc, const qrow *r, float wb, float wsum, const float *c,
+                         const float *bias, int act) {
+  float v = (float)acc * wb * r->s + wsum * r->z;
   if (c) v = *c + v;
   if (bias) v = v + *bias;
   return act_f(v, act);
@@ -121,20 +138,12 @@ void tt_qgemm_scalar(int M, const tt_qmat *W, const float *A, int lda, float *C,
       const int16_t *b = W->w + (size_t)(j / QG_NR) * Kp * QG_NR + (j % QG_NR) * 2;
       int32_t t = 0;
       for (int k = 0; k < Kp; k += 2, b += 2 * QG_NR) t += q[k] * b[0] + q[k + 1] * b[1];
-      c[j] = qout(t, &r, W->wa[j], W->wb[j], W->wsum[j], acc ? &c[j] : NULL,
-                  bias ? &bias[j] : NULL, act);
+      c[j] = qout(t, &r, W->wb[j], W->wsum[j], acc ? &c[j] : NULL, bias ? &bias[j] : NULL, act);
     }
   }
 }
 
 #ifdef __wasm_simd128__
-
-/* Rounding by the float adder: adding 1.5 * 2^23 leaves round-to-nearest-even(v) in the
-   low mantissa bits for |v| < 2^22, so one add and one integer subtract replace
-   f32x4.nearest + i32x4.trunc_sat_f32x4 (about ten x86 instructions in V8), with the
-   same result as the scalar rintf. pmin/pmax are single minps/maxps but drop NaNs, so
-   NaNs are looked for with a compare of their own. */
-#define QG_MAGIC 12582912.0f
 
 static void quant_row_simd(const float *a, int K, int Kp, int qmax, int16_t *q, qrow *r) {
   /* Two of each accumulator: one chain of dependent pmin/pmax would bound the loop. */
@@ -161,35 +170,31 @@ static void quant_row_simd(const float *a, int K, int Kp, int qmax, int16_t *q, 
   vhi = wasm_f32x4_pmax(vhi, wasm_i32x4_shuffle(vhi, vhi, 2, 3, 0, 1));
   vlo = wasm_f32x4_pmin(vlo, wasm_i32x4_shuffle(vlo, vlo, 1, 0, 3, 2));
   vhi = wasm_f32x4_pmax(vhi, wasm_i32x4_shuffle(vhi, vhi, 1, 0, 3, 2));
-  float lo = wasm_f32x4_extract_lane(vlo, 0), hi = wasm_f32x4_extract_lane(vhi, 0), inv = 0.0f;
+  float lo = wasm_f32x4_extract_lane(vlo, 0), hi = wasm_f32x4_extract_lane(vhi, 0), inv = 0.0f,
+        mz = 0.0f;
   int bad = wasm_v128_any_true(wasm_v128_or(vnan, vnan1));
   for (; k < K; k++) {
     bad |= a[k] != a[k];
     lo = a[k] < lo ? a[k] : lo;
     hi = a[k] > hi ? a[k] : hi;
   }
-  if (!row_scale(lo, hi, bad, qmax, r, &inv)) {
+  if (!row_scale(lo, hi, bad, qmax, r, &inv, &mz)) {
     memset(q, 0, (size_t)Kp * sizeof *q);
     return;
   }
-  const v128_t vinv = wasm_f32x4_splat(inv), vz = wasm_f32x4_splat(r->z),
+  const v128_t vinv = wasm_f32x4_splat(inv), vmz = wasm_f32x4_splat(mz),
                magic = wasm_f32x4_splat(QG_MAGIC);
-  v128_t vsum = wasm_i32x4_splat(0);
   k = 0;
   for (; k + 8 <= K; k += 8) {
-    const v128_t x0 = wasm_f32x4_sub(wasm_v128_load(a + k), vz);
-    const v128_t x1 = wasm_f32x4_sub(wasm_v128_load(a + k + 4), vz);
-    const v128_t c0 = wasm_i32x4_sub(wasm_f32x4_add(wasm_f32x4_mul(x0, vinv), magic), magic);
-    const v128_t c1 = wasm_i32x4_sub(wasm_f32x4_add(wasm_f32x4_mul(x1, vinv), magic), magic);
-    vsum = wasm_i32x4_add(vsum, wasm_i32x4_add(c0, c1));
+    const v128_t c0 = wasm_i32x4_sub(wasm_f32x4_add(wasm_f32x4_mul(wasm_v128_load(a + k), vinv), vmz), magic);
+    const v128_t c1 = wasm_i32x4_sub(wasm_f32x4_add(wasm_f32x4_mul(wasm_v128_load(a + k + 4), vinv), vmz), magic);
     wasm_v128_store(q + k, wasm_i16x8_narrow_i32x4(c0, c1));
   }
-  vsum = wasm_i32x4_add(vsum, wasm_i32x4_shuffle(vsum, vsum, 2, 3, 0, 1));
-  vsum = wasm_i32x4_add(vsum, wasm_i32x4_shuffle(vsum, vsum, 1, 0, 3, 2));
-  int sum = wasm_i32x4_extract_lane(vsum, 0);
-  for (; k < K; k++) sum += q[k] = (int16_t)rintf((a[k] - r->z) * inv);
+  for (; k < K; k++) {
+    const float t = a[k] * inv;
+    q[k] = (int16_t)((int32_t)(t + mz) - (int32_t)QG_MAGIC);
+  }
   for (; k < Kp; k++) q[k] = 0;
-  r->sr = r->s * (float)sum;
 }
 
 /* One row of the tile (two accumulators, 8 columns) -> C; see qout for the epilogue.
@@ -197,12 +202,11 @@ static void quant_row_simd(const float *a, int K, int Kp, int qmax, int16_t *q, 
 #define QG_EPI(x0, x1, row)                                                                \
   do {                                                                                     \
     const v128_t s_ = wasm_v128_load32_splat(&r[row].s);                                   \
-    const v128_t sr_ = wasm_v128_load32_splat(&r[row].sr);                                 \
     const v128_t z_ = wasm_v128_load32_splat(&r[row].z);                                   \
     v128_t v0 = wasm_f32x4_mul(wasm_f32x4_mul(wasm_f32x4_convert_i32x4(x0), wb0), s_);    \
     v128_t v1 = wasm_f32x4_mul(wasm_f32x4_mul(wasm_f32x4_convert_i32x4(x1), wb1), s_);    \
-    v0 = wasm_f32x4_add(wasm_f32x4_add(v0, wasm_f32x4_mul(wa0, sr_)), wasm_f32x4_mul(ws0, z_)); \
-    v1 = wasm_f32x4_add(wasm_f32x4_add(v1, wasm_f32x4_mul(wa1, sr_)), wasm_f32x4_mul(ws1, z_)); \
+    v0 = wasm_f32x4_add(v0, wasm_f32x4_mul(ws0, z_));                                      \
+    v1 = wasm_f32x4_add(v1, wasm_f32x4_mul(ws1, z_));                                      \
     if (acc) {                                                                             \
       v0 = wasm_f32x4_add(wasm_v128_load(c##row), v0);                                     \
       v1 = wasm_f32x4_add(wasm_v128_load(c##row + 4), v1);                                 \
@@ -220,10 +224,9 @@ static void quant_row_simd(const float *a, int K, int Kp, int qmax, int16_t *q, 
    accumulators. */
 __attribute__((noinline)) static void qgemm_ukernel_4x8(
     int np, int Kp, const int16_t *a0, const int16_t *bp, float *c, int ldc, int acc,
-    const float *wa, const float *wb, const float *ws, const qrow *r, const float *bias,
-    int act) {
+    const float *wb, const float *ws, const qrow *r, const float *bias, int act) {
   const int16_t *a1 = a0 + Kp, *a2 = a1 + Kp, *a3 = a2 + Kp;
-  for (int p = 0; p < np; p++, c += QG_NR, wa += QG_NR, wb += QG_NR, ws += QG_NR) {
+  for (int p = 0; p < np; p++, c += QG_NR, wb += QG_NR, ws += QG_NR) {
     v128_t x00 = wasm_i32x4_splat(0), x01 = x00, x10 = x00, x11 = x00, x20 = x00,
            x21 = x00, x30 = x00, x31 = x00;
     for (int k = 0; k < Kp; k += 2, bp += 2 * QG_NR) { /* leaves bp at the next panel */
@@ -241,7 +244,6 @@ __attribute__((noinline)) static void qgemm_ukernel_4x8(
       x30 = wasm_i32x4_add(x30, wasm_i32x4_dot_i16x8(a, b0));
       x31 = wasm_i32x4_add(x31, wasm_i32x4_dot_i16x8(a, b1));
     }
-    const v128_t wa0 = wasm_v128_load(wa), wa1 = wasm_v128_load(wa + 4);
     const v128_t wb0 = wasm_v128_load(wb), wb1 = wasm_v128_load(wb + 4);
     const v128_t ws0 = wasm_v128_load(ws), ws1 = wasm_v128_load(ws + 4);
     float *c0 = c, *c1 = c0 + ldc, *c2 = c1 + ldc, *c3 = c2 + ldc;
@@ -269,14 +271,14 @@ void tt_qgemm_simd(int M, const tt_qmat *W, const float *A, int lda, float *C, i
       quant_row_simd(A + (size_t)(i0 + i) * lda, K, Kp, qmax, qa + (size_t)i * Kp, &rows[i]);
     for (int i = mb; i < mb4; i++) { /* padding rows of the last tile: never stored */
       memset(qa + (size_t)i * Kp, 0, (size_t)Kp * sizeof *qa);
-      rows[i].s = rows[i].sr = rows[i].z = 0.0f;
+      rows[i].s = rows[i].z = 0.0f;
     }
     for (int i = 0; i < mb4; i += QG_MR) {
       const int mr = mb - i < QG_MR ? mb - i : QG_MR;
       float *c = C + (size_t)(i0 + i) * ldc;
       if (mr == QG_MR && N8 > 0)
-        qgemm_ukernel_4x8(N8 / QG_NR, Kp, qa + (size_t)i * Kp, W->w, c, ldc, acc, W->wa, W->wb,
-                          W->wsum, rows + i, bias, act);
+        qgemm_ukernel_4x8(N8 / QG_NR, Kp, qa + (size_t)i * Kp, W->w, c, ldc, acc, W->wb, W->wsum,
+                          rows + i, bias, act);
       if (mr == QG_MR && N8 == N) continue;
       /* Edge tiles (the last rows, the last columns) on a padded copy, so the kernel
          never needs bounds checks; only their valid part is written back. */
@@ -288,7 +290,7 @@ void tt_qgemm_simd(int M, const tt_qmat *W, const float *A, int lda, float *C, i
             tile[rr * QG_NR + j] = acc && rr < mr && j < nr ? c[(size_t)rr * ldc + p + j] : 0.0f;
         for (int j = 0; j < QG_NR; j++) btile[j] = bias && j < nr ? bias[p + j] : 0.0f;
         qgemm_ukernel_4x8(1, Kp, qa + (size_t)i * Kp, W->w + (size_t)p * Kp, tile, QG_NR, acc,
-                          W->wa + p, W->wb + p, W->wsum + p, rows + i, bias ? btile : NULL, act);
+                          W->wb + p, W->wsum + p, rows + i, bias ? btile : NULL, act);
         for (int rr = 0; rr < mr; rr++)
           for (int j = 0; j < nr; j++) c[(size_t)rr * ldc + p + j] = tile[rr * QG_NR + j];
       }
@@ -324,7 +326,7 @@ static void qgemm_task(void *ctx, int t) {
   } else {
     /* A column block is a matrix of its own: its panels, its per-column factors. */
     tt_qmat w = {g->W->K, hi - lo, g->W->qmax, g->W->w + (size_t)lo * ((g->W->K + 1) & ~1),
-                 g->W->wa + lo, g->W->wb + lo, g->W->wsum + lo};
+                 g->W->wb + lo, g->W->wsum + lo};
     qgemm_1(g->M, &w, g->A, g->lda, g->C + lo, g->ldc, g->acc, g->bias ? g->bias + lo : NULL,
             g->act);
   }

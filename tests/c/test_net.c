@@ -23,7 +23,7 @@ static int g_quant;
 
 static int add(tt_net *net, const char *name, tt_op_desc d, size_t wn, size_t bn, float scale) {
   float *w = wn ? rnd(wn, scale) : NULL, *b = bn ? rnd(bn, 0.1f) : NULL;
-  const double qmin = -scale, qscale = 2.0 * scale / 255;
+  const double qscale = scale / 128, qmin = -128 * qscale; /* zero point 128 */
   for (size_t k = 0; g_quant && k < wn; k++)
     w[k] = (float)((double)(tt_rng_next(&g_rng) % 256) * qscale + qmin);
   int i = tt_net_add(net, name, &d, w, wn, b, bn);
@@ -377,7 +377,7 @@ static void test_quantized(void) {
   tt_net *net = tt_net_create(3, 3, 4);
   tt_op_desc pw = {.type = TT_OP_CONV2D, .in0 = 0, .kh = 1, .kw = 1, .sh = 1, .sw = 1, .channels = 6};
   float w[24], b[6] = {0.1f, -0.2f, 0.3f, 0, 0.5f, -0.6f};
-  const double qmin = -0.5, qscale = 1.0 / 255;
+  const double qscale = 1.0 / 255, qmin = -120 * qscale;
   for (int k = 0; k < 24; k++) w[k] = (float)((double)((k * 37) % 256) * qscale + qmin);
   CHECK(tt_net_add(net, "pw", &pw, w, 24, b, 6) == 1, "add");
   w[5] += 1e-3f; /* off the grid */
@@ -394,6 +394,8 @@ static void test_quantized(void) {
   CHECK(tt_net_quantized(net, 3, qmin, qscale) == TT_OK && tt_net_op(net, 3)->qw == NULL,
         "a depthwise op ignores it");
   CHECK(tt_net_quantized(net, 9, qmin, qscale) == TT_EINVAL, "a missing op refused");
+  CHECK(tt_net_quantized(net, 1, qmin + 0.5 * qscale, qscale) == TT_OK && tt_net_op(net, 1)->qw == NULL,
+        "a zero point between two codes is ignored");
   CHECK(tt_net_quantized(net, 1, qmin, qscale) == TT_OK && tt_net_op(net, 1)->qw, "quantized");
   /* Folding BN scales the codes' factors with the weights: inference by codes stays
      within rounding of the float twin folded the same way. */

@@ -87,12 +87,12 @@ static void test_qgemm_split(void) {
   static const int shapes[][3] = {{113, 70, 37}, {49, 1792, 448}, {6, 300, 70}, {1000, 10, 256}};
   for (int si = 0; si < 4; si++) {
     const int M = shapes[si][0], N = shapes[si][1], K = shapes[si][2], N8 = (N + 7) / 8 * 8;
-    int8_t *codes = malloc((size_t)K * N);
-    for (size_t i = 0; i < (size_t)K * N; i++) codes[i] = (int8_t)(tt_rng_next(&g_rng) >> 56);
+    int16_t *codes = malloc((size_t)K * N * sizeof *codes);
+    for (size_t i = 0; i < (size_t)K * N; i++) codes[i] = (int16_t)(tt_rng_next(&g_rng) % 511) - 255;
     int16_t *w = malloc(tt_qpack_size(K, N) * sizeof *w);
     const int qmax = tt_qpack(K, N, codes, w);
-    float *f = rnd((size_t)3 * N8, 0.01f), *A = rnd((size_t)M * K, 1), *bias = rnd(N, 1);
-    const tt_qmat q = {K, N, qmax, w, f, f + N8, f + 2 * N8};
+    float *f = rnd((size_t)2 * N8, 0.01f), *A = rnd((size_t)M * K, 1), *bias = rnd(N, 1);
+    const tt_qmat q = {K, N, qmax, w, f, f + N8};
     float *C0 = rnd((size_t)M * N, 1), *C1 = malloc((size_t)M * N * sizeof *C1);
     memcpy(C1, C0, (size_t)M * N * sizeof *C1);
     tt_qgemm(M, &q, A, K, C1, N, si & 1, bias, si % 3);
