@@ -105,15 +105,13 @@ void tt_softmax(int rows, int c, const float *x, float *y);       /* numerically
    g' = g + wd*w (Adam's L2 form, decoupled = 0); m = b1*m + (1-b1)*g';
    v = b2*v + ((1-b2)*g')*g'; if flush, moments below 1e-30 in magnitude set to 0;
    upd = (m*ibc1) / (sqrt(v*ibc2) + eps) (+ wd*w when decoupled: AdamW); w -= lr*upd.
-   ibc1, ibc2 are the reciprocal bias corrections 1/(1-b1^t), 1/(1-b2^t). keep, unless
-   NULL, receives the weights before the step (a fallback copy made in the same pass). */
+   ibc1, ibc2 are the reciprocal bias corrections 1/(1-b1^t), 1/(1-b2^t). */
 typedef struct {
   float b1, b2, eps, lr, wd, ibc1, ibc2;
   int decoupled;
   int flush; /* needed every few steps (see optim.c), not every step */
 } tt_adam_cfg;
-void tt_adam(size_t n, float *w, const float *g, float *m, float *v, float *keep,
-             const tt_adam_cfg *c);
+void tt_adam(size_t n, float *w, const float *g, float *m, float *v, const tt_adam_cfg *c);
 
 /* ---- variants -----------------------------------------------------------------------
    Same contracts as above; exported so tests and benchmarks can compare them. */
@@ -139,7 +137,7 @@ void tt_bias_act_scalar(int rows, int c, float *y, const float *bias, int act);
 void tt_act_backward_scalar(size_t n, const float *y, float *dy, int act);
 void tt_bias_backward_scalar(int rows, int c, const float *dy, float *db);
 void tt_softmax_scalar(int rows, int c, const float *x, float *y);
-void tt_adam_scalar(size_t n, float *w, const float *g, float *m, float *v, float *keep,
+void tt_adam_scalar(size_t n, float *w, const float *g, float *m, float *v,
                     const tt_adam_cfg *c);
 
 #ifdef __wasm_simd128__
@@ -165,7 +163,7 @@ void tt_bias_act_simd(int rows, int c, float *y, const float *bias, int act);
 void tt_act_backward_simd(size_t n, const float *y, float *dy, int act);
 void tt_bias_backward_simd(int rows, int c, const float *dy, float *db);
 void tt_softmax_simd(int rows, int c, const float *x, float *y);
-void tt_adam_simd(size_t n, float *w, const float *g, float *m, float *v, float *keep,
+void tt_adam_simd(size_t n, float *w, const float *g, float *m, float *v,
                   const tt_adam_cfg *c);
 #endif
 

@@ -19,12 +19,11 @@
    steps at b1 = 0.9 (far more at b2) to decay from TINY to the denormal range. */
 #define TINY 1e-30f
 
-void tt_adam_scalar(size_t n, float *w, const float *g, float *m, float *v, float *keep,
+void tt_adam_scalar(size_t n, float *w, const float *g, float *m, float *v,
                     const tt_adam_cfg *c) {
   const float c1 = 1.0f - c->b1, c2 = 1.0f - c->b2;
   for (size_t j = 0; j < n; j++) {
     float gj = g[j];
-    if (keep) keep[j] = w[j];
     if (!c->decoupled) gj += c->wd * w[j];
     float mj = c->b1 * m[j] + c1 * gj, vj = c->b2 * v[j] + (c2 * gj) * gj;
     if (c->flush) {
@@ -39,10 +38,10 @@ void tt_adam_scalar(size_t n, float *w, const float *g, float *m, float *v, floa
 }
 
 #ifdef __wasm_simd128__
-/* One body, instantiated per (decoupled, keep) so that neither test is in the loop. */
+/* One body, instantiated per (decoupled, flush) so that neither test is in the loop. */
 static inline __attribute__((always_inline)) void adam_simd_body(
-    size_t n, float *w, const float *g, float *m, float *v, float *keep, const tt_adam_cfg *c,
-    const int decoupled, const int keeping, const int flush) {
+    size_t n, float *w, const float *g, float *m, float *v, const tt_adam_cfg *c,
+    const int decoupled, const int flush) {
   const v128_t b1 = wasm_f32x4_splat(c->b1), b2 = wasm_f32x4_splat(c->b2);
   const v128_t c1 = wasm_f32x4_splat(1.0f - c->b1), c2 = wasm_f32x4_splat(1.0f - c->b2);
   const v128_t ibc1 = wasm_f32x4_splat(c->ibc1), ibc2 = wasm_f32x4_splat(c->ibc2);
@@ -51,7 +50,6 @@ static inline __attribute__((always_inline)) void adam_simd_body(
   size_t j = 0;
   for (; j + 4 <= n; j += 4) {
     const v128_t wj = wasm_v128_load(w + j);
-    if (keeping) wasm_v128_store(keep + j, wj);
     v128_t gj = wasm_v128_load(g + j);
     if (!decoupled) gj = wasm_f32x4_add(gj, wasm_f32x4_mul(wd, wj));
     v128_t mj = wasm_f32x4_add(wasm_f32x4_mul(b1, wasm_v128_load(m + j)), wasm_f32x4_mul(c1, gj));
@@ -68,29 +66,28 @@ static inline __attribute__((always_inline)) void adam_simd_body(
     if (decoupled) upd = wasm_f32x4_add(upd, wasm_f32x4_mul(wd, wj));
     wasm_v128_store(w + j, wasm_f32x4_sub(wj, wasm_f32x4_mul(lr, upd)));
   }
-  if (j < n) tt_adam_scalar(n - j, w + j, g + j, m + j, v + j, keep ? keep + j : NULL, c);
+  if (j < n) tt_adam_scalar(n - j, w + j, g + j, m + j, v + j, c);
 }
 
-void tt_adam_simd(size_t n, float *w, const float *g, float *m, float *v, float *keep,
+void tt_adam_simd(size_t n, float *w, const float *g, float *m, float *v,
                   const tt_adam_cfg *c) {
-  /* (decoupled, keep, flush) as constants in each instance: no test inside the loop */
-#define ADAM_CASE(d, k, f) \
-  if (c->decoupled == d && !!keep == k && !!c->flush == f) {                \
-    adam_simd_body(n, w, g, m, v, keep, c, d, k, f);                          \
-    return;                                                                   \
+  /* (decoupled, flush) as constants in each instance: no test inside the loop */
+#define ADAM_CASE(d, f)                                  \
+  if (c->decoupled == d && !!c->flush == f) {            \
+    adam_simd_body(n, w, g, m, v, c, d, f);              \
+    return;                                              \
   }
-  ADAM_CASE(1, 0, 0) ADAM_CASE(1, 0, 1) ADAM_CASE(1, 1, 0) ADAM_CASE(1, 1, 1)
-  ADAM_CASE(0, 0, 0) ADAM_CASE(0, 0, 1) ADAM_CASE(0, 1, 0) ADAM_CASE(0, 1, 1)
+  ADAM_CASE(1, 0) ADAM_CASE(1, 1) ADAM_CASE(0, 0) ADAM_CASE(0, 1)
 #undef ADAM_CASE
 }
 #endif
 
-static void adam_1(size_t n, float *w, const float *g, float *m, float *v, float *keep,
+static void adam_1(size_t n, float *w, const float *g, float *m, float *v,
                    const tt_adam_cfg *c) {
 #ifdef __wasm_simd128__
-  tt_adam_simd(n, w, g, m, v, keep, c);
+  tt_adam_simd(n, w, g, m, v, c);
 #else
-  tt_adam_scalar(n, w, g, m, v, keep, c);
+  tt_adam_scalar(n, w, g, m, v, c);
 #endif
 }
 
@@ -98,7 +95,7 @@ static void adam_1(size_t n, float *w, const float *g, float *m, float *v, float
    arithmetic in any slice). */
 typedef struct {
   size_t n, step;
-  float *w, *m, *v, *keep;
+  float *w, *m, *v;
   const float *g;
   const tt_adam_cfg *c;
 } adam_split;
@@ -106,16 +103,15 @@ typedef struct {
 static void adam_task(void *ctx, int t) {
   const adam_split *a = ctx;
   const size_t lo = (size_t)t * a->step, len = a->n - lo < a->step ? a->n - lo : a->step;
-  adam_1(len, a->w + lo, a->g + lo, a->m + lo, a->v + lo, a->keep ? a->keep + lo : NULL, a->c);
+  adam_1(len, a->w + lo, a->g + lo, a->m + lo, a->v + lo, a->c);
 }
 
-void tt_adam(size_t n, float *w, const float *g, float *m, float *v, float *keep,
-             const tt_adam_cfg *c) {
+void tt_adam(size_t n, float *w, const float *g, float *m, float *v, const tt_adam_cfg *c) {
   const int T = tt_threads();
   if (T > 1 && n >= 16384) {
-    adam_split a = {n, (n / T + 4) & ~(size_t)3, w, m, v, keep, g, c};
+    adam_split a = {n, (n / T + 4) & ~(size_t)3, w, m, v, g, c};
     tt_parallel((int)((n + a.step - 1) / a.step), adam_task, &a);
     return;
   }
-  adam_1(n, w, g, m, v, keep, c);
+  adam_1(n, w, g, m, v, c);
 }

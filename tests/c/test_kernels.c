@@ -96,8 +96,7 @@ static const struct { const char *name; act_bwd_fn f; } act_bwd_impls[] =
 static const struct { const char *name; bias_bwd_fn f; } bias_bwd_impls[] =
     IMPLS(tt_bias_backward);
 static const struct { const char *name; softmax_fn f; } softmax_impls[] = IMPLS(tt_softmax);
-typedef void (*adam_fn)(size_t, float *, const float *, float *, float *, float *,
-                        const tt_adam_cfg *);
+typedef void (*adam_fn)(size_t, float *, const float *, float *, float *, const tt_adam_cfg *);
 static const struct { const char *name; adam_fn f; } adam_impls[] = IMPLS(tt_adam);
 
 /* ---- gemm --------------------------------------------------------------------------- */
@@ -887,11 +886,8 @@ static void test_adam(void) {
       }
       float *out[COUNT(adam_impls)][3];
       for (int v = 0; v < COUNT(adam_impls); v++) {
-        float *w = copy_f(w0, n), *m = copy_f(m0, n), *vv = copy_f(v0, n), *keep = alloc_f(n);
-        adam_impls[v].f((size_t)n, w, g, m, vv, dec ? keep : NULL, &c);
-        CHECK(!dec || memcmp(keep, w0, (size_t)n * sizeof(float)) == 0, "adam %s keeps the old weights",
-              adam_impls[v].name);
-        free(keep);
+        float *w = copy_f(w0, n), *m = copy_f(m0, n), *vv = copy_f(v0, n);
+        adam_impls[v].f((size_t)n, w, g, m, vv, &c);
         out[v][0] = w, out[v][1] = m, out[v][2] = vv;
         double err = 0;
         int nan_ok = 1, flush_ok = 1;

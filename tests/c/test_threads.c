@@ -144,8 +144,8 @@ static void test_adam_split(void) {
   for (size_t i = 0; i < n; i++) v0[i] = v0[i] * v0[i];
   float *w1 = malloc(n * sizeof *w1), *m1 = malloc(n * sizeof *m1), *v1 = malloc(n * sizeof *v1);
   memcpy(w1, w0, n * sizeof *w1), memcpy(m1, m0, n * sizeof *m1), memcpy(v1, v0, n * sizeof *v1);
-  tt_adam(n, w1, g, m1, v1, NULL, &c);
-  tt_adam_scalar(n, w0, g, m0, v0, NULL, &c);
+  tt_adam(n, w1, g, m1, v1, &c);
+  tt_adam_scalar(n, w0, g, m0, v0, &c);
   same(w1, w0, n, "adam weights");
   same(m1, m0, n, "adam moments");
   free(w0), free(g), free(m0), free(v0), free(w1), free(m1), free(v1);
