@@ -262,7 +262,7 @@ void tt_qgemm_simd(int M, const tt_qmat *W, const float *A, int lda, float *C, i
   const int N8 = N / QG_NR * QG_NR;
   int MB = QG_ABYTES / (int)sizeof(int16_t) / Kp / QG_MR * QG_MR;
   MB = MB < QG_MR ? QG_MR : MB > QG_MAXROWS ? QG_MAXROWS : MB;
-  int16_t qa[QG_ABYTES / sizeof(int16_t)]; /* MB * Kp codes: Kp <= 4094 keeps MB >= 4 */
+  int16_t qa[QG_ABYTES / sizeof(int16_t)]; /* MB * Kp codes: Kp <= 2046 keeps MB >= 8 */
   qrow rows[QG_MAXROWS];
   for (int i0 = 0; i0 < M; i0 += MB) {
     const int mb = M - i0 < MB ? M - i0 : MB;
