@@ -53,5 +53,10 @@ test('finetune writes a model and metrics; predict labels held-out files; bad fi
   assert.equal(row.features.length, 1280);
   const direct = (await (await createEngine()).loadModel(path.join(ROOT, 'models/mobilenet_v2'))).embed(new Uint8Array(fs.readFileSync(held[0].f)));
   assert.ok(row.features.every((v, i) => Math.abs(v - direct[i]) < 1e-6), 'embed output differs from the API');
+  // --float32: every layer in float32, as loadModel's integer: false.
+  const f32 = JSON.parse((await cli('embed', held[0].f, '--model', 'mobilenet_v2', '--float32')).stdout).features;
+  const directF32 = (await (await createEngine()).loadModel(path.join(ROOT, 'models/mobilenet_v2'), { integer: false })).embed(new Uint8Array(fs.readFileSync(held[0].f)));
+  assert.ok(f32.every((v, i) => Math.abs(v - directF32[i]) < 1e-6), 'embed --float32 differs from the API with integer: false');
+  assert.ok(f32.some((v, i) => v !== row.features[i]), 'embed --float32 gives the integer path\'s features');
   fs.rmSync(tmp, { recursive: true, force: true });
 });

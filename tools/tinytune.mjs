@@ -19,7 +19,9 @@ const USAGE = `usage:
                     [--out model.ttm] [--metrics metrics.json] [--export-tfjs dir]
   tinytune predict <model.ttm> <image...> [--top K]
   tinytune embed <image...> [--model mobilenet_v2_mid] [--cut layer]
-data-dir holds one folder per class: data/<label>/*.jpg|png|gif|bmp`;
+data-dir holds one folder per class: data/<label>/*.jpg|png|gif|bmp
+--float32 (any command): run every layer in float32, not the frozen pointwise layers by
+their 8-bit weight codes (slower; features closer to TensorFlow.js's)`;
 
 const die = (msg) => { process.stderr.write(`tinytune: ${msg}\n`); process.exit(1); };
 const modelPath = (id) => (fs.existsSync(id) ? id : path.join(ROOT, 'models', id));
@@ -36,7 +38,7 @@ async function finetune(args) {
     views: { type: 'string', default: '4' }, 'no-augment': { type: 'boolean', default: false },
     hidden: { type: 'string', default: '256' }, seed: { type: 'string', default: '1' }, val: { type: 'string', default: '0.2' },
     out: { type: 'string', default: 'model.ttm' }, metrics: { type: 'string', default: 'metrics.json' },
-    'export-tfjs': { type: 'string' }, threads: { type: 'string' } } });
+    'export-tfjs': { type: 'string' }, threads: { type: 'string' }, float32: { type: 'boolean', default: false } } });
   const dir = positionals[0];
   if (!dir) die(`finetune needs a data folder\n${USAGE}`);
   if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) die(`'${dir}' is not a folder`);
@@ -45,8 +47,9 @@ async function finetune(args) {
   const num = (k) => { const v = Number(o[k]); if (!Number.isFinite(v)) die(`--${k} must be a number, got '${o[k]}'`); return v; };
 
   const engine = await createEngine(o.threads === undefined ? {} : { threads: num('threads') });
-  process.stderr.write(`engine: ${engine.build} build, ${engine.threads} thread${engine.threads > 1 ? 's' : ''}\n`);
-  const model = await engine.loadModel(modelPath(o.model), {
+  process.stderr.write(`engine: ${engine.build} build, ${engine.threads} thread${engine.threads > 1 ? 's' : ''}` +
+    `${o.float32 ? ', float32 layers' : ''}\n`);
+  const model = await engine.loadModel(modelPath(o.model), { integer: !o.float32,
     onProgress: (a, b) => process.stderr.write(`\rloading ${o.model} ${bar(a / b)} ${(a / 1e6).toFixed(1)}/${(b / 1e6).toFixed(1)} MB`) });
   process.stderr.write('\n');
   const c = new Classifier(model, { labels, blocks: num('blocks'), hidden: num('hidden'), views: o['no-augment'] ? 1 : num('views'),
@@ -97,13 +100,14 @@ async function finetune(args) {
 }
 
 async function predict(args) {
-  const { values: o, positionals } = parseArgs({ args, allowPositionals: true, options: { top: { type: 'string', default: '3' }, model: { type: 'string' } } });
+  const { values: o, positionals } = parseArgs({ args, allowPositionals: true, options: { top: { type: 'string', default: '3' }, model: { type: 'string' },
+    float32: { type: 'boolean', default: false } } });
   const [file, ...images] = positionals;
   if (!file || !images.length) die(`predict needs a model file and images\n${USAGE}`);
   const bytes = new Uint8Array(fs.readFileSync(file));
   const engine = await createEngine();
   const info = readClassifierInfo(engine, bytes);
-  const model = await engine.loadModel(modelPath(o.model ?? info.backbone.id));
+  const model = await engine.loadModel(modelPath(o.model ?? info.backbone.id), { integer: !o.float32 });
   const c = Classifier.load(model, bytes);
   let failed = 0;
   for (const img of images) {
@@ -120,9 +124,9 @@ async function predict(args) {
 
 async function embed(args) {
   const { values: o, positionals: images } = parseArgs({ args, allowPositionals: true, options: {
-    model: { type: 'string', default: 'mobilenet_v2_mid' }, cut: { type: 'string' } } });
+    model: { type: 'string', default: 'mobilenet_v2_mid' }, cut: { type: 'string' }, float32: { type: 'boolean', default: false } } });
   if (!images.length) die(`embed needs images\n${USAGE}`);
-  const model = await (await createEngine()).loadModel(modelPath(o.model));
+  const model = await (await createEngine()).loadModel(modelPath(o.model), { integer: !o.float32 });
   const cut = o.cut === undefined ? model.cut : model.layerIndex(o.cut);
   let failed = 0;
   for (const img of images) {
