@@ -596,42 +596,47 @@ static void gemm_1(int ta, int tb, int M, int N, int K, const float *A, int lda,
    taking the remnant. Each element then goes through the same code path, in the same
    order, as without the cut, so the result does not depend on the number of threads.
    A row block reads all of B, a column block all of A: the cut is across the dimension
-   that makes the re-read operand the smaller one (rows when N <= M). */
-/* Below this many multiply-adds a GEMM is not worth a trip through the pool. */
+   that makes the re-read operand the smaller one (rows when N <= M). Below
+   GEMM_PAR_MIN multiply-adds a GEMM is not worth a trip through the pool. */
 #define GEMM_PAR_MIN (1 << 17)
 
-int tt_gemm_cut_plan(int M, int N, double macs, tt_gemm_cut *c) {
-  const int T = tt_threads();
-  c->tasks = 1;
-  if (T < 2 || macs < GEMM_PAR_MIN) return 1;
-  const int rows_ok = M >= 8 * T, cols_ok = N >= 16 * T;
-  const int unit = rows_ok && (N <= M || !cols_ok) ? 4 : cols_ok ? 8 : 0;
-  if (!unit) return 1;
-  c->rows = unit == 4;
-  c->total = c->rows ? M : N;
-  const int whole = c->total / unit; /* whole tiles or panels */
-  c->step = (whole + T - 1) / T * unit;
-  c->tasks = whole * unit / c->step + (whole * unit % c->step != 0);
-  return c->tasks;
+typedef struct {
+  tt_gemm_block block;
+  void *ctx;
+  int rows, step, tasks, total;
+} gemm_cut;
+
+static void cut_task(void *p, int t) {
+  const gemm_cut *c = p;
+  const int lo = t * c->step, hi = t == c->tasks - 1 ? c->total : lo + c->step;
+  c->block(c->ctx, c->rows, lo, hi);
 }
 
-void tt_gemm_cut_range(const tt_gemm_cut *c, int t, int *lo, int *hi) {
-  *lo = t * c->step;
-  *hi = t == c->tasks - 1 ? c->total : *lo + c->step;
+void tt_gemm_cut(int M, int N, double macs, tt_gemm_block block, void *ctx) {
+  const int T = tt_threads();
+  const int rows_ok = M >= 8 * T, cols_ok = N >= 16 * T;
+  const int unit = T < 2 || macs < GEMM_PAR_MIN ? 0
+                   : rows_ok && (N <= M || !cols_ok) ? 4 : cols_ok ? 8 : 0;
+  if (!unit) {
+    block(ctx, 1, 0, M);
+    return;
+  }
+  gemm_cut c = {block, ctx, unit == 4, 0, 0, unit == 4 ? M : N};
+  const int whole = c.total / unit; /* whole tiles or panels */
+  c.step = (whole + T - 1) / T * unit;
+  c.tasks = whole * unit / c.step + (whole * unit % c.step != 0);
+  tt_parallel(c.tasks, cut_task, &c);
 }
 
 typedef struct {
   int ta, tb, M, N, K, lda, ldb, ldc, acc, act;
-  tt_gemm_cut cut;
   const float *A, *B, *bias;
   float *C;
-} gemm_split;
+} gemm_args;
 
-static void gemm_task(void *ctx, int t) {
-  const gemm_split *g = ctx;
-  int lo, hi;
-  tt_gemm_cut_range(&g->cut, t, &lo, &hi);
-  if (g->cut.rows)
+static void gemm_block(void *ctx, int rows, int lo, int hi) {
+  const gemm_args *g = ctx;
+  if (rows)
     gemm_1(g->ta, g->tb, hi - lo, g->N, g->K, g->A + (g->ta ? (size_t)lo : (size_t)lo * g->lda),
            g->lda, g->B, g->ldb, g->C + (size_t)lo * g->ldc, g->ldc, g->acc, g->bias, g->act);
   else
@@ -643,9 +648,6 @@ static void gemm_task(void *ctx, int t) {
 void tt_gemm(int ta, int tb, int M, int N, int K, const float *A, int lda,
              const float *B, int ldb, float *C, int ldc, int acc,
              const float *bias, int act) {
-  gemm_split g = {ta, tb, M, N, K, lda, ldb, ldc, acc, act, {0}, A, B, bias, C};
-  if (tt_gemm_cut_plan(M, N, (double)M * N * K, &g.cut) > 1)
-    tt_parallel(g.cut.tasks, gemm_task, &g);
-  else
-    gemm_1(ta, tb, M, N, K, A, lda, B, ldb, C, ldc, acc, bias, act);
+  gemm_args g = {ta, tb, M, N, K, lda, ldb, ldc, acc, act, A, B, bias, C};
+  tt_gemm_cut(M, N, (double)M * N * K, gemm_block, &g);
 }

@@ -23,12 +23,12 @@ void tt_gemm(int ta, int tb, int M, int N, int K, const float *A, int lda,
              const float *B, int ldb, float *C, int ldc, int acc,
              const float *bias, int act);
 
-/* How tt_gemm (and tt_qgemm) cut an M x N output of `macs` multiply-adds across the
-   pool's threads: into `tasks` blocks of whole rows (rows = 1) or columns, `step` apiece,
-   the last taking the remnant (tt_gemm_cut_range). Returns tasks; 1 means run it whole. */
-typedef struct { int rows, step, tasks, total; } tt_gemm_cut;
-int tt_gemm_cut_plan(int M, int N, double macs, tt_gemm_cut *c);
-void tt_gemm_cut_range(const tt_gemm_cut *c, int t, int *lo, int *hi);
+/* tt_gemm's cut of an M x N output of `macs` multiply-adds across the pool's threads,
+   shared with tt_qgemm: block(ctx, rows, lo, hi) runs for each block of whole rows
+   (rows = 1) or columns [lo, hi), across threads, or once for the whole output (rows = 1,
+   lo = 0, hi = M) when it is not worth cutting (see gemm.c). */
+typedef void (*tt_gemm_block)(void *ctx, int rows, int lo, int hi);
+void tt_gemm_cut(int M, int N, double macs, tt_gemm_block block, void *ctx);
 
 /* ---- qgemm.c: GEMM against 8-bit weight codes, for frozen layers ------------------
    C[M,N] = (acc ? C : 0) + A W, then + bias[N] (if bias), then act, where A is [M,K]

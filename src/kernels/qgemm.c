@@ -310,17 +310,14 @@ static void qgemm_1(int M, const tt_qmat *W, const float *A, int lda, float *C, 
 
 typedef struct {
   int M, lda, ldc, acc, act;
-  tt_gemm_cut cut;
   const tt_qmat *W;
   const float *A, *bias;
   float *C;
-} qgemm_split;
+} qgemm_args;
 
-static void qgemm_task(void *ctx, int t) {
-  const qgemm_split *g = ctx;
-  int lo, hi;
-  tt_gemm_cut_range(&g->cut, t, &lo, &hi);
-  if (g->cut.rows) {
+static void qgemm_block(void *ctx, int rows, int lo, int hi) {
+  const qgemm_args *g = ctx;
+  if (rows) {
     qgemm_1(hi - lo, g->W, g->A + (size_t)lo * g->lda, g->lda, g->C + (size_t)lo * g->ldc,
             g->ldc, g->acc, g->bias, g->act);
   } else {
@@ -335,9 +332,6 @@ static void qgemm_task(void *ctx, int t) {
 void tt_qgemm(int M, const tt_qmat *W, const float *A, int lda, float *C, int ldc, int acc,
               const float *bias, int act) {
   if (M <= 0 || W->N <= 0) return;
-  qgemm_split g = {M, lda, ldc, acc, act, {0}, W, A, bias, C};
-  if (tt_gemm_cut_plan(M, W->N, (double)M * W->N * W->K, &g.cut) > 1)
-    tt_parallel(g.cut.tasks, qgemm_task, &g);
-  else
-    qgemm_1(M, W, A, lda, C, ldc, acc, bias, act);
+  qgemm_args g = {M, lda, ldc, acc, act, W, A, bias, C};
+  tt_gemm_cut(M, W->N, (double)M * W->N * W->K, qgemm_block, &g);
 }
