@@ -32,8 +32,8 @@ export class Engine {
    * Loads a tfjs graph or layers model (a URL, a directory, or a path to model.json).
    * opts.onProgress(loadedBytes, totalBytes) reports the weight download.
    * opts.integer (default true): frozen layers whose weights ship as uint8 codes multiply
-   * by the codes (integer GEMM, ~2x faster, features within ~1e-4 of float); false keeps
-   * every layer in float32.
+   * by the codes (integer GEMM, ~2x faster; pooled features within ~5e-4 of float32, which
+   * range to ~6); false keeps every layer in float32.
    */
   async loadModel(source, opts = {}) {
     const files = await loadModelFiles(source, opts.onProgress);
