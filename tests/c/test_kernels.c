@@ -114,7 +114,9 @@ static void test_gemm(void) {
          column blocks (N8 > 512 with kc = 256), edge rows and columns beside it */
       {12, 144, 24}, {49, 448, 300}, {8, 1040, 300}, {6, 1030, 260},
       /* a 4-column tile after the 8-column ones (N % 8 >= 4), over K blocks */
-      {8, 13, 300}, {12, 44, 520}, {16, 100, 40}};
+      {8, 13, 300}, {12, 44, 520}, {16, 100, 40},
+      /* short and deep: tt_gemm cuts K into parts (a dense head on a batch, one image) */
+      {16, 100, 1792}, {5, 30, 1100}, {1, 64, 2100}};
   for (int si = 0; si < COUNT(shapes); si++)
     for (int ta = 0; ta < 2; ta++)
       for (int tb = 0; tb < 2; tb++)
@@ -158,7 +160,8 @@ static void test_gemm(void) {
                   for (int j = N; j < ldc; j++)
                     slack_ok &= C[(size_t)i * ldc + j] == C0[(size_t)i * ldc + j];
                 }
-                CHECK(err < TOL && slack_ok,
+                /* a float sum's rounding error grows with its length */
+                CHECK(err < TOL * (K > 256 ? K / 256.0f : 1.0f) && slack_ok,
                       "gemm %s ta=%d tb=%d M=%d N=%d K=%d acc=%d bias=%d act=%d: maxrel %g%s",
                       gemm_impls[v].name, ta, tb, M, N, K, acc, hb, act, err,
                       slack_ok ? "" : ", wrote past N");

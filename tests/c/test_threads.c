@@ -82,6 +82,27 @@ static void test_gemm_split(void) {
     }
 }
 
+/* Short, deep products, whose K tt_gemm cuts into parts: every transpose, accumulating
+   or not, with bias and activations. Returned whole, to compare the run with threads
+   against the one without (their sums are tt_gemm's own, not tt_gemm_scalar's). */
+static float *ksplit_products(size_t *n) {
+  static const int shapes[][3] = {{16, 100, 1792}, {3, 40, 1500}};
+  *n = 0;
+  for (int si = 0; si < 2; si++) *n += 4 * (size_t)shapes[si][0] * shapes[si][1];
+  float *out = malloc(*n * sizeof *out), *at = out;
+  for (int si = 0; si < 2; si++)
+    for (int t = 0; t < 4; t++) {
+      const int M = shapes[si][0], N = shapes[si][1], K = shapes[si][2], ta = t & 1, tb = t >> 1;
+      g_rng = 11 + (uint64_t)si; /* the same operands on every call */
+      float *A = rnd((size_t)M * K, 1), *B = rnd((size_t)K * N, 1), *bias = rnd(N, 1);
+      for (size_t i = 0; i < (size_t)M * N; i++) at[i] = (float)i * 1e-3f;
+      tt_gemm(ta, tb, M, N, K, A, ta ? M : K, B, tb ? K : N, at, N, t & 1, t ? bias : NULL, t % 3);
+      at += (size_t)M * N;
+      free(A), free(B), free(bias);
+    }
+  return out;
+}
+
 static void test_qgemm_split(void) {
   /* Rows split, columns split (each block its own panels and column factors), remnants. */
   static const int shapes[][3] = {{113, 70, 37}, {49, 1792, 448}, {6, 300, 70}, {1000, 10, 256}};
@@ -237,6 +258,8 @@ int main(void) {
   tt_net *full = small_mobilenet(1), *net = small_mobilenet(0);
   float *x = rnd((size_t)3 * 40 * 36 * 3, 1.0f), *xt = rnd((size_t)3 * 20 * 18 * 16, 1.0f);
   run with = run_nets(full, x, net, xt, 3);
+  size_t nk;
+  float *kwith = ksplit_products(&nk);
   test_pool();
   test_gemm_split();
   test_qgemm_split();
@@ -253,6 +276,9 @@ int main(void) {
   same(with.y, alone.y, alone.ny, "network output");
   same(with.dx, alone.dx, alone.nx, "input gradient");
   same(with.g, alone.g, alone.ng, "weight gradients");
+  float *kalone = ksplit_products(&nk);
+  same(kwith, kalone, nk, "gemm with K cut into parts");
+  free(kwith), free(kalone);
   int hits[3] = {0};
   counting c = {hits, 0};
   tt_parallel(3, count_task, &c); /* no threads left: inline */
