@@ -67,7 +67,7 @@ after(() => {
 
 /* ---- images ------------------------------------------------------------------------ */
 
-test('broken and non-image files are refused by name', () => {
+test('broken and non-image files are refused by name', async () => {
   const cases = [
     ['0-byte file', fixture(HOSTILE, 'empty.jpg'), /^empty file$/],
     ['truncated JPEG', fixture(HOSTILE, 'truncated.jpg'), /corrupt or truncated JPEG: the file ends before the end-of-image marker/],
@@ -89,6 +89,10 @@ test('broken and non-image files are refused by name', () => {
     assert.deepEqual(c.skipped.map((s) => s.name), cases.map(([what]) => what));
     cases.forEach(([, , re], i) => assert.match(c.skipped[i].reason, re));
     assert.deepEqual(c.counts(), [0, 1]);
+    // cached features set by hand must fit the cut (they are copied into the engine)
+    assert.equal(c.addImage(good, 'a', 'good too'), true);
+    c.images[0].data = c.images[0].data.subarray(1);
+    await refusesAsync('features one float short', c.fit({ epochs: 1 }), /image 'good' holds 1279 floats, not the 1280 of 1 view\(s\) at the cut/);
   } finally {
     c.dispose();
   }
@@ -165,6 +169,13 @@ test('out of memory is reported, and the engine stays usable', () => {
     model.freeRng(rng);
   }
   refuses('a batch over the engine limit', () => model.runInput(new Float32Array(16), 4000), /out of memory allocating 2408448000 bytes|batch of 4000 is out of range/);
+  // more floats than the batch holds (regression: they were written past the input buffer,
+  // and a later call trapped out of bounds), fewer, and none
+  const per = 224 * 224 * 3;
+  refuses('16 images of input for a batch of 1', () => model.runInput(new Float32Array(16 * per), 1),
+    /runInput: 2408448 floats for a batch of 1 inputs of 224x224x3 \(150528 expected\)/);
+  refuses('half an image of input', () => model.runInput(new Float32Array(per / 2), 1), /75264 floats for a batch of 1 /);
+  refuses('no input', () => model.runInput(undefined, 1), /undefined floats for a batch of 1 /);
   // the memory freed by the failed batches is reused, not lost
   const before = engine.memoryBytes();
   for (let i = 0; i < 3; i++) stillWorks(`embedding again (${i})`);

@@ -257,6 +257,10 @@ export class Model {
   /** Runs the network on raw input floats [n,h,w,c] (for tests against a reference). */
   runInput(floats, n = 1, upto = this.layers.length - 1) {
     this._ensureInput(n);
+    const want = n * this.inputShape.reduce((a, b) => a * b, 1);
+    if (floats?.length !== want) {
+      throw new EngineError(`runInput: ${floats?.length} floats for a batch of ${n} inputs of ${this.inputShape.join('x')} (${want} expected)`);
+    }
     this.mod.f32.set(floats, this._input >> 2);
     return this._run(n, upto);
   }

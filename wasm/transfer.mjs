@@ -169,6 +169,8 @@ export class Classifier {
     if (!this.net) this.net = this._buildNet(this.labels.length);
     const per = size(this.inputShape) * this.views;
     const n = this.images.length;
+    const odd = this.images.find((im) => im.data?.length !== per);
+    if (odd) throw new EngineError(`image '${odd.name}' holds ${odd.data?.length} floats, not the ${per} of ${this.views} view(s) at the cut`);
     const history = [];
     const started = performance.now();
     let cancelled = false, error = null, last = null;
