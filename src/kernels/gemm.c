@@ -650,8 +650,8 @@ static void gemm_block(void *ctx, int rows, int lo, int hi) {
    partial of its own and the partials added in order. A column cut would give thread t
    a slice of every weight row, while the weight-gradient GEMM (rows cut) and Adam
    (slices) give it whole rows: every step, half the weights moved between cores,
-   which made Adam as slow on two cores as on one (head training 1.03 -> 0.75 s on 2
-   cores). Cut across K, thread t reads the rows it updates. Whether a product is cut
+   which made Adam as slow on two cores as on one (head training 1.03 -> 0.82-0.89 s
+   on 2 cores). Cut across K, thread t reads the rows it updates. Whether a product is cut
    this way, and where, depends on its shape alone, so the sums are the same for any
    number of threads. */
 #define KPARTS 4
@@ -676,26 +676,32 @@ static void ksplit_task(void *p, int t) {
   }
 }
 
+/* Out of line, so that only products cut this way put the partials on the stack. */
+__attribute__((noinline)) static void gemm_ksplit(const gemm_args *g) {
+  float part[KPARTS * KSPLIT_MAX_MN];
+  const int T = tt_threads(), M = g->M, N = g->N;
+  ksplit s = {*g, (g->K + 4 * KPARTS - 1) / (4 * KPARTS) * 4, T < KPARTS ? T : KPARTS, part};
+  tt_parallel(s.tasks, ksplit_task, &s);
+  const size_t mn = (size_t)M * N;
+  for (int i = 0; i < M; i++) {
+    float *c = g->C + (size_t)i * g->ldc;
+    for (int j = 0; j < N; j++) {
+      const size_t at = (size_t)i * N + j;
+      float v = part[at];
+      for (int q = 1; q < KPARTS; q++) v += part[q * mn + at];
+      if (g->acc) v = c[j] + v;
+      c[j] = act_f(g->bias ? v + g->bias[j] : v, g->act);
+    }
+  }
+}
+
 void tt_gemm(int ta, int tb, int M, int N, int K, const float *A, int lda,
              const float *B, int ldb, float *C, int ldc, int acc,
              const float *bias, int act) {
   gemm_args g = {ta, tb, M, N, K, lda, ldb, ldc, acc, act, A, B, bias, C};
   const double macs = (double)M * N * K;
-  if (K < KSPLIT_MIN_K || M * N > KSPLIT_MAX_MN || macs < GEMM_PAR_MIN) {
+  if (K >= KSPLIT_MIN_K && (double)M * N <= KSPLIT_MAX_MN && macs >= GEMM_PAR_MIN)
+    gemm_ksplit(&g);
+  else
     tt_gemm_cut(M, N, macs, gemm_block, &g);
-    return;
-  }
-  float part[KPARTS * KSPLIT_MAX_MN];
-  const int T = tt_threads();
-  ksplit s = {g, (K + 4 * KPARTS - 1) / (4 * KPARTS) * 4, T < KPARTS ? T : KPARTS, part};
-  tt_parallel(s.tasks, ksplit_task, &s);
-  const size_t mn = (size_t)M * N;
-  for (int i = 0; i < M; i++)
-    for (int j = 0; j < N; j++) {
-      const size_t at = (size_t)i * N + j;
-      float v = part[at];
-      for (int q = 1; q < KPARTS; q++) v += part[q * mn + at];
-      if (acc) v = C[(size_t)i * ldc + j] + v;
-      C[(size_t)i * ldc + j] = act_f(bias ? v + bias[j] : v, act);
-    }
 }
