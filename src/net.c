@@ -30,6 +30,7 @@ struct tt_net {
   int *slot;     /* per op: pool index holding its output during tt_net_forward */
   int *lastuse;  /* per op: the last op that reads it (scratch for tt_net_forward) */
   buf band_e, band_d; /* inference: row bands of a fused block (see run_block) */
+  buf split;          /* inference: a batch's tensor at the split op (see batch_split) */
   /* training: every activation and gradient of one batch, in one arena */
   float *arena;
   size_t arena_cap;
@@ -91,7 +92,7 @@ void tt_net_free(tt_net *net) {
     free(o->qw), free(o->qwb), free(o->qws);
   }
   for (int i = 0; i < net->npool; i++) free(net->pool[i].p);
-  free(net->band_e.p), free(net->band_d.p);
+  free(net->band_e.p), free(net->band_d.p), free(net->split.p);
   free(net->pool), free(net->slot), free(net->lastuse), free(net->ops);
   free(net);
 }
@@ -620,27 +621,13 @@ static int run_block(tt_net *net, const block *bk, const float *x, float *y, int
   return 1;
 }
 
-const float *tt_net_forward(tt_net *net, const float *x, int n, int last) {
-  if (last < 0) last = net->n - 1;
-  if (last >= net->n) { tt_fail(TT_EINVAL, "op %d does not exist", last); return NULL; }
-  if (n < 1 || (uint64_t)n * op_size(&net->ops[0]) > MAX_TENSOR) {
-    tt_fail(TT_EINVAL, "batch of %d is out of range", n);
-    return NULL;
-  }
-  if (!net->slot) {
-    net->slot = malloc(MAX_OPS * sizeof *net->slot);
-    net->lastuse = malloc(MAX_OPS * sizeof *net->lastuse);
-    if (!net->slot || !net->lastuse) { tt_fail(TT_ENOMEM, "out of memory"); return NULL; }
-  }
-  for (int i = 0; i <= last; i++) net->lastuse[i] = i == last ? MAX_OPS : i;
-  for (int i = 1; i <= last; i++) {
-    const tt_op_desc *d = &net->ops[i].d;
-    net->lastuse[d->in0] = net->lastuse[d->in0] > i ? net->lastuse[d->in0] : i;
-    if (d->type == TT_OP_ADD) net->lastuse[d->in1] = net->lastuse[d->in1] > i ? net->lastuse[d->in1] : i;
-  }
-  for (int i = 0; i < net->npool; i++) net->pool[i].busy = 0;
-  net->slot[0] = -1;
-  for (int i = 1; i <= last; i++) {
+/* Runs ops first..last (first >= 1) on the output of op first-1: x, or pool buffer `in`
+   (in >= 0; ours, so a residual add may be folded into it). No op from first on reads an
+   earlier output (see batch_split). Needs lastuse. */
+static const float *forward_ops(tt_net *net, const float *x, int in, int n, int first, int last) {
+  for (int i = 0; i < net->npool; i++) net->pool[i].busy = i == in;
+  net->slot[first - 1] = in;
+  for (int i = first; i <= last; i++) {
     tt_op *o = &net->ops[i];
     block bk;
     if (match_block(net, i, last, &bk)) {
@@ -688,11 +675,76 @@ const float *tt_net_forward(tt_net *net, const float *x, int n, int last) {
       if (net->lastuse[in] == i && net->slot[in] >= 0) net->pool[net->slot[in]].busy = 0;
     }
   }
-  return last == 0 ? x : net->pool[net->slot[last]].p;
+  return net->pool[net->slot[last]].p;
+}
+
+
+/* Weight bytes an op streams at inference: 16-bit codes where it has them. */
+static size_t infer_weight_bytes(const tt_op *o) { return o->wn * (o->qw ? 2 : 4); }
+
+/* ---- inference on a batch: the first layers image by image ------------------------
+   Blocks run in bands within an image (run_block), but a batch went layer by layer, and
+   the first layers' tensors for 16 images (16 x 112x112x24 floats between two blocks,
+   19 MB) leave the caches, while their weights are too small for batching to save
+   anything. So a batch runs image by image up to a split op, then whole: the split is
+   an op that alone is read later (no shortcut crosses it), and every segment between
+   such ops up to it reads fewer weight bytes than one image's tensor entering it.
+   Returns 0 when nothing is worth splitting. Needs lastuse. */
+static int batch_split(const tt_net *net, int last) {
+  int split = 0, reach = 0; /* reach: the last reader of any op before i */
+  size_t weights = 0;
+  for (int i = 1; i < last; i++) {
+    weights += infer_weight_bytes(&net->ops[i]);
+    reach = net->lastuse[i - 1] > reach ? net->lastuse[i - 1] : reach;
+    if (reach > i) continue; /* a tensor before i is still read after it */
+    if (weights > op_size(&net->ops[split]) * sizeof(float)) break;
+    split = i, weights = 0;
+  }
+  return split;
+}
+
+const float *tt_net_forward(tt_net *net, const float *x, int n, int last) {
+  if (last < 0) last = net->n - 1;
+  if (last >= net->n) { tt_fail(TT_EINVAL, "op %d does not exist", last); return NULL; }
+  if (n < 1 || (uint64_t)n * op_size(&net->ops[0]) > MAX_TENSOR) {
+    tt_fail(TT_EINVAL, "batch of %d is out of range", n);
+    return NULL;
+  }
+  if (!net->slot) {
+    net->slot = malloc(MAX_OPS * sizeof *net->slot);
+    net->lastuse = malloc(MAX_OPS * sizeof *net->lastuse);
+    if (!net->slot || !net->lastuse) { tt_fail(TT_ENOMEM, "out of memory"); return NULL; }
+  }
+  for (int i = 0; i <= last; i++) net->lastuse[i] = i == last ? MAX_OPS : i;
+  for (int i = 1; i <= last; i++) {
+    const tt_op_desc *d = &net->ops[i].d;
+    net->lastuse[d->in0] = net->lastuse[d->in0] > i ? net->lastuse[d->in0] : i;
+    if (d->type == TT_OP_ADD) net->lastuse[d->in1] = net->lastuse[d->in1] > i ? net->lastuse[d->in1] : i;
+  }
+  if (last == 0) return x;
+  const int split = n > 1 ? batch_split(net, last) : 0;
+  if (!split) return forward_ops(net, x, -1, n, 1, last);
+  const size_t in = op_size(&net->ops[0]), mid = op_size(&net->ops[split]);
+  if (!grow(&net->split, (size_t)n * mid)) {
+    tt_fail(TT_ENOMEM, "out of memory for the activation of '%s' (batch %d)", net->ops[split].name, n);
+    return NULL;
+  }
+  for (int b = 0; b < n; b++) {
+    const float *y = forward_ops(net, x + (size_t)b * in, -1, 1, 1, split);
+    if (!y) return NULL;
+    memcpy(net->split.p + (size_t)b * mid, y, mid * sizeof *y);
+  }
+  /* The batch's tensor enters the pool (swapped with a free buffer), as if op `split`
+     had run on the whole batch. */
+  const int s = take_buf(net, 0);
+  if (s < 0) { tt_fail(TT_ENOMEM, "out of memory"); return NULL; }
+  const buf t = net->pool[s];
+  net->pool[s] = net->split, net->split = t;
+  return forward_ops(net, NULL, s, n, split + 1, last);
 }
 
 size_t tt_net_activation_bytes(const tt_net *net) {
-  size_t b = net->arena_cap * sizeof(float);
+  size_t b = (net->arena_cap + net->split.cap) * sizeof(float);
   for (int i = 0; i < net->npool; i++) b += net->pool[i].cap * sizeof(float);
   return b;
 }

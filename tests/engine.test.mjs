@@ -112,10 +112,16 @@ test('batched runs equal single runs', async () => {
     const per = h * w * c;
     const x = new Float32Array(per * 3);
     for (let i = 0; i < x.length; i++) x[i] = ((i * 2654435761) % 1000) / 1000;
-    const batch = model.runInput(x, 3, model.cut);
-    for (let k = 0; k < 3; k++) {
-      const one = model.runInput(x.subarray(k * per, (k + 1) * per), 1, model.cut);
-      assert.ok(maxAbsDiff(one, batch.subarray(k * 1792, (k + 1) * 1792)) < 1e-4);
+    // a batch runs image by image up to a split op near 14x14, then whole: cuts before,
+    // at and after it (the 14x14 block's output is op 25), and the pooled features
+    for (const upto of [5, 25, 26, 40, model.cut]) {
+      const batch = model.runInput(x, 3, upto);
+      const size = model.layers[upto].shape.reduce((a, b) => a * b, 1);
+      assert.equal(batch.length, 3 * size);
+      for (let k = 0; k < 3; k++) {
+        const one = model.runInput(x.subarray(k * per, (k + 1) * per), 1, upto);
+        assert.ok(maxAbsDiff(one, batch.subarray(k * size, (k + 1) * size)) < 1e-4, `image ${k} at layer ${upto}`);
+      }
     }
   } finally {
     model.dispose();
