@@ -42,6 +42,20 @@ API(tt_hash) void tt_hash(const uint8_t *p, size_t n, uint32_t *out2) {
 API(tt_threads) int tt_api_threads(void) { return tt_threads(); }
 API(tt_threads_lend) int tt_api_threads_lend(void) { return tt_threads_lend(); }
 API(tt_threads_stop) void tt_api_threads_stop(void) { tt_threads_stop(); }
+API(tt_threads_crashed) void tt_api_threads_crashed(void) { tt_threads_crashed(); }
+API(tt_threads_lost) int tt_api_threads_lost(void) { return tt_threads_lost(); }
+
+/* For tests of the above: a loop whose task 1, which lent thread 1 claims first, traps,
+   while task 0 (the caller's) waits until that thread has left the pool. */
+static void crash_task(void *ctx, int i) {
+  if (i == 1) __builtin_trap();
+  if (i == 0)
+    while (tt_threads_lost() == *(int *)ctx) {}
+}
+API(tt_test_crash_thread) void tt_test_crash_thread(void) {
+  int lost = tt_threads_lost();
+  if (tt_threads() > 1) tt_parallel(2, crash_task, &lost);
+}
 
 /* ---- networks ---- */
 

@@ -16,6 +16,11 @@
    faster). A thread that is late (asleep, descheduled) has its task taken by the others,
    as are the tasks from T on, claimed from `next`.
 
+   A lent thread that traps inside a task (a bug: kernels do not fail) never finishes
+   it. Its host calls tt_threads_crashed, which takes it out of the pool; the caller,
+   waiting for the job, then traps too, instead of waiting forever (wasm/threads.mjs
+   turns that into an error naming the cause), and later loops run on the threads left.
+
    Idle workers spin on `gen` for a while (a forward pass starts a job every few hundred
    microseconds, far less than a sleep/wake round trip costs), then sleep in
    memory.atomic.wait32; the caller wakes them only when some are asleep. */
@@ -53,7 +58,7 @@ static struct {
   int taken[OWNED]; /* task i < owned: claimed (by thread i, or taken over) */
   tt_task fn;
   void *ctx;
-  int workers, sleepers, stop;
+  int workers, sleepers, stop, lost;
   int busy; /* written by the caller only: a loop is running, nested ones run inline */
 } pool;
 
@@ -87,6 +92,7 @@ void tt_parallel(int n, tt_task fn, void *ctx) {
   }
 #if THREADS
   pool.busy = 1;
+  const int lost = LOAD(&pool.lost); /* before the job is out: one of its tasks may trap */
   const int g = LOAD(&pool.gen);
   STORE(&pool.gen, CLOSED);
   while (LOAD(&pool.refs)) {} /* late workers leaving the previous job */
@@ -101,10 +107,24 @@ void tt_parallel(int n, tt_task fn, void *ctx) {
   STORE(&pool.gen, (g + 1) & 0x3fffffff);
   if (LOAD(&pool.sleepers)) wake_all(&pool.gen);
   run_tasks(0);
-  while (LOAD(&pool.done) < n) {}
+  while (LOAD(&pool.done) < n)
+    if (LOAD(&pool.lost) != lost) { /* a task will never be done */
+      pool.busy = 0;
+      __builtin_trap();
+    }
   pool.busy = 0;
 #endif
 }
+
+void tt_threads_crashed(void) {
+#if THREADS
+  ADD(&pool.refs, -1); /* it trapped inside a job */
+  ADD(&pool.workers, -1);
+  ADD(&pool.lost, 1);
+#endif
+}
+
+int tt_threads_lost(void) { return THREADS ? LOAD(&pool.lost) : 0; }
 
 int tt_threads_lend(void) {
 #if THREADS

@@ -31,4 +31,10 @@ int tt_threads_lend(void);
 /* Asks the lent threads to return from tt_threads_lend (as soon as they are idle). */
 void tt_threads_stop(void);
 
+/* Called by the host on a lent thread whose tt_threads_lend trapped: the thread leaves
+   the pool, and the loop it was in traps on its caller rather than wait forever.
+   tt_threads_lost counts such threads. */
+void tt_threads_crashed(void);
+int tt_threads_lost(void);
+
 #endif

@@ -4,6 +4,10 @@
 // with the single-threaded build; an engine whose threads are released keeps working.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { createEngine } from '../wasm/engine.mjs';
 import { canThread } from '../wasm/module.mjs';
 import { Classifier } from '../wasm/transfer.mjs';
@@ -91,4 +95,35 @@ test('where the shared memory is refused, the engine runs on one thread instead 
   const ref = await one.loadModel(modelDir('mobilenet_v2'));
   same(m.embed(photo), ref.embed(photo), 'features of the fallback engine');
   m.dispose(), ref.dispose();
+});
+
+test('a worker thread that crashes inside a task is reported, not waited for forever', { skip }, () => {
+  // In a child process: a regression would hang the engine's caller, and with it this
+  // process's event loop (no timer could fire), so the child is killed after 60 s.
+  const child = `
+    import { createEngine } from ${JSON.stringify(new URL('../wasm/engine.mjs', import.meta.url).href)};
+    import { PHOTOS, modelDir, readPhoto } from ${JSON.stringify(new URL('./helpers.mjs', import.meta.url).href)};
+    const e = await createEngine({ simd: true, relaxed: false, threads: 3 });
+    const m = await e.loadModel(modelDir('mobilenet_v2'));
+    const photo = readPhoto(PHOTOS[2]);
+    const before = m.embed(photo);
+    let error = null;
+    // task 1 of this loop traps on the worker that claims it (a stand-in for a kernel bug)
+    try { e.mod.x.tt_test_crash_thread(); } catch (err) { error = err.name + ': ' + err.message; }
+    const threads = e.threads, same = m.embed(photo).every((v, i) => Object.is(v, before[i]));
+    await e.close(); // returns: the crashed thread has left the pool
+    console.log(JSON.stringify({ error, threads, same, closed: e.threads }));
+    process.exit(0);`;
+  const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'tinytune-crash-')), 'child.mjs');
+  fs.writeFileSync(file, child);
+  const env = { ...process.env };
+  delete env.NODE_TEST_CONTEXT; // the child is a plain script, not one of the runner's
+  const r = spawnSync(process.execPath, [file], { timeout: 60000, encoding: 'utf8', env });
+  assert.ok(!r.error, r.error?.code === 'ETIMEDOUT' ? 'the child hung (killed after 60 s)' : String(r.error));
+  assert.equal(r.status, 0, `the child failed: ${r.stderr}`);
+  const out = JSON.parse(r.stdout.trim().split('\n').pop());
+  assert.match(out.error, /^EngineError: a worker thread crashed inside the engine \(unreachable\); the call was abandoned, and the engine goes on with 2 thread\(s\)$/);
+  assert.equal(out.threads, 2);
+  assert.ok(out.same, 'features after the crash, on the threads left, differ');
+  assert.equal(out.closed, 1);
 });

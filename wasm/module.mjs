@@ -143,9 +143,33 @@ export function cString(memory, p) {
   return utf8d.decode(u8.slice(p, e)); // a copy: browsers do not decode shared memory
 }
 
+/**
+ * A threaded build's exports, each of which turns the trap the engine raises when one
+ * of its lent threads crashed inside a task (see src/threads.c) into an EngineError
+ * saying so; the engine goes on with the threads left. Other traps pass unchanged.
+ */
+function guardThreads(x) {
+  let lost = x.tt_threads_lost();
+  const guarded = { ...x };
+  for (const [name, f] of Object.entries(x)) {
+    if (typeof f !== 'function') continue;
+    guarded[name] = (...args) => {
+      try {
+        return f(...args);
+      } catch (e) {
+        if (!(e instanceof WebAssembly.RuntimeError) || x.tt_threads_lost() === lost) throw e;
+        lost = x.tt_threads_lost();
+        throw new EngineError(`a worker thread crashed inside the engine (${e.message}); the call was abandoned, ` +
+          `and the engine goes on with ${x.tt_threads()} thread(s)`);
+      }
+    };
+  }
+  return guarded;
+}
+
 export class Module {
   constructor(exports, simd, relaxed = false, pool = null) {
-    this.x = exports;
+    this.x = pool ? guardThreads(exports) : exports;
     this.simd = simd;
     this.relaxed = relaxed; // the relaxed-SIMD (FMA) build
     this.pool = pool; // the lent threads of a threaded build

@@ -16,7 +16,16 @@ onMessage(async ({ module, memory, top, base, tb }) => {
     x.emscripten_stack_set_limits(top, base);
     x.stackRestore(top);
     port.postMessage({ ready: true });
-    const rc = x.tt_threads_lend(); // returns when the engine lets the thread go
+    let rc;
+    try {
+      rc = x.tt_threads_lend(); // returns when the engine lets the thread go
+    } catch (e) {
+      // A trap inside a task: leave the pool, so the engine's caller stops waiting for
+      // the task and reports the crash instead of hanging.
+      x.tt_threads_crashed();
+      port.postMessage({ crashed: String(e?.message ?? e) });
+      return;
+    }
     port.postMessage({ done: rc });
   } catch (e) {
     port.postMessage({ error: `thread failed to start: ${e?.message ?? e}` });
