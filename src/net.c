@@ -678,7 +678,6 @@ static const float *forward_ops(tt_net *net, const float *x, int in, int n, int 
   return net->pool[net->slot[last]].p;
 }
 
-
 /* Weight bytes an op streams at inference: 16-bit codes where it has them. */
 static size_t infer_weight_bytes(const tt_op *o) { return o->wn * (o->qw ? 2 : 4); }
 
@@ -725,6 +724,10 @@ const float *tt_net_forward(tt_net *net, const float *x, int n, int last) {
   const int split = n > 1 ? batch_split(net, last) : 0;
   if (!split) return forward_ops(net, x, -1, n, 1, last);
   const size_t in = op_size(&net->ops[0]), mid = op_size(&net->ops[split]);
+  if ((uint64_t)n * op_size64(&net->ops[split]) > MAX_TENSOR * 4) {
+    tt_fail(TT_ENOMEM, "batch of %d is too large for '%s'", n, net->ops[split].name);
+    return NULL;
+  }
   if (!grow(&net->split, (size_t)n * mid)) {
     tt_fail(TT_ENOMEM, "out of memory for the activation of '%s' (batch %d)", net->ops[split].name, n);
     return NULL;

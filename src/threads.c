@@ -18,7 +18,7 @@
 
    A lent thread that traps inside a task (a bug: kernels do not fail) never finishes
    it. Its host calls tt_threads_crashed, which takes it out of the pool; the caller,
-   waiting for the job, then traps too, instead of waiting forever (wasm/threads.mjs
+   waiting for the job, then traps too, instead of waiting forever (wasm/module.mjs
    turns that into an error naming the cause), and later loops run on the threads left.
 
    Idle workers spin on `gen` for a while (a forward pass starts a job every few hundred
