@@ -149,6 +149,7 @@ export function cString(memory, p) {
  * saying so; the engine goes on with the threads left. Other traps pass unchanged.
  */
 function guardThreads(x) {
+  if (typeof x.tt_threads_lost !== 'function') return x; // a build from before the guard
   let lost = x.tt_threads_lost();
   const guarded = { ...x };
   for (const [name, f] of Object.entries(x)) {
