@@ -31,10 +31,15 @@ const median = (xs) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
 // V8 runs wasm in its baseline compiler until a function is hot: every timed function is
 // first run for at least WARM ms (both engines alike) so that TurboFan code is measured.
 const WARM = o.quick ? 400 : 1000;
+// Then at least `runs` samples and at least SAMPLE ms of them: 7 single-image passes are
+// under 0.2 s, short enough for one burst of machine load to move a median by a few %.
+const SAMPLE = o.quick ? 300 : 1500;
 const time = async (fn, runs = RUNS) => {
   for (let t0 = performance.now(), k = 0; k < 1 || performance.now() - t0 < WARM; k++) await fn();
   const t = [];
-  for (let i = 0; i < runs; i++) { const t0 = performance.now(); await fn(); t.push(performance.now() - t0); }
+  for (let t1 = performance.now(); t.length < runs || performance.now() - t1 < SAMPLE;) {
+    const t0 = performance.now(); await fn(); t.push(performance.now() - t0);
+  }
   return median(t);
 };
 
@@ -125,7 +130,7 @@ const refRun = (n) => tf.tidy(() => {
   return isGraph ? ref.execute(x) : ref.predict(x);
 }).dataSync();
 
-console.log(`# ${o.model}, ${RUNS} runs (median), Node ${process.versions.node}, builds: ${builds.map((b) => b[0]).join(' | ')}; peer ${tf.getBackend()}, 1 thread`);
+console.log(`# ${o.model}, median of >= ${RUNS} runs and >= ${SAMPLE / 1000} s, Node ${process.versions.node}, builds: ${builds.map((b) => b[0]).join(' | ')}; peer ${tf.getBackend()}, 1 thread`);
 // Frozen layers run by their 8-bit weight codes (the default); '<build>, float32' is the
 // same build with every layer in float32 (loadModel's integer: false), for comparison.
 const fwdNames = names.flatMap((b) => (/threads/.test(b) ? [b] : [b, `${b}, float32`]));

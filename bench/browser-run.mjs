@@ -11,8 +11,11 @@ const median = (xs) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
 // warm up for a while so both engines are timed at their optimised tier.
 const time = async (fn) => {
   for (const t0 = performance.now(); performance.now() - t0 < 3000;) await fn();
+  // at least `runs` samples and at least 1.5 s of them (bench/bench.mjs says why)
   const t = [];
-  for (let i = 0; i < runs; i++) { const t0 = performance.now(); await fn(); t.push(performance.now() - t0); }
+  for (const t1 = performance.now(); t.length < runs || performance.now() - t1 < 1500;) {
+    const t0 = performance.now(); await fn(); t.push(performance.now() - t0);
+  }
   return median(t);
 };
 

@@ -27,7 +27,7 @@ try {
     const r = await page.evaluate(() => window.benchResult);
     await page.close();
     if (!r.ok) throw new Error(r.error);
-    console.log(`# ${r.model} in ${r.userAgent.match(/Chrom\w+\/[\d.]+/)?.[0]}, ${r.runs} runs (median), ${r.relaxed ? 'relaxed ' : ''}SIMD ${r.simd}, ` +
+    console.log(`# ${r.model} in ${r.userAgent.match(/Chrom\w+\/[\d.]+/)?.[0]}, median of >= ${r.runs} runs and >= 1.5 s, ${r.relaxed ? 'relaxed ' : ''}SIMD ${r.simd}, ` +
       `tinytune ${r.threads} thread(s), tfjs-wasm ${r.peerThreads} thread(s) (threads supported: ${r.peerCanThread}), crossOriginIsolated ${r.crossOriginIsolated}`);
     for (const x of r.rows) {
       console.log(`${`${x.what}, ${r.threads} thread(s)`.padEnd(44)} tinytune ${x.ours.toFixed(1).padStart(8)} ms   ${x.peerName} ${x.peer.toFixed(1).padStart(8)} ms   speed-up x${x.ratio.toFixed(2)}`);
