@@ -114,11 +114,12 @@ test('a worker thread that crashes inside a task is reported, not waited for for
     await e.close(); // returns: the crashed thread has left the pool
     console.log(JSON.stringify({ error, threads, same, closed: e.threads }));
     process.exit(0);`;
-  const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'tinytune-crash-')), 'child.mjs');
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tinytune-crash-')), file = path.join(dir, 'child.mjs');
   fs.writeFileSync(file, child);
   const env = { ...process.env };
   delete env.NODE_TEST_CONTEXT; // the child is a plain script, not one of the runner's
   const r = spawnSync(process.execPath, [file], { timeout: 60000, encoding: 'utf8', env });
+  fs.rmSync(dir, { recursive: true, force: true });
   assert.ok(!r.error, r.error?.code === 'ETIMEDOUT' ? 'the child hung (killed after 60 s)' : String(r.error));
   assert.equal(r.status, 0, `the child failed: ${r.stderr}`);
   const out = JSON.parse(r.stdout.trim().split('\n').pop());

@@ -23,7 +23,6 @@ onMessage(async ({ module, memory, top, base, tb }) => {
       // A trap inside a task: leave the pool, so the engine's caller stops waiting for
       // the task and reports the crash instead of hanging.
       x.tt_threads_crashed();
-      port.postMessage({ crashed: String(e?.message ?? e) });
       return;
     }
     port.postMessage({ done: rc });
