@@ -85,18 +85,6 @@ void tt_gemm_scalar(int ta, int tb, int M, int N, int K, const float *A, int lda
 #define GEMM_KC 256
 #define GEMM_NC 128
 
-/* 4x4 transpose of four row vectors, in place. */
-static inline void tr4(v128_t *r0, v128_t *r1, v128_t *r2, v128_t *r3) {
-  const v128_t t0 = wasm_i32x4_shuffle(*r0, *r1, 0, 4, 1, 5);
-  const v128_t t1 = wasm_i32x4_shuffle(*r0, *r1, 2, 6, 3, 7);
-  const v128_t t2 = wasm_i32x4_shuffle(*r2, *r3, 0, 4, 1, 5);
-  const v128_t t3 = wasm_i32x4_shuffle(*r2, *r3, 2, 6, 3, 7);
-  *r0 = wasm_i32x4_shuffle(t0, t2, 0, 1, 4, 5);
-  *r1 = wasm_i32x4_shuffle(t0, t2, 2, 3, 6, 7);
-  *r2 = wasm_i32x4_shuffle(t1, t3, 0, 1, 4, 5);
-  *r3 = wasm_i32x4_shuffle(t1, t3, 2, 3, 6, 7);
-}
-
 /* Packs op(B)[k0:k0+kc, j0:j0+nc] as consecutive panels of [kc][8]. */
 static void pack_b(int tb, const float *B, int ldb, int k0, int kc, int j0, int nc,
                    float *dst) {

@@ -145,56 +145,97 @@ void tt_qgemm_scalar(int M, const tt_qmat *W, const float *A, int lda, float *C,
 
 #ifdef __wasm_simd128__
 
-static void quant_row_simd(const float *a, int K, int Kp, int qmax, int16_t *q, qrow *r) {
-  /* Two of each accumulator: one chain of dependent pmin/pmax would bound the loop. */
-  v128_t vlo = wasm_f32x4_splat(a[0]), vhi = vlo, vlo1 = vlo, vhi1 = vlo;
-  v128_t vnan = wasm_i32x4_splat(0), vnan1 = vnan;
+/* One row's range, lane by lane (lanes reduced by the caller, four rows at once): two
+   of each accumulator, since one chain of dependent pmin/pmax would bound the loop. The
+   NaN test is a sum: pmin/pmax drop NaNs, and a lane's sum is NaN only if the lane saw a
+   NaN or an infinity, which row_scale then rejects as the scalar test does. */
+static inline void row_range(const float *a, int K, v128_t *lo, v128_t *hi, v128_t *nan) {
+  v128_t lo0 = wasm_v128_load32_splat(a), hi0 = lo0, lo1 = lo0, hi1 = lo0;
+  v128_t s0 = wasm_f32x4_splat(0.0f), s1 = s0;
   int k = 0;
   for (; k + 8 <= K; k += 8) {
     const v128_t v = wasm_v128_load(a + k), v1 = wasm_v128_load(a + k + 4);
-    vlo = wasm_f32x4_pmin(vlo, v), vlo1 = wasm_f32x4_pmin(vlo1, v1);
-    vhi = wasm_f32x4_pmax(vhi, v), vhi1 = wasm_f32x4_pmax(vhi1, v1);
-    vnan = wasm_v128_or(vnan, wasm_f32x4_ne(v, v));
-    vnan1 = wasm_v128_or(vnan1, wasm_f32x4_ne(v1, v1));
+    lo0 = wasm_f32x4_pmin(lo0, v), lo1 = wasm_f32x4_pmin(lo1, v1);
+    hi0 = wasm_f32x4_pmax(hi0, v), hi1 = wasm_f32x4_pmax(hi1, v1);
+    s0 = wasm_f32x4_add(s0, v), s1 = wasm_f32x4_add(s1, v1);
   }
   for (; k + 4 <= K; k += 4) {
     const v128_t v = wasm_v128_load(a + k);
-    vlo = wasm_f32x4_pmin(vlo, v);
-    vhi = wasm_f32x4_pmax(vhi, v);
-    vnan = wasm_v128_or(vnan, wasm_f32x4_ne(v, v));
-  }
-  /* Across lanes by shuffles: a store and a scalar loop cost more than the rows of
-     MobileNet's first layers (K = 24) take to round. */
-  vlo = wasm_f32x4_pmin(vlo, vlo1), vhi = wasm_f32x4_pmax(vhi, vhi1);
-  vlo = wasm_f32x4_pmin(vlo, wasm_i32x4_shuffle(vlo, vlo, 2, 3, 0, 1));
-  vhi = wasm_f32x4_pmax(vhi, wasm_i32x4_shuffle(vhi, vhi, 2, 3, 0, 1));
-  vlo = wasm_f32x4_pmin(vlo, wasm_i32x4_shuffle(vlo, vlo, 1, 0, 3, 2));
-  vhi = wasm_f32x4_pmax(vhi, wasm_i32x4_shuffle(vhi, vhi, 1, 0, 3, 2));
-  float lo = wasm_f32x4_extract_lane(vlo, 0), hi = wasm_f32x4_extract_lane(vhi, 0), inv = 0.0f,
-        mz = 0.0f;
-  int bad = wasm_v128_any_true(wasm_v128_or(vnan, vnan1));
-  for (; k < K; k++) {
-    bad |= a[k] != a[k];
-    lo = a[k] < lo ? a[k] : lo;
-    hi = a[k] > hi ? a[k] : hi;
-  }
-  if (!row_scale(lo, hi, bad, qmax, r, &inv, &mz)) {
-    memset(q, 0, (size_t)Kp * sizeof *q);
-    return;
-  }
-  const v128_t vinv = wasm_f32x4_splat(inv), vmz = wasm_f32x4_splat(mz),
-               magic = wasm_f32x4_splat(QG_MAGIC);
-  k = 0;
-  for (; k + 8 <= K; k += 8) {
-    const v128_t c0 = wasm_i32x4_sub(wasm_f32x4_add(wasm_f32x4_mul(wasm_v128_load(a + k), vinv), vmz), magic);
-    const v128_t c1 = wasm_i32x4_sub(wasm_f32x4_add(wasm_f32x4_mul(wasm_v128_load(a + k + 4), vinv), vmz), magic);
-    wasm_v128_store(q + k, wasm_i16x8_narrow_i32x4(c0, c1));
+    lo0 = wasm_f32x4_pmin(lo0, v), hi0 = wasm_f32x4_pmax(hi0, v), s0 = wasm_f32x4_add(s0, v);
   }
   for (; k < K; k++) {
-    const float t = a[k] * inv;
-    q[k] = (int16_t)((int32_t)(t + mz) - (int32_t)QG_MAGIC);
+    const v128_t v = wasm_v128_load32_splat(a + k);
+    lo0 = wasm_f32x4_pmin(lo0, v), hi0 = wasm_f32x4_pmax(hi0, v), s0 = wasm_f32x4_add(s0, v);
   }
-  for (; k < Kp; k++) q[k] = 0;
+  /* Not s0 + s1: two finite sums that overflowed to opposite infinities would add to NaN. */
+  *lo = wasm_f32x4_pmin(lo0, lo1), *hi = wasm_f32x4_pmax(hi0, hi1);
+  *nan = wasm_v128_or(wasm_f32x4_ne(s0, s0), wasm_f32x4_ne(s1, s1));
+}
+
+/* Rounds rows a[0..n) (n <= 4, row stride lda) to codes q (row stride Kp) and factors r.
+   Four rows at once: a transpose reduces their ranges in one go, and their scales are one
+   vector, the same operations as row_scale's, so the codes are the scalar version's bit
+   for bit. Per row, the lane reductions, the division and the branches cost as much as
+   the rounding itself at K = 24-48 (MobileNet's first projections). A row that needs
+   one of row_scale's special cases sends its group of four through row_scale. n < 4
+   repeats the last row. */
+static void quant_rows4_simd(const float *a, int lda, int n, int K, int Kp, int qmax,
+                             int16_t *q, qrow *r) {
+  v128_t lo[4], hi[4], nan[4];
+  for (int i = 0; i < 4; i++) row_range(a + (size_t)(i < n ? i : n - 1) * lda, K, &lo[i], &hi[i], &nan[i]);
+  tr4(&lo[0], &lo[1], &lo[2], &lo[3]);
+  tr4(&hi[0], &hi[1], &hi[2], &hi[3]);
+  tr4(&nan[0], &nan[1], &nan[2], &nan[3]);
+  const v128_t vlo = wasm_f32x4_pmin(wasm_f32x4_pmin(lo[0], lo[1]), wasm_f32x4_pmin(lo[2], lo[3]));
+  const v128_t vhi = wasm_f32x4_pmax(wasm_f32x4_pmax(hi[0], hi[1]), wasm_f32x4_pmax(hi[2], hi[3]));
+  const v128_t bad = wasm_v128_or(wasm_v128_or(nan[0], nan[1]), wasm_v128_or(nan[2], nan[3]));
+  const float levels = (float)(qmax - 1);
+  const v128_t h = wasm_f32x4_splat(0.5f);
+  const v128_t half = wasm_f32x4_sub(wasm_f32x4_mul(h, vhi), wasm_f32x4_mul(h, vlo));
+  const v128_t mid = wasm_f32x4_add(wasm_f32x4_mul(h, vhi), wasm_f32x4_mul(h, vlo));
+  const v128_t odd = wasm_v128_or(
+      wasm_v128_or(bad, wasm_v128_not(wasm_f32x4_le(vhi, wasm_f32x4_splat(FLT_MAX)))),
+      wasm_v128_or(wasm_v128_not(wasm_f32x4_ge(vlo, wasm_f32x4_splat(-FLT_MAX))),
+                   wasm_v128_or(wasm_f32x4_lt(half, wasm_f32x4_splat(1e-30f)),
+                                wasm_f32x4_gt(wasm_f32x4_abs(mid),
+                                              wasm_f32x4_mul(half, wasm_f32x4_splat(2097152.0f / levels))))));
+  float inv[4], mz[4], s[4], z[4];
+  int coded[4] = {1, 1, 1, 1};
+  if (wasm_v128_any_true(odd)) {
+    float l[4], u[4];
+    int32_t b[4];
+    wasm_v128_store(l, vlo), wasm_v128_store(u, vhi), wasm_v128_store(b, bad);
+    for (int i = 0; i < n; i++) coded[i] = row_scale(l[i], u[i], b[i], qmax, &r[i], &inv[i], &mz[i]);
+  } else {
+    const v128_t vinv = wasm_f32x4_div(wasm_f32x4_splat(levels), half);
+    const v128_t vs = wasm_f32x4_mul(half, wasm_f32x4_splat(1.0f / levels));
+    const v128_t zi = wasm_f32x4_nearest(wasm_f32x4_mul(mid, vinv));
+    wasm_v128_store(inv, vinv), wasm_v128_store(s, vs);
+    wasm_v128_store(z, wasm_f32x4_add(wasm_f32x4_mul(vs, zi), wasm_f32x4_splat(0.0f)));
+    wasm_v128_store(mz, wasm_f32x4_sub(wasm_f32x4_splat(QG_MAGIC), zi));
+    for (int i = 0; i < n; i++) r[i].s = s[i], r[i].z = z[i];
+  }
+  const v128_t magic = wasm_f32x4_splat(QG_MAGIC);
+  for (int i = 0; i < n; i++) {
+    const float *ai = a + (size_t)i * lda;
+    int16_t *qi = q + (size_t)i * Kp;
+    int k = 0;
+    if (!coded[i]) {
+      memset(qi, 0, (size_t)Kp * sizeof *qi);
+      continue;
+    }
+    const v128_t vinv = wasm_f32x4_splat(inv[i]), vmz = wasm_f32x4_splat(mz[i]);
+    for (; k + 8 <= K; k += 8) {
+      const v128_t c0 = wasm_i32x4_sub(wasm_f32x4_add(wasm_f32x4_mul(wasm_v128_load(ai + k), vinv), vmz), magic);
+      const v128_t c1 = wasm_i32x4_sub(wasm_f32x4_add(wasm_f32x4_mul(wasm_v128_load(ai + k + 4), vinv), vmz), magic);
+      wasm_v128_store(qi + k, wasm_i16x8_narrow_i32x4(c0, c1));
+    }
+    for (; k < K; k++) {
+      const float t = ai[k] * inv[i];
+      qi[k] = (int16_t)((int32_t)(t + mz[i]) - (int32_t)QG_MAGIC);
+    }
+    for (; k < Kp; k++) qi[k] = 0;
+  }
 }
 
 /* One row of the tile (two accumulators, 8 columns) -> C; see qout for the epilogue.
@@ -267,8 +308,9 @@ void tt_qgemm_simd(int M, const tt_qmat *W, const float *A, int lda, float *C, i
   for (int i0 = 0; i0 < M; i0 += MB) {
     const int mb = M - i0 < MB ? M - i0 : MB;
     const int mb4 = (mb + QG_MR - 1) / QG_MR * QG_MR;
-    for (int i = 0; i < mb; i++)
-      quant_row_simd(A + (size_t)(i0 + i) * lda, K, Kp, qmax, qa + (size_t)i * Kp, &rows[i]);
+    for (int i = 0; i < mb; i += QG_MR)
+      quant_rows4_simd(A + (size_t)(i0 + i) * lda, lda, mb - i < QG_MR ? mb - i : QG_MR, K, Kp, qmax,
+                       qa + (size_t)i * Kp, &rows[i]);
     for (int i = mb; i < mb4; i++) { /* padding rows of the last tile: never stored */
       memset(qa + (size_t)i * Kp, 0, (size_t)Kp * sizeof *qa);
       rows[i].s = rows[i].z = 0.0f;
