@@ -1,5 +1,6 @@
 #include "net.h"
 #include "kernels/kernels.h"
+#include "threads.h"
 #include "tt.h"
 #include <math.h>
 #include <stdio.h>
@@ -29,7 +30,8 @@ struct tt_net {
   int npool;
   int *slot;     /* per op: pool index holding its output during tt_net_forward */
   int *lastuse;  /* per op: the last op that reads it (scratch for tt_net_forward) */
-  buf band_e, band_d; /* inference: row bands of a fused block (see run_block) */
+  buf *band;          /* inference: E and D of a fused block's row bands, per thread (run_block) */
+  int nband;
   buf split;          /* inference: a batch's tensor at the split op (see batch_split) */
   /* training: every activation and gradient of one batch, in one arena */
   float *arena;
@@ -92,7 +94,8 @@ void tt_net_free(tt_net *net) {
     free(o->qw), free(o->qwb), free(o->qws);
   }
   for (int i = 0; i < net->npool; i++) free(net->pool[i].p);
-  free(net->band_e.p), free(net->band_d.p), free(net->split.p);
+  for (int i = 0; i < net->nband; i++) free(net->band[i].p);
+  free(net->band), free(net->split.p);
   free(net->pool), free(net->slot), free(net->lastuse), free(net->ops);
   free(net);
 }
@@ -566,28 +569,29 @@ static int match_block(const tt_net *net, int i, int last, block *bk) {
   return 1;
 }
 
-/* Runs a matched block for n images from input x into y (y holds the shortcut when the
-   add is folded in: bk->r). Returns 0 if the band buffers cannot be had (the caller then
-   runs the ops one by one). */
-static int run_block(tt_net *net, const block *bk, const float *x, float *y, int n) {
+typedef struct {
+  const tt_net *net;
+  const block *bk;
+  const float *x;
+  float *y;
+  int n, tasks, R; /* R: output rows per band */
+} block_run;
+
+/* Images [b0, b1) of a block, with band buffers E and D of its own. */
+static void block_images(const block_run *br, int b0, int b1, float *E, float *D) {
+  const tt_net *net = br->net;
+  const block *bk = br->bk;
   const tt_op *dw = &net->ops[bk->d], *pj = &net->ops[bk->p];
   const tt_op *in = &net->ops[bk->e >= 0 ? net->ops[bk->e].d.in0 : dw->d.in0];
   const tt_op *ex = bk->e >= 0 ? &net->ops[bk->e] : NULL;
   const int H = in->h, W = in->w, Cin = in->c, Ce = dw->c, OH = dw->h, OW = dw->w;
-  const int s = dw->d.sh, Cp = pj->c;
+  const int Cp = pj->c, R = br->R;
   const tt_shape whole = spatial(net, dw, 1);
-  const size_t rowE = (size_t)W * Ce, rowD = (size_t)OW * Ce;
-  int R = (int)(tt_band_bytes / sizeof(float) / ((ex ? (size_t)s * rowE : 0) + rowD));
-  R = R < 1 ? 1 : R > OH ? OH : R;
-  /* A band of R output rows reads at most (R-1)*s + 3 input rows. */
-  if ((ex && !grow(&net->band_e, ((size_t)(R - 1) * s + 3) * rowE)) ||
-      !grow(&net->band_d, (size_t)R * rowD))
-    return 0;
-  float *E = net->band_e.p, *D = net->band_d.p;
+  const size_t rowE = (size_t)W * Ce;
   const int act = bk->r ? net->ops[bk->p + 1].d.act : pj->d.act;
-  for (int b = 0; b < n; b++) {
-    const float *xb = x + (size_t)b * H * W * Cin;
-    float *yb = y + (size_t)b * OH * OW * Cp;
+  for (int b = b0; b < b1; b++) {
+    const float *xb = br->x + (size_t)b * H * W * Cin;
+    float *yb = br->y + (size_t)b * OH * OW * Cp;
     int lo = 0, hi = 0; /* input rows whose expansion E holds */
     for (int oy0 = 0; oy0 < OH; oy0 += R) {
       const int oy1 = oy0 + R < OH ? oy0 + R : OH;
@@ -618,6 +622,45 @@ static int run_block(tt_net *net, const block *bk, const float *x, float *y, int
       op_gemm(pj, 1, (oy1 - oy0) * OW, D, yb + (size_t)oy0 * OW * Cp, bk->r != 0, act);
     }
   }
+}
+
+static void block_task(void *p, int t) {
+  const block_run *br = p;
+  block_images(br, t * br->n / br->tasks, (t + 1) * br->n / br->tasks, br->net->band[2 * t].p,
+               br->net->band[2 * t + 1].p);
+}
+
+/* Runs a matched block for n images from input x into y (y holds the shortcut when the
+   add is folded in: bk->r). Returns 0 if the band buffers cannot be had (the caller then
+   runs the ops one by one).
+   Several images go to the threads as whole images, each thread's share with band
+   buffers of its own: cut by rows instead, each band of a 7x7 or 14x14 image was three
+   parallel loops (with their waits) too small to split evenly (49 rows are 7 + 6 4-row
+   tiles), and on two cores the bands gained nothing over unfused ops. An image runs the
+   same bands with the same kernels either way (a loop inside a task runs inline; every
+   kernel's results are the same for any cut), so the results do not change. */
+static int run_block(tt_net *net, const block *bk, const float *x, float *y, int n) {
+  const tt_op *dw = &net->ops[bk->d];
+  const tt_op *in = &net->ops[bk->e >= 0 ? net->ops[bk->e].d.in0 : dw->d.in0];
+  const int s = dw->d.sh, OH = dw->h;
+  const size_t rowE = (size_t)in->w * dw->c, rowD = (size_t)dw->w * dw->c;
+  const int ex = bk->e >= 0, T = tt_threads();
+  block_run br = {net, bk, x, y, n, n < T ? n : T, 0};
+  int R = (int)(tt_band_bytes / sizeof(float) / ((ex ? (size_t)s * rowE : 0) + rowD));
+  br.R = R < 1 ? 1 : R > OH ? OH : R;
+  if (net->nband < 2 * br.tasks) {
+    buf *b = realloc(net->band, 2 * (size_t)br.tasks * sizeof *b);
+    if (!b) return 0;
+    memset(b + net->nband, 0, (2 * (size_t)br.tasks - net->nband) * sizeof *b);
+    net->band = b, net->nband = 2 * br.tasks;
+  }
+  /* A band of R output rows reads at most (R-1)*s + 3 input rows. */
+  for (int t = 0; t < br.tasks; t++)
+    if ((ex && !grow(&net->band[2 * t], ((size_t)(br.R - 1) * s + 3) * rowE)) ||
+        !grow(&net->band[2 * t + 1], (size_t)br.R * rowD))
+      return 0;
+  if (br.tasks > 1) tt_parallel(br.tasks, block_task, &br);
+  else block_images(&br, 0, n, net->band[0].p, net->band[1].p);
   return 1;
 }
 

@@ -63,7 +63,7 @@ static struct {
 } pool;
 
 int tt_threads_supported(void) { return THREADS; }
-int tt_threads(void) { return 1 + (THREADS ? LOAD(&pool.workers) : 0); }
+int tt_threads(void) { return 1 + (THREADS && !LOAD(&pool.busy) ? LOAD(&pool.workers) : 0); }
 
 #if THREADS
 static void run_task(int i) {
@@ -86,12 +86,12 @@ static void run_tasks(int self) {
 
 void tt_parallel(int n, tt_task fn, void *ctx) {
   if (n <= 0) return;
-  if (!THREADS || n == 1 || pool.busy || LOAD(&pool.workers) == 0) {
+  if (!THREADS || n == 1 || LOAD(&pool.busy) || LOAD(&pool.workers) == 0) {
     for (int i = 0; i < n; i++) fn(ctx, i);
     return;
   }
 #if THREADS
-  pool.busy = 1;
+  STORE(&pool.busy, 1);
   const int lost = LOAD(&pool.lost); /* before the job is out: one of its tasks may trap */
   const int g = LOAD(&pool.gen);
   STORE(&pool.gen, CLOSED);
@@ -109,10 +109,10 @@ void tt_parallel(int n, tt_task fn, void *ctx) {
   run_tasks(0);
   while (LOAD(&pool.done) < n)
     if (LOAD(&pool.lost) != lost) { /* a task will never be done */
-      pool.busy = 0;
+      STORE(&pool.busy, 0);
       __builtin_trap();
     }
-  pool.busy = 0;
+  STORE(&pool.busy, 0);
 #endif
 }
 

@@ -19,7 +19,9 @@ typedef void (*tt_task)(void *ctx, int i);
    start loops. */
 void tt_parallel(int n, tt_task fn, void *ctx);
 
-/* Threads tasks run on now: the caller plus the lent workers (1 when none). */
+/* Threads a loop started now would run on: the caller plus the lent workers; 1 when
+   there are none, or inside a task (its loops run inline), so kernels called there do
+   not cut their work for threads they will not get. */
 int tt_threads(void);
 
 /* Whether this build can run tasks on other threads (WASM threads, or native). */

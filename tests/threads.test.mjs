@@ -33,7 +33,7 @@ test('a threaded engine runs on the threads it was given', { skip }, () => {
   assert.equal(many.threads, 3);
 });
 
-test('features of real photos are bit for bit those of one thread, at batch 1 and 5', { skip }, async () => {
+test('features of real photos are bit for bit those of one thread, at batch 1 and 5, integer and float32', { skip }, async () => {
   for (const id of ['mobilenet_v2_mid', 'mobilenet_v2']) {
     const a = await one.loadModel(modelDir(id)), b = await many.loadModel(modelDir(id));
     const photos = PHOTOS.slice(0, 5).map(readPhoto);
@@ -43,6 +43,10 @@ test('features of real photos are bit for bit those of one thread, at batch 1 an
     photos.forEach((p, k) => px.set(a.embedViews(p, { views: 1, upto: 0 }), k * h * w * c));
     same(b.runInput(px, 5, b.layers.length - 1), a.runInput(px, 5, a.layers.length - 1), `${id} batch of 5`);
     a.dispose(), b.dispose();
+    // float32 inference: the float GEMM's sums, whose order a cut must not change
+    const fa = await one.loadModel(modelDir(id), { integer: false }), fb = await many.loadModel(modelDir(id), { integer: false });
+    same(fb.runInput(px, 5, fb.layers.length - 1), fa.runInput(px, 5, fa.layers.length - 1), `${id} float32 batch of 5`);
+    fa.dispose(), fb.dispose();
   }
 });
 
