@@ -9,6 +9,7 @@
 #include "tt.h"
 #include "weights.h"
 #include <math.h>
+#include <pthread.h> /* pthread_self: the crash test hook below */
 #include <stdlib.h>
 #include <string.h>
 
@@ -45,16 +46,20 @@ API(tt_threads_stop) void tt_api_threads_stop(void) { tt_threads_stop(); }
 API(tt_threads_crashed) void tt_api_threads_crashed(void) { tt_threads_crashed(); }
 API(tt_threads_lost) int tt_api_threads_lost(void) { return tt_threads_lost(); }
 
-/* For tests of the above: a loop whose task 1, which lent thread 1 claims first, traps,
-   while task 0 (the caller's) waits until that thread has left the pool. */
+/* For tests of the above: a loop whose task traps on the first lent thread to run one,
+   while the other tasks wait until that thread has left the pool. By thread, not by
+   task: any thread may take a late thread's task, the caller included (which, trapping
+   itself, left a waiting worker that close() then waited for forever). */
+static struct { pthread_t caller; int lost, trapped; } crash;
 static void crash_task(void *ctx, int i) {
-  if (i == 1) __builtin_trap();
-  if (i == 0)
-    while (tt_threads_lost() == *(int *)ctx) {}
+  if (!pthread_equal(pthread_self(), crash.caller) &&
+      !__atomic_exchange_n(&crash.trapped, 1, __ATOMIC_SEQ_CST))
+    __builtin_trap();
+  while (tt_threads_lost() == crash.lost) {}
 }
 API(tt_test_crash_thread) void tt_test_crash_thread(void) {
-  int lost = tt_threads_lost();
-  if (tt_threads() > 1) tt_parallel(2, crash_task, &lost);
+  crash.caller = pthread_self(), crash.lost = tt_threads_lost(), crash.trapped = 0;
+  if (tt_threads() > 1) tt_parallel(2, crash_task, NULL);
 }
 
 /* ---- networks ---- */
