@@ -528,6 +528,7 @@ static int residual_partner(const tt_net *net, int i, int last) {
 #define TT_BAND_BYTES (1024 * 1024)
 #endif
 size_t tt_band_bytes = TT_BAND_BYTES; /* not in net.h: tests shrink it to get many bands */
+int tt_stripe_rows = 16;              /* the same: tests lower it to cut small images */
 
 typedef struct {
   int e, d, p;   /* expand (or -1), depthwise, project op indices */
@@ -572,13 +573,15 @@ static int match_block(const tt_net *net, int i, int last, block *bk) {
 typedef struct {
   const tt_net *net;
   const block *bk;
-  const float *x;
+  const float *x, *res; /* res: the shortcut, when it is not already in y (see run_block) */
   float *y;
-  int n, tasks, R; /* R: output rows per band */
+  int n, tasks, rows, R; /* rows: tasks cut rows, not images; R: output rows per band */
 } block_run;
 
-/* Images [b0, b1) of a block, with band buffers E and D of its own. */
-static void block_images(const block_run *br, int b0, int b1, float *E, float *D) {
+/* Output rows [oy_lo, oy_hi) of images [b0, b1) of a block, with band buffers E and D of
+   its own. */
+static void block_rows(const block_run *br, int b0, int b1, int oy_lo, int oy_hi, float *E,
+                       float *D) {
   const tt_net *net = br->net;
   const block *bk = br->bk;
   const tt_op *dw = &net->ops[bk->d], *pj = &net->ops[bk->p];
@@ -587,14 +590,14 @@ static void block_images(const block_run *br, int b0, int b1, float *E, float *D
   const int H = in->h, W = in->w, Cin = in->c, Ce = dw->c, OH = dw->h, OW = dw->w;
   const int Cp = pj->c, R = br->R;
   const tt_shape whole = spatial(net, dw, 1);
-  const size_t rowE = (size_t)W * Ce;
+  const size_t rowE = (size_t)W * Ce, rowY = (size_t)OW * Cp;
   const int act = bk->r ? net->ops[bk->p + 1].d.act : pj->d.act;
   for (int b = b0; b < b1; b++) {
     const float *xb = br->x + (size_t)b * H * W * Cin;
-    float *yb = br->y + (size_t)b * OH * OW * Cp;
+    float *yb = br->y + (size_t)b * OH * rowY;
     int lo = 0, hi = 0; /* input rows whose expansion E holds */
-    for (int oy0 = 0; oy0 < OH; oy0 += R) {
-      const int oy1 = oy0 + R < OH ? oy0 + R : OH;
+    for (int oy0 = oy_lo; oy0 < oy_hi; oy0 += R) {
+      const int oy1 = oy0 + R < oy_hi ? oy0 + R : oy_hi;
       /* The band as an image of its own: input rows [need_lo, need_hi). */
       int need_lo;
       const tt_shape sh = tt_band(&whole, oy0, oy1, &need_lo);
@@ -607,7 +610,7 @@ static void block_images(const block_run *br, int b0, int b1, float *E, float *D
           memmove(E, E + (size_t)(need_lo - lo) * rowE, (size_t)keep * rowE * sizeof *E);
           from = hi;
         }
-        /* With the add folded in, y is also this block's input x: rows are expanded
+        /* With the add folded in, y may also be this block's input x: rows are expanded
            (below, from `from` on) before any band writes them, since a band's output
            rows end before the input rows it needs. */
         if (need_hi > from)
@@ -619,33 +622,60 @@ static void block_images(const block_run *br, int b0, int b1, float *E, float *D
         band = xb + (size_t)need_lo * rowE;
       }
       tt_dwconv(&sh, band, dw->wt, dw->bias, dw->d.act, D);
-      op_gemm(pj, 1, (oy1 - oy0) * OW, D, yb + (size_t)oy0 * OW * Cp, bk->r != 0, act);
+      float *yr = yb + (size_t)oy0 * rowY;
+      if (br->res)
+        memcpy(yr, br->res + (size_t)b * OH * rowY + (size_t)oy0 * rowY,
+               (size_t)(oy1 - oy0) * rowY * sizeof *yr);
+      op_gemm(pj, 1, (oy1 - oy0) * OW, D, yr, bk->r != 0, act);
     }
   }
 }
 
 static void block_task(void *p, int t) {
   const block_run *br = p;
-  block_images(br, t * br->n / br->tasks, (t + 1) * br->n / br->tasks, br->net->band[2 * t].p,
-               br->net->band[2 * t + 1].p);
+  float *E = br->net->band[2 * t].p, *D = br->net->band[2 * t + 1].p;
+  const int OH = br->net->ops[br->bk->d].h;
+  if (br->rows)
+    block_rows(br, 0, br->n, t * OH / br->tasks, (t + 1) * OH / br->tasks, E, D);
+  else
+    block_rows(br, t * br->n / br->tasks, (t + 1) * br->n / br->tasks, 0, OH, E, D);
 }
 
-/* Runs a matched block for n images from input x into y (y holds the shortcut when the
-   add is folded in: bk->r). Returns 0 if the band buffers cannot be had (the caller then
-   runs the ops one by one).
-   Several images go to the threads as whole images, each thread's share with band
-   buffers of its own: cut by rows instead, each band of a 7x7 or 14x14 image was three
-   parallel loops (with their waits) too small to split evenly (49 rows are 7 + 6 4-row
-   tiles), and on two cores the bands gained nothing over unfused ops. An image runs the
-   same bands with the same kernels either way (a loop inside a task runs inline; every
-   kernel's results are the same for any cut), so the results do not change. */
-static int run_block(tt_net *net, const block *bk, const float *x, float *y, int n) {
+/* How a block's work goes to the threads (see run_block): whole images (1), stripes of
+   output rows (2), or neither (0: each band's kernels cut their own loops). */
+static int block_cut(const tt_net *net, const block *bk, int n) {
+  const int T = tt_threads();
+  const tt_op *ex = bk->e >= 0 ? &net->ops[bk->e] : NULL;
+  if (T < 2) return 0;
+  if (n >= T) return 1;
+  /* Stripes expand 1-2 input rows on both sides of a cut twice: worth it from 16 output
+     rows a stripe. Only by integer codes, whose rows come out the same in any stripe;
+     a float GEMM's rows past a multiple of 4 take another tile path. */
+  if (net->ops[bk->d].h / T >= tt_stripe_rows && (!ex || ex->qw) && net->ops[bk->p].qw) return 2;
+  return 0;
+}
+
+/* Runs a matched block for n images from input x into y. With the add folded in, y
+   holds the shortcut, or res does (res: the shortcut is x itself and the block is cut
+   in stripes, whose writes would overwrite input rows a neighbouring stripe still reads;
+   each band then copies its shortcut rows into y first). Returns 0 if the band buffers
+   cannot be had (the caller then runs the ops one by one).
+   With threads, a batch goes to them as whole images, and one large image (from 16
+   output rows a thread) as stripes of rows, each thread with band buffers of its own:
+   when each band's three kernels cut their own loops instead, every band costs three
+   waits, 7x7 and 14x14 bands are too small to split evenly (49 rows are 7 + 6 four-row
+   tiles), and the expanded rows one core writes the other reads; on two cores fused
+   bands then gained nothing over separate ops. An image runs the same kernels on the
+   same rows either way (a loop inside a task runs inline; kernels' results do not depend
+   on the cut), so the results do not change. */
+static int run_block(tt_net *net, const block *bk, const float *x, float *y, const float *res,
+                     int n) {
   const tt_op *dw = &net->ops[bk->d];
   const tt_op *in = &net->ops[bk->e >= 0 ? net->ops[bk->e].d.in0 : dw->d.in0];
-  const int s = dw->d.sh, OH = dw->h;
+  const int s = dw->d.sh, OH = dw->h, cut = block_cut(net, bk, n), T = tt_threads();
   const size_t rowE = (size_t)in->w * dw->c, rowD = (size_t)dw->w * dw->c;
-  const int ex = bk->e >= 0, T = tt_threads();
-  block_run br = {net, bk, x, y, n, n < T ? n : T, 0};
+  const int ex = bk->e >= 0;
+  block_run br = {net, bk, x, res, y, n, cut ? T : 1, cut == 2, 0};
   int R = (int)(tt_band_bytes / sizeof(float) / ((ex ? (size_t)s * rowE : 0) + rowD));
   br.R = R < 1 ? 1 : R > OH ? OH : R;
   if (net->nband < 2 * br.tasks) {
@@ -660,7 +690,7 @@ static int run_block(tt_net *net, const block *bk, const float *x, float *y, int
         !grow(&net->band[2 * t + 1], (size_t)br.R * rowD))
       return 0;
   if (br.tasks > 1) tt_parallel(br.tasks, block_task, &br);
-  else block_images(&br, 0, n, net->band[0].p, net->band[1].p);
+  else block_rows(&br, 0, n, 0, OH, net->band[0].p, net->band[1].p);
   return 1;
 }
 
@@ -676,9 +706,12 @@ static const float *forward_ops(tt_net *net, const float *x, int in, int n, int 
     if (match_block(net, i, last, &bk)) {
       const int in0 = bk.e >= 0 ? o->d.in0 : net->ops[bk.d].d.in0, sa = net->slot[in0];
       const tt_op *pj = &net->ops[bk.p];
-      int sy = bk.r ? net->slot[bk.r] : take_buf(net, (size_t)n * op_size(pj));
+      /* The shortcut is the input, cut in stripes: the output goes to a buffer of its own */
+      const int apart = bk.r == in0 && block_cut(net, &bk, n) == 2;
+      int sy = bk.r && !apart ? net->slot[bk.r] : take_buf(net, (size_t)n * op_size(pj));
       if (sy < 0) { tt_fail(TT_ENOMEM, "out of memory for the activation of '%s' (batch %d)", pj->name, n); return NULL; }
-      if (run_block(net, &bk, sa < 0 ? x : net->pool[sa].p, net->pool[sy].p, n)) {
+      if (run_block(net, &bk, sa < 0 ? x : net->pool[sa].p, net->pool[sy].p,
+                    apart ? net->pool[net->slot[bk.r]].p : NULL, n)) {
         /* the block's input is free once nothing after the block reads it */
         const int end = bk.r ? bk.p + 1 : bk.p;
         if (sa >= 0 && net->lastuse[in0] <= end && net->pool[sa].p != net->pool[sy].p) net->pool[sa].busy = 0;
@@ -687,7 +720,7 @@ static const float *forward_ops(tt_net *net, const float *x, int in, int n, int 
         i = end;
         continue;
       }
-      if (!bk.r) net->pool[sy].busy = 0; /* no band buffers: one op at a time after all */
+      if (!bk.r || apart) net->pool[sy].busy = 0; /* no band buffers: one op at a time after all */
     }
     const int r = residual_partner(net, i, last);
     if (r > 0) {

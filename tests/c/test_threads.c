@@ -176,7 +176,9 @@ static void test_adam_split(void) {
 
 /* A stem (only for inference: its 3x3 convolution does not train), three inverted
    residual blocks, pooling and a dense layer. */
-static tt_net *small_mobilenet(int stem_too) {
+/* quant: weights on a uint8 grid, declared so (tt_net_quantized): pointwise convs then
+   infer by their codes, and a block may be cut in stripes of rows (net.c, block_cut). */
+static tt_net *small_mobilenet(int stem_too, int quant) {
   tt_net *net = stem_too ? tt_net_create(40, 36, 3) : tt_net_create(20, 18, 16);
   tt_op_desc stem = {.type = TT_OP_CONV2D, .in0 = 0, .kh = 3, .kw = 3, .sh = 2, .sw = 2,
                      .same = 1, .channels = 16, .act = TT_ACT_RELU6};
@@ -218,20 +220,35 @@ static tt_net *small_mobilenet(int stem_too) {
   w = rnd((size_t)cin * 10, 0.3f), b = rnd(10, 0.1f);
   CHECK(tt_net_add(net, "dense", &fc, w, (size_t)cin * 10, b, 10) > 0, "net: %s", tt_last_error());
   free(w), free(b);
+  const double qscale = 1.0 / 256, qmin = -0.5; /* codes 0..255, zero point 128 */
+  for (int i = 1; quant && i < tt_net_count(net); i++) {
+    tt_op *o = (tt_op *)tt_net_op(net, i);
+    for (size_t k = 0; k < o->wn; k++)
+      o->wt[k] = (float)((double)(tt_rng_next(&g_rng) % 256) * qscale + qmin);
+    if (o->wn) CHECK(tt_net_quantized(net, i, qmin, qscale) == TT_OK, "quantized: %s", tt_last_error());
+  }
   return net;
 }
 
 typedef struct { float *y, *dx, *g; size_t ny, nx, ng; } run;
 
-/* Inference of the net with a stem on x, a training step of the one without on xt. */
-static run run_nets(tt_net *full, const float *x, tt_net *net, const float *xt, int n) {
+/* Inference of the net with a stem on x (n images, then 5, as many as the threads or
+   more: whole images to each thread), of its quantized twin (1 image: cut in stripes;
+   then 5), and a training step of the one without a stem on xt. */
+static run run_nets(tt_net *full, tt_net *fullq, const float *x, tt_net *net, const float *xt,
+                    int n) {
   run r = {0};
   const tt_op *out = tt_net_op(net, tt_net_count(net) - 1);
-  r.ny = (size_t)n * out->c, r.nx = (size_t)n * 20 * 18 * 16;
+  const int counts[4] = {n, 5, 1, 5};
+  r.nx = (size_t)n * 20 * 18 * 16;
+  for (int k = 0; k < 4; k++) r.ny += (size_t)counts[k] * out->c;
   r.y = malloc(r.ny * sizeof *r.y);
-  const float *y = tt_net_forward(full, x, n, -1);
-  CHECK(y != NULL, "forward: %s", tt_last_error());
-  memcpy(r.y, y, r.ny * sizeof *r.y);
+  for (int k = 0, at = 0; k < 4; k++) {
+    const float *y = tt_net_forward(k < 2 ? full : fullq, x, counts[k], -1);
+    CHECK(y != NULL, "forward: %s", tt_last_error());
+    memcpy(r.y + at, y, (size_t)counts[k] * out->c * sizeof *r.y);
+    at += counts[k] * out->c;
+  }
   uint64_t rng = 3;
   const float *yt = tt_net_forward_train(net, xt, n, &rng);
   float *dy = malloc(r.ny * sizeof *dy);
@@ -255,9 +272,11 @@ int main(void) {
   for (int i = 0; i < LENT; i++) pthread_create(&th[i], NULL, lend, &lent_rc[i]);
   while (tt_threads() < 1 + LENT) sched_yield();
 
-  tt_net *full = small_mobilenet(1), *net = small_mobilenet(0);
-  float *x = rnd((size_t)3 * 40 * 36 * 3, 1.0f), *xt = rnd((size_t)3 * 20 * 18 * 16, 1.0f);
-  run with = run_nets(full, x, net, xt, 3);
+  tt_net *full = small_mobilenet(1, 0), *fullq = small_mobilenet(1, 1), *net = small_mobilenet(0, 0);
+  float *x = rnd((size_t)5 * 40 * 36 * 3, 1.0f), *xt = rnd((size_t)3 * 20 * 18 * 16, 1.0f);
+  extern int tt_stripe_rows;
+  tt_stripe_rows = 2; /* 20 output rows of the first block in 4 stripes, 10 of the others */
+  run with = run_nets(full, fullq, x, net, xt, 3);
   size_t nk;
   float *kwith = ksplit_products(&nk);
   test_pool();
@@ -272,7 +291,7 @@ int main(void) {
     CHECK(lent_rc[i] == TT_OK, "lent thread %d returned %d", i, lent_rc[i]);
   }
   CHECK(tt_threads() == 1, "after stop: %d threads", tt_threads());
-  run alone = run_nets(full, x, net, xt, 3);
+  run alone = run_nets(full, fullq, x, net, xt, 3);
   same(with.y, alone.y, alone.ny, "network output");
   same(with.dx, alone.dx, alone.nx, "input gradient");
   same(with.g, alone.g, alone.ng, "weight gradients");
@@ -283,7 +302,7 @@ int main(void) {
   counting c = {hits, 0};
   tt_parallel(3, count_task, &c); /* no threads left: inline */
   CHECK(hits[0] == 1 && hits[1] == 1 && hits[2] == 1, "inline loop after stop");
-  free(x), free(xt), tt_net_free(full), tt_net_free(net);
+  free(x), free(xt), tt_net_free(full), tt_net_free(fullq), tt_net_free(net);
   free(with.y), free(with.dx), free(with.g), free(alone.y), free(alone.dx), free(alone.g);
   return check_report("threads");
 }
