@@ -197,7 +197,26 @@ static void dw3x3_row(const float *p, size_t step, size_t rs, int npx, int C,
       const v128_t b = bias ? wasm_v128_load(bias + c) : wasm_f32x4_splat(0.0f);
       const float *r0 = pb + c, *r1 = r0 + rs, *r2 = r1 + rs;
       float *o = yb + c;
-      for (int px = 0; px < nb; px++, r0 += step, r1 += step, r2 += step, o += C) {
+      int px = 0;
+      if (step == (size_t)C) /* stride 1: two outputs share two of their three columns */
+        for (; px + 2 <= nb; px += 2, r0 += C2, r1 += C2, r2 += C2, o += C2) {
+          v128_t u = wasm_v128_load(r0), v = wasm_v128_load(r0 + C);
+          v128_t a = TT_MADD(u, k0, b), e = TT_MADD(v, k0, b);
+          a = TT_MADD(v, k1, a);
+          u = wasm_v128_load(r0 + C2), v = wasm_v128_load(r0 + C2 + C);
+          e = TT_MADD(u, k1, e), a = TT_MADD(u, k2, a), e = TT_MADD(v, k2, e);
+          u = wasm_v128_load(r1), v = wasm_v128_load(r1 + C);
+          a = TT_MADD(u, k3, a), e = TT_MADD(v, k3, e), a = TT_MADD(v, k4, a);
+          u = wasm_v128_load(r1 + C2), v = wasm_v128_load(r1 + C2 + C);
+          e = TT_MADD(u, k4, e), a = TT_MADD(u, k5, a), e = TT_MADD(v, k5, e);
+          u = wasm_v128_load(r2), v = wasm_v128_load(r2 + C);
+          a = TT_MADD(u, k6, a), e = TT_MADD(v, k6, e), a = TT_MADD(v, k7, a);
+          u = wasm_v128_load(r2 + C2), v = wasm_v128_load(r2 + C2 + C);
+          e = TT_MADD(u, k7, e), a = TT_MADD(u, k8, a), e = TT_MADD(v, k8, e);
+          wasm_v128_store(o, act_v(a, act));
+          wasm_v128_store(o + C, act_v(e, act));
+        }
+      for (; px < nb; px++, r0 += step, r1 += step, r2 += step, o += C) {
         v128_t a = TT_MADD(wasm_v128_load(r0), k0, b);
         a = TT_MADD(wasm_v128_load(r0 + C), k1, a);
         a = TT_MADD(wasm_v128_load(r0 + C2), k2, a);
@@ -221,6 +240,65 @@ static void dw3x3_row(const float *p, size_t step, size_t rs, int npx, int C,
       }
     }
   }
+}
+
+/* Output pixels (oy, ox) for oy in [oy0, oy1) and ox in [ox0, ox1), a run along a row or
+   a column of the border whose windows lose one row (ky = kr) or one column (kx = kc) of
+   taps to the padding (the other is -1): the six taps left, in the scalar version's
+   order, 4 channels at a time with their weights in registers, 16 pixels at a time as in
+   dw3x3_row. Cheaper than dw3x3_pixel's nine pointers, packed weights and zero taps,
+   and at 14x14 and 7x7 a quarter to half the pixels are on the border. */
+static void dw3x3_edge(const tt_shape *s, const float *x, int n, int oy0, int oy1, int ox0,
+                       int ox1, int kr, int kc, const float *w, const float *bias, int act,
+                       float *y) {
+  const int C = s->c, along_x = oy1 - oy0 == 1, len = along_x ? ox1 - ox0 : oy1 - oy0;
+  int tap[6], nt = 0;
+  for (int t = 0; t < 9; t++)
+    if (t / 3 != kr && t % 3 != kc) tap[nt++] = t;
+  /* Inputs relative to the first tap kept (the window's corner may be in the padding). */
+  size_t off[6];
+  for (int i = 0; i < 6; i++)
+    off[i] = ((size_t)(tap[i] / 3 - tap[0] / 3) * s->w + (size_t)(tap[i] % 3 - tap[0] % 3)) * C;
+  const size_t istep = along_x ? (size_t)s->sw * C : (size_t)s->sh * s->w * C;
+  const size_t ostep = along_x ? (size_t)C : (size_t)s->ow * C;
+  const float *p0 = x + pix(s, n, oy0 * s->sh - s->pt + tap[0] / 3, ox0 * s->sw - s->pl + tap[0] % 3);
+  float *y0 = y + opix(s, n, oy0, ox0);
+  for (int q0 = 0; q0 < len; q0 += 16) {
+    const int nb = len - q0 < 16 ? len - q0 : 16;
+    int c = 0;
+    for (; c + 4 <= C; c += 4) {
+      const v128_t k0 = wasm_v128_load(w + (size_t)tap[0] * C + c), k1 = wasm_v128_load(w + (size_t)tap[1] * C + c),
+                   k2 = wasm_v128_load(w + (size_t)tap[2] * C + c), k3 = wasm_v128_load(w + (size_t)tap[3] * C + c),
+                   k4 = wasm_v128_load(w + (size_t)tap[4] * C + c), k5 = wasm_v128_load(w + (size_t)tap[5] * C + c);
+      const v128_t b = bias ? wasm_v128_load(bias + c) : wasm_f32x4_splat(0.0f);
+      const float *p = p0 + (size_t)q0 * istep + c;
+      float *o = y0 + (size_t)q0 * ostep + c;
+      for (int q = 0; q < nb; q++, p += istep, o += ostep) {
+        v128_t a = TT_MADD(wasm_v128_load(p), k0, b);
+        a = TT_MADD(wasm_v128_load(p + off[1]), k1, a);
+        a = TT_MADD(wasm_v128_load(p + off[2]), k2, a);
+        a = TT_MADD(wasm_v128_load(p + off[3]), k3, a);
+        a = TT_MADD(wasm_v128_load(p + off[4]), k4, a);
+        a = TT_MADD(wasm_v128_load(p + off[5]), k5, a);
+        wasm_v128_store(o, act_v(a, act));
+      }
+    }
+    for (; c < C; c++)
+      for (int q = q0; q < q0 + nb; q++) {
+        const float *p = p0 + (size_t)q * istep + c;
+        float a = bias ? bias[c] : 0.0f;
+        for (int i = 0; i < 6; i++) a += p[off[i]] * w[(size_t)tap[i] * C + c];
+        y0[(size_t)q * ostep + c] = act_f(a, act);
+      }
+  }
+}
+
+/* Where a 3x3 window at output index o lies: 0 inside, 1 losing its first row (or
+   column) of taps to the padding, 2 its last, 3 more. */
+static int dw3x3_where(int o, int stride, int pad, int size) {
+  int k0, k1;
+  tap_range(o, stride, pad, 3, size, &k0, &k1);
+  return k0 == 0 && k1 == 3 ? 0 : k0 == 1 && k1 == 3 ? 1 : k0 == 0 && k1 == 2 ? 2 : 3;
 }
 
 /* Any kernel size, any position: the window is clipped per pixel. Used for kernels
@@ -274,8 +352,25 @@ void tt_dwconv_simd(const tt_shape *s, const float *x, const float *w,
         dw3x3_row(x + pix(s, n, iy, oxa * s->sw - s->pl), (size_t)s->sw * C, rs, oxb - oxa,
                   C, w, bias, act, y + opix(s, n, oy, oxa));
     }
-  /* Border pixels, a chunk of channels at a time so the packed weights fit (on the
-     stack: each thread running the kernel needs its own). */
+  /* The border: runs along a row or a column whose windows lose one row or one column
+     of taps go to dw3x3_edge; the rest (corners, windows losing more) pixel by pixel. */
+  int oya = 0, oyb;
+  while (oya < s->oh && dw3x3_where(oya, s->sh, s->pt, s->h)) oya++;
+  for (oyb = oya; oyb < s->oh && !dw3x3_where(oyb, s->sh, s->pt, s->h);) oyb++;
+  for (int n = 0; n < s->n; n++) {
+    for (int ox = 0; ox < s->ow; ox++) { /* border columns, interior rows */
+      const int k = ox < oxa || ox >= oxb ? dw3x3_where(ox, s->sw, s->pl, s->w) : 0;
+      if ((k == 1 || k == 2) && oya < oyb)
+        dw3x3_edge(s, x, n, oya, oyb, ox, ox + 1, -1, k == 1 ? 0 : 2, w, bias, act, y);
+    }
+    for (int oy = 0; oy < s->oh; oy++) { /* border rows, interior columns */
+      const int k = oy < oya || oy >= oyb ? dw3x3_where(oy, s->sh, s->pt, s->h) : 0;
+      if ((k == 1 || k == 2) && oxa < oxb)
+        dw3x3_edge(s, x, n, oy, oy + 1, oxa, oxb, k == 1 ? 0 : 2, -1, w, bias, act, y);
+    }
+  }
+  /* A chunk of channels at a time so the packed weights fit (on the stack: each thread
+     running the kernel needs its own). */
   float wp[10 * DW_CHUNK];
   for (int c0 = 0; c0 < C; c0 += DW_CHUNK) {
     const int cn = C - c0 < DW_CHUNK ? C - c0 : DW_CHUNK;
@@ -283,16 +378,12 @@ void tt_dwconv_simd(const tt_shape *s, const float *x, const float *w,
     dw3x3_pack(w, bias, C, c0, cn, wp);
     for (int n = 0; n < s->n; n++)
       for (int oy = 0; oy < s->oh; oy++) {
-        const int iy = oy * s->sh - s->pt;
+        const int ky = oy < oya || oy >= oyb ? dw3x3_where(oy, s->sh, s->pt, s->h) : 0;
         float *yrow = y + opix(s, n, oy, 0) + c0;
-        if (iy >= 0 && iy + 3 <= s->h && oxa < oxb) {
-          for (int ox = 0; ox < oxa; ox++)
-            dw3x3_border(s, x, n, oy, ox, c0, cn, wp, wt, bt, act, yrow);
-          for (int ox = oxb; ox < s->ow; ox++)
-            dw3x3_border(s, x, n, oy, ox, c0, cn, wp, wt, bt, act, yrow);
-        } else {
-          for (int ox = 0; ox < s->ow; ox++)
-            dw3x3_border(s, x, n, oy, ox, c0, cn, wp, wt, bt, act, yrow);
+        for (int ox = 0; ox < s->ow; ox++) {
+          const int kx = ox < oxa || ox >= oxb ? dw3x3_where(ox, s->sw, s->pl, s->w) : 0;
+          if ((ky == 0 && kx < 3) || (kx == 0 && ky < 3)) continue; /* done above */
+          dw3x3_border(s, x, n, oy, ox, c0, cn, wp, wt, bt, act, yrow);
         }
       }
   }
