@@ -528,7 +528,10 @@ static int residual_partner(const tt_net *net, int i, int last) {
 #define TT_BAND_BYTES (1024 * 1024)
 #endif
 size_t tt_band_bytes = TT_BAND_BYTES; /* not in net.h: tests shrink it to get many bands */
-int tt_stripe_rows = 16;              /* the same: tests lower it to cut small images */
+#ifndef TT_STRIPE_ROWS
+#define TT_STRIPE_ROWS 16
+#endif
+int tt_stripe_rows = TT_STRIPE_ROWS; /* the same: tests lower it to cut small images */
 
 typedef struct {
   int e, d, p;   /* expand (or -1), depthwise, project op indices */
