@@ -658,7 +658,8 @@ static int block_cut(const tt_net *net, const block *bk, int n) {
   return 0;
 }
 
-/* Runs a matched block for n images from input x into y. With the add folded in, y
+/* Runs a matched block for n images from input x into y, cut for the threads as
+   block_cut says (cut). With the add folded in, y
    holds the shortcut, or res does (res: the shortcut is x itself and the block is cut
    in stripes, whose writes would overwrite input rows a neighbouring stripe still reads;
    each band then copies its shortcut rows into y first). Returns 0 if the band buffers
@@ -671,11 +672,11 @@ static int block_cut(const tt_net *net, const block *bk, int n) {
    bands then gained nothing over separate ops. An image runs the same kernels on the
    same rows either way (a loop inside a task runs inline; kernels' results do not depend
    on the cut), so the results do not change. */
-static int run_block(tt_net *net, const block *bk, const float *x, float *y, const float *res,
-                     int n) {
+static int run_block(tt_net *net, const block *bk, int cut, const float *x, float *y,
+                     const float *res, int n) {
   const tt_op *dw = &net->ops[bk->d];
   const tt_op *in = &net->ops[bk->e >= 0 ? net->ops[bk->e].d.in0 : dw->d.in0];
-  const int s = dw->d.sh, OH = dw->h, cut = block_cut(net, bk, n), T = tt_threads();
+  const int s = dw->d.sh, OH = dw->h, T = tt_threads();
   const size_t rowE = (size_t)in->w * dw->c, rowD = (size_t)dw->w * dw->c;
   const int ex = bk->e >= 0;
   block_run br = {net, bk, x, res, y, n, cut ? T : 1, cut == 2, 0};
@@ -710,10 +711,10 @@ static const float *forward_ops(tt_net *net, const float *x, int in, int n, int 
       const int in0 = bk.e >= 0 ? o->d.in0 : net->ops[bk.d].d.in0, sa = net->slot[in0];
       const tt_op *pj = &net->ops[bk.p];
       /* The shortcut is the input, cut in stripes: the output goes to a buffer of its own */
-      const int apart = bk.r == in0 && block_cut(net, &bk, n) == 2;
+      const int cut = block_cut(net, &bk, n), apart = bk.r == in0 && cut == 2;
       int sy = bk.r && !apart ? net->slot[bk.r] : take_buf(net, (size_t)n * op_size(pj));
       if (sy < 0) { tt_fail(TT_ENOMEM, "out of memory for the activation of '%s' (batch %d)", pj->name, n); return NULL; }
-      if (run_block(net, &bk, sa < 0 ? x : net->pool[sa].p, net->pool[sy].p,
+      if (run_block(net, &bk, cut, sa < 0 ? x : net->pool[sa].p, net->pool[sy].p,
                     apart ? net->pool[net->slot[bk.r]].p : NULL, n)) {
         /* the block's input is free once nothing after the block reads it */
         const int end = bk.r ? bk.p + 1 : bk.p;

@@ -381,6 +381,8 @@ void tt_dwconv_simd(const tt_shape *s, const float *x, const float *w,
         const int ky = oy < oya || oy >= oyb ? dw3x3_where(oy, s->sh, s->pt, s->h) : 0;
         float *yrow = y + opix(s, n, oy, 0) + c0;
         for (int ox = 0; ox < s->ow; ox++) {
+          if (ky == 0 && ox == oxa && oxa < oxb) ox = oxb; /* the row kernel's */
+          if (ox == s->ow) break;
           const int kx = ox < oxa || ox >= oxb ? dw3x3_where(ox, s->sw, s->pl, s->w) : 0;
           if ((ky == 0 && kx < 3) || (kx == 0 && ky < 3)) continue; /* done above */
           dw3x3_border(s, x, n, oy, ox, c0, cn, wp, wt, bt, act, yrow);
