@@ -301,6 +301,13 @@ static int dw3x3_where(int o, int stride, int pad, int size) {
   return k0 == 0 && k1 == 3 ? 0 : k0 == 1 && k1 == 3 ? 1 : k0 == 0 && k1 == 2 ? 2 : 3;
 }
 
+/* The outputs [*a, *b) along one axis whose windows lie wholly inside the input (3x3
+   windows: those are consecutive). */
+static void dw3x3_inside(int n_out, int stride, int pad, int size, int *a, int *b) {
+  for (*a = 0; *a < n_out && dw3x3_where(*a, stride, pad, size);) ++*a;
+  for (*b = *a; *b < n_out && !dw3x3_where(*b, stride, pad, size);) ++*b;
+}
+
 /* Any kernel size, any position: the window is clipped per pixel. Used for kernels
    other than 3x3, which MobileNet does not have. */
 static void dw_pixel_clipped(const tt_shape *s, const float *x, const float *w,
@@ -339,24 +346,17 @@ void tt_dwconv_simd(const tt_shape *s, const float *x, const float *w,
           dw_pixel_clipped(s, x, w, bias, act, n, oy, ox, y + opix(s, n, oy, ox));
     return;
   }
-  /* Output columns [oxa, oxb) have their whole window inside the input. */
-  int oxa = (s->pl + s->sw - 1) / s->sw;
-  int oxb = s->w - 3 + s->pl >= 0 ? (s->w - 3 + s->pl) / s->sw + 1 : 0;
-  if (oxb > s->ow) oxb = s->ow;
-  if (oxa > oxb) oxa = oxb;
+  /* Output rows [oya, oyb) and columns [oxa, oxb) have their whole window inside. */
+  int oya, oyb, oxa, oxb;
+  dw3x3_inside(s->oh, s->sh, s->pt, s->h, &oya, &oyb);
+  dw3x3_inside(s->ow, s->sw, s->pl, s->w, &oxa, &oxb);
   const size_t rs = (size_t)s->w * C;
   for (int n = 0; n < s->n; n++)
-    for (int oy = 0; oy < s->oh; oy++) {
-      const int iy = oy * s->sh - s->pt;
-      if (iy >= 0 && iy + 3 <= s->h && oxa < oxb)
-        dw3x3_row(x + pix(s, n, iy, oxa * s->sw - s->pl), (size_t)s->sw * C, rs, oxb - oxa,
-                  C, w, bias, act, y + opix(s, n, oy, oxa));
-    }
+    for (int oy = oya; oy < oyb && oxa < oxb; oy++)
+      dw3x3_row(x + pix(s, n, oy * s->sh - s->pt, oxa * s->sw - s->pl), (size_t)s->sw * C, rs,
+                oxb - oxa, C, w, bias, act, y + opix(s, n, oy, oxa));
   /* The border: runs along a row or a column whose windows lose one row or one column
      of taps go to dw3x3_edge; the rest (corners, windows losing more) pixel by pixel. */
-  int oya = 0, oyb;
-  while (oya < s->oh && dw3x3_where(oya, s->sh, s->pt, s->h)) oya++;
-  for (oyb = oya; oyb < s->oh && !dw3x3_where(oyb, s->sh, s->pt, s->h);) oyb++;
   for (int n = 0; n < s->n; n++) {
     for (int ox = 0; ox < s->ow; ox++) { /* border columns, interior rows */
       const int k = ox < oxa || ox >= oxb ? dw3x3_where(ox, s->sw, s->pl, s->w) : 0;
