@@ -14,12 +14,12 @@ dpkg -s libclang-rt-14-dev >/dev/null 2>&1 || need+=(libclang-rt-14-dev)
 if [ ${#need[@]} -gt 0 ]; then
   SUDO=; [ "$(id -u)" = 0 ] || SUDO=sudo
   $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}"
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}"
 fi
 
 # npm ci only when the lock file changed since the last install.
 stamp=node_modules/.tinytune-lock
 if [ ! -f "$stamp" ] || ! cmp -s package-lock.json "$stamp"; then
-  npm ci --no-audit --no-fund
+  npm ci --no-audit --no-fund --ignore-scripts   # onnxruntime-node's script downloads from a host not reachable here; its CPU binaries ship in the package
   cp package-lock.json "$stamp"
 fi
