@@ -191,6 +191,7 @@ API(tt_trainer_step) int tt_trainer_step(tt_trainer *tr, int max_batches, double
 
 API(tt_trainer_cancel) void tt_trainer_cancel(tt_trainer *tr) { tt_trainer_stop(tr); }
 API(tt_trainer_matrix) int tt_trainer_matrix(tt_trainer *tr, int *m) { return tt_trainer_confusion(tr, m); }
+API(tt_trainer_val_indices) int tt_trainer_val_indices(const tt_trainer *tr, int *idx) { return tt_trainer_validation(tr, idx); }
 API(tt_trainer_delete) void tt_trainer_delete(tt_trainer *tr) { tt_trainer_free(tr); }
 
 API(tt_net_predict) int tt_net_predict(tt_net *net, const float *x, int n, float *probs) {

@@ -387,3 +387,8 @@ int tt_trainer_confusion(tt_trainer *tr, int *matrix) {
   int rc = evaluate(tr, tr->val_idx, tr->n_val, &loss, &acc, matrix);
   return rc < 0 ? rc : tr->n_val;
 }
+
+int tt_trainer_validation(const tt_trainer *tr, int *idx) {
+  memcpy(idx, tr->val_idx, (size_t)tr->n_val * sizeof(int));
+  return tr->n_val;
+}

@@ -55,6 +55,11 @@ void tt_trainer_stop(tt_trainer *tr);
    current weights; returns the number of validation images. */
 int tt_trainer_confusion(tt_trainer *tr, int *matrix);
 
+/* The validation images' indices (into the trainer's images; at most n_images of them),
+   so the caller can calibrate on exactly the images training did not see. Returns their
+   number. */
+int tt_trainer_validation(const tt_trainer *tr, int *idx);
+
 /* Softmax probabilities of the net for n inputs (inference mode). */
 int tt_predict(tt_net *net, const float *x, int n, float *probs);
 

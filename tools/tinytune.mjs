@@ -2,6 +2,7 @@
 // The command line: the same engine and API as the page.
 //   tinytune finetune <data/> [options]   data/<label>/*.jpg|png|gif|bmp -> model file + metrics JSON
 //   tinytune predict <model.ttm> <image...> [--top k]
+//   tinytune evaluate <model.ttm> <data/>       accuracy on a labelled folder it did not train on
 //   tinytune embed <image...> [--model id] [--cut layer]   one JSON line of features per image
 import fs from 'node:fs';
 import path from 'node:path';
@@ -13,11 +14,12 @@ import { Classifier, readClassifierInfo } from '../wasm/transfer.mjs';
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const IMAGE = /\.(jpe?g|png|gif|bmp)$/i;
 const USAGE = `usage:
-  tinytune finetune <data-dir> [--model mobilenet_v2_mid] [--blocks K] [--epochs N] [--lr X]
+  tinytune finetune <data-dir> [--model mobilenet_v2_mid] [--blocks auto|K] [--budget seconds] [--no-refit] [--epochs N] [--lr X]
                     [--batch N] [--views N] [--no-augment] [--hidden N] [--seed N] [--val F]
                     [--threads N (default: all cores)]
                     [--out model.ttm] [--metrics metrics.json] [--export-tfjs dir]
   tinytune predict <model.ttm> <image...> [--top K]
+  tinytune evaluate <model.ttm> <data-dir> [--json]   accuracy, per class, confusion, calibration
   tinytune embed <image...> [--model mobilenet_v2_mid] [--cut layer]
 data-dir holds one folder per class: data/<label>/*.jpg|png|gif|bmp
 --float32 (any command): run every layer in float32, not the frozen pointwise layers by
@@ -33,16 +35,15 @@ function bar(frac, width = 24) {
 
 async function finetune(args) {
   const { values: o, positionals } = parseArgs({ args, allowPositionals: true, options: {
-    model: { type: 'string', default: 'mobilenet_v2_mid' }, blocks: { type: 'string', default: '0' },
+    model: { type: 'string', default: 'mobilenet_v2_mid' }, blocks: { type: 'string', default: 'auto' }, budget: { type: 'string' },
+    'no-refit': { type: 'boolean', default: false },
     epochs: { type: 'string', default: '30' }, lr: { type: 'string' }, batch: { type: 'string', default: '16' },
     views: { type: 'string', default: '4' }, 'no-augment': { type: 'boolean', default: false },
     hidden: { type: 'string', default: '256' }, seed: { type: 'string', default: '1' }, val: { type: 'string', default: '0.2' },
     out: { type: 'string', default: 'model.ttm' }, metrics: { type: 'string', default: 'metrics.json' },
     'export-tfjs': { type: 'string' }, threads: { type: 'string' }, float32: { type: 'boolean', default: false } } });
   const dir = positionals[0];
-  if (!dir) die(`finetune needs a data folder\n${USAGE}`);
-  if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) die(`'${dir}' is not a folder`);
-  const labels = fs.readdirSync(dir).filter((d) => fs.statSync(path.join(dir, d)).isDirectory()).sort();
+  const { labels, files } = readFolder(dir, 'finetune');
   if (labels.length < 2) die(`'${dir}' has ${labels.length} class folder(s); training needs at least 2`);
   const num = (k) => { const v = Number(o[k]); if (!Number.isFinite(v)) die(`--${k} must be a number, got '${o[k]}'`); return v; };
 
@@ -52,9 +53,8 @@ async function finetune(args) {
   const model = await engine.loadModel(modelPath(o.model), { integer: !o.float32,
     onProgress: (a, b) => process.stderr.write(`\rloading ${o.model} ${bar(a / b)} ${(a / 1e6).toFixed(1)}/${(b / 1e6).toFixed(1)} MB`) });
   process.stderr.write('\n');
-  const c = new Classifier(model, { labels, blocks: num('blocks'), hidden: num('hidden'), views: o['no-augment'] ? 1 : num('views'),
+  const c = new Classifier(model, { labels, blocks: o.blocks === 'auto' ? 'auto' : num('blocks'), hidden: num('hidden'), views: o['no-augment'] ? 1 : num('views'),
     augment: !o['no-augment'], seed: num('seed') });
-  const files = labels.flatMap((l) => fs.readdirSync(path.join(dir, l)).filter((f) => IMAGE.test(f)).sort().map((f) => [l, path.join(dir, l, f)]));
   files.forEach(([label, file], i) => {
     c.addImage(new Uint8Array(fs.readFileSync(file)), label, file);
     process.stderr.write(`\rreading images ${bar((i + 1) / files.length)} ${i + 1}/${files.length}`);
@@ -64,21 +64,20 @@ async function finetune(args) {
   const counts = c.counts();
   labels.forEach((l, k) => process.stderr.write(`  ${l}: ${counts[k]} images\n`));
 
-  let total = num('epochs');
+  const total = num('epochs');
   const ac = new AbortController();
   process.once('SIGINT', () => { process.stderr.write('\nstopping: keeping the best epoch so far\n'); ac.abort(); });
-  const t0 = Date.now();
   let report;
   try {
     report = await c.fit({ epochs: total, learningRate: o.lr === undefined ? undefined : num('lr'), batchSize: num('batch'),
-      validationFraction: num('val'), seed: num('seed'), signal: ac.signal,
+      validationFraction: num('val'), seed: num('seed'), signal: ac.signal, refit: !o['no-refit'],
+      timeBudget: o.budget === undefined ? undefined : num('budget'),
       onBatch: (p) => {
-        const done = (p.epoch + p.batch / p.batchesPerEpoch) / total;
-        const eta = done > 0 ? ((Date.now() - t0) / done - (Date.now() - t0)) / 1000 : 0;
-        process.stderr.write(`\repoch ${p.epoch + 1}/${total} ${bar(done)} batch ${p.batch}/${p.batchesPerEpoch} eta ${eta.toFixed(0)}s   `);
+        const done = (p.epoch + p.batch / p.batchesPerEpoch) / p.epochs;
+        process.stderr.write(`\r${p.phase} epoch ${p.epoch + 1}/${p.epochs} ${bar(done)} batch ${p.batch}/${p.batchesPerEpoch}   `);
       },
-      onEpoch: (e) => process.stderr.write(`\repoch ${e.epoch}/${total} ${bar(e.epoch / total)} loss ${e.trainLoss.toFixed(3)} acc ${e.trainAccuracy.toFixed(3)}` +
-        ` | val loss ${e.valLoss.toFixed(3)} acc ${e.valAccuracy.toFixed(3)} (${e.seconds.toFixed(2)}s)\n`) });
+      onEpoch: (e) => process.stderr.write(`\r${e.phase} epoch ${e.epoch}/${e.epochs} ${bar(e.epoch / e.epochs)} loss ${e.trainLoss.toFixed(3)} acc ${e.trainAccuracy.toFixed(3)}` +
+        (e.phase === 'refit' ? '' : ` | val loss ${e.valLoss.toFixed(3)} acc ${e.valAccuracy.toFixed(3)}`) + ` (${e.seconds.toFixed(2)}s)\n`) });
   } catch (e) {
     if (!e.report) throw e;
     process.stderr.write(`\n${e.message}\n`);
@@ -92,11 +91,48 @@ async function finetune(args) {
     fs.writeFileSync(path.join(o['export-tfjs'], 'model.json'), JSON.stringify(modelJson));
     fs.writeFileSync(path.join(o['export-tfjs'], 'weights.bin'), weightData);
   }
-  process.stderr.write(`best epoch ${report.bestEpoch}, validation accuracy ${report.validationAccuracy === null ? 'n/a' : report.validationAccuracy.toFixed(3)}\n`);
+  if (report.auto) process.stderr.write(`auto: trained ${report.blocks ? `the last ${report.blocks} blocks and a head` : 'a head on frozen features'} (${report.auto.why})\n`);
+  process.stderr.write(`best epoch ${report.bestEpoch}, validation accuracy ${report.validationAccuracy === null ? 'n/a' : report.validationAccuracy.toFixed(3)}` +
+    (report.refit ? ` (an estimate: the model then trained ${report.refit.epochs} epochs on all ${report.refit.images} images)` : '') + '\n');
   if (report.confusion && report.nVal) {
     process.stderr.write(`confusion (rows: true class):\n${report.confusion.map((r, k) => `  ${labels[k].padEnd(12)} ${r.join(' ')}`).join('\n')}\n`);
   }
   process.stdout.write(`${o.out}\n`);
+}
+
+// data/<label>/<image>: [label, path] pairs, labels sorted; a clear message for what is not such a folder.
+function readFolder(dir, what) {
+  if (!dir) die(`${what} needs a data folder\n${USAGE}`);
+  if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) die(`'${dir}' is not a folder`);
+  const labels = fs.readdirSync(dir).filter((d) => fs.statSync(path.join(dir, d)).isDirectory()).sort();
+  const files = labels.flatMap((l) => fs.readdirSync(path.join(dir, l)).filter((f) => IMAGE.test(f)).sort().map((f) => [l, path.join(dir, l, f)]));
+  return { labels, files };
+}
+
+async function openClassifier(file, o) {
+  const bytes = new Uint8Array(fs.readFileSync(file));
+  const engine = await createEngine();
+  const info = readClassifierInfo(engine, bytes);
+  const model = await engine.loadModel(modelPath(o.model ?? info.backbone.id), { integer: !o.float32 });
+  return Classifier.load(model, bytes);
+}
+
+async function evaluate(args) {
+  const { values: o, positionals } = parseArgs({ args, allowPositionals: true, options: { json: { type: 'boolean', default: false },
+    model: { type: 'string' }, float32: { type: 'boolean', default: false } } });
+  const [file, dir] = positionals;
+  if (!file) die(`evaluate needs a model file and a data folder\n${USAGE}`);
+  const { labels, files } = readFolder(dir, 'evaluate');
+  if (!files.length) die(`'${dir}' holds no images in class folders (data/<label>/*.jpg|png|gif|bmp)`);
+  const c = await openClassifier(file, o);
+  const r = c.evaluate(files.map(([label, f]) => ({ label, name: f, image: new Uint8Array(fs.readFileSync(f)) })));
+  for (const s of r.skipped) process.stderr.write(`skipped ${s.name}: ${s.reason}\n`);
+  if (o.json) { process.stdout.write(`${JSON.stringify(r, null, 2)}\n`); return; }
+  const w = Math.max(5, ...r.labels.map((l) => l.length));
+  process.stdout.write(`accuracy ${r.accuracy.toFixed(4)} on ${r.n} images (${labels.length} class folders)` +
+    `, calibration error ${r.calibration.ece.toFixed(4)}, "none of these" ${r.unknown}\n` +
+    `per class:\n${r.labels.map((l, k) => `  ${l.padEnd(w)} ${r.perClassAccuracy[k] === null ? 'no images' : r.perClassAccuracy[k].toFixed(4)}`).join('\n')}\n` +
+    `confusion (rows: true class, columns: predicted):\n${r.confusion.map((row, k) => `  ${r.labels[k].padEnd(w)} ${row.join(' ')}`).join('\n')}\n`);
 }
 
 async function predict(args) {
@@ -104,16 +140,12 @@ async function predict(args) {
     float32: { type: 'boolean', default: false } } });
   const [file, ...images] = positionals;
   if (!file || !images.length) die(`predict needs a model file and images\n${USAGE}`);
-  const bytes = new Uint8Array(fs.readFileSync(file));
-  const engine = await createEngine();
-  const info = readClassifierInfo(engine, bytes);
-  const model = await engine.loadModel(modelPath(o.model ?? info.backbone.id), { integer: !o.float32 });
-  const c = Classifier.load(model, bytes);
+  const c = await openClassifier(file, o);
   let failed = 0;
   for (const img of images) {
     try {
       const top = c.predict(new Uint8Array(fs.readFileSync(img)), Number(o.top));
-      process.stdout.write(`${img}\t${top.map((t) => `${t.label} ${t.probability.toFixed(4)}`).join('\t')}\n`);
+      process.stdout.write(`${img}\t${top[0].unknown ? 'none of these\t' : ''}${top.map((t) => `${t.label} ${t.probability.toFixed(4)}`).join('\t')}\n`);
     } catch (e) {
       failed++;
       process.stderr.write(`${img}: ${e.message}\n`);
@@ -146,6 +178,7 @@ try {
   if (cmd === 'finetune') await finetune(rest);
   else if (cmd === 'predict') await predict(rest);
   else if (cmd === 'embed') await embed(rest);
+  else if (cmd === 'evaluate') await evaluate(rest);
   else die(USAGE);
 } catch (e) {
   die(e.message);

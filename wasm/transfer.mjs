@@ -11,11 +11,23 @@ export const TRAIN_DEFAULTS = {
   // learningRate null: 2e-3 for a head alone, 5e-4 once backbone blocks train (measured on
   // held-out digits; a cosine schedule wants a higher peak than a constant rate).
   epochs: 30, batchSize: 16, optimizer: 'adamw', learningRate: null, weightDecay: 1e-4, momentum: 0.9,
-  warmup: 0.05, cosine: true, labelSmoothing: 0.1, balanced: true, validationFraction: 0.2, patience: 8, seed: 1,
+  warmup: 0.05, cosine: true, labelSmoothing: 0.1, balanced: true, validationFraction: 0.2, patience: 8, seed: 1, refit: true,
 };
 
 const yieldNow = () => new Promise((r) => setTimeout(r, 0));
+const dot = (a, b) => { let s = 0; for (let i = 0; i < a.length; i++) s += a[i] * b[i]; return s; };
+const normalize = (a) => { const n = Math.sqrt(dot(a, a)) || 1; for (let i = 0; i < a.length; i++) a[i] /= n; return a; };
 const size = (shape) => shape.reduce((a, b) => a * b, 1);
+
+// The blocks auto mode may train: two, measured on the accuracy benchmark's dev sets.
+const AUTO_MAX_BLOCKS = 2;
+
+/** The backbone's block ids before the cut, in order. */
+export function backboneBlocks(model, cut = model.cut) {
+  const ids = [];
+  for (const l of model.layers.slice(0, cut + 1)) if (l.block && !ids.includes(l.block)) ids.push(l.block);
+  return ids;
+}
 
 /**
  * Where the trainable part starts for K trainable blocks: the first op of the K-th last
@@ -23,10 +35,10 @@ const size = (shape) => shape.reduce((a, b) => a * b, 1);
  * Returns { first, boundary } with boundary = first - 1, the cached activation.
  */
 export function trainableRange(model, blocks, cut = model.cut) {
+  if (blocks === 'auto') blocks = Math.min(AUTO_MAX_BLOCKS, backboneBlocks(model, cut).length);
   if (!Number.isInteger(blocks) || blocks < 0) throw new EngineError(`trainable blocks must be a whole number >= 0, got ${blocks}`);
   if (blocks === 0) return { first: cut + 1, boundary: cut };
-  const ids = [];
-  for (const l of model.layers.slice(0, cut + 1)) if (l.block && !ids.includes(l.block)) ids.push(l.block);
+  const ids = backboneBlocks(model, cut);
   if (blocks > ids.length) throw new EngineError(`the backbone has ${ids.length} blocks before the cut; cannot train ${blocks}`);
   const keep = new Set(ids.slice(ids.length - blocks));
   const first = model.layers.findIndex((l) => keep.has(l.block));
@@ -61,6 +73,31 @@ export function readClassifierInfo(engine, bytes) {
   return info;
 }
 
+const concatFloats = (arrays) => {
+  const out = new Float32Array(arrays.reduce((a, x) => a + x.length, 0));
+  let at = 0;
+  for (const x of arrays) out.set(x, at), (at += x.length);
+  return out;
+};
+const toBase64 = (f32) => {
+  const b = new Uint8Array(f32.buffer, f32.byteOffset, f32.byteLength);
+  let s = '';
+  for (let i = 0; i < b.length; i += 0x8000) s += String.fromCharCode(...b.subarray(i, i + 0x8000));
+  return btoa(s);
+};
+
+// The "none of these" data of a saved classifier, checked: a crafted file can say anything.
+function readUnknown(u, classes, features) {
+  const bad = (why) => new EngineError(`saved classifier: its "none of these" data ${why}`);
+  if (typeof u.threshold !== 'number' || !Number.isFinite(u.threshold)) throw bad('has no finite threshold');
+  let bytes;
+  try { bytes = Uint8Array.from(atob(u.centroids), (ch) => ch.charCodeAt(0)); } catch { throw bad('is not base64'); }
+  if (bytes.length !== classes * features * 4) throw bad(`holds ${bytes.length} bytes, not the ${classes * features * 4} of ${classes} classes x ${features} features`);
+  const all = new Float32Array(bytes.buffer);
+  if (!all.every(Number.isFinite)) throw bad('holds a non-finite value');
+  return { threshold: u.threshold, centroids: Array.from({ length: classes }, (_, k) => all.subarray(k * features, (k + 1) * features)) };
+}
+
 export class Classifier {
   /**
    * opts: labels (class names), blocks (K, default 0), hidden (units of a hidden ReLU
@@ -73,7 +110,10 @@ export class Classifier {
     this.model = model;
     this.mod = model.mod;
     this.labels = [...labels];
-    this.blocks = opts.blocks ?? 0;
+    // 'auto' (the default) caches the activations K = 2 blocks need and decides at fit()
+    // between a head alone and the last blocks (see fit).
+    this.auto = (opts.blocks ?? 'auto') === 'auto';
+    this.blocks = this.auto ? Math.min(AUTO_MAX_BLOCKS, backboneBlocks(model, model.layerIndex(opts.cut ?? model.cut)).length) : opts.blocks;
     // A hidden layer with dropout and cached augmented views beat the Teachable Machine
     // recipe on held-out digits in our measurements (tests/transfer.test.mjs).
     this.hidden = opts.hidden ?? 256;
@@ -84,15 +124,22 @@ export class Classifier {
     // The classifier keeps its own cut, so loading or training one never moves the model's.
     this.cut = model.layerIndex(opts.cut ?? model.cut);
     this.cutName = model.layers[this.cut].name;
-    const { first, boundary } = trainableRange(model, this.blocks, this.cut);
-    this.first = first;
-    this.boundary = boundary;
-    this.inputShape = model.layers[boundary].shape;
+    this._setBlocks(this.blocks);
+    this.cacheBoundary = this.boundary; // where the cached activations of `images` are
+    this.cacheBlocks = this.blocks;
     this.images = []; // { label, name, data: Float32Array(views * size) }
     this.skipped = []; // { name, reason }
     this.report = null;
     this._rng = model.newRng(this.seed);
     this.net = opts._net ?? this._buildNet(labels.length);
+  }
+
+  _setBlocks(blocks) {
+    const { first, boundary } = trainableRange(this.model, blocks, this.cut);
+    this.blocks = blocks;
+    this.first = first;
+    this.boundary = boundary;
+    this.inputShape = this.model.layers[boundary].shape;
   }
 
   _buildNet(classes) {
@@ -135,7 +182,7 @@ export class Classifier {
     const k = typeof label === 'number' ? label : this.labels.indexOf(label);
     if (k < 0 || k >= this.labels.length) throw new EngineError(`unknown class '${label}'`);
     try {
-      const data = this.model.embedViews(bytes, { views: this.views, augment: this.augment, rng: this._rng, upto: this.boundary });
+      const data = this.model.embedViews(bytes, { views: this.views, augment: this.augment, rng: this._rng, upto: this.cacheBoundary });
       this.images.push({ label: k, name, data });
       return true;
     } catch (e) {
@@ -154,23 +201,138 @@ export class Classifier {
   /**
    * Trains. opts: TRAIN_DEFAULTS fields, plus onEpoch(metrics), onBatch(progress),
    * signal (AbortSignal) and batchesPerTick (work between yields to the event loop).
+   * With a validation fraction and `refit` (the default), training runs twice: first on
+   * the training split, where validation picks the epoch count and calibrates the
+   * probabilities (a temperature), then again from fresh weights on every image for that
+   * many epochs, so the model a user gets has learned from all of their images. The
+   * report's validation figures are the first run's: an honest estimate, not the refit
+   * model's (optimistic) score on images it trained on. Metrics passed to onEpoch/onBatch
+   * carry `phase`: 'validate' or 'refit'. Cancelling keeps the best model so far.
    * Resolves to a report; a non-finite loss rejects with the engine's message and
    * `error.report` (the best weights so far are kept).
    */
   async fit(opts = {}) {
     const o = { ...TRAIN_DEFAULTS, ...opts };
-    o.learningRate ??= this.blocks ? 5e-4 : 2e-3;
-    const m = this.mod;
     const counts = this.counts();
     if (this.labels.length < 2) throw new EngineError(`training needs at least 2 classes; there ${this.labels.length === 1 ? 'is 1' : `are ${this.labels.length}`}`);
     const empty = this.labels.filter((_, k) => counts[k] === 0);
     if (empty.length) throw new EngineError(`class${empty.length > 1 ? 'es' : ''} ${empty.map((l) => `'${l}'`).join(', ')} ha${empty.length > 1 ? 've' : 's'} no images`);
     if (OPTIMIZERS[o.optimizer] === undefined) throw new EngineError(`unknown optimizer '${o.optimizer}' (adam, adamw, sgd)`);
-    if (!this.net) this.net = this._buildNet(this.labels.length);
-    const per = size(this.inputShape) * this.views;
-    const n = this.images.length;
+    const per = size(this.model.layers[this.cacheBoundary].shape) * this.views;
     const odd = this.images.find((im) => im.data?.length !== per);
     if (odd) throw new EngineError(`image '${odd.name}' holds ${odd.data?.length} floats, not the ${per} of ${this.views} view(s) at the cut`);
+    const started = performance.now();
+    const validate = o.validationFraction > 0;
+    const budget = o.timeBudget ?? Math.max(20, 0.3 * this.images.length);
+    const auto = this.auto ? { budget, tried: [], blocks: null, why: '' } : null;
+    const candidates = this.auto ? [...new Set([0, this.cacheBlocks ?? this.blocks])] : [this.blocks];
+    let first = null, kept = 0;
+    for (const K of candidates) {
+      if (this.auto) this._setBlocks(K);
+      if (!this.net || this.auto) this.net = this._buildNet(this.labels.length);
+      const lr = o.learningRate ?? (K ? 5e-4 : 2e-3);
+      // Auto mode tries the blocks only if one batch says they fit the time budget.
+      const probe = this.auto && K > 0 ? (secondsPerBatch, p) => {
+        const estimate = secondsPerBatch * p.batchesPerEpoch * o.epochs * (validate && o.refit ? 2 : 1);
+        const left = budget - (performance.now() - started) / 1000;
+        if (estimate <= left) return true;
+        auto.tried.push({ blocks: K, skipped: `training ${K} blocks would take about ${estimate.toFixed(0)} s, more than the ${left.toFixed(0)} s left of the ${budget.toFixed(0)} s budget` });
+        return false;
+      } : null;
+      const r = await this._train({ ...o, learningRate: lr }, validate && o.refit ? 'validate' : 'train', this._inputsAt(this.boundary), probe);
+      if (r.probeFailed) { this.mod.x.tt_net_delete(this.net); this.net = kept; this._setBlocks(first.blocks); continue; }
+      if (auto) auto.tried.push({ blocks: K, validationAccuracy: r.validationAccuracy, validationLoss: r.bestValLoss, seconds: r.seconds });
+      // Better: more validation images right; on a tie, the lower validation loss; without
+      // validation, the blocks (they won on every dev set of the benchmark).
+      const better = !first || r.cancelled || r.error || !validate ||
+        r.validationAccuracy > first.validationAccuracy || (r.validationAccuracy === first.validationAccuracy && r.bestValLoss < first.bestValLoss);
+      if (better) {
+        if (kept) this.mod.x.tt_net_delete(kept);
+        kept = this.net;
+        first = { ...r, learningRate: lr };
+      } else {
+        this.mod.x.tt_net_delete(this.net);
+        this.net = kept;
+        this._setBlocks(first.blocks);
+      }
+      if (r.cancelled || r.error) break;
+    }
+    if (auto) {
+      auto.blocks = first.blocks;
+      const v = auto.tried.filter((t) => t.validationAccuracy !== undefined);
+      auto.why = v.length > 1 ? `validation accuracy ${v.map((t) => `K=${t.blocks} ${t.validationAccuracy.toFixed(3)}`).join(', ')}`
+        : auto.tried.find((t) => t.skipped)?.skipped ?? (validate ? 'only candidate' : 'no validation split: blocks train when they fit the budget');
+      auto.summary = `K=${first.blocks}`;
+    }
+    const report = { ...first, auto, temperature: 1, refit: null };
+    if (first.nVal) report.temperature = this._calibrate(first.valIndices, this._inputsAt(this.boundary));
+    delete report.valIndices;
+    delete report.bestValLoss;
+    if (o.refit && first.nVal && !first.cancelled && !first.error) {
+      // A fresh net on every image, for the epochs validation chose; the first run's net
+      // stays until the refit succeeds, so a cancel or a failure loses nothing.
+      this.net = this._buildNet(this.labels.length);
+      const epochs = Math.max(1, report.bestEpoch);
+      const second = await this._train({ ...o, learningRate: first.learningRate, epochs, validationFraction: 0, patience: 0 }, 'refit',
+        this._inputsAt(this.boundary));
+      if (second.cancelled || second.error) {
+        this.mod.x.tt_net_delete(this.net);
+        this.net = kept;
+        report.cancelled = true;
+      } else {
+        this.mod.x.tt_net_delete(kept);
+        report.refit = { epochs, images: second.nTrain, trainLoss: second.history.at(-1)?.trainLoss ?? null };
+        report.history = [...first.history, ...second.history];
+      }
+    }
+    if (!first.error) this._setTemperature(report.temperature);
+    this._fitUnknown();
+    report.seconds = (performance.now() - started) / 1000;
+    report.settings.learningRate = first.learningRate;
+    report.blocks = this.blocks;
+    this.report = report;
+    if (report.error) {
+      const error = report.error;
+      delete report.error;
+      error.report = report;
+      throw error;
+    }
+    delete report.error;
+    return report;
+  }
+
+  // The cached images' activations at another boundary (a later one: the frozen copies of
+  // the blocks between run on every view), or the cache itself.
+  _inputsAt(boundary) {
+    if (boundary === this.cacheBoundary) return this.images.map((im) => im.data);
+    const out = [], chunk = 16, per = size(this.model.layers[boundary].shape) * this.views;
+    for (let i = 0; i < this.images.length; i += chunk) {
+      const part = this.images.slice(i, i + chunk);
+      const y = this._frozen(concatFloats(part.map((im) => im.data)), this.cacheBoundary, boundary, part.length * this.views);
+      part.forEach((_, j) => out.push(y.subarray(j * per, (j + 1) * per)));
+    }
+    return out;
+  }
+
+  // Runs the backbone's ops from+1..to on n activations of op `from`.
+  _frozen(act, from, to, n) {
+    const m = this.mod;
+    this._slices ??= new Map();
+    const key = `${from}:${to}`;
+    if (!this._slices.has(key)) this._slices.set(key, m.ptr(m.x.tt_net_slice(this.model.net, from + 1, to)));
+    const net = this._slices.get(key);
+    const out = size(this.model.layers[to].shape);
+    return m.scoped((take) => {
+      const x = take(m.put(act));
+      return m.floats(m.ptr(m.x.tt_net_run(net, x, n, m.x.tt_net_ops(net) - 1)), out * n);
+    });
+  }
+
+  // One trainer run over every cached image (the engine splits off validation).
+  async _train(o, phase, inputs, probe = null) {
+    const m = this.mod;
+    const per = size(this.inputShape) * this.views;
+    const n = inputs.length;
     const history = [];
     const started = performance.now();
     let cancelled = false, error = null, last = null;
@@ -178,70 +340,220 @@ export class Classifier {
     const cfg = m.alloc(13 * 8), out = m.alloc(14 * 8);
     let tr = 0;
     try {
-      this.images.forEach((im, i) => m.f32.set(im.data, (x >> 2) + i * per));
+      inputs.forEach((d, i) => m.f32.set(d, (x >> 2) + i * per));
       m.i32.set(this.images.map((im) => im.label), y >> 2);
       new Float64Array(m.x.memory.buffer, cfg, 13).set([o.epochs, o.batchSize, OPTIMIZERS[o.optimizer], o.learningRate,
         o.weightDecay, o.momentum, o.warmup, o.cosine ? 1 : 0, o.labelSmoothing, o.balanced ? 1 : 0,
         o.validationFraction, o.patience, o.seed]);
       tr = m.ptr(m.x.tt_trainer_create(this.net, cfg, this.labels.length, x, n, this.views, y));
       let epochStart = performance.now();
+      if (probe) {
+        const t0 = performance.now();
+        const rc = m.x.tt_trainer_step(tr, 1, out);
+        const v = new Float64Array(m.x.memory.buffer, out, 14);
+        if (rc >= 0 && !probe((performance.now() - t0) / 1000, { batchesPerEpoch: v[2] })) return { probeFailed: true };
+      }
       for (;;) {
         const rc = m.x.tt_trainer_step(tr, o.batchesPerTick ?? 8, out);
         const v = new Float64Array(m.x.memory.buffer, out, 14);
-        const p = { epoch: v[0], batch: v[1], batchesPerEpoch: v[2], done: !!v[3], stoppedEarly: !!v[4], bestEpoch: v[5],
+        const p = { phase, epoch: v[0], batch: v[1], batchesPerEpoch: v[2], done: !!v[3], stoppedEarly: !!v[4], bestEpoch: v[5],
           trainLoss: v[6], trainAccuracy: v[7], valLoss: v[8], valAccuracy: v[9], bestValLoss: v[10], learningRate: v[11],
-          nTrain: v[12], nVal: v[13] };
+          nTrain: v[12], nVal: v[13], epochs: o.epochs };
         last = p;
         if (rc < 0) { error = new EngineError(m.lastError(), rc); break; }
         if (rc >= 1) {
           const now = performance.now();
-          const e = { epoch: p.epoch + 1, trainLoss: p.trainLoss, trainAccuracy: p.trainAccuracy, valLoss: p.valLoss,
+          const e = { phase, epoch: p.epoch + 1, epochs: o.epochs, trainLoss: p.trainLoss, trainAccuracy: p.trainAccuracy, valLoss: p.valLoss,
             valAccuracy: p.valAccuracy, learningRate: p.learningRate, seconds: (now - epochStart) / 1000 };
           epochStart = now;
           history.push(e);
-          opts.onEpoch?.(e, p);
+          o.onEpoch?.(e, p);
         } else {
-          opts.onBatch?.(p);
+          o.onBatch?.(p);
         }
         if (rc === 2) break;
         await yieldNow();
-        if (opts.signal?.aborted) { m.x.tt_trainer_cancel(tr); cancelled = true; break; }
+        if (o.signal?.aborted) { m.x.tt_trainer_cancel(tr); cancelled = true; break; }
       }
       const C = this.labels.length;
-      const cm = m.alloc(C * C * 4);
-      const nVal = m.check(m.x.tt_trainer_matrix(tr, cm));
-      const flat = [...m.i32.slice(cm >> 2, (cm >> 2) + C * C)];
-      m.free(cm);
+      const { nVal, flat, valIndices } = m.scoped((take) => {
+        const cm = take(m.alloc(C * C * 4)), vi = take(m.alloc(n * 4));
+        const nVal = m.check(m.x.tt_trainer_matrix(tr, cm));
+        const nv = m.check(m.x.tt_trainer_val_indices(tr, vi));
+        return { nVal, flat: [...m.i32.slice(cm >> 2, (cm >> 2) + C * C)], valIndices: [...m.i32.slice(vi >> 2, (vi >> 2) + nv)] };
+      });
       const confusion = this.labels.map((_, r) => flat.slice(r * C, (r + 1) * C));
       const perClass = confusion.map((row, k) => { const t = row.reduce((a, b) => a + b, 0); return t ? row[k] / t : null; });
       const correct = confusion.reduce((a, row, k) => a + row[k], 0);
-      this.report = {
-        labels: [...this.labels], history, bestEpoch: last.bestEpoch + 1, stoppedEarly: last.stoppedEarly, cancelled,
-        validationAccuracy: nVal ? correct / nVal : null, confusion, perClassAccuracy: perClass,
-        nTrain: last.nTrain, nVal, views: this.views, blocks: this.blocks, skipped: [...this.skipped],
+      return {
+        labels: [...this.labels], history, bestEpoch: last.bestEpoch + 1, stoppedEarly: last.stoppedEarly, cancelled, error,
+        validationAccuracy: nVal ? correct / nVal : null, confusion, perClassAccuracy: perClass, valIndices,
+        nTrain: last.nTrain, nVal, views: this.views, blocks: this.blocks, skipped: [...this.skipped], bestValLoss: last.bestValLoss,
         seconds: (performance.now() - started) / 1000, settings: { ...o, onEpoch: undefined, onBatch: undefined, signal: undefined },
       };
-      if (error) { error.report = this.report; throw error; }
-      return this.report;
     } finally {
       if (tr) m.x.tt_trainer_delete(tr);
       for (const p of [x, y, cfg, out]) m.free(p);
     }
   }
 
-  /** Class probabilities for an image, best first (top k). */
+  // Softmax outputs of the net for the plain views of the given images (or activations).
+  _probs(acts) {
+    const m = this.mod, C = this.labels.length, F = size(this.inputShape);
+    if (!acts.length) return [];
+    return m.scoped((take) => {
+      const x = take(m.alloc(acts.length * F * 4)), p = take(m.alloc(acts.length * C * 4));
+      acts.forEach((a, i) => m.f32.set(a.subarray(0, F), (x >> 2) + i * F));
+      m.check(m.x.tt_net_predict(this.net, x, acts.length, p));
+      const all = m.floats(p, acts.length * C);
+      return acts.map((_, i) => all.subarray(i * C, (i + 1) * C));
+    });
+  }
+
+  // Temperature scaling (Guo et al. 2017): the T that minimises the validation images'
+  // negative log-likelihood of softmax(logits / T). The logits are log-probabilities up
+  // to a constant, which softmax ignores. Searched on log T by golden section.
+  _calibrate(valIndices, inputs) {
+    const probs = this._probs(valIndices.map((i) => inputs[i]));
+    const labels = valIndices.map((i) => this.images[i].label);
+    const nll = (t) => {
+      let s = 0;
+      probs.forEach((p, j) => {
+        let mx = -Infinity;
+        for (const q of p) mx = Math.max(mx, Math.log(Math.max(q, 1e-30)) / t);
+        let z = 0;
+        for (const q of p) z += Math.exp(Math.log(Math.max(q, 1e-30)) / t - mx);
+        s -= Math.log(Math.max(p[labels[j]], 1e-30)) / t - mx - Math.log(z);
+      });
+      return s;
+    };
+    let a = Math.log(0.05), b = Math.log(20);
+    const g = (Math.sqrt(5) - 1) / 2;
+    for (let it = 0; it < 40; it++) {
+      const c = b - g * (b - a), d = a + g * (b - a);
+      if (nll(Math.exp(c)) < nll(Math.exp(d))) b = d; else a = c;
+    }
+    return Math.exp((a + b) / 2);
+  }
+
+  // Folds 1/T into the logits layer, so predict, saved files and every export give the
+  // calibrated probabilities without knowing about it.
+  _setTemperature(t) {
+    const m = this.mod, last = m.x.tt_net_ops(this.net) - 1;
+    m.scoped((take) => {
+      const info = take(m.alloc(21 * 4));
+      m.check(m.x.tt_net_op_info(this.net, last, info));
+      const v = m.i32.slice(info >> 2, (info >> 2) + 21);
+      for (const [p, n] of [[v[17], v[18]], [v[19], v[20]]]) {
+        const w = m.f32.subarray(p >> 2, (p >> 2) + n);
+        for (let i = 0; i < n; i++) w[i] /= t;
+      }
+    });
+    this.temperature = t;
+  }
+
+  // The frozen backbone's pooled feature for a boundary activation (for K > 0, the frozen
+  // copies of the trainable blocks run on it), L2-normalised.
+  _pooled(act, from = this.boundary) {
+    const f = act.subarray(0, size(this.model.layers[from].shape));
+    return normalize(from === this.cut ? Float32Array.from(f) : this._frozen(f, from, this.cut, 1));
+  }
+
+  // "None of these": an image whose pooled feature is further from every class's mean
+  // direction than almost all training images are from their own class's (leave-one-out)
+  // is unlike every class. The threshold is the 2nd percentile of those training
+  // similarities, so about 2% of images like the training ones are flagged.
+  _fitUnknown() {
+    const C = this.labels.length;
+    const plain = size(this.model.layers[this.cacheBoundary].shape), F = size(this.model.layers[this.cut].shape), feats = [];
+    for (let i = 0; i < this.images.length; i += 32) {
+      const part = this.images.slice(i, i + 32), x = concatFloats(part.map((im) => im.data.subarray(0, plain)));
+      const y = this.cacheBoundary === this.cut ? x : this._frozen(x, this.cacheBoundary, this.cut, part.length);
+      part.forEach((_, j) => feats.push(normalize(y.slice(j * F, (j + 1) * F))));
+    }
+    const sums = Array.from({ length: C }, () => new Float64Array(F)), n = new Array(C).fill(0);
+    feats.forEach((f, i) => { const k = this.images[i].label; n[k]++; for (let j = 0; j < F; j++) sums[k][j] += f[j]; });
+    const loo = [];
+    feats.forEach((f, i) => {
+      const k = this.images[i].label;
+      if (n[k] < 2) return;
+      const c = Float32Array.from(sums[k], (v, j) => v - f[j]);
+      loo.push(dot(f, normalize(c)));
+    });
+    loo.sort((a, b) => a - b);
+    const threshold = loo.length ? loo[Math.floor(0.02 * (loo.length - 1))] : -1;
+    this.unknown = { threshold, centroids: sums.map((s) => normalize(Float32Array.from(s))) };
+  }
+
+  /** How like its nearest class an image's pooled feature is (cosine), and that class. */
+  similarity(act) {
+    let best = -Infinity, index = -1;
+    const f = this._pooled(act);
+    this.unknown.centroids.forEach((c, k) => { const s = dot(f, c); if (s > best) best = s, index = k; });
+    return { similarity: best, index };
+  }
+
+  _answer(act, topk) {
+    const probs = this._probs([act])[0];
+    const unknown = this.unknown ? this.similarity(act).similarity < this.unknown.threshold : false;
+    return [...probs].map((p, i) => ({ label: this.labels[i], index: i, probability: p, unknown }))
+      .sort((a, b) => b.probability - a.probability).slice(0, topk);
+  }
+
+  /**
+   * Scores the classifier on labelled images it did not train on: items are
+   * { image, label } (image as for predict). Returns accuracy, per-class accuracy, the
+   * confusion matrix (rows: true class), calibration (expected calibration error over 10
+   * confidence bins, mean negative log-likelihood), how many were flagged "none of these",
+   * and the unreadable images skipped with their reason. A label the classifier lacks is
+   * an error naming it: counting such images wrong would hide a misnamed folder.
+   */
+  evaluate(items) {
+    if (!this.net) throw new EngineError('this classifier has not been trained');
+    const missing = [...new Set(items.map((it) => it.label))].filter((l) => !this.labels.includes(l));
+    if (missing.length) {
+      throw new EngineError(`the classifier has no class ${missing.map((l) => `'${l}'`).join(', ')} (its classes: ${this.labels.join(', ')})`);
+    }
+    if (!items.length) throw new EngineError('no images to evaluate');
+    const C = this.labels.length;
+    const confusion = this.labels.map(() => new Array(C).fill(0));
+    const bins = Array.from({ length: 10 }, () => ({ n: 0, conf: 0, correct: 0 }));
+    const skipped = [];
+    let nll = 0, n = 0, unknown = 0;
+    items.forEach((it, i) => {
+      let top;
+      try {
+        top = this.predict(it.image);
+      } catch (e) {
+        if (!(e instanceof EngineError)) throw e;
+        skipped.push({ name: it.name ?? `image ${i + 1}`, reason: e.message });
+        return;
+      }
+      const k = this.labels.indexOf(it.label), best = top[0];
+      confusion[k][best.index]++;
+      const b = bins[Math.min(9, Math.floor(best.probability * 10))];
+      b.n++, (b.conf += best.probability), (b.correct += best.index === k ? 1 : 0);
+      nll -= Math.log(Math.max(1e-12, top.find((t) => t.index === k).probability));
+      unknown += best.unknown ? 1 : 0;
+      n++;
+    });
+    if (!n) throw new EngineError(`none of the ${items.length} images could be read`);
+    const correct = confusion.reduce((a, row, k) => a + row[k], 0);
+    return {
+      labels: [...this.labels], n, accuracy: correct / n, confusion,
+      perClassAccuracy: confusion.map((row, k) => { const t = row.reduce((a, b) => a + b, 0); return t ? row[k] / t : null; }),
+      calibration: { ece: bins.reduce((a, b) => a + Math.abs(b.conf - b.correct), 0) / n, nll: nll / n, temperature: this.temperature ?? 1 },
+      unknown, skipped,
+    };
+  }
+
+  /**
+   * Class probabilities for an image, best first (top k), calibrated on validation. Each
+   * entry carries `unknown`: true when the image is unlike every class ("none of these").
+   */
   predict(bytes, topk = this.labels.length) {
     if (!this.net) throw new EngineError('this classifier has not been trained');
-    const m = this.mod;
-    const feats = this.model.embedViews(bytes, { views: 1, upto: this.boundary });
-    const C = this.labels.length;
-    const probs = m.scoped((take) => {
-      const x = take(m.put(feats)), p = take(m.alloc(C * 4));
-      m.check(m.x.tt_net_predict(this.net, x, 1, p));
-      return m.floats(p, C);
-    });
-    return [...probs].map((p, i) => ({ label: this.labels[i], index: i, probability: p }))
-      .sort((a, b) => b.probability - a.probability).slice(0, topk);
+    return this._answer(this.model.embedViews(bytes, { views: 1, upto: this.boundary }), topk);
   }
 
   /** Probabilities for an already computed boundary activation (for tests and exports). */
@@ -269,6 +581,8 @@ export class Classifier {
       training: this.report?.settings ?? null,
       metrics: this.report ? { validationAccuracy: this.report.validationAccuracy, bestEpoch: this.report.bestEpoch,
         perClassAccuracy: this.report.perClassAccuracy, confusion: this.report.confusion, history: this.report.history } : null,
+      calibration: { temperature: this.temperature ?? 1 },
+      unknown: this.unknown ? { threshold: this.unknown.threshold, centroids: toBase64(concatFloats(this.unknown.centroids)) } : null,
       created: new Date().toISOString(),
     };
     const bytes = new TextEncoder().encode(JSON.stringify(meta));
@@ -308,6 +622,8 @@ export class Classifier {
         throw new EngineError(`saved classifier starts at '${info.boundary}' with a ${inShape.join('x')} input, ` +
           `which does not match this backbone cut at '${info.cut}' (${c.inputShape.join('x')})`);
       }
+      c.temperature = info.calibration?.temperature ?? 1;
+      if (info.unknown) c.unknown = readUnknown(info.unknown, labels.length, size(model.layers[c.cut].shape));
       c.report = info.metrics ? { ...info.metrics, settings: info.training } : null;
       c.meta = info;
       return c;
@@ -346,6 +662,8 @@ export class Classifier {
 
   dispose() {
     if (this.net) this.mod.x.tt_net_delete(this.net);
+    for (const net of this._slices?.values() ?? []) this.mod.x.tt_net_delete(net);
+    this._slices = null;
     this.model.freeRng(this._rng);
     this.net = 0;
     this._rng = 0;
