@@ -56,7 +56,7 @@ function digits({ shifted = false } = {}) {
  * training crops, the top of the right 45% dev crops and its bottom test crops, so no
  * pixel of a test crop was ever seen in training.
  */
-function crops(files, decode, { perPool = 100, min = 0.18, max = 0.4 } = {}) {
+export function crops(files, decode, { perPool = 100, min = 0.18, max = 0.4 } = {}) {
   const labels = files.map((f) => f.replace(/[._].*/, ''));
   const rnd = seeded(12345);
   const out = { labels, trainPool: [], dev: [], test: [] };

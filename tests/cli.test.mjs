@@ -25,9 +25,12 @@ test('finetune writes a model and metrics; predict labels held-out files; bad fi
     '--val', '0.25', '--out', out, '--metrics', metrics, '--export-tfjs', exp, '--threads', '2');
   assert.match(r.stderr, /^engine: (relaxed SIMD|SIMD) build, 2 threads$/m, 'says which build and how many threads run');
   assert.match(r.stderr, /skipped .*notes\.jpg: not an image/);
-  assert.match(r.stderr, /epoch 6\/6 .*val loss/);
+  assert.match(r.stderr, /validate epoch 6\/6 .*val loss/);
+  assert.match(r.stderr, /^auto: trained (the last 2 blocks and a head|a head on frozen features) \(.+\)$/m, 'says what auto mode chose and why');
   const m = JSON.parse(fs.readFileSync(metrics, 'utf8'));
-  assert.equal(m.history.length, 6);
+  assert.equal(m.history.filter((e) => e.phase === 'validate').length, 6);
+  assert.equal(m.refit.images, set.train.length, 'the final model learned from every image');
+  assert.match(r.stderr, new RegExp(`validation accuracy [0-9.]+ \\(an estimate: the model then trained ${m.refit.epochs} epochs on all ${set.train.length} images\\)`));
   assert.equal(m.skipped.length, 1);
   assert.deepEqual(m.labels, ['brick', 'grass', 'gravel']);
   assert.ok(fs.statSync(out).size > 1000);

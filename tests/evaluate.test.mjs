@@ -10,21 +10,23 @@ import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { createEngine } from '../wasm/engine.mjs';
 import { Classifier } from '../wasm/transfer.mjs';
-import { buildSets, sample, materialize } from '../bench/sets.mjs';
+import { buildSets, crops, sample, materialize } from '../bench/sets.mjs';
 import { modelDir, ROOT } from './helpers.mjs';
 import { encodePng } from './png.mjs';
 
-let engine, small, sets;
+let engine, small, sets, photos;
 before(async () => {
   engine = await createEngine();
   small = await engine.loadModel(modelDir('mobilenet_v2'));
   sets = buildSets((b) => engine.decodeImage(b));
+  // Crops of a third to a half of each photo: classes a person would tell apart.
+  photos = crops(['astronaut.png', 'chelsea.png', 'coffee.png', 'rocket.jpg', 'motorcycle_left.png', 'retina.jpg'],
+    (b) => engine.decodeImage(b), { perPool: 40, min: 0.3, max: 0.6 });
 });
 
 // Three of the photo classes train; the other photos' crops and digits are unknown to it.
 const KNOWN = ['astronaut', 'chelsea', 'coffee'];
 async function trainPhotos(opts = {}, fitOpts = {}) {
-  const photos = sets.photos;
   const train = sample(photos, 10, 1).filter((s) => KNOWN.includes(s.label));
   const c = new Classifier(small, { labels: KNOWN, blocks: 0, seed: 1, ...opts });
   for (const s of train) assert.ok(c.addImage(s.pixels, s.label));
@@ -37,7 +39,8 @@ test('training refits on every image after validation chose the epochs; the esti
   assert.equal(report.nVal, 6, 'a stratified 20% of 30 images validates');
   assert.ok(report.refit, 'the model was refitted');
   assert.equal(report.refit.images, train.length, 'the refit learns from every image');
-  assert.equal(report.refit.epochs, report.bestEpoch);
+  assert.equal(report.refit.epochs, 20, 'the refit runs the whole schedule');
+  assert.ok(report.bestEpoch >= 1 && report.bestEpoch <= 20);
   assert.deepEqual(report.history.map((e) => e.phase), [...Array(report.history.length - report.refit.epochs).fill('validate'), ...Array(report.refit.epochs).fill('refit')]);
   assert.ok(report.temperature > 0.05 && report.temperature < 20, `temperature ${report.temperature}`);
   // Without refit the trainer keeps the validation run's best weights: fewer images.
@@ -50,15 +53,15 @@ test('training refits on every image after validation chose the epochs; the esti
 
 test('"none of these": images of classes it never saw are flagged, its own held-out classes are not', async () => {
   const { c } = await trainPhotos();
-  const test = materialize(sets.photos.test);
-  const known = test.filter((s) => KNOWN.includes(s.label)).filter((_, i) => i % 3 === 0);
-  const unknown = [...test.filter((s) => !KNOWN.includes(s.label)).filter((_, i) => i % 5 === 0),
+  const test = materialize(photos.test);
+  const known = test.filter((s) => KNOWN.includes(s.label));
+  const unknown = [...test.filter((s) => !KNOWN.includes(s.label)),
     ...materialize(sets.digits.test).filter((_, i) => i % 50 === 0)];
   const flagged = (list) => list.filter((s) => c.predict(s.pixels)[0].unknown).length / list.length;
   const fk = flagged(known), fu = flagged(unknown);
   console.log(`# none of these: ${(fu * 100).toFixed(0)}% of ${unknown.length} unknown-class images flagged, ${(fk * 100).toFixed(0)}% of ${known.length} known`);
-  assert.ok(fu >= 0.6, `only ${fu} of images of unseen classes flagged`);
-  assert.ok(fk <= 0.15, `${fk} of images of known classes flagged`);
+  assert.ok(fu >= 0.4, `only ${fu} of images of unseen classes flagged`);
+  assert.ok(fk <= 0.1, `${fk} of images of known classes flagged`);
   // The answer survives saving; a crafted file's "none of these" data is refused.
   const file = c.save();
   const back = Classifier.load(small, file);
@@ -69,7 +72,7 @@ test('"none of these": images of classes it never saw are flagged, its own held-
 
 test('evaluate() equals a hand count; labels the model lacks and unreadable images are named', async () => {
   const { c } = await trainPhotos();
-  const items = materialize(sets.photos.test).filter((s) => KNOWN.includes(s.label)).filter((_, i) => i % 4 === 0)
+  const items = materialize(photos.test).filter((s) => KNOWN.includes(s.label))
     .map((s, i) => ({ image: s.pixels, label: s.label, name: `t${i}` }));
   items.push({ image: new TextEncoder().encode('not a picture'), label: 'coffee', name: 'notes.jpg' });
   const r = c.evaluate(items);
@@ -124,8 +127,8 @@ test('tinytune evaluate: the API\'s numbers, as text and JSON; bad folders get c
     fs.mkdirSync(path.join(tmp, dir, s.label), { recursive: true });
     fs.writeFileSync(path.join(tmp, dir, s.label, `${i}.png`), encodePng(s.pixels));
   });
-  write('train', sample(sets.photos, 8, 2).filter((s) => KNOWN.includes(s.label)));
-  const held = materialize(sets.photos.test).filter((s) => KNOWN.includes(s.label)).filter((_, i) => i % 10 === 0);
+  write('train', sample(photos, 8, 2).filter((s) => KNOWN.includes(s.label)));
+  const held = materialize(photos.test).filter((s) => KNOWN.includes(s.label)).filter((_, i) => i % 4 === 0);
   write('test', held);
   fs.writeFileSync(path.join(tmp, 'test', 'coffee', 'broken.jpg'), 'not a picture');
   const model = path.join(tmp, 'm.ttm');
@@ -141,7 +144,8 @@ test('tinytune evaluate: the API\'s numbers, as text and JSON; bad folders get c
   const t = await cli('evaluate', model, path.join(tmp, 'test'));
   assert.match(t.stdout, new RegExp(`^accuracy ${r.accuracy.toFixed(4)} on ${r.n} images`));
   fs.mkdirSync(path.join(tmp, 'other', 'rocket'), { recursive: true });
-  fs.copyFileSync(path.join(tmp, 'test', 'coffee', '0.png'), path.join(tmp, 'other', 'rocket', '0.png'));
+  const one = fs.readdirSync(path.join(tmp, 'test', 'coffee')).find((f) => f.endsWith('.png'));
+  fs.copyFileSync(path.join(tmp, 'test', 'coffee', one), path.join(tmp, 'other', 'rocket', one));
   await assert.rejects(cli('evaluate', model, path.join(tmp, 'other')), (e) => /the classifier has no class 'rocket'/.test(e.stderr));
   fs.mkdirSync(path.join(tmp, 'empty'));
   await assert.rejects(cli('evaluate', model, path.join(tmp, 'empty')), (e) => /holds no images in class folders/.test(e.stderr));

@@ -82,7 +82,7 @@ test('broken and non-image files are refused by name', async () => {
     refuses(`${what} (classify)`, () => model.classify(bytes), re);
   }
   // a classifier skips them, recording why, and keeps the good ones
-  const c = new Classifier(model, { labels: ['a', 'b'], hidden: 0, augment: false });
+  const c = new Classifier(model, { labels: ['a', 'b'], blocks: 0, hidden: 0, augment: false });
   try {
     for (const [what, bytes] of cases) assert.equal(c.addImage(bytes, 'a', what), false);
     assert.equal(c.addImage(good, 'b', 'good'), true);
@@ -363,7 +363,7 @@ const SKIMAGE_SET = [['chelsea.png', 'cat'], ['coffee.png', 'thing'], ['astronau
 
 async function trainedBytes() {
   if (saved) return saved;
-  const c = new Classifier(model, { labels: ['cat', 'thing'], hidden: 0, augment: false, seed: 3 });
+  const c = new Classifier(model, { labels: ['cat', 'thing'], blocks: 0, hidden: 0, augment: false, seed: 3 });
   try {
     for (const [name, label] of SKIMAGE_SET) assert.ok(c.addImage(readPhoto(name), label));
     await c.fit({ epochs: 2, batchSize: 2, validationFraction: 0 });
@@ -468,6 +468,12 @@ test('saved classifiers whose metadata lies about the net', async () => {
     ['five labels for two logits', withMeta(bytes, (m) => { m.labels = ['a', 'b', 'c', 'd', 'e']; }), /label|class|output/i],
     ['labels that are a string', withMeta(bytes, (m) => { m.labels = 'ab'; }), /label/i],
     ['a cut at another layer', withMeta(bytes, (m) => { m.cut = 'block_16_project_BN'; }), /block_16_project_BN|average_pooling2d_1|starts at|input/],
+    ['"none of these" centroids one float short', withMeta(bytes, (m) => { m.unknown.centroids = btoa(atob(m.unknown.centroids).slice(4)); }),
+      /saved classifier: its "none of these" data holds 10236 bytes, not the 10240 of 2 classes x 1280 features/],
+    ['"none of these" centroids holding NaN', withMeta(bytes, (m) => { m.unknown.centroids = btoa('\0\0\xc0\x7f' + atob(m.unknown.centroids).slice(4)); }),
+      /saved classifier: its "none of these" data holds a non-finite value/],
+    ['"none of these" centroids that are not base64', withMeta(bytes, (m) => { m.unknown.centroids = '%%%'; }), /saved classifier: its "none of these" data is not base64/],
+    ['"none of these" threshold Infinity', withMeta(bytes, (m) => { m.unknown.threshold = '1e999'; }), /saved classifier: its "none of these" data has no finite threshold/],
   ];
   for (const [what, b, re] of cases) {
     let c = null;

@@ -90,11 +90,15 @@ const toBase64 = (f32) => {
 function readUnknown(u, classes, features) {
   const bad = (why) => new EngineError(`saved classifier: its "none of these" data ${why}`);
   if (typeof u.threshold !== 'number' || !Number.isFinite(u.threshold)) throw bad('has no finite threshold');
-  let bytes;
-  try { bytes = Uint8Array.from(atob(u.centroids), (ch) => ch.charCodeAt(0)); } catch { throw bad('is not base64'); }
-  if (bytes.length !== classes * features * 4) throw bad(`holds ${bytes.length} bytes, not the ${classes * features * 4} of ${classes} classes x ${features} features`);
-  const all = new Float32Array(bytes.buffer);
-  if (!all.every(Number.isFinite)) throw bad('holds a non-finite value');
+  const floats = (b64, n, what) => {
+    let bytes;
+    try { bytes = Uint8Array.from(atob(b64), (ch) => ch.charCodeAt(0)); } catch { throw bad('is not base64'); }
+    if (bytes.length !== n * 4) throw bad(`holds ${bytes.length} bytes, not the ${n * 4} of ${what}`);
+    const f = new Float32Array(bytes.buffer);
+    if (!f.every(Number.isFinite)) throw bad('holds a non-finite value');
+    return f;
+  };
+  const all = floats(u.centroids, classes * features, `${classes} classes x ${features} features`);
   return { threshold: u.threshold, centroids: Array.from({ length: classes }, (_, k) => all.subarray(k * features, (k + 1) * features)) };
 }
 
@@ -202,9 +206,12 @@ export class Classifier {
    * Trains. opts: TRAIN_DEFAULTS fields, plus onEpoch(metrics), onBatch(progress),
    * signal (AbortSignal) and batchesPerTick (work between yields to the event loop).
    * With a validation fraction and `refit` (the default), training runs twice: first on
-   * the training split, where validation picks the epoch count and calibrates the
-   * probabilities (a temperature), then again from fresh weights on every image for that
-   * many epochs, so the model a user gets has learned from all of their images. The
+   * the training split, where validation chooses what trains (auto mode), estimates the
+   * accuracy and calibrates the probabilities (a temperature), then again from fresh
+   * weights on every image, so the model a user gets has learned from all of their
+   * images. The refit runs the whole schedule: refitting only to the epoch of the best
+   * validation loss lost 2 points on the benchmark's dev sets (that loss turns up early
+   * on a handful of validation images while accuracy still climbs). The
    * report's validation figures are the first run's: an honest estimate, not the refit
    * model's (optimistic) score on images it trained on. Metrics passed to onEpoch/onBatch
    * carry `phase`: 'validate' or 'refit'. Cancelling keeps the best model so far.
@@ -244,7 +251,7 @@ export class Classifier {
       if (auto) auto.tried.push({ blocks: K, validationAccuracy: r.validationAccuracy, validationLoss: r.bestValLoss, seconds: r.seconds });
       // Better: more validation images right; on a tie, the lower validation loss; without
       // validation, the blocks (they won on every dev set of the benchmark).
-      const better = !first || r.cancelled || r.error || !validate ||
+      const better = !first || r.cancelled || r.error || !r.nVal ||
         r.validationAccuracy > first.validationAccuracy || (r.validationAccuracy === first.validationAccuracy && r.bestValLoss < first.bestValLoss);
       if (better) {
         if (kept) this.mod.x.tt_net_delete(kept);
@@ -259,9 +266,9 @@ export class Classifier {
     }
     if (auto) {
       auto.blocks = first.blocks;
-      const v = auto.tried.filter((t) => t.validationAccuracy !== undefined);
+      const v = auto.tried.filter((t) => t.validationAccuracy != null);
       auto.why = v.length > 1 ? `validation accuracy ${v.map((t) => `K=${t.blocks} ${t.validationAccuracy.toFixed(3)}`).join(', ')}`
-        : auto.tried.find((t) => t.skipped)?.skipped ?? (validate ? 'only candidate' : 'no validation split: blocks train when they fit the budget');
+        : auto.tried.find((t) => t.skipped)?.skipped ?? (first.nVal ? 'the only candidate' : 'too few images to validate: blocks train when they fit the budget');
       auto.summary = `K=${first.blocks}`;
     }
     const report = { ...first, auto, temperature: 1, refit: null };
@@ -269,10 +276,10 @@ export class Classifier {
     delete report.valIndices;
     delete report.bestValLoss;
     if (o.refit && first.nVal && !first.cancelled && !first.error) {
-      // A fresh net on every image, for the epochs validation chose; the first run's net
-      // stays until the refit succeeds, so a cancel or a failure loses nothing.
+      // A fresh net on every image; the first run's net stays until the refit succeeds,
+      // so a cancel or a failure loses nothing.
       this.net = this._buildNet(this.labels.length);
-      const epochs = Math.max(1, report.bestEpoch);
+      const epochs = o.epochs;
       const second = await this._train({ ...o, learningRate: first.learningRate, epochs, validationFraction: 0, patience: 0 }, 'refit',
         this._inputsAt(this.boundary));
       if (second.cancelled || second.error) {
@@ -460,9 +467,13 @@ export class Classifier {
   }
 
   // "None of these": an image whose pooled feature is further from every class's mean
-  // direction than almost all training images are from their own class's (leave-one-out)
-  // is unlike every class. The threshold is the 2nd percentile of those training
-  // similarities, so about 2% of images like the training ones are flagged.
+  // direction than any training image is from its own class's (leave-one-out) is unlike
+  // every class. Not a percentile of those: new photos of a known class sit further from
+  // the means than the training photos (on held-out crops of real photos, the 5th
+  // percentile flagged 45% of known images, the minimum 4%, and half of unseen classes).
+  // Of the scores measured there (AUROC, known vs unseen classes), this cosine 0.92, the
+  // nearest training image 0.90, the same centred on the training mean 0.83, the top
+  // calibrated probability 0.79.
   _fitUnknown() {
     const C = this.labels.length;
     const plain = size(this.model.layers[this.cacheBoundary].shape), F = size(this.model.layers[this.cut].shape), feats = [];
@@ -477,11 +488,10 @@ export class Classifier {
     feats.forEach((f, i) => {
       const k = this.images[i].label;
       if (n[k] < 2) return;
-      const c = Float32Array.from(sums[k], (v, j) => v - f[j]);
-      loo.push(dot(f, normalize(c)));
+      loo.push(dot(f, normalize(Float32Array.from(sums[k], (v, j) => v - f[j]))));
     });
     loo.sort((a, b) => a - b);
-    const threshold = loo.length ? loo[Math.floor(0.02 * (loo.length - 1))] : -1;
+    const threshold = loo.length ? loo[0] : -1;
     this.unknown = { threshold, centroids: sums.map((s) => normalize(Float32Array.from(s))) };
   }
 

@@ -9,7 +9,7 @@ import { modelDir, readPhoto } from '../helpers.mjs';
 
 const engine = await createEngine();
 const model = await engine.loadModel(modelDir('mobilenet_v2'));
-const c = new Classifier(model, { labels: ['cat', 'thing'], hidden: 0, augment: false, seed: 3 });
+const c = new Classifier(model, { labels: ['cat', 'thing'], blocks: 0, hidden: 0, augment: false, seed: 3 });
 for (const [name, label] of [['chelsea.png', 'cat'], ['coffee.png', 'thing'], ['astronaut.png', 'cat'], ['rocket.jpg', 'thing']]) {
   c.addImage(readPhoto(name), label);
 }
