@@ -6,8 +6,8 @@ import { loadModelFiles } from './tfjs.mjs';
 
 export { EngineError };
 
-const OP_TYPES = { input: 0, conv2d: 1, depthwise: 2, dense: 3, add: 4, avgpool: 5, act: 6, softmax: 7, affine: 8, dropout: 9 };
-const ACTS = { none: 0, relu: 1, relu6: 2 };
+const OP_TYPES = { input: 0, conv2d: 1, depthwise: 2, dense: 3, add: 4, avgpool: 5, act: 6, softmax: 7, affine: 8, dropout: 9, mean: 10, gate: 11 };
+const ACTS = { none: 0, relu: 1, relu6: 2, hswish: 3, hsigmoid: 4 };
 const ENCODINGS = { float32: 0, float16: 1, uint8: 2, uint16: 3 };
 
 export async function createEngine(opts = {}) {
@@ -34,9 +34,18 @@ export class Engine {
    * opts.integer (default true): frozen layers whose weights ship as uint8 codes multiply
    * by the codes (integer GEMM, ~2x faster; pooled features within ~5e-4 of float32, which
    * range to ~6); false keeps every layer in float32.
+   * opts.inputSize: run a fully convolutional model at another input size (one of its
+   * card's input.sizes), e.g. 320 for CenterNet's MobileNetV3 instead of its own 512.
+   * A model the engine cannot run (an op it lacks, a card that disagrees with the graph)
+   * is refused with an EngineError naming the op and node, or the disagreement.
    */
   async loadModel(source, opts = {}) {
-    const files = await loadModelFiles(source, opts.onProgress);
+    let files;
+    try {
+      files = await loadModelFiles(source, opts.onProgress, { inputSize: opts.inputSize });
+    } catch (e) {
+      throw e instanceof EngineError ? e : new EngineError(e.message);
+    }
     return Model.build(this.mod, files, opts);
   }
 
