@@ -144,3 +144,24 @@ test('a model card that disagrees with its graph is refused', async () => {
     fs.rmSync(tmp, { recursive: true, force: true });
   }
 });
+
+test('blocks come from the graph structure, not from layer names', async () => {
+  const { parseModel } = await import('../wasm/tfjs.mjs');
+  const text = fs.readFileSync(path.join(modelDir('centernet_mnv3'), 'model.json'), 'utf8');
+  const blocksOf = (json) => {
+    const seq = [];
+    for (const o of parseModel(json, { inputScale: 255 }).ops) if (o.block && o.block !== seq.at(-1)) seq.push(o.block);
+    return seq;
+  };
+  assert.deepEqual(blocksOf(JSON.parse(text)), ['expanded_conv', ...Array.from({ length: 14 }, (_, i) => `expanded_conv_${i + 1}`)]);
+  // the same graph with other scope names: the same 15 blocks, named by their scopes
+  assert.deepEqual(blocksOf(JSON.parse(text.replaceAll('expanded_conv', 'unit'))), ['unit', ...Array.from({ length: 14 }, (_, i) => `unit_${i + 1}`)]);
+  // and with names sharing no scope at all: numbered
+  const json = JSON.parse(text);
+  const rename = new Map(json.modelTopology.node.filter((n) => n.op !== 'Const').map((n, i) => [n.name, `n${i}`]));
+  for (const n of json.modelTopology.node) {
+    if (rename.has(n.name)) n.name = rename.get(n.name);
+    n.input = (n.input ?? []).map((i) => rename.get(i) ?? i);
+  }
+  assert.deepEqual(blocksOf(json), Array.from({ length: 15 }, (_, i) => `block${i}`));
+});

@@ -577,11 +577,51 @@ function topoSort(nodes) {
   return { order, byName };
 }
 
-function blockOf(name, format) {
-  const m = format === 'graph'
-    ? /(?:^|\/)(expanded_conv(?:_\d+)?)(?:\/|$)/.exec(name)
-    : /^(expanded_conv|block_\d+)(?:_|$)/.exec(name);
-  return m ? m[1] : null;
+// Inverted-residual blocks from the structure of the op list, for any MobileNet-like
+// graph: a block starts at the first expand (pointwise conv) or depthwise op after the
+// previous block, and ends at its linear projection (a pointwise conv without
+// activation after a depthwise) once nothing else inside the block is still read after
+// it (so not squeeze-and-excitation's 1x1 convs), with the residual add that follows.
+// Each block is thus a contiguous run of ops whose only outside input is the tensor
+// before it, which is what training the last K blocks needs. A block is named by the
+// scope its ops share ('expanded_conv_3', 'block_3'), else 'block<k>'. Ops outside
+// every block (stem, final 1x1 conv, pooling, head) get null.
+function deriveBlocks(ops) {
+  const lastRead = ops.map(() => -1);
+  ops.forEach((o, i) => o.inputs.forEach((j) => { lastRead[j] = Math.max(lastRead[j], i); }));
+  const pointwise = (o) => o.type === 'conv2d' && o.kernel[0] === 1 && o.kernel[1] === 1 && o.strides[0] === 1 && o.strides[1] === 1;
+  let start = -1, sawDepthwise = false, count = 0;
+  for (let i = 1; i < ops.length; i++) {
+    const o = ops[i];
+    o.block = null;
+    if (start < 0 && (o.type === 'depthwise' || pointwise(o))) start = i;
+    if (start < 0) continue;
+    if (o.type === 'depthwise') sawDepthwise = true;
+    if (!(sawDepthwise && pointwise(o) && o.act === 'none')) continue;
+    let inner = false;
+    for (let j = start; j < i && !inner; j++) inner = lastRead[j] > i;
+    if (inner) continue;
+    const next = ops[i + 1];
+    const end = next?.type === 'add' && next.inputs.includes(i) && lastRead[i] === i + 1 ? i + 1 : i;
+    const name = scopeName(ops.slice(start, end + 1).map((x) => x.name)) ?? `block${count}`;
+    for (let j = start; j <= end; j++) ops[j].block = name;
+    count++;
+    i = end;
+    start = -1;
+    sawDepthwise = false;
+  }
+  for (let i = start < 0 ? ops.length : start; i < ops.length; i++) ops[i].block = null; // an unfinished block
+}
+
+// The scope a block's op names share: 'a/b/expanded_conv_3/x', 'a/b/expanded_conv_3/y'
+// -> 'expanded_conv_3'; 'block_3_expand', 'block_3_project' -> 'block_3'. Null if none.
+function scopeName(names) {
+  let p = names[0];
+  for (const n of names) while (!n.startsWith(p)) p = p.slice(0, -1);
+  if (!/[/_]$/.test(p) && !names.every((n) => n === p || /^[/_]/.test(n.slice(p.length)))) p = p.replace(/[^/_]*$/, '');
+  p = p.replace(/[/_]+$/, '');
+  const last = p.slice(p.lastIndexOf('/') + 1);
+  return last || null;
 }
 
 function outSize(inHW, kernel, strides, padding, pads, what) {
@@ -623,7 +663,7 @@ function buildOps(nodes, outputs, specs, format) {
   };
   const addOp = (node, fields, name = node.name) => {
     const op = {
-      name, type: fields.type, inputs: fields.inputs ?? node.inputs.map((i) => ref(i).op), aliases: [], block: blockOf(name, format),
+      name, type: fields.type, inputs: fields.inputs ?? node.inputs.map((i) => ref(i).op), aliases: [], block: null,
       kernel: [1, 1], strides: [1, 1], padding: 'valid', pads: [0, 0, 0, 0], act: 'none', channels: 0, scale: 1, offset: 0,
       weights: { kernel: null, bias: null, bn: null }, shape: null, ...fields,
     };
@@ -800,6 +840,7 @@ function buildOps(nodes, outputs, specs, format) {
   }
 
   for (const op of ops) delete op.tail;
+  deriveBlocks(ops);
   return ops;
 }
 
