@@ -124,7 +124,7 @@ static float *dup_floats(const float *src, size_t n) {
 static const char *type_name(int t) {
   static const char *names[TT_OP_COUNT] = {"input", "conv2d", "depthwise", "dense", "add",
                                            "avgpool", "act", "softmax", "affine", "dropout",
-                                           "mean", "gate"};
+                                           "mean", "gate", "prelu"};
   return t >= 0 && t < TT_OP_COUNT ? names[t] : "?";
 }
 
@@ -189,6 +189,7 @@ static int infer_shape(tt_net *net, tt_op *o, size_t wn, size_t bn) {
                      b->h, b->w, b->c, a->c);
   } break;
   case TT_OP_MEAN: o->h = o->w = 1; break;
+  case TT_OP_PRELU: need_w = (uint64_t)a->c; break;
   case TT_OP_DROPOUT:
     if (!(d->scale >= 0 && d->scale < 1))
       return tt_fail(TT_EINVAL, "dropout '%s': rate %g is not in [0,1)", nm, (double)d->scale);
@@ -416,6 +417,7 @@ static void op_forward(tt_net *net, const tt_op *o, const float *x, const float 
     tt_mean(n, a->h * a->w, o->c, x, y);
   } break;
   case TT_OP_GATE: tt_gate(n, o->h * o->w, o->c, x, x1, y); break;
+  case TT_OP_PRELU: tt_prelu(sz / o->c, o->c, x, o->wt, y); break;
   case TT_OP_SOFTMAX: tt_softmax((int)(sz / o->c), o->c, x, y); break;
   case TT_OP_AFFINE: tt_scale_shift(sz, x, o->d.scale, o->d.offset, y); break;
   case TT_OP_DROPOUT:
@@ -496,6 +498,7 @@ static int op_backward(tt_net *net, tt_op *o, const float *x, const float *y, fl
   case TT_OP_GATE:
     tt_gate_backward(n, o->h * o->w, o->c, x, net->act[o->d.in1], g, dx, dx1);
     break;
+  case TT_OP_PRELU: tt_prelu_backward(sz / o->c, o->c, x, o->wt, g, dx, o->gwt); break;
   case TT_OP_DROPOUT:
     if (dx) for (size_t i = 0; i < sz; i++) dx[i] += mask ? g[i] * mask[i] : g[i];
     break;

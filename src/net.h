@@ -24,6 +24,7 @@ enum {
   TT_OP_MEAN = 10,     /* global spatial mean: [h,w,c] -> [1,1,c] (any h, w) */
   TT_OP_GATE = 11,     /* squeeze-and-excitation's channel gate: y[h,w,c] = in0[h,w,c] *
                           in1[0,0,c]; in1 is [1,1,c], in0's channel count */
+  TT_OP_PRELU = 12,    /* weights [c]: y = x > 0 ? x : w[c]*x (no bias) */
   TT_OP_COUNT
 };
 

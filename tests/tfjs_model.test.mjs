@@ -144,7 +144,7 @@ describe('layers model mobilenet_v2 (MobileNetV2 1.0)', () => {
 describe('cards and index', () => {
   test('zoo.json and built cards', async () => {
     const zoo = await readJson(join(root, 'models', 'zoo.json'));
-    const ids = ['mobilenet_v2_mid', 'mobilenet_v2', 'centernet_mnv3'];
+    const ids = ['mobilenet_v2_mid', 'mobilenet_v2', 'centernet_mnv3', 'mobilefacenet'];
     assert.deepEqual(zoo.models.map((m) => m.id), ids);
     assert.deepEqual(zoo.models.filter((m) => m.default).map((m) => m.id), ['mobilenet_v2_mid']);
     for (const m of zoo.models) assert.deepEqual(m.labels, m.cut ? null : LABELS); // a cut backbone has no head

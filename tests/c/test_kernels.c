@@ -948,6 +948,10 @@ static const struct { const char *name; mean_fn f; } mean_impls[] = IMPLS(tt_mea
 static const struct { const char *name; mean_fn f; } mean_bwd_impls[] = IMPLS(tt_mean_backward);
 static const struct { const char *name; gate_fn f; } gate_impls[] = IMPLS(tt_gate);
 static const struct { const char *name; gate_bwd_fn f; } gate_bwd_impls[] = IMPLS(tt_gate_backward);
+typedef void (*prelu_fn)(size_t, int, const float *, const float *, float *);
+typedef void (*prelu_bwd_fn)(size_t, int, const float *, const float *, const float *, float *, float *);
+static const struct { const char *name; prelu_fn f; } prelu_impls[] = IMPLS(tt_prelu);
+static const struct { const char *name; prelu_bwd_fn f; } prelu_bwd_impls[] = IMPLS(tt_prelu_backward);
 
 static double relu6_d(double v) { return v < 0 ? 0 : v > 6 ? 6 : v; }
 
@@ -963,6 +967,10 @@ static void eval_mean(const void *p, float *y) {
 static void eval_gate(const void *p, float *y) {
   const hard_ctx *k = p;
   tt_gate_scalar(k->imgs, k->hw, k->c, k->x, k->s, y);
+}
+static void eval_prelu(const void *p, float *y) {
+  const hard_ctx *k = p;
+  tt_prelu_scalar((size_t)k->hw, k->c, k->x, k->s, y);
 }
 
 static void test_gate_kernels(void) {
@@ -1069,6 +1077,56 @@ static void test_gate_kernels(void) {
     }
     free(x), free(s), free(gy), free(gs), free(y), free(ref), free(m), free(rm);
     free(dx0), free(ds0), free(dx), free(ds), free(rdx), free(rds), free(rmdx);
+  }
+  /* PReLU: rows x channels, a slope per channel */
+  static const int pr[][2] = {{1, 1}, {3, 5}, {7, 8}, {16, 13}, {40, 64}};
+  for (int si = 0; si < COUNT(pr); si++) {
+    const int rows = pr[si][0], c = pr[si][1];
+    const size_t nx = (size_t)rows * c;
+    float *x = rand_f(nx, 2.0f), *al = rand_f((size_t)c, 0.5f), *gy = rand_f(nx, 1.0f);
+    float *y = alloc_f(nx), *ref = alloc_f(nx), *dx0 = rand_f(nx, 1.0f), *dx = alloc_f(nx), *rdx = alloc_f(nx);
+    float *da0 = rand_f((size_t)c, 1.0f), *da = alloc_f((size_t)c), *rda = copy_f(da0, (size_t)c);
+    x[0] = 0.0f; /* the kink: the slope side, as x <= 0 */
+    for (size_t i = 0; i < nx; i++) {
+      const int j = (int)(i % (size_t)c);
+      ref[i] = x[i] > 0 ? x[i] : (float)((double)al[j] * x[i]);
+      rdx[i] = (float)(dx0[i] + (x[i] > 0 ? (double)gy[i] : (double)gy[i] * al[j]));
+    }
+    for (int j = 0; j < c; j++) {
+      double a = da0[j];
+      for (int r = 0; r < rows; r++) if (!(x[(size_t)r * c + j] > 0)) a += (double)gy[(size_t)r * c + j] * x[(size_t)r * c + j];
+      rda[j] = (float)a;
+    }
+    for (int v = 0; v < COUNT(prelu_impls); v++) {
+      prelu_impls[v].f((size_t)rows, c, x, al, y);
+      float err = check_maxrel(y, ref, nx);
+      CHECK(err < TOL, "prelu %s %dx%d: maxrel %g", prelu_impls[v].name, rows, c, err);
+      memcpy(dx, dx0, nx * sizeof *dx), memcpy(da, da0, (size_t)c * sizeof *da);
+      prelu_bwd_impls[v].f((size_t)rows, c, x, al, gy, dx, da);
+      err = check_maxrel(dx, rdx, nx);
+      const float err2 = check_maxrel(da, rda, (size_t)c);
+      CHECK(err < TOL && err2 < TOL, "prelu_backward %s %dx%d: dx maxrel %g, dalpha maxrel %g", prelu_bwd_impls[v].name, rows, c, err, err2);
+      prelu_bwd_impls[v].f((size_t)rows, c, x, al, gy, NULL, da); /* no dx wanted */
+    }
+    /* finite differences, away from the kink */
+    x[0] = 0.5f;
+    for (size_t i = 0; i < nx; i++) if (fabsf(x[i]) < 0.01f) x[i] = 0.05f;
+    float *fd = alloc_f(nx), *an = alloc_f(nx);
+    hard_ctx k = {0, 0, 0, x, al, 0, 1, rows, c};
+    fd_grad(eval_prelu, &k, x, nx, gy, y, nx, fd);
+    memset(an, 0, nx * sizeof *an);
+    float *sink = alloc_f((size_t)c);
+    memset(sink, 0, (size_t)c * sizeof *sink);
+    tt_prelu_backward((size_t)rows, c, x, al, gy, an, sink);
+    float err = check_maxrel(an, fd, nx);
+    CHECK(err < FD_TOL, "prelu_backward dx vs finite differences %dx%d: maxrel %g", rows, c, err);
+    fd_grad(eval_prelu, &k, al, (size_t)c, gy, y, nx, fd);
+    memset(an, 0, (size_t)c * sizeof *an);
+    tt_prelu_backward((size_t)rows, c, x, al, gy, NULL, an);
+    err = check_maxrel(an, fd, (size_t)c);
+    CHECK(err < FD_TOL, "prelu_backward dalpha vs finite differences %dx%d: maxrel %g", rows, c, err);
+    free(fd), free(an), free(sink);
+    free(x), free(al), free(gy), free(y), free(ref), free(dx0), free(dx), free(rdx), free(da0), free(da), free(rda);
   }
 }
 

@@ -133,8 +133,8 @@ static void test_misc_gradients(void) {
 }
 
 /* A MobileNetV3 block: expand, hard-swish, 5x5 depthwise at stride 2, hard-swish,
-   squeeze-and-excitation (mean, 1x1 convs, hard-sigmoid, gate), project; then a global
-   mean (the pooled feature) and a dense head. Also inference against the training forward. */
+   squeeze-and-excitation (mean, 1x1 convs, hard-sigmoid, gate), project; then PReLU
+   (MobileFaceNet's), a global mean (the pooled feature) and a dense head. Also inference against the training forward. */
 static void test_mnv3_gradients(void) {
   int n = 2, H = 6, W = 5, C = 4, E = 8, K = 3;
   const float a = 0.1666259765625f, b = 3.0f; /* 1/6 as float16 stores it, and 3 */
@@ -151,7 +151,8 @@ static void test_mnv3_gradients(void) {
   int hs = add(net, "se/hsigmoid", (tt_op_desc){.type = TT_OP_ACT, .in0 = s2, .act = TT_ACT_HSIGMOID, .scale = a, .offset = b}, 0, 0, 0);
   int g = add(net, "se/gate", (tt_op_desc){.type = TT_OP_GATE, .in0 = h2, .in1 = hs}, 0, 0, 0);
   int p = add(net, "project", (tt_op_desc){.type = TT_OP_CONV2D, .in0 = g, .kh = 1, .kw = 1, .sh = 1, .sw = 1, .channels = C}, E * C, C, 0.5f);
-  int pool = add(net, "pool", (tt_op_desc){.type = TT_OP_MEAN, .in0 = p}, 0, 0, 0);
+  int pr = add(net, "prelu", (tt_op_desc){.type = TT_OP_PRELU, .in0 = p}, C, 0, 0.5f);
+  int pool = add(net, "pool", (tt_op_desc){.type = TT_OP_MEAN, .in0 = pr}, 0, 0, 0);
   add(net, "logits", (tt_op_desc){.type = TT_OP_DENSE, .in0 = pool, .channels = K}, C * K, K, 0.8f);
   size_t xn = (size_t)n * H * W * C;
   float *x = rnd(xn, 3.0f);
