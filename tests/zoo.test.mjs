@@ -102,11 +102,16 @@ test('fine-tuning the last 2 blocks of MobileNetV3 (squeeze-and-excitation, hard
     const acc = held.filter((s) => c.predict(s.pixels, 1)[0].label === s.label).length / held.length;
     console.log(`# centernet_mnv3 224, 2 blocks + head on ${held.length} held-out texture crops: accuracy ${acc.toFixed(3)}, loss ${losses[0].toFixed(3)} -> ${losses.at(-1).toFixed(3)}`);
     assert.ok(acc >= 0.7, `accuracy ${acc}`);
-    // the trained blocks survive a save and reload
-    const again = Classifier.load(model, c.save());
+    // the trained blocks survive a save and reload, at the size they were trained at only
+    const file = c.save();
+    const again = Classifier.load(model, file);
     const p = held[0].pixels;
     assert.ok(Math.abs(again.predict(p, 1)[0].probability - c.predict(p, 1)[0].probability) < 1e-6);
     again.dispose();
+    const native = await engine.loadModel(modelDir('centernet_mnv3'));
+    assert.throws(() => Classifier.load(native, file), (e) => e instanceof EngineError &&
+      /trained on 'centernet_mnv3' at a 224x224x3 input; the loaded backbone runs at 512x512x3 \(load it with inputSize 224\)/.test(e.message));
+    native.dispose();
     c.dispose();
   } finally {
     model.dispose();
