@@ -1,19 +1,20 @@
 // Linear probe: how well each backbone's pooled features separate classes it never saw,
 // before any fine-tuning. The same multinomial logistic regression (features standardised
 // on the training split, L2 1e-3, full-batch gradient descent, in plain JS) on each
-// backbone's features of the same real images; accuracy on held-out images, mean of 3
-// seeds. Sets (tests/helpers.mjs and scikit-image's data):
+// backbone's features of the same real images; accuracy on held-out images, mean over
+// --seeds. Sets (tests/helpers.mjs and scikit-image's data):
 //   textures  brick / grass / gravel crops, 20 per class to train, 10 held out
-//   digits    MNIST digits shifted on a 48x48 canvas, 10 classes, 20 per class, 20 held out
+//   digits    MNIST digits shifted on a 48x48 canvas, 10 classes, 10 per class, 10 held out
 //   faces     scikit-image's LFW subset: 25x25 grey faces vs non-faces, 30 per class, 70 held out
-//   node bench/probe.mjs [--models mobilenet_v2_mid,centernet_mnv3@512,centernet_mnv3@224,mobilefacenet]
+//   node bench/probe.mjs [--models mobilenet_v2_mid,centernet_mnv3@512,centernet_mnv3@224,mobilefacenet] [--seeds 1,2,3]
 import fs from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { createEngine } from '../wasm/engine.mjs';
 import { SKIMAGE, modelDir, textureSet, digitSet, seeded } from '../tests/helpers.mjs';
 
-const { values: o } = parseArgs({ options: { models: { type: 'string', default: 'mobilenet_v2_mid,centernet_mnv3@512,centernet_mnv3@224,mobilefacenet' } } });
+const { values: o } = parseArgs({ options: { models: { type: 'string', default: 'mobilenet_v2_mid,centernet_mnv3@512,centernet_mnv3@224,mobilefacenet' },
+  seeds: { type: 'string', default: '1,2,3' } } });
 
 // scikit-image's lfw_subset.npy: 200 x 25 x 25 float64 in [0,1], 100 faces then 100 not
 function lfw() {
@@ -40,7 +41,7 @@ function sets(engine, seed) {
   const first = Math.floor(rnd() * 100);
   return {
     textures: { train: t.train, test: t.test },
-    digits: { train: digitSet({ count: 20, first, shift: true }), test: digitSet({ first: 300 + first, count: 20, shift: true }) },
+    digits: { train: digitSet({ count: 10, first, shift: true }), test: digitSet({ first: 300 + first, count: 10, shift: true }) },
     faces: { train: [...ft, ...nt], test: [...fh, ...nh] },
   };
 }
@@ -79,7 +80,7 @@ for (const spec of o.models.split(',')) {
   const [id, size] = spec.split('@');
   const model = await engine.loadModel(modelDir(id), size ? { inputSize: Number(size) } : {});
   results[spec] = {};
-  for (const seed of [1, 2, 3]) {
+  for (const seed of o.seeds.split(',').map(Number)) {
     for (const [name, set] of Object.entries(sets(engine, seed))) {
       const embed = (s) => ({ label: s.label, f: model.embed(s.pixels) });
       const acc = probe(set.train.map(embed), set.test.map(embed), seed);
