@@ -101,7 +101,7 @@ build/test_%.wasm: tests/c/test_%.c tests/c/check.h $(SRC) $(HDR)
 	$(EMCC) -O2 -std=c99 -Isrc -Itests/c -msimd128 -sSTANDALONE_WASM -sALLOW_MEMORY_GROWTH=1 -o $@ $< $(filter-out src/api.c,$(SRC))
 
 models: models/.built
-models/.built: models/build.mjs node_modules/nsfwjs/package.json
+models/.built: models/build.mjs models/zoo.json wasm/tfjs.mjs node_modules/nsfwjs/package.json
 	node models/build.mjs
 	@touch $@
 

@@ -1,6 +1,10 @@
 // Benchmarks this engine against TensorFlow.js (WASM backend, and the CPU backend as the
 // floor) on the same backbone and the same real photos, in one run, and prints ratios.
 //   node bench/bench.mjs [--model mobilenet_v2_mid] [--runs 7] [--quick] [--json out.json] [--no-relaxed]
+//                        [--zoo centernet_mnv3@512,...] [--zoo-only]
+// --zoo: the other backbones (id@input size), forward batch 1 on one thread against
+// tfjs-wasm running the same model file at the same size ('' for none); --zoo-only
+// measures just those rows.
 // Both of our SIMD builds are measured: the plain one, and the relaxed-SIMD (FMA) one
 // that browsers with relaxed SIMD load. Node 20 has relaxed SIMD only behind a flag, so
 // unless --no-relaxed is given the benchmark re-runs itself with the flag (which changes
@@ -18,7 +22,9 @@ import { PHOTOS, modelDir, readPhoto, referenceTf, dirHandler } from '../tests/h
 const { values: o } = parseArgs({ options: {
   model: { type: 'string', default: 'mobilenet_v2_mid' }, runs: { type: 'string', default: '7' },
   quick: { type: 'boolean', default: false }, json: { type: 'string', default: 'bench/results.json' },
-  'no-relaxed': { type: 'boolean', default: false }, 'forward-child': { type: 'string' }, 'memory-child': { type: 'boolean', default: false }, threads: { type: 'string' } } });
+  'no-relaxed': { type: 'boolean', default: false }, 'forward-child': { type: 'string' }, 'memory-child': { type: 'boolean', default: false }, threads: { type: 'string' },
+  zoo: { type: 'string', default: 'centernet_mnv3@512,centernet_mnv3@320,centernet_mnv3@224,mobilefacenet@112' }, 'zoo-child': { type: 'string' },
+  'zoo-only': { type: 'boolean', default: false } } });
 
 const FLAG = '--experimental-wasm-relaxed-simd';
 if (!o['no-relaxed'] && !hasRelaxedSimd() && !process.execArgv.includes(FLAG)) {
@@ -88,6 +94,19 @@ const memoryChild = async () => {
   const cache = c.images.reduce((s, im) => s + im.data.byteLength, 0);
   return { images: IMAGES, views: c.views, threads: e.threads, wasm: e.memoryBytes(), cache, rss: process.memoryUsage().rss, embedMs: embed };
 };
+// One zoo backbone at one input size (id@size), forward batch 1, SIMD build, one thread:
+// in a child of its own, as forwardChild, so it is measured as a first model.
+const zooChild = async (spec) => {
+  const [id, size] = spec.split('@');
+  const e = await createEngine({ simd: true, relaxed: false, threads: 1 });
+  const m = await e.loadModel(modelDir(id), { inputSize: Number(size) });
+  const x = m.embedViews(readPhoto(PHOTOS[0]), { views: 1, upto: 0 });
+  return { ms: await time(() => m.runInput(x, 1, m.cut)), feature: m.layers[m.cut].shape[2] };
+};
+if (o['zoo-child']) {
+  process.stdout.write(JSON.stringify(await zooChild(o['zoo-child'])) + '\n');
+  process.exit(0);
+}
 if (o['memory-child']) {
   process.stdout.write(JSON.stringify(await memoryChild()) + '\n');
   process.exit(0);
@@ -133,18 +152,45 @@ const refRun = (n) => tf.tidy(() => {
 console.log(`# ${o.model}, median of >= ${RUNS} runs and >= ${SAMPLE / 1000} s, Node ${process.versions.node}, builds: ${builds.map((b) => b[0]).join(' | ')}; peer ${tf.getBackend()}, 1 thread`);
 // Frozen layers run by their 8-bit weight codes (the default); '<build>, float32' is the
 // same build with every layer in float32 (loadModel's integer: false), for comparison.
-const fwdNames = names.flatMap((b) => (/threads/.test(b) ? [b] : [b, `${b}, float32`]));
+const fwdNames = o['zoo-only'] ? [] : names.flatMap((b) => (/threads/.test(b) ? [b] : [b, `${b}, float32`]));
 const forward = Object.fromEntries(fwdNames.map((name) => [name, forwardOf(name)]));
-for (const n of [1, 16]) {
+for (const n of fwdNames.length ? [1, 16] : []) {
   const peer = await time(() => refRun(n));
   for (const name of fwdNames) row(`forward, batch ${n} (per image), ${name}`, forward[name][n] / n, peer / n, 'tfjs-wasm');
 }
 const threaded = names.find((b) => /threads/.test(b));
-if (threaded) {
+if (threaded && !o['zoo-only']) {
   const alone = threaded.replace(/, \d+ threads/, '');
   for (const n of [1, 16]) row(`forward, batch ${n}, ${threaded} vs 1`, forward[threaded][n], forward[alone][n], `1 thread`);
 }
-const peakForward = forward.SIMD.memory;
+const peakForward = forward.SIMD?.memory;
+
+// The zoo's other backbones: the model file the engine loads, in tfjs-wasm at the same
+// input size (its graph's input made free) on the same pixels, scaled to the range the
+// card gives (the engine's scaling is its first op).
+for (const spec of o.zoo ? o.zoo.split(',') : []) {
+  const [id, size] = spec.split('@');
+  const r = spawnSync(process.execPath, [...process.execArgv, process.argv[1], '--runs', String(o.runs), ...(o.quick ? ['--quick'] : []), '--zoo-child', spec], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`zoo child for ${spec} failed: ${r.stderr}`);
+  const ours = JSON.parse(r.stdout.trim().split('\n').pop());
+  const dir = modelDir(id), card = JSON.parse(fs.readFileSync(`${dir}/card.json`, 'utf8'));
+  const handler = dirHandler(dir);
+  const gm = await tf.loadGraphModel({ load: async () => {
+    const a = await handler.load();
+    for (const n of a.modelTopology.node) if (n.op === 'Placeholder') n.attr.shape.shape.dim = [-1, -1, -1, 3].map((d) => ({ size: String(d) }));
+    return a;
+  } });
+  const e = await createEngine({ threads: 1 });
+  const m = await e.loadModel(dir, { inputSize: Number(size) });
+  const px = m.embedViews(readPhoto(PHOTOS[0]), { views: 1, upto: 0 });
+  m.dispose();
+  const x = tf.tidy(() => tf.tensor(px, [1, Number(size), Number(size), 3]).mul(card.input.range[1]));
+  const peer = await time(() => tf.tidy(() => gm.execute(x)).dataSync());
+  tf.dispose(x);
+  gm.dispose();
+  row(`forward, batch 1, ${id} ${size}x${size} (${ours.feature}-d), SIMD`, ours.ms, peer, 'tfjs-wasm');
+}
+if (o['zoo-only']) process.exit(0);
 
 // Kernels at MobileNetV2 1.4 shapes: GFLOP/s of each build's own kernels (exported
 // micro-benchmark, operands resident) against tfjs-wasm's fused ops (XNNPACK) on the same

@@ -123,9 +123,13 @@ static float *dup_floats(const float *src, size_t n) {
 
 static const char *type_name(int t) {
   static const char *names[TT_OP_COUNT] = {"input", "conv2d", "depthwise", "dense", "add",
-                                           "avgpool", "act", "softmax", "affine", "dropout"};
+                                           "avgpool", "act", "softmax", "affine", "dropout",
+                                           "mean", "gate", "prelu"};
   return t >= 0 && t < TT_OP_COUNT ? names[t] : "?";
 }
+
+/* Ops that read a second tensor, in1. */
+static int two_inputs(int type) { return type == TT_OP_ADD || type == TT_OP_GATE; }
 
 /* Fills o's shape from its inputs; returns TT_OK or an error naming the op. */
 static int infer_shape(tt_net *net, tt_op *o, size_t wn, size_t bn) {
@@ -176,6 +180,16 @@ static int infer_shape(tt_net *net, tt_op *o, size_t wn, size_t bn) {
       return tt_fail(TT_EINVAL, "add '%s': shapes differ, %dx%dx%d ('%s') vs %dx%dx%d ('%s')",
                      nm, a->h, a->w, a->c, a->name, b->h, b->w, b->c, b->name);
   } break;
+  case TT_OP_GATE: {
+    if (d->in1 < 0 || d->in1 >= net->n)
+      return tt_fail(TT_EINVAL, "gate '%s' reads op %d, which does not exist yet", nm, d->in1);
+    const tt_op *b = &net->ops[d->in1];
+    if (b->h != 1 || b->w != 1 || b->c != a->c)
+      return tt_fail(TT_EINVAL, "gate '%s': the gate '%s' is %dx%dx%d, not 1x1x%d", nm, b->name,
+                     b->h, b->w, b->c, a->c);
+  } break;
+  case TT_OP_MEAN: o->h = o->w = 1; break;
+  case TT_OP_PRELU: need_w = (uint64_t)a->c; break;
   case TT_OP_DROPOUT:
     if (!(d->scale >= 0 && d->scale < 1))
       return tt_fail(TT_EINVAL, "dropout '%s': rate %g is not in [0,1)", nm, (double)d->scale);
@@ -187,8 +201,11 @@ static int infer_shape(tt_net *net, tt_op *o, size_t wn, size_t bn) {
   case TT_OP_ACT: case TT_OP_SOFTMAX: break;
   default: return tt_fail(TT_EUNSUP, "op '%s': unknown op type %d", nm, d->type);
   }
-  if (d->act < TT_ACT_NONE || d->act > TT_ACT_RELU6)
+  if (d->act < TT_ACT_NONE || d->act > TT_ACT_HSIGMOID)
     return tt_fail(TT_EINVAL, "op '%s': unknown activation %d", nm, d->act);
+  if (d->act > TT_ACT_RELU6 && (d->type != TT_OP_ACT || !isfinite(d->scale) || !isfinite(d->offset)))
+    return tt_fail(TT_EINVAL, "%s '%s': hard-swish/hard-sigmoid only as an act op, with finite "
+                   "constants", type_name(d->type), nm);
   if (op_size64(o) > MAX_TENSOR)
     return tt_fail(TT_ENOMEM, "op '%s': output %dx%dx%d is too large", nm, o->h, o->w, o->c);
   if (need_w > MAX_TENSOR)
@@ -321,7 +338,7 @@ int tt_net_append(tt_net *dst, const tt_net *src, int first, int last) {
     const tt_op *o = &src->ops[j];
     tt_op_desc d = o->d;
     int ins[2] = {d.in0, d.in1};
-    for (int k = 0; k < (d.type == TT_OP_ADD ? 2 : 1); k++) {
+    for (int k = 0; k < (two_inputs(d.type) ? 2 : 1); k++) {
       if (ins[k] < first - 1)
         return tt_fail(TT_EINVAL, "op '%s' reads '%s', from before the cut at '%s'", o->name,
                        src->ops[ins[k]].name, src->ops[first - 1].name);
@@ -390,9 +407,17 @@ static void op_forward(tt_net *net, const tt_op *o, const float *x, const float 
     tt_avgpool(&s, x, y);
   } break;
   case TT_OP_ACT:
+    if (o->d.act == TT_ACT_HSWISH) { tt_hswish(sz, x, o->d.scale, o->d.offset, y); break; }
+    if (o->d.act == TT_ACT_HSIGMOID) { tt_hsigmoid(sz, x, o->d.scale, o->d.offset, y); break; }
     memcpy(y, x, sz * sizeof *y);
     tt_bias_act((int)(sz / o->c), o->c, y, NULL, o->d.act);
     break;
+  case TT_OP_MEAN: {
+    const tt_op *a = &net->ops[o->d.in0];
+    tt_mean(n, a->h * a->w, o->c, x, y);
+  } break;
+  case TT_OP_GATE: tt_gate(n, o->h * o->w, o->c, x, x1, y); break;
+  case TT_OP_PRELU: tt_prelu(sz / o->c, o->c, x, o->wt, y); break;
   case TT_OP_SOFTMAX: tt_softmax((int)(sz / o->c), o->c, x, y); break;
   case TT_OP_AFFINE: tt_scale_shift(sz, x, o->d.scale, o->d.offset, y); break;
   case TT_OP_DROPOUT:
@@ -421,6 +446,11 @@ static int op_backward(tt_net *net, tt_op *o, const float *x, const float *y, fl
   unsigned char *gz = &net->gz[o - net->ops];
   size_t sz = (size_t)n * op_size(o), xsz = (size_t)n * op_size(&net->ops[o->d.in0]);
   if (o->d.act && o->d.type != TT_OP_ACT) tt_act_backward(sz, y, g, o->d.act);
+  if (o->d.type == TT_OP_ACT && o->d.act > TT_ACT_RELU6) { /* judged from the input x */
+    if (dx && o->d.act == TT_ACT_HSWISH) tt_hswish_backward(sz, x, o->d.scale, o->d.offset, g, dx);
+    if (dx && o->d.act == TT_ACT_HSIGMOID) tt_hsigmoid_backward(sz, x, o->d.scale, o->d.offset, g, dx);
+    return TT_OK;
+  }
   switch (o->d.type) {
   case TT_OP_CONV2D:
     if (!is_pointwise(net, o))
@@ -462,6 +492,13 @@ static int op_backward(tt_net *net, tt_op *o, const float *x, const float *y, fl
   case TT_OP_AFFINE:
     if (dx) for (size_t i = 0; i < sz; i++) dx[i] += o->d.scale * g[i];
     break;
+  case TT_OP_MEAN:
+    if (dx) tt_mean_backward(n, (int)(xsz / sz), o->c, g, dx);
+    break;
+  case TT_OP_GATE:
+    tt_gate_backward(n, o->h * o->w, o->c, x, net->act[o->d.in1], g, dx, dx1);
+    break;
+  case TT_OP_PRELU: tt_prelu_backward(sz / o->c, o->c, x, o->wt, g, dx, o->gwt); break;
   case TT_OP_DROPOUT:
     if (dx) for (size_t i = 0; i < sz; i++) dx[i] += mask ? g[i] * mask[i] : g[i];
     break;
@@ -748,9 +785,9 @@ static const float *forward_ops(tt_net *net, const float *x, int in, int n, int 
     net->slot[i] = s;
     const float *a = net->slot[o->d.in0] < 0 ? x : net->pool[net->slot[o->d.in0]].p;
     const float *b = NULL;
-    if (o->d.type == TT_OP_ADD) b = net->slot[o->d.in1] < 0 ? x : net->pool[net->slot[o->d.in1]].p;
+    if (two_inputs(o->d.type)) b = net->slot[o->d.in1] < 0 ? x : net->pool[net->slot[o->d.in1]].p;
     op_forward(net, o, a, b, net->pool[s].p, n, 1, NULL, NULL);
-    for (int k = 0; k < (o->d.type == TT_OP_ADD ? 2 : 1); k++) {
+    for (int k = 0; k < (two_inputs(o->d.type) ? 2 : 1); k++) {
       int in = k ? o->d.in1 : o->d.in0;
       if (net->lastuse[in] == i && net->slot[in] >= 0) net->pool[net->slot[in]].busy = 0;
     }
@@ -798,7 +835,7 @@ const float *tt_net_forward(tt_net *net, const float *x, int n, int last) {
   for (int i = 1; i <= last; i++) {
     const tt_op_desc *d = &net->ops[i].d;
     net->lastuse[d->in0] = net->lastuse[d->in0] > i ? net->lastuse[d->in0] : i;
-    if (d->type == TT_OP_ADD) net->lastuse[d->in1] = net->lastuse[d->in1] > i ? net->lastuse[d->in1] : i;
+    if (two_inputs(d->type)) net->lastuse[d->in1] = net->lastuse[d->in1] > i ? net->lastuse[d->in1] : i;
   }
   if (last == 0) return x;
   const int split = n > 1 ? batch_split(net, last) : 0;
@@ -890,7 +927,7 @@ const float *tt_net_forward_train(tt_net *net, const float *x, int n, uint64_t *
   net->tn = n;
   for (int i = 1; i < net->n; i++) {
     tt_op *o = &net->ops[i];
-    op_forward(net, o, net->act[o->d.in0], o->d.type == TT_OP_ADD ? net->act[o->d.in1] : NULL,
+    op_forward(net, o, net->act[o->d.in0], two_inputs(o->d.type) ? net->act[o->d.in1] : NULL,
                net->act[i], n, 0, rng, net->mask[i]);
   }
   return net->act[net->n - 1];
@@ -908,7 +945,7 @@ int tt_net_backward(tt_net *net, const float *dy, float *dx) {
   for (int i = last; i >= 1; i--) {
     tt_op *o = &net->ops[i];
     float *dx0 = o->d.in0 || dx ? net->grad[o->d.in0] : NULL;
-    float *dx1 = o->d.type == TT_OP_ADD && (o->d.in1 || dx) ? net->grad[o->d.in1] : NULL;
+    float *dx1 = two_inputs(o->d.type) && (o->d.in1 || dx) ? net->grad[o->d.in1] : NULL;
     int rc = op_backward(net, o, net->act[o->d.in0], net->act[i], net->grad[i], dx0, dx1, n,
                          net->mask[i], net->scratch);
     if (rc < 0) { flush_zero_grad(net); return rc; }

@@ -15,10 +15,16 @@ enum {
   TT_OP_DENSE = 3,     /* weights [in][out], in = h*w*c of the input (flattened NHWC) */
   TT_OP_ADD = 4,
   TT_OP_AVGPOOL = 5,
-  TT_OP_ACT = 6,
+  TT_OP_ACT = 6,       /* act: TT_ACT_RELU/RELU6, or HSWISH/HSIGMOID (kernels.h) with
+                          scale = a (the graph's 1/6) and offset = b (its 3):
+                          hswish y = (x*a)*relu6(x+b), hsigmoid y = relu6(x+b)*a */
   TT_OP_SOFTMAX = 7,
   TT_OP_AFFINE = 8,    /* y = x*scale + offset, scalars */
   TT_OP_DROPOUT = 9,   /* identity at inference; inverted dropout when training */
+  TT_OP_MEAN = 10,     /* global spatial mean: [h,w,c] -> [1,1,c] (any h, w) */
+  TT_OP_GATE = 11,     /* squeeze-and-excitation's channel gate: y[h,w,c] = in0[h,w,c] *
+                          in1[0,0,c]; in1 is [1,1,c], in0's channel count */
+  TT_OP_PRELU = 12,    /* weights [c]: y = x > 0 ? x : w[c]*x (no bias) */
   TT_OP_COUNT
 };
 
@@ -29,8 +35,8 @@ typedef struct {
   int same;                  /* TensorFlow 'SAME' padding, else 'VALID' */
   int pt, pb, pl, pr;        /* explicit zero padding added before SAME/VALID (Keras ZeroPadding2D) */
   int channels;              /* output channels: conv2d filters, dense units */
-  int act;                   /* TT_ACT_* */
-  float scale, offset;       /* affine; dropout uses scale as the drop rate */
+  int act;                   /* TT_ACT_*; HSWISH/HSIGMOID only on TT_OP_ACT */
+  float scale, offset;       /* affine; hard act constants (a, b); dropout: scale = rate */
 } tt_op_desc;
 
 typedef struct {

@@ -144,11 +144,18 @@ describe('layers model mobilenet_v2 (MobileNetV2 1.0)', () => {
 describe('cards and index', () => {
   test('zoo.json and built cards', async () => {
     const zoo = await readJson(join(root, 'models', 'zoo.json'));
-    assert.deepEqual(zoo.models.map((m) => m.id), ['mobilenet_v2_mid', 'mobilenet_v2']);
+    const ids = ['mobilenet_v2_mid', 'mobilenet_v2', 'centernet_mnv3', 'mobilefacenet'];
+    assert.deepEqual(zoo.models.map((m) => m.id), ids);
     assert.deepEqual(zoo.models.filter((m) => m.default).map((m) => m.id), ['mobilenet_v2_mid']);
-    for (const m of zoo.models) assert.deepEqual(m.labels, LABELS);
+    for (const m of zoo.models) assert.deepEqual(m.labels, m.cut ? null : LABELS); // a cut backbone has no head
     const index = await readJson(join(root, 'models', 'index.json'));
-    assert.deepEqual(index.models.map((m) => m.id), ['mobilenet_v2_mid', 'mobilenet_v2']);
+    assert.deepEqual(index.models.map((m) => m.id), ids);
+    // a cut graph ships only what the cut reads: its own weights file, no detection head
+    const mnv3 = await readJson(join(root, 'models', 'centernet_mnv3', 'card.json'));
+    assert.deepEqual(mnv3.files.map((f) => f.path), ['model.json', 'centernet_mnv3.bin']);
+    assert.equal(mnv3.feature.size, 480);
+    const cut = await readJson(join(root, 'models', 'centernet_mnv3', 'model.json'));
+    assert.ok(!cut.modelTopology.node.some((n) => /ResizeBilinear|TopKV2|ConcatV2/.test(n.op)));
     const card = await readJson(join(MID, 'card.json'));
     assert.equal(card.feature.size, 1792);
     assert.equal(card.files.find((f) => f.path === 'group1-shard1of2').bytes, (await stat(join(MID, 'group1-shard1of2'))).size);

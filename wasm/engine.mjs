@@ -6,8 +6,8 @@ import { loadModelFiles } from './tfjs.mjs';
 
 export { EngineError };
 
-const OP_TYPES = { input: 0, conv2d: 1, depthwise: 2, dense: 3, add: 4, avgpool: 5, act: 6, softmax: 7, affine: 8, dropout: 9 };
-const ACTS = { none: 0, relu: 1, relu6: 2 };
+const OP_TYPES = { input: 0, conv2d: 1, depthwise: 2, dense: 3, add: 4, avgpool: 5, act: 6, softmax: 7, affine: 8, dropout: 9, mean: 10, gate: 11, prelu: 12 };
+const ACTS = { none: 0, relu: 1, relu6: 2, hswish: 3, hsigmoid: 4 };
 const ENCODINGS = { float32: 0, float16: 1, uint8: 2, uint16: 3 };
 
 export async function createEngine(opts = {}) {
@@ -34,9 +34,18 @@ export class Engine {
    * opts.integer (default true): frozen layers whose weights ship as uint8 codes multiply
    * by the codes (integer GEMM, ~2x faster; pooled features within ~5e-4 of float32, which
    * range to ~6); false keeps every layer in float32.
+   * opts.inputSize: run a fully convolutional model at another input size (one of its
+   * card's input.sizes), e.g. 320 for CenterNet's MobileNetV3 instead of its own 512.
+   * A model the engine cannot run (an op it lacks, a card that disagrees with the graph)
+   * is refused with an EngineError naming the op and node, or the disagreement.
    */
   async loadModel(source, opts = {}) {
-    const files = await loadModelFiles(source, opts.onProgress);
+    let files;
+    try {
+      files = await loadModelFiles(source, opts.onProgress, { inputSize: opts.inputSize });
+    } catch (e) {
+      throw e instanceof EngineError ? e : new EngineError(e.message);
+    }
     return Model.build(this.mod, files, opts);
   }
 
@@ -145,6 +154,10 @@ export class Model {
         m.scoped((t) => {
           const W = op.weights ?? {};
           const k = W.kernel ? this._decode(W.kernel, wp, t) : { p: 0, n: 0 };
+          if (W.kernelScale !== undefined) { // a PReLU slope from the graph's constant (see tfjs.mjs)
+            const f = m.f32.subarray(k.p >> 2, (k.p >> 2) + k.n);
+            for (let j = 0; j < f.length; j++) f[j] = f[j] * W.kernelScale + W.kernelShift;
+          }
           const b = W.bias ? this._decode(W.bias, wp, t) : { p: 0, n: 0 };
           const type = OP_TYPES[op.type];
           if (type === undefined) throw new EngineError(`op '${op.name}' has unsupported type '${op.type}'`);

@@ -123,6 +123,9 @@ export function decodeWeight(spec, weightBytes) {
 //   add | avgpool {kernel, strides, padding, global} | pad {pads}
 //   alias {flat, needs1x1, size?}   (Identity, Squeeze, Flatten, Dropout, ...)
 //   scalar {term: {op: 'mul'|'add'|'sub'|'rsub', spec?|value?}}
+//   act {act: 'hswish'|'hsigmoid', a, b} (constants as scalar terms: spec?|value?)
+//   mean {axes?: spec, keepDims} | gate (two inputs: a tensor and a 1x1xC gate)
+//   prelu {alpha: spec, alphaScale, alphaShift} (slope = alpha*alphaScale + alphaShift)
 
 const b64 = (s) => atob(s);
 const attrOf = (node, key) => node.attr?.[key];
@@ -202,9 +205,17 @@ function readGraph(topo, specs) {
     return { spec: name };
   };
 
+  const { replace, skip } = hardActivations(topo.node, byName, inputsOf, isConst, scalar);
   const nodes = [];
   for (const node of topo.node) {
     const name = node.name;
+    if (skip.has(name)) continue;
+    if (replace.has(name)) {
+      const r = replace.get(name);
+      if (r.alpha) r.alpha = weight(node)(r.alpha); // a weight of the op, checked like a kernel
+      nodes.push(r);
+      continue;
+    }
     const ins = inputsOf(node);
     const data = ins.filter((i) => !isConst(i));
     const w = weight(node);
@@ -247,6 +258,8 @@ function readGraph(topo, specs) {
         continue;
       case 'Add': case 'AddV2': case 'Mul': case 'Sub': {
         if (data.length === 2 && node.op.startsWith('Add')) { nodes.push({ ...base, inputs: data, kind: 'add' }); continue; }
+        // tensor * tensor: squeeze-and-excitation's gate, told from the shapes in buildOps
+        if (data.length === 2 && node.op === 'Mul') { nodes.push({ ...base, inputs: data, kind: 'gate' }); continue; }
         if (data.length !== 1 || ins.length !== 2) fail(`unsupported op '${node.op}' at node '${name}': only tensor+tensor adds and tensor-scalar arithmetic are supported`);
         const c = ins.find(isConst);
         const spec = specs.get(c);
@@ -264,6 +277,17 @@ function readGraph(topo, specs) {
         const k = attrInts(node, 'ksize') ?? [];
         if (k.length !== 4 || k[0] !== 1 || k[3] !== 1) fail(`unsupported ksize ${fmtShape(k)} at node '${name}'`);
         nodes.push({ ...base, kind: 'avgpool', kernel: [k[1], k[2]], ...graphConvAttrs(node), global: false });
+        continue;
+      }
+      case 'Mean': {
+        // only over the spatial axes (global average pooling, squeeze-and-excitation)
+        const axes = ins[1];
+        if (!axes || !isConst(axes)) fail(`unsupported Mean at node '${name}': its axes are not a constant`);
+        const t = attrOf(byName.get(axes), 'value')?.tensor;
+        let spec = null;
+        if (specs.has(axes)) { used.add(axes); spec = axes; } // checked once loaded (resolveConstants)
+        else if (!sameShape((t?.intVal ?? []).map(Number).sort(), [1, 2])) fail(`unsupported Mean at node '${name}': only over the spatial axes [1,2]`);
+        nodes.push({ ...base, kind: 'mean', axes: spec, keepDims: !!attrOf(node, 'keep_dims')?.b });
         continue;
       }
       case 'Squeeze': {
@@ -291,6 +315,92 @@ function readGraph(topo, specs) {
   for (const name of specs.keys()) if (!used.has(name)) fail(`weight '${name}' in the manifest is not used by the graph`);
   for (const n of nodes) if (n.kind !== 'input' && n.inputs.length === 0) fail(`node '${n.name}' has no tensor input`);
   return { nodes, outputs: [] };
+}
+
+// MobileNetV3's activations as tfjs graphs spell them, each three or four nodes:
+//   hard-swish   Mul(Mul(x, a), Relu6(Add(x, b)))   or Mul(x, Relu6(Add(x, b))) (a = 1)
+//   hard-sigmoid Mul(Relu6(Add(x, b)), a)
+// (a = 1/6, b = 3, as the graph stores them; resolveConstants reads them). Returns the
+// replacement node for each pattern's last node, and the inner nodes to drop; an inner
+// node read by anything else breaks the pattern (it then stays separate ops, or fails).
+function hardActivations(graph, byName, inputsOf, isConst, scalar) {
+  const readers = new Map();
+  for (const n of graph) for (const i of n.input ?? []) {
+    const k = i.replace(/^\^/, '').replace(/:\d+$/, '');
+    readers.set(k, (readers.get(k) ?? 0) + 1);
+  }
+  const only = (name) => readers.get(name) === 1;
+  const split = (n) => {
+    const ins = inputsOf(n);
+    return { data: ins.filter((i) => !isConst(i)), consts: ins.filter(isConst) };
+  };
+  // Relu6(Add(x, b)) read only once: {x, b, inner: [add, relu6]}
+  const relu6Plus = (name) => {
+    const r = byName.get(name);
+    if (r?.op !== 'Relu6' || !only(name)) return null;
+    const [addName] = split(r).data;
+    const add = byName.get(addName);
+    if (!add || (add.op !== 'Add' && add.op !== 'AddV2') || !only(addName)) return null;
+    const s = split(add);
+    if (s.data.length !== 1 || s.consts.length !== 1) return null;
+    return { x: s.data[0], b: { node: add, c: s.consts[0] }, inner: [addName, name] };
+  };
+  const replace = new Map(), skip = new Set();
+  for (const n of graph) {
+    if (n.op !== 'Mul') continue;
+    const { data, consts } = split(n);
+    if (data.length === 1 && consts.length === 1) {
+      const r = relu6Plus(data[0]);
+      if (!r) continue;
+      replace.set(n.name, { name: n.name, inputs: [r.x], kind: 'act', act: 'hsigmoid', a: scalar(n, consts[0]), b: scalar(r.b.node, r.b.c) });
+      r.inner.forEach((k) => skip.add(k));
+    } else if (data.length === 2) {
+      for (const [i, j] of [[0, 1], [1, 0]]) {
+        const r = relu6Plus(data[i]);
+        if (!r) continue;
+        const m = byName.get(data[j]);
+        let a = null, inner = [];
+        if (data[j] === r.x) a = { value: 1 };
+        else if (m?.op === 'Mul' && only(data[j])) {
+          const s = split(m);
+          if (s.data.length === 1 && s.data[0] === r.x && s.consts.length === 1) { a = scalar(m, s.consts[0]); inner = [data[j]]; }
+        }
+        if (!a) continue;
+        replace.set(n.name, { name: n.name, inputs: [r.x], kind: 'act', act: 'hswish', a, b: scalar(r.b.node, r.b.c) });
+        [...r.inner, ...inner].forEach((k) => skip.add(k));
+        break;
+      }
+    }
+  }
+  // PReLU as tf.keras exports it to a graph (MobileFaceNet):
+  //   Add(Relu(x), Mul(Sub(x, Abs(x)), c))  = x > 0 ? x : 2c*x
+  //   Add(x, Mul(Sub(x, Abs(x)), c))        = x > 0 ? x : (1 + 2c)*x
+  // with c a vector of channels. 2c*x is the graph's c*(x - |x|) to the bit (doubling is
+  // exact); (1 + 2c)*x rounds once where the graph rounds twice.
+  for (const n of graph) {
+    if ((n.op !== 'Add' && n.op !== 'AddV2') || replace.has(n.name)) continue;
+    const { data } = split(n);
+    if (data.length !== 2) continue;
+    for (const [i, j] of [[0, 1], [1, 0]]) {
+      const m = byName.get(data[j]);
+      if (m?.op !== 'Mul' || !only(data[j])) continue;
+      const ms = split(m);
+      const sub = byName.get(ms.data[0]);
+      if (ms.data.length !== 1 || ms.consts.length !== 1 || sub?.op !== 'Sub' || !only(ms.data[0])) continue;
+      const [x, absName] = split(sub).data;
+      const abs = byName.get(absName);
+      if (abs?.op !== 'Abs' || !only(absName) || split(abs).data[0] !== x) continue;
+      const p = byName.get(data[i]);
+      let shift, inner = [data[j], ms.data[0], absName];
+      if (data[i] === x) shift = 1;
+      else if (p?.op === 'Relu' && only(data[i]) && split(p).data[0] === x) { shift = 0; inner.push(data[i]); }
+      else continue;
+      replace.set(n.name, { name: n.name, inputs: [x], kind: 'prelu', alpha: ms.consts[0], alphaScale: 2, alphaShift: shift });
+      inner.forEach((k) => skip.add(k));
+      break;
+    }
+  }
+  return { replace, skip };
 }
 
 function inputDims(dims, name) {
@@ -501,11 +611,55 @@ function topoSort(nodes) {
   return { order, byName };
 }
 
-function blockOf(name, format) {
-  const m = format === 'graph'
-    ? /(?:^|\/)(expanded_conv(?:_\d+)?)(?:\/|$)/.exec(name)
-    : /^(expanded_conv|block_\d+)(?:_|$)/.exec(name);
-  return m ? m[1] : null;
+// Inverted-residual blocks from the structure of the op list, for any MobileNet-like
+// graph: a block starts at the first expand (pointwise conv) or depthwise op after the
+// previous block, and ends at its linear projection (a pointwise conv without
+// activation after a depthwise) once nothing else inside the block is still read after
+// it (so not squeeze-and-excitation's 1x1 convs), with the residual add that follows.
+// Each block is thus a contiguous run of ops whose only outside input is the tensor
+// before it, which is what training the last K blocks needs. A block is named by the
+// scope its ops share ('expanded_conv_3', 'block_3'), else 'block<k>' (with '#<k>' added
+// to a name an earlier block has already). Ops outside
+// every block (stem, final 1x1 conv, pooling, head) get null.
+function deriveBlocks(ops) {
+  const lastRead = ops.map(() => -1);
+  ops.forEach((o, i) => o.inputs.forEach((j) => { lastRead[j] = Math.max(lastRead[j], i); }));
+  const pointwise = (o) => o.type === 'conv2d' && o.kernel[0] === 1 && o.kernel[1] === 1 && o.strides[0] === 1 && o.strides[1] === 1;
+  let start = -1, sawDepthwise = false, count = 0;
+  const used = new Set();
+  for (let i = 1; i < ops.length; i++) {
+    const o = ops[i];
+    o.block = null;
+    if (start < 0 && (o.type === 'depthwise' || pointwise(o))) start = i;
+    if (start < 0) continue;
+    if (o.type === 'depthwise') sawDepthwise = true;
+    if (!(sawDepthwise && pointwise(o) && o.act === 'none')) continue;
+    let inner = false;
+    for (let j = start; j < i && !inner; j++) inner = lastRead[j] > i;
+    if (inner) continue;
+    const next = ops[i + 1];
+    const end = next?.type === 'add' && next.inputs.includes(i) && lastRead[i] === i + 1 ? i + 1 : i;
+    let name = scopeName(ops.slice(start, end + 1).map((x) => x.name)) ?? `block${count}`;
+    if (used.has(name)) name = `${name}#${count}`; // names must tell blocks apart
+    used.add(name);
+    for (let j = start; j <= end; j++) ops[j].block = name;
+    count++;
+    i = end;
+    start = -1;
+    sawDepthwise = false;
+  }
+  for (let i = start < 0 ? ops.length : start; i < ops.length; i++) ops[i].block = null; // an unfinished block
+}
+
+// The scope a block's op names share: 'a/b/expanded_conv_3/x', 'a/b/expanded_conv_3/y'
+// -> 'expanded_conv_3'; 'block_3_expand', 'block_3_project' -> 'block_3'. Null if none.
+function scopeName(names) {
+  let p = names[0];
+  for (const n of names) while (!n.startsWith(p)) p = p.slice(0, -1);
+  if (!/[/_]$/.test(p) && !names.every((n) => n === p || /^[/_]/.test(n.slice(p.length)))) p = p.replace(/[^/_]*$/, '');
+  p = p.replace(/[/_]+$/, '');
+  const last = p.slice(p.lastIndexOf('/') + 1);
+  return last || null;
 }
 
 function outSize(inHW, kernel, strides, padding, pads, what) {
@@ -547,7 +701,7 @@ function buildOps(nodes, outputs, specs, format) {
   };
   const addOp = (node, fields, name = node.name) => {
     const op = {
-      name, type: fields.type, inputs: fields.inputs ?? node.inputs.map((i) => ref(i).op), aliases: [], block: blockOf(name, format),
+      name, type: fields.type, inputs: fields.inputs ?? node.inputs.map((i) => ref(i).op), aliases: [], block: null,
       kernel: [1, 1], strides: [1, 1], padding: 'valid', pads: [0, 0, 0, 0], act: 'none', channels: 0, scale: 1, offset: 0,
       weights: { kernel: null, bias: null, bn: null }, shape: null, ...fields,
     };
@@ -635,6 +789,12 @@ function buildOps(nodes, outputs, specs, format) {
         break;
       }
       case 'act': {
+        if (node.act === 'hswish' || node.act === 'hsigmoid') {
+          // their constants come from the weights: a standalone op (scale a, offset b)
+          const op = addOp(node, { type: 'act', act: node.act, hard: { a: node.a, b: node.b }, shape: shapeOf(in0).slice() });
+          composeHard(op);
+          break;
+        }
         const op = fusable(node);
         if (op && op.act === 'none') { op.act = node.act; fuseInto(op, node); break; }
         addOp(node, { type: 'act', act: node.act, shape: shapeOf(in0).slice() });
@@ -658,6 +818,31 @@ function buildOps(nodes, outputs, specs, format) {
           if (!sameShape(shapes[0], shapes[i])) fail(`${what}: input shapes differ: '${node.inputs[0]}' ${fmtShape(shapes[0])} vs '${node.inputs[i]}' ${fmtShape(shapes[i])}`);
         }
         addOp(node, { type: 'add', shape: shapes[0].slice() });
+        break;
+      }
+      case 'mean': {
+        const inShape = shapeOf(in0);
+        addOp(node, { type: 'mean', axes: node.axes, shape: [1, 1, inShape[2]] });
+        if (!node.keepDims) at.get(node.name).flat = true;
+        break;
+      }
+      case 'prelu': {
+        const inShape = shapeOf(in0);
+        const as = spec(node.alpha).shape;
+        if (product(as) !== inShape[2] || as.at(-1) !== inShape[2]) fail(`${what}: slope '${node.alpha}' has shape ${fmtShape(as)}, expected [${inShape[2]}]`);
+        addOp(node, { type: 'prelu', weights: { kernel: node.alpha, bias: null, bn: null, kernelScale: node.alphaScale, kernelShift: node.alphaShift }, shape: inShape.slice() });
+        break;
+      }
+      case 'gate': {
+        // the full tensor first, the 1x1xC gate second, whichever order the graph has
+        const [a, b] = node.inputs.map(shapeOf);
+        const gateFirst = a[0] * a[1] === 1 && b[0] * b[1] !== 1;
+        const [x, g] = gateFirst ? [node.inputs[1], node.inputs[0]] : node.inputs;
+        const [sx, sg] = [shapeOf(x), shapeOf(g)];
+        if (sg[0] !== 1 || sg[1] !== 1 || sg[2] !== sx[2]) {
+          fail(`unsupported Mul of ${fmtShape(sx)} by ${fmtShape(sg)} at node '${node.name}' (only a tensor by a [1,1,channels] gate)`);
+        }
+        addOp(node, { type: 'gate', inputs: [ref(x).op, ref(g).op], shape: sx.slice() });
         break;
       }
       case 'avgpool': {
@@ -700,6 +885,7 @@ function buildOps(nodes, outputs, specs, format) {
   }
 
   for (const op of ops) delete op.tail;
+  deriveBlocks(ops);
   return ops;
 }
 
@@ -718,9 +904,27 @@ function composeAffine(op, values = new Map()) {
   op.offset = o;
 }
 
+// scale/offset of a hard-swish/sigmoid act op from its constants; null until known
+function composeHard(op, values = new Map()) {
+  const [a, b] = [op.hard.a, op.hard.b].map((t) => t.value ?? values.get(t.spec));
+  op.scale = a ?? null;
+  op.offset = a === undefined || b === undefined ? null : b;
+  if (op.offset === null) op.scale = null;
+}
+
 /** Fills in affine scale/offset whose constants live in the weights (graph models). */
 export function resolveConstants(parsed, weightBytes) {
   for (const op of parsed.ops) {
+    if (op.type === 'mean' && op.axes) {
+      const axes = [...decodeWeight(parsed.specs.get(op.axes), weightBytes)].sort();
+      if (!sameShape(axes, [1, 2])) fail(`unsupported Mean at node '${op.name}': axes ${fmtShape(axes)}; only the spatial axes [1,2]`);
+    }
+    if (op.type === 'act' && op.hard) {
+      const values = new Map();
+      for (const t of [op.hard.a, op.hard.b]) if (t.spec) values.set(t.spec, decodeWeight(parsed.specs.get(t.spec), weightBytes)[0]);
+      composeHard(op, values);
+      if (!Number.isFinite(op.scale) || !Number.isFinite(op.offset)) fail(`${op.act} op '${op.name}' has non-finite constants`);
+    }
     if (op.type !== 'affine') continue;
     const values = new Map();
     for (const t of op.terms) if (t.spec) values.set(t.spec, decodeWeight(parsed.specs.get(t.spec), weightBytes)[0]);
@@ -756,10 +960,14 @@ export function resolveConstants(parsed, weightBytes) {
  *   - an 'affine' op keeps its graph constants in `terms`; scale/offset are null until
  *     resolveConstants() has read them from the weights (loadModelFiles does).
  *   - dense ops output [1,1,units]; their input is flattened NHWC.
- *   - defaultCut: the last avgpool op (the pooled features); without one, the input of
- *     the first dense op; without that, the last op.
+ *   - defaultCut: the last avgpool op (the pooled features), or a global mean that no
+ *     op reads; without one, the input of the first dense op; without that, the last op.
+ * opts.inputSize: [height, width] to run a fully convolutional graph at instead of its
+ *   own input size (refused where a layer needs the original size, e.g. a Flatten).
+ * opts.inputScale: the graph wants pixels in [0, inputScale] (its card's input range);
+ *   an 'affine' op right after the input scales the engine's [0,1] pixels to that.
  */
-export function parseModel(json) {
+export function parseModel(json, opts = {}) {
   if (json === null || typeof json !== 'object' || Array.isArray(json)) fail('not a tfjs model: model.json must be a JSON object');
   const topo = json.modelTopology;
   if (!topo || typeof topo !== 'object') fail("not a tfjs model: model.json has no 'modelTopology'");
@@ -773,10 +981,11 @@ export function parseModel(json) {
   const mc = topo.model_config ?? topo;
   const count = format === 'graph' ? topo.node?.length : (Array.isArray(mc.config) ? mc.config : mc.config?.layers)?.length;
   if (count > MAX_NODES) fail(`model has ${count} ${format === 'graph' ? 'nodes' : 'layers'}; the limit is ${MAX_NODES}`);
-  let ops;
+  let ops, graphInput;
   try {
     const { nodes, outputs } = format === 'graph' ? readGraph(topo, specs) : readLayers(topo, specs);
     if (!nodes.some((n) => n.kind === 'input')) fail('model has no input');
+    graphInput = adaptInput(nodes, opts);
     ops = buildOps(nodes, outputs, specs, format);
   } catch (e) {
     // the graph walks recurse along the longest chain of layers
@@ -785,13 +994,32 @@ export function parseModel(json) {
   }
   if (ops[0]?.type !== 'input') fail('model input is not the first op');
 
-  let defaultCut = ops.findLastIndex((o) => o.type === 'avgpool');
+  const read = new Set(ops.flatMap((o) => o.inputs));
+  let defaultCut = ops.findLastIndex((o) => o.type === 'avgpool' || (o.type === 'mean' && !read.has(ops.indexOf(o))));
   if (defaultCut < 0) {
     // no pooling: cut before the classifier head
     const dense = ops.findIndex((o) => o.type === 'dense');
     defaultCut = dense > 0 ? ops[dense].inputs[0] : ops.length - 1;
   }
-  return { format, inputShape: ops[0].shape.slice(), specs, groups, ops, defaultCut, labels: null };
+  return { format, inputShape: ops[0].shape.slice(), graphInputShape: graphInput, specs, groups, ops, defaultCut, labels: null };
+}
+
+// The input at another size, and scaled to the range the graph wants (see parseModel).
+function adaptInput(nodes, { inputSize, inputScale } = {}) {
+  const input = nodes.find((n) => n.kind === 'input');
+  const own = input.shape.slice();
+  if (inputSize != null) {
+    const [h, w] = Array.isArray(inputSize) ? inputSize : [inputSize, inputSize];
+    checkShape([h, w], `input size for '${input.name}'`);
+    input.shape = [h, w, input.shape[2]];
+  }
+  if (inputScale != null && inputScale !== 1) {
+    if (!(Number.isFinite(inputScale) && inputScale > 0)) fail(`invalid input scale ${inputScale} for '${input.name}'`);
+    const name = `${input.name}/to_0_${inputScale}`;
+    for (const n of nodes) n.inputs = n.inputs.map((i) => (i === input.name ? name : i));
+    nodes.splice(nodes.indexOf(input) + 1, 0, { name, inputs: [input.name], kind: 'scalar', term: { op: 'mul', value: inputScale } });
+  }
+  return own;
 }
 
 /** Index of the op whose output the node/layer `name` denotes (its name or an alias), or -1. */
@@ -965,18 +1193,42 @@ export function makeFetcher(base) {
  * directory. Returns { json, parsed, weightBytes, card } with affine constants resolved;
  * card is the zoo's card.json next to model.json, or null when there is none.
  */
-export async function loadModelFiles(source, onProgress) {
+export async function loadModelFiles(source, onProgress, opts = {}) {
   let url = await toUrl(source);
   if (url.pathname.endsWith('/')) url = new URL('model.json', url);
-  const json = await readJson(url, 'model.json');
-  const parsed = parseModel(json);
-  const [weightBytes, card] = await Promise.all([
-    loadWeights(parsed.groups, makeFetcher(url), onProgress),
+  const [json, card] = await Promise.all([
+    readJson(url, 'model.json'),
     // a model outside the zoo has no card; that is not an error
     readJson(new URL('card.json', url), 'card.json').catch((e) => (/not valid JSON/.test(e.message) ? Promise.reject(e) : null)),
   ]);
+  const range = card?.input?.range;
+  const parsed = parseModel(json, { inputSize: opts.inputSize, inputScale: Array.isArray(range) && range[0] === 0 ? range[1] : undefined });
+  if (card) checkCard(card, parsed, opts.inputSize);
+  const weightBytes = await loadWeights(parsed.groups, makeFetcher(url), onProgress);
   resolveConstants(parsed, weightBytes);
   return { json, parsed, weightBytes, card };
+}
+
+/**
+ * Refuses a model card whose input disagrees with its graph: input size and channels
+ * (the graph's own, whatever size it runs at), and a pixel range the engine can feed
+ * ([0, 1] or [0, 255]; anything else would need a preprocessing step it lacks).
+ */
+export function checkCard(card, parsed, inputSize) {
+  const ci = card.input;
+  if (!ci) return;
+  const native = parsed.graphInputShape; // the graph's own input, before any resize
+  const want = [ci.height, ci.width, ci.channels];
+  if (!sameShape(want, native)) {
+    fail(`model card '${card.id ?? '?'}' says the input is ${want.join('x')}, but the graph's input '${parsed.ops[0].name}' is ${native.join('x')}; the card does not describe this model`);
+  }
+  const r = ci.range;
+  if (r && !(Array.isArray(r) && r[0] === 0 && (r[1] === 1 || r[1] === 255))) {
+    fail(`model card '${card.id ?? '?'}' gives the input range ${JSON.stringify(r)}; only [0,1] and [0,255] are supported`);
+  }
+  if (inputSize != null && card.input.sizes && !card.input.sizes.includes(Array.isArray(inputSize) ? inputSize[0] : inputSize)) {
+    fail(`model card '${card.id ?? '?'}' lists input sizes ${JSON.stringify(card.input.sizes)}; ${JSON.stringify(inputSize)} is not one of them`);
+  }
 }
 
 async function readJson(url, what) {

@@ -11,7 +11,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-enum { TT_ACT_NONE = 0, TT_ACT_RELU = 1, TT_ACT_RELU6 = 2 };
+enum { TT_ACT_NONE = 0, TT_ACT_RELU = 1, TT_ACT_RELU6 = 2,
+       /* only on a standalone 'act' op (net.h), with the graph's constants: gate.c */
+       TT_ACT_HSWISH = 3, TT_ACT_HSIGMOID = 4 };
 
 /* ---- gemm.c ------------------------------------------------------------------
    C[M,N] = (acc ? C : 0) + op(A) * op(B), then + bias[N] (if bias), then act.
@@ -101,6 +103,27 @@ void tt_act_backward(size_t n, const float *y, float *dy, int act);
 void tt_bias_backward(int rows, int c, const float *dy, float *db); /* db[c] += sum over rows */
 void tt_softmax(int rows, int c, const float *x, float *y);       /* numerically stable */
 
+/* ---- gate.c: MobileNetV3's hard activations, global mean, channel gate -------------
+   hswish y = (x*a) * relu6(x + b), hsigmoid y = relu6(x + b) * a (a = 1/6, b = 3 as the
+   graph stores them); their backward accumulates dx += dy * f'(x), judged from the input.
+   mean: x [n][hw][c] -> y [n][c]; its backward dx += dy/hw. gate (squeeze-and-excitation):
+   y[n][p][c] = s[n][c] * x[n][p][c]; backward dx += dy*s, ds += sum_p dy*x (either may
+   be NULL). */
+void tt_hswish(size_t n, const float *x, float a, float b, float *y);
+void tt_hsigmoid(size_t n, const float *x, float a, float b, float *y);
+void tt_hswish_backward(size_t n, const float *x, float a, float b, const float *dy, float *dx);
+void tt_hsigmoid_backward(size_t n, const float *x, float a, float b, const float *dy, float *dx);
+void tt_mean(int n, int hw, int c, const float *x, float *y);
+void tt_mean_backward(int n, int hw, int c, const float *dy, float *dx);
+void tt_gate(int n, int hw, int c, const float *x, const float *s, float *y);
+void tt_gate_backward(int n, int hw, int c, const float *x, const float *s, const float *dy,
+                      float *dx, float *ds);
+/* PReLU over rows of c channels: y = x > 0 ? x : alpha[c]*x; backward dx += dy*(x > 0 ? 1 :
+   alpha) (dx may be NULL), dalpha[c] += dy*x where x <= 0. */
+void tt_prelu(size_t rows, int c, const float *x, const float *alpha, float *y);
+void tt_prelu_backward(size_t rows, int c, const float *x, const float *alpha, const float *dy,
+                       float *dx, float *dalpha);
+
 /* ---- optim.c: one Adam / AdamW step over n parameters ------------------------------
    g' = g + wd*w (Adam's L2 form, decoupled = 0); m = b1*m + (1-b1)*g';
    v = b2*v + ((1-b2)*g')*g'; if flush, moments below 1e-30 in magnitude set to 0;
@@ -137,6 +160,18 @@ void tt_bias_act_scalar(int rows, int c, float *y, const float *bias, int act);
 void tt_act_backward_scalar(size_t n, const float *y, float *dy, int act);
 void tt_bias_backward_scalar(int rows, int c, const float *dy, float *db);
 void tt_softmax_scalar(int rows, int c, const float *x, float *y);
+void tt_hswish_scalar(size_t n, const float *x, float a, float b, float *y);
+void tt_hsigmoid_scalar(size_t n, const float *x, float a, float b, float *y);
+void tt_hswish_backward_scalar(size_t n, const float *x, float a, float b, const float *dy, float *dx);
+void tt_hsigmoid_backward_scalar(size_t n, const float *x, float a, float b, const float *dy, float *dx);
+void tt_mean_scalar(int n, int hw, int c, const float *x, float *y);
+void tt_mean_backward_scalar(int n, int hw, int c, const float *dy, float *dx);
+void tt_gate_scalar(int n, int hw, int c, const float *x, const float *s, float *y);
+void tt_gate_backward_scalar(int n, int hw, int c, const float *x, const float *s,
+                             const float *dy, float *dx, float *ds);
+void tt_prelu_scalar(size_t rows, int c, const float *x, const float *alpha, float *y);
+void tt_prelu_backward_scalar(size_t rows, int c, const float *x, const float *alpha,
+                              const float *dy, float *dx, float *dalpha);
 void tt_adam_scalar(size_t n, float *w, const float *g, float *m, float *v,
                     const tt_adam_cfg *c);
 
@@ -163,6 +198,18 @@ void tt_bias_act_simd(int rows, int c, float *y, const float *bias, int act);
 void tt_act_backward_simd(size_t n, const float *y, float *dy, int act);
 void tt_bias_backward_simd(int rows, int c, const float *dy, float *db);
 void tt_softmax_simd(int rows, int c, const float *x, float *y);
+void tt_hswish_simd(size_t n, const float *x, float a, float b, float *y);
+void tt_hsigmoid_simd(size_t n, const float *x, float a, float b, float *y);
+void tt_hswish_backward_simd(size_t n, const float *x, float a, float b, const float *dy, float *dx);
+void tt_hsigmoid_backward_simd(size_t n, const float *x, float a, float b, const float *dy, float *dx);
+void tt_mean_simd(int n, int hw, int c, const float *x, float *y);
+void tt_mean_backward_simd(int n, int hw, int c, const float *dy, float *dx);
+void tt_gate_simd(int n, int hw, int c, const float *x, const float *s, float *y);
+void tt_gate_backward_simd(int n, int hw, int c, const float *x, const float *s,
+                           const float *dy, float *dx, float *ds);
+void tt_prelu_simd(size_t rows, int c, const float *x, const float *alpha, float *y);
+void tt_prelu_backward_simd(size_t rows, int c, const float *x, const float *alpha,
+                            const float *dy, float *dx, float *dalpha);
 void tt_adam_simd(size_t n, float *w, const float *g, float *m, float *v,
                   const tt_adam_cfg *c);
 #endif

@@ -476,6 +476,9 @@ static void build_cases(void) {
   add_case(1, 28, 28, 36, 3, 3, 2, 2, 0, 0, 1, 1);
   add_case(1, 15, 15, 67, 3, 3, 2, 2, 1, 1, 1, 1);
   add_case(2, 7, 7, 160, 3, 3, 1, 1, 1, 1, 1, 1);
+  /* MobileNetV3's 5x5 depthwise layers (TF SAME: stride 2 pads 1 before, 2 after). */
+  add_case(1, 16, 16, 72, 5, 5, 2, 2, 1, 1, 2, 2);
+  add_case(1, 9, 9, 120, 5, 5, 1, 1, 2, 2, 2, 2);
   /* More channels than any kernel-internal channel blocking (2048 in dwconv). */
   add_case(1, 3, 4, 2053, 3, 3, 1, 1, 1, 1, 1, 1);
   add_case(1, 5, 5, 4099, 3, 3, 2, 2, 1, 0, 1, 0);
@@ -929,8 +932,207 @@ static void test_adam(void) {
     }
 }
 
+/* ---- gate.c: hard activations, global mean, channel gate ------------------------------ */
+
+typedef void (*hard_fn)(size_t, const float *, float, float, float *);
+typedef void (*hard_bwd_fn)(size_t, const float *, float, float, const float *, float *);
+typedef void (*mean_fn)(int, int, int, const float *, float *);
+typedef void (*gate_fn)(int, int, int, const float *, const float *, float *);
+typedef void (*gate_bwd_fn)(int, int, int, const float *, const float *, const float *, float *,
+                            float *);
+static const struct { const char *name; hard_fn f; } hswish_impls[] = IMPLS(tt_hswish);
+static const struct { const char *name; hard_fn f; } hsigmoid_impls[] = IMPLS(tt_hsigmoid);
+static const struct { const char *name; hard_bwd_fn f; } hswish_bwd_impls[] = IMPLS(tt_hswish_backward);
+static const struct { const char *name; hard_bwd_fn f; } hsigmoid_bwd_impls[] = IMPLS(tt_hsigmoid_backward);
+static const struct { const char *name; mean_fn f; } mean_impls[] = IMPLS(tt_mean);
+static const struct { const char *name; mean_fn f; } mean_bwd_impls[] = IMPLS(tt_mean_backward);
+static const struct { const char *name; gate_fn f; } gate_impls[] = IMPLS(tt_gate);
+static const struct { const char *name; gate_bwd_fn f; } gate_bwd_impls[] = IMPLS(tt_gate_backward);
+typedef void (*prelu_fn)(size_t, int, const float *, const float *, float *);
+typedef void (*prelu_bwd_fn)(size_t, int, const float *, const float *, const float *, float *, float *);
+static const struct { const char *name; prelu_fn f; } prelu_impls[] = IMPLS(tt_prelu);
+static const struct { const char *name; prelu_bwd_fn f; } prelu_bwd_impls[] = IMPLS(tt_prelu_backward);
+
+static double relu6_d(double v) { return v < 0 ? 0 : v > 6 ? 6 : v; }
+
+typedef struct { size_t n; float a, b; const float *x, *s; int hsig, imgs, hw, c; } hard_ctx;
+static void eval_hard(const void *p, float *y) {
+  const hard_ctx *k = p;
+  (k->hsig ? tt_hsigmoid_scalar : tt_hswish_scalar)(k->n, k->x, k->a, k->b, y);
+}
+static void eval_mean(const void *p, float *y) {
+  const hard_ctx *k = p;
+  tt_mean_scalar(k->imgs, k->hw, k->c, k->x, y);
+}
+static void eval_gate(const void *p, float *y) {
+  const hard_ctx *k = p;
+  tt_gate_scalar(k->imgs, k->hw, k->c, k->x, k->s, y);
+}
+static void eval_prelu(const void *p, float *y) {
+  const hard_ctx *k = p;
+  tt_prelu_scalar((size_t)k->hw, k->c, k->x, k->s, y);
+}
+
+static void test_gate_kernels(void) {
+  /* The graph's constants: 1/6 as float16 stores it, and 3. Inputs span both kinks. */
+  const float a = 0.1666259765625f, b = 3.0f;
+  static const size_t lens[] = {1, 3, 4, 7, 64, 1001};
+  for (int li = 0; li < COUNT(lens); li++) {
+    const size_t n = lens[li];
+    float *x = rand_f(n, 8.0f), *dy = rand_f(n, 1.0f), *y = alloc_f(n), *ref = alloc_f(n);
+    float *dx0 = rand_f(n, 1.0f), *dx = alloc_f(n), *rdx = alloc_f(n);
+    if (n > 3) x[0] = -3.0f, x[1] = 3.0f, x[2] = 0.0f; /* the kinks */
+    for (int hsig = 0; hsig < 2; hsig++) {
+      for (size_t i = 0; i < n; i++) {
+        const double t = (double)x[i] + b;
+        ref[i] = (float)(hsig ? relu6_d(t) * a : (double)x[i] * a * relu6_d(t));
+        const double d = hsig ? (t > 0 && t < 6 ? a : 0) : a * relu6_d(t) + (t > 0 && t < 6 ? a * (double)x[i] : 0);
+        rdx[i] = (float)(dx0[i] + dy[i] * d);
+      }
+      for (int v = 0; v < COUNT(hswish_impls); v++) {
+        (hsig ? hsigmoid_impls[v].f : hswish_impls[v].f)(n, x, a, b, y);
+        float err = check_maxrel(y, ref, n);
+        CHECK(err < TOL, "%s %s n=%zu: maxrel %g", hsig ? "hsigmoid" : "hswish", hswish_impls[v].name, n, err);
+        memcpy(dx, dx0, n * sizeof *dx);
+        (hsig ? hsigmoid_bwd_impls[v].f : hswish_bwd_impls[v].f)(n, x, a, b, dy, dx);
+        err = check_maxrel(dx, rdx, n);
+        CHECK(err < TOL, "%s_backward %s n=%zu: maxrel %g", hsig ? "hsigmoid" : "hswish", hswish_impls[v].name, n, err);
+      }
+      /* finite differences, away from the kinks (where a difference straddles one) */
+      float *xs = copy_f(x, n), *fd = alloc_f(n), *an = alloc_f(n);
+      for (size_t i = 0; i < n; i++)
+        if (fabsf(xs[i] + b) < 0.01f || fabsf(xs[i] + b - 6.0f) < 0.01f) xs[i] += 0.05f;
+      hard_ctx k = {n, a, b, xs, NULL, hsig, 0, 0, 0};
+      fd_grad(eval_hard, &k, xs, n, dy, y, n, fd);
+      memset(an, 0, n * sizeof *an);
+      (hsig ? tt_hsigmoid_backward : tt_hswish_backward)(n, xs, a, b, dy, an);
+      const float err = check_maxrel(an, fd, n);
+      CHECK(err < FD_TOL, "%s_backward vs finite differences n=%zu: maxrel %g", hsig ? "hsigmoid" : "hswish", n, err);
+      free(xs), free(fd), free(an);
+    }
+    free(x), free(dy), free(y), free(ref), free(dx0), free(dx), free(rdx);
+  }
+  /* mean and gate: images x pixels x channels around the 4-lane boundary */
+  static const int shapes[][3] = {{1, 1, 1}, {2, 3, 5}, {1, 49, 8}, {3, 16, 13}, {2, 64, 72}};
+  for (int si = 0; si < COUNT(shapes); si++) {
+    const int imgs = shapes[si][0], hw = shapes[si][1], c = shapes[si][2];
+    const size_t nx = (size_t)imgs * hw * c, ns = (size_t)imgs * c;
+    float *x = rand_f(nx, 2.0f), *s = rand_f(ns, 1.0f), *gy = rand_f(nx, 1.0f), *gs = rand_f(ns, 1.0f);
+    float *y = alloc_f(nx), *ref = alloc_f(nx), *m = alloc_f(ns), *rm = alloc_f(ns);
+    float *dx0 = rand_f(nx, 1.0f), *ds0 = rand_f(ns, 1.0f), *dx = alloc_f(nx), *ds = alloc_f(ns);
+    float *rdx = alloc_f(nx), *rds = alloc_f(ns), *rmdx = alloc_f(nx);
+    for (int bi = 0; bi < imgs; bi++)
+      for (int j = 0; j < c; j++) {
+        double sum = 0, sds = ds0[(size_t)bi * c + j];
+        for (int p = 0; p < hw; p++) {
+          const size_t o = ((size_t)bi * hw + p) * c + j;
+          sum += x[o];
+          ref[o] = (float)((double)x[o] * s[(size_t)bi * c + j]);
+          rdx[o] = (float)(dx0[o] + (double)gy[o] * s[(size_t)bi * c + j]);
+          rmdx[o] = (float)(dx0[o] + (double)gs[(size_t)bi * c + j] / hw);
+          sds += (double)gy[o] * x[o];
+        }
+        rm[(size_t)bi * c + j] = (float)(sum / hw);
+        rds[(size_t)bi * c + j] = (float)sds;
+      }
+    for (int v = 0; v < COUNT(mean_impls); v++) {
+      mean_impls[v].f(imgs, hw, c, x, m);
+      float err = check_maxrel(m, rm, ns);
+      CHECK(err < TOL, "mean %s %dx%dx%d: maxrel %g", mean_impls[v].name, imgs, hw, c, err);
+      memcpy(dx, dx0, nx * sizeof *dx);
+      mean_bwd_impls[v].f(imgs, hw, c, gs, dx);
+      err = check_maxrel(dx, rmdx, nx);
+      CHECK(err < TOL, "mean_backward %s %dx%dx%d: maxrel %g", mean_impls[v].name, imgs, hw, c, err);
+      gate_impls[v].f(imgs, hw, c, x, s, y);
+      err = check_maxrel(y, ref, nx);
+      CHECK(err < TOL, "gate %s %dx%dx%d: maxrel %g", gate_impls[v].name, imgs, hw, c, err);
+      memcpy(dx, dx0, nx * sizeof *dx), memcpy(ds, ds0, ns * sizeof *ds);
+      gate_bwd_impls[v].f(imgs, hw, c, x, s, gy, dx, ds);
+      err = check_maxrel(dx, rdx, nx);
+      float err2 = check_maxrel(ds, rds, ns);
+      CHECK(err < TOL && err2 < TOL, "gate_backward %s %dx%dx%d: dx maxrel %g, ds maxrel %g",
+            gate_bwd_impls[v].name, imgs, hw, c, err, err2);
+      gate_bwd_impls[v].f(imgs, hw, c, x, s, gy, NULL, ds); /* either gradient may be unwanted */
+      gate_bwd_impls[v].f(imgs, hw, c, x, s, gy, dx, NULL);
+    }
+    if (nx <= 2000) { /* finite differences of the scalar forwards */
+      float *fd = alloc_f(nx), *an = alloc_f(nx), *ym = alloc_f(ns);
+      hard_ctx k = {0, 0, 0, x, s, 0, imgs, hw, c};
+      fd_grad(eval_mean, &k, x, nx, gs, ym, ns, fd);
+      memset(an, 0, nx * sizeof *an);
+      tt_mean_backward(imgs, hw, c, gs, an);
+      float err = check_maxrel(an, fd, nx);
+      CHECK(err < FD_TOL, "mean_backward vs finite differences %dx%dx%d: maxrel %g", imgs, hw, c, err);
+      fd_grad(eval_gate, &k, x, nx, gy, y, nx, fd);
+      memset(an, 0, nx * sizeof *an);
+      tt_gate_backward(imgs, hw, c, x, s, gy, an, NULL);
+      err = check_maxrel(an, fd, nx);
+      CHECK(err < FD_TOL, "gate_backward dx vs finite differences %dx%dx%d: maxrel %g", imgs, hw, c, err);
+      fd_grad(eval_gate, &k, s, ns, gy, y, nx, fd);
+      memset(an, 0, ns * sizeof *an);
+      tt_gate_backward(imgs, hw, c, x, s, gy, NULL, an);
+      err = check_maxrel(an, fd, ns);
+      CHECK(err < FD_TOL, "gate_backward ds vs finite differences %dx%dx%d: maxrel %g", imgs, hw, c, err);
+      free(fd), free(an), free(ym);
+    }
+    free(x), free(s), free(gy), free(gs), free(y), free(ref), free(m), free(rm);
+    free(dx0), free(ds0), free(dx), free(ds), free(rdx), free(rds), free(rmdx);
+  }
+  /* PReLU: rows x channels, a slope per channel */
+  static const int pr[][2] = {{1, 1}, {3, 5}, {7, 8}, {16, 13}, {40, 64}};
+  for (int si = 0; si < COUNT(pr); si++) {
+    const int rows = pr[si][0], c = pr[si][1];
+    const size_t nx = (size_t)rows * c;
+    float *x = rand_f(nx, 2.0f), *al = rand_f((size_t)c, 0.5f), *gy = rand_f(nx, 1.0f);
+    float *y = alloc_f(nx), *ref = alloc_f(nx), *dx0 = rand_f(nx, 1.0f), *dx = alloc_f(nx), *rdx = alloc_f(nx);
+    float *da0 = rand_f((size_t)c, 1.0f), *da = alloc_f((size_t)c), *rda = copy_f(da0, (size_t)c);
+    x[0] = 0.0f; /* the kink: the slope side, as x <= 0 */
+    for (size_t i = 0; i < nx; i++) {
+      const int j = (int)(i % (size_t)c);
+      ref[i] = x[i] > 0 ? x[i] : (float)((double)al[j] * x[i]);
+      rdx[i] = (float)(dx0[i] + (x[i] > 0 ? (double)gy[i] : (double)gy[i] * al[j]));
+    }
+    for (int j = 0; j < c; j++) {
+      double a = da0[j];
+      for (int r = 0; r < rows; r++) if (!(x[(size_t)r * c + j] > 0)) a += (double)gy[(size_t)r * c + j] * x[(size_t)r * c + j];
+      rda[j] = (float)a;
+    }
+    for (int v = 0; v < COUNT(prelu_impls); v++) {
+      prelu_impls[v].f((size_t)rows, c, x, al, y);
+      float err = check_maxrel(y, ref, nx);
+      CHECK(err < TOL, "prelu %s %dx%d: maxrel %g", prelu_impls[v].name, rows, c, err);
+      memcpy(dx, dx0, nx * sizeof *dx), memcpy(da, da0, (size_t)c * sizeof *da);
+      prelu_bwd_impls[v].f((size_t)rows, c, x, al, gy, dx, da);
+      err = check_maxrel(dx, rdx, nx);
+      const float err2 = check_maxrel(da, rda, (size_t)c);
+      CHECK(err < TOL && err2 < TOL, "prelu_backward %s %dx%d: dx maxrel %g, dalpha maxrel %g", prelu_bwd_impls[v].name, rows, c, err, err2);
+      prelu_bwd_impls[v].f((size_t)rows, c, x, al, gy, NULL, da); /* no dx wanted */
+    }
+    /* finite differences, away from the kink */
+    x[0] = 0.5f;
+    for (size_t i = 0; i < nx; i++) if (fabsf(x[i]) < 0.01f) x[i] = 0.05f;
+    float *fd = alloc_f(nx), *an = alloc_f(nx);
+    hard_ctx k = {0, 0, 0, x, al, 0, 1, rows, c};
+    fd_grad(eval_prelu, &k, x, nx, gy, y, nx, fd);
+    memset(an, 0, nx * sizeof *an);
+    float *sink = alloc_f((size_t)c);
+    memset(sink, 0, (size_t)c * sizeof *sink);
+    tt_prelu_backward((size_t)rows, c, x, al, gy, an, sink);
+    float err = check_maxrel(an, fd, nx);
+    CHECK(err < FD_TOL, "prelu_backward dx vs finite differences %dx%d: maxrel %g", rows, c, err);
+    fd_grad(eval_prelu, &k, al, (size_t)c, gy, y, nx, fd);
+    memset(an, 0, (size_t)c * sizeof *an);
+    tt_prelu_backward((size_t)rows, c, x, al, gy, NULL, an);
+    err = check_maxrel(an, fd, (size_t)c);
+    CHECK(err < FD_TOL, "prelu_backward dalpha vs finite differences %dx%d: maxrel %g", rows, c, err);
+    free(fd), free(an), free(sink);
+    free(x), free(al), free(gy), free(y), free(ref), free(dx0), free(dx), free(rdx), free(da0), free(da), free(rda);
+  }
+}
+
 int main(void) {
   build_cases();
+  test_gate_kernels();
   test_gemm();
   test_qgemm();
   test_dwconv();

@@ -132,6 +132,53 @@ static void test_misc_gradients(void) {
   tt_net_free(net);
 }
 
+/* A MobileNetV3 block: expand, hard-swish, 5x5 depthwise at stride 2, hard-swish,
+   squeeze-and-excitation (mean, 1x1 convs, hard-sigmoid, gate), project; then PReLU
+   (MobileFaceNet's), a global mean (the pooled feature) and a dense head. Also inference against the training forward. */
+static void test_mnv3_gradients(void) {
+  int n = 2, H = 6, W = 5, C = 4, E = 8, K = 3;
+  const float a = 0.1666259765625f, b = 3.0f; /* 1/6 as float16 stores it, and 3 */
+  tt_net *net = tt_net_create(H, W, C);
+  int e = add(net, "expand", (tt_op_desc){.type = TT_OP_CONV2D, .in0 = 0, .kh = 1, .kw = 1, .sh = 1, .sw = 1, .channels = E}, C * E, E, 0.8f);
+  int h1 = add(net, "hswish1", (tt_op_desc){.type = TT_OP_ACT, .in0 = e, .act = TT_ACT_HSWISH, .scale = a, .offset = b}, 0, 0, 0);
+  int d = add(net, "dw5x5", (tt_op_desc){.type = TT_OP_DEPTHWISE, .in0 = h1, .kh = 5, .kw = 5, .sh = 2, .sw = 2, .same = 1}, 25 * E, E, 0.5f);
+  CHECK(tt_net_op(net, d)->h == 3 && tt_net_op(net, d)->w == 3 && tt_net_op(net, d)->pt == 1, "5x5 SAME stride 2 of 6: 3 rows, 1 padded on top");
+  int h2 = add(net, "hswish2", (tt_op_desc){.type = TT_OP_ACT, .in0 = d, .act = TT_ACT_HSWISH, .scale = a, .offset = b}, 0, 0, 0);
+  int m = add(net, "se/mean", (tt_op_desc){.type = TT_OP_MEAN, .in0 = h2}, 0, 0, 0);
+  CHECK(tt_net_op(net, m)->h == 1 && tt_net_op(net, m)->c == E, "mean is 1x1xC");
+  int s1 = add(net, "se/conv", (tt_op_desc){.type = TT_OP_CONV2D, .in0 = m, .kh = 1, .kw = 1, .sh = 1, .sw = 1, .channels = 4, .act = TT_ACT_RELU}, E * 4, 4, 0.8f);
+  int s2 = add(net, "se/conv_1", (tt_op_desc){.type = TT_OP_CONV2D, .in0 = s1, .kh = 1, .kw = 1, .sh = 1, .sw = 1, .channels = E}, 4 * E, E, 0.8f);
+  int hs = add(net, "se/hsigmoid", (tt_op_desc){.type = TT_OP_ACT, .in0 = s2, .act = TT_ACT_HSIGMOID, .scale = a, .offset = b}, 0, 0, 0);
+  int g = add(net, "se/gate", (tt_op_desc){.type = TT_OP_GATE, .in0 = h2, .in1 = hs}, 0, 0, 0);
+  int p = add(net, "project", (tt_op_desc){.type = TT_OP_CONV2D, .in0 = g, .kh = 1, .kw = 1, .sh = 1, .sw = 1, .channels = C}, E * C, C, 0.5f);
+  int pr = add(net, "prelu", (tt_op_desc){.type = TT_OP_PRELU, .in0 = p}, C, 0, 0.5f);
+  int pool = add(net, "pool", (tt_op_desc){.type = TT_OP_MEAN, .in0 = pr}, 0, 0, 0);
+  add(net, "logits", (tt_op_desc){.type = TT_OP_DENSE, .in0 = pool, .channels = K}, C * K, K, 0.8f);
+  size_t xn = (size_t)n * H * W * C;
+  float *x = rnd(xn, 3.0f);
+  int labels[2] = {2, 0};
+  lossctx c = {net, x, n, labels, NULL, K};
+  gradcheck("mnv3 block", &c, x, xn);
+  /* inference (op by op, recycled buffers) equals the training forward */
+  uint64_t rng = 1;
+  int last = tt_net_count(net) - 1;
+  float want[2 * 3];
+  memcpy(want, tt_net_forward_train(net, x, n, &rng), sizeof want);
+  const float *got = tt_net_forward(net, x, n, last);
+  CHECK(got && check_maxrel(got, want, (size_t)n * K) < 1e-6f, "mnv3 block: inference vs training forward");
+  /* a trainable part cut inside the block (as fine-tuning K blocks does) copies the gate's second input */
+  tt_net *tail = tt_net_create(3, 3, E);
+  CHECK(tt_net_append(tail, net, h2, last) == TT_OK, "cut after the depthwise: %s", tt_last_error());
+  CHECK(tt_net_op(tail, 6)->d.type == TT_OP_GATE && tt_net_op(tail, 6)->d.in0 == 1 && tt_net_op(tail, 6)->d.in1 == 5,
+        "the gate's inputs remapped");
+  tt_net_free(tail);
+  tail = tt_net_create(1, 1, E);
+  CHECK(tt_net_append(tail, net, s1, last) == TT_EINVAL, "a cut inside squeeze-and-excitation (the gate reads from before it) is refused");
+  tt_net_free(tail);
+  free(x);
+  tt_net_free(net);
+}
+
 static void test_shape_errors(void) {
   tt_net *net = tt_net_create(8, 8, 3);
   float w[3 * 3 * 3 * 4] = {0};
@@ -150,6 +197,14 @@ static void test_shape_errors(void) {
   tt_op_desc k9 = {.type = TT_OP_DEPTHWISE, .in0 = 1, .kh = 9, .kw = 9, .sh = 1, .sw = 1};
   CHECK(tt_net_add(net, "toolarge", &k9, w, 9 * 9 * 4, NULL, 0) == TT_EINVAL && strstr(tt_last_error(), "does not fit"),
         "kernel larger than its input refused: %s", tt_last_error());
+  tt_op_desc gate = {.type = TT_OP_GATE, .in0 = 1, .in1 = 0};
+  CHECK(tt_net_add(net, "gate", &gate, NULL, 0, NULL, 0) == TT_EINVAL && strstr(tt_last_error(), "not 1x1x4"),
+        "a gate that is not 1x1xC refused: %s", tt_last_error());
+  tt_op_desc hsconv = {.type = TT_OP_CONV2D, .in0 = 1, .kh = 1, .kw = 1, .sh = 1, .sw = 1, .channels = 4, .act = TT_ACT_HSWISH};
+  CHECK(tt_net_add(net, "hsconv", &hsconv, w, 16, NULL, 0) == TT_EINVAL && strstr(tt_last_error(), "only as an act op"),
+        "hard-swish fused into a conv refused: %s", tt_last_error());
+  tt_op_desc hsnan = {.type = TT_OP_ACT, .in0 = 1, .act = TT_ACT_HSWISH, .scale = NAN, .offset = 3};
+  CHECK(tt_net_add(net, "hsnan", &hsnan, NULL, 0, NULL, 0) == TT_EINVAL, "hard-swish with a NaN constant refused");
   CHECK(tt_net_create(0, 5, 3) == NULL, "empty input refused");
   CHECK(tt_net_create(100000, 100000, 3) == NULL, "huge input refused");
   tt_net_free(net);
@@ -426,6 +481,7 @@ int main(void) {
   test_fold_bn();
   test_block_gradients();
   test_misc_gradients();
+  test_mnv3_gradients();
   test_inference_matches_training();
   test_zero_grad();
   test_fused_blocks(0);
