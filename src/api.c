@@ -249,6 +249,7 @@ API(tt_net_op_info) int tt_net_op_info(const tt_net *net, int i, int32_t *out) {
   return TT_OK;
 }
 API(tt_net_op_scale) float tt_net_op_scale(const tt_net *net, int i) { return tt_net_op(net, i) ? tt_net_op(net, i)->d.scale : 0; }
+API(tt_net_op_offset) float tt_net_op_offset(const tt_net *net, int i) { return tt_net_op(net, i) ? tt_net_op(net, i)->d.offset : 0; }
 API(tt_net_op_name) const char *tt_net_op_name(const tt_net *net, int i) { return tt_net_op(net, i) ? tt_net_op(net, i)->name : ""; }
 API(tt_net_ops) int tt_net_ops(const tt_net *net) { return tt_net_count(net); }
 
