@@ -101,11 +101,39 @@ test('the whole model and the trained part as ONNX give the engine\'s probabilit
       const rb = (await whole.run({ input: new ort.Tensor('float32', batch, [2, 224, 224, 3]) })).probabilities;
       assert.deepEqual(rb.dims, [2, set.labels.length]);
       assert.ok(maxAbsDiff(rb.data.subarray(set.labels.length), two[1].probs) <= BOUND[kind]);
+      // The metadata names what the classifier trained (for a trainer) and the labels.
+      const props = onnxMetadata(c.exportOnnx({ whole: true }).bytes);
+      assert.deepEqual(JSON.parse(props.labels), set.labels);
+      assert.equal(JSON.parse(props.trainable_initializers).length, 2 * c.ops().filter((o) => o.weights.length).length);
+      assert.equal(JSON.parse(props.metadata).whole, true);
       await whole.release(), await part.release();
       c.dispose();
     }
   }
 });
+
+// ModelProto's metadata_props (field 14: key 1, value 2), read with a minimal protobuf reader.
+function onnxMetadata(bytes) {
+  let at = 0;
+  const varint = (b) => { let v = 0, k = 1; for (;;) { const x = b[at++]; v += (x & 127) * k; k *= 128; if (x < 128) return v; } };
+  const fields = (b) => {
+    const out = [];
+    at = 0;
+    while (at < b.length) {
+      const key = varint(b), wire = key % 8;
+      if (wire === 0) varint(b);
+      else if (wire === 5) at += 4;
+      else if (wire === 1) at += 8;
+      else { const n = varint(b); out.push([Math.floor(key / 8), b.subarray(at, at + n)]); at += n; }
+    }
+    return out;
+  };
+  const dec = new TextDecoder();
+  return Object.fromEntries(fields(bytes).filter(([f]) => f === 14).map(([, m]) => {
+    const kv = Object.fromEntries(fields(m));
+    return [dec.decode(kv[1]), dec.decode(kv[2])];
+  }));
+}
 
 test('the exported layers model trains one more epoch in TensorFlow.js, loss decreasing, backbone unchanged', async () => {
   const tf = await referenceTf();

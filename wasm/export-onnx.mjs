@@ -138,15 +138,15 @@ const NODES = {
     let x = ctx.nchw(o.in0);
     const [t, b, l, r] = o.pads;
     // Explicit zero padding counts in the average (Keras ZeroPadding2D); SAME's does not.
-    if (t || b || l || r) x = ctx.node('Pad', [x, ctx.init(`${name}.pads`, [8], BigInt64Array.from([0, 0, t, l, 0, 0, b, r].map(BigInt)))], {}, `${name}_pad`);
+    if (t || b || l || r) x = ctx.node('Pad', [x, ctx.init(`${name}.pads`, [8], BigInt64Array.from([0, 0, t, l, 0, 0, b, r].map(BigInt)), false)], {}, `${name}_pad`);
     const shape = ctx.inShape(o.in0);
     return ctx.node('AveragePool', [x], { kernel_shape: o.kernel, strides: o.strides,
       pads: convPads([shape[0] + t + b, shape[1] + l + r], { ...o, pads: [0, 0, 0, 0] }), count_include_pad: 0 }, name);
   },
   affine(ctx, o, name) {
     const x = ctx.isFlat(o.in0) ? ctx.flat(o.in0) : ctx.nchw(o.in0);
-    const m = ctx.node('Mul', [x, ctx.init(`${name}.scale`, [], Float32Array.of(o.scale))], {}, `${name}_mul`, ctx.isFlat(o.in0) ? 'flat' : 'nchw');
-    return ctx.node('Add', [m, ctx.init(`${name}.offset`, [], Float32Array.of(o.offset))], {}, name, ctx.isFlat(o.in0) ? 'flat' : 'nchw');
+    const m = ctx.node('Mul', [x, ctx.init(`${name}.scale`, [], Float32Array.of(o.scale), false)], {}, `${name}_mul`, ctx.isFlat(o.in0) ? 'flat' : 'nchw');
+    return ctx.node('Add', [m, ctx.init(`${name}.offset`, [], Float32Array.of(o.offset), false)], {}, name, ctx.isFlat(o.in0) ? 'flat' : 'nchw');
   },
   dropout: (ctx, o) => ctx.same(o.in0), // identity at inference
   act: (ctx, o) => ctx.same(o.in0), // the activation itself is added below, as for every op
@@ -157,7 +157,7 @@ const NODES = {
 const ACTIVATIONS = {
   none: null,
   relu: (ctx, x, name, layout) => ctx.node('Relu', [x], {}, `${name}_relu`, layout),
-  relu6: (ctx, x, name, layout) => ctx.node('Clip', [x, ctx.init('relu6.min', [], Float32Array.of(0)), ctx.init('relu6.max', [], Float32Array.of(6))], {}, `${name}_relu6`, layout),
+  relu6: (ctx, x, name, layout) => ctx.node('Clip', [x, ctx.init('relu6.min', [], Float32Array.of(0), false), ctx.init('relu6.max', [], Float32Array.of(6), false)], {}, `${name}_relu6`, layout),
 };
 
 // ONNX pads [top, left, bottom, right] for TensorFlow's SAME (the extra row/column at the
@@ -175,10 +175,12 @@ function convPads([ih, iw], o) {
 
 /**
  * The ONNX model of a graph from export-ops.mjs. softmax: end with the probabilities
- * (else the last op's activation, named 'output'). Returns the file's bytes.
+ * (else the last op's activation, named 'output'); ops from `frozen` on are the
+ * trained ones, listed in the metadata. Returns the file's bytes.
  */
-export function toOnnx({ ops, labels }, { softmax = true, name = 'tinytune', meta = {} } = {}) {
-  const nodes = [], inits = [], initNames = new Set();
+export function toOnnx({ ops, labels, frozen = ops.length }, { softmax = true, name = 'tinytune', meta = {} } = {}) {
+  const nodes = [], inits = [], initNames = new Set(), trainable = [];
+  let at = 0; // the op being written
   const uniq = namer();
   uniq('input'), uniq('probabilities'), uniq('output');
   // Each op's output, by layout: { nchw, nhwc, flat } names, made on first use.
@@ -191,8 +193,10 @@ export function toOnnx({ ops, labels }, { softmax = true, name = 'tinytune', met
       ctx.last = { [layout]: n };
       return n;
     },
-    init(n, dims, data) {
-      if (!initNames.has(n)) initNames.add(n), inits.push(tensor(n, dims, data));
+    init(n, dims, data, learned = true) {
+      if (initNames.has(n)) return n;
+      initNames.add(n), inits.push(tensor(n, dims, data));
+      if (learned && at >= frozen) trainable.push(n);
       return n;
     },
     inShape: (i) => ops[i].shape,
@@ -222,6 +226,7 @@ export function toOnnx({ ops, labels }, { softmax = true, name = 'tinytune', met
   outs[0] = vectorIn ? { flat: 'input', base: 'input' } : { nhwc: 'input', base: 'input' };
   ops.forEach((o, i) => {
     if (i === 0) return;
+    at = i;
     const write = NODES[o.type];
     if (!write) throw unsupported(FORMAT, o);
     if (!(o.act in ACTIVATIONS)) throw unsupported(FORMAT, o, true);
@@ -256,7 +261,11 @@ export function toOnnx({ ops, labels }, { softmax = true, name = 'tinytune', met
   graph.msg(11, valueInfo('input', inputDims)).msg(12, valueInfo(outName, outDims));
   const model = new Msg().int(1, IR_VERSION).string(2, 'tinytune').string(3, '1').msg(7, graph)
     .msg(8, new Msg().string(1, '').int(2, OPSET));
-  for (const [k, v] of Object.entries({ labels: JSON.stringify(labels ?? []), ...meta })) model.msg(14, new Msg().string(1, k).string(2, v));
+  // What a trainer (onnxruntime-training's generate_artifacts) needs: which initializers
+  // the classifier trained, and the tensor before the softmax (its loss takes logits).
+  const props = { labels: JSON.stringify(labels ?? []), trainable_initializers: JSON.stringify(trainable), ...meta };
+  if (softmax && ops[li].type !== 'softmax') props.logits = ctx.flat(li);
+  for (const [k, v] of Object.entries(props)) model.msg(14, new Msg().string(1, k).string(2, v));
   return model.toBytes();
 }
 
