@@ -55,11 +55,9 @@ export function exportGraph(classifier, { whole = false } = {}) {
     // it right after the backbone's ops 0..boundary.
     const back = readOps(mod, c.model.net, 0, c.boundary);
     const shift = (i) => i + c.boundary;
-    ops = [...back, ...head.slice(1).map((o) => ({ ...o, in0: shift(o.in0), in1: o.type === 'add' ? shift(o.in1) : o.in1 }))];
+    // (in1 too: ops that read one input ignore it.)
+    ops = [...back, ...head.slice(1).map((o) => ({ ...o, in0: shift(o.in0), in1: shift(o.in1) }))];
     frozen = back.length;
-  }
-  for (const o of ops) {
-    if (o.type === 'add' && o.in1 < 0) throw new EngineError(`op '${o.name}' reads a missing input`);
   }
   const m = c.model;
   return {
