@@ -1,6 +1,6 @@
 // Benchmarks this engine against TensorFlow.js (WASM backend, and the CPU backend as the
 // floor) on the same backbone and the same real photos, in one run, and prints ratios.
-//   node bench/bench.mjs [--model mobilenet_v2_mid] [--runs 7] [--quick] [--json out.json] [--no-relaxed]
+//   node bench/bench.mjs [--model mobilenet_v2_mid] [--runs 7] [--quick] [--json out.json] [--no-relaxed] [--no-ort]
 //                        [--zoo centernet_mnv3@512,...] [--zoo-only]
 // --zoo: the other backbones (id@input size), forward batch 1 on one thread against
 // tfjs-wasm running the same model file at the same size ('' for none); --zoo-only
@@ -10,7 +10,9 @@
 // unless --no-relaxed is given the benchmark re-runs itself with the flag (which changes
 // nothing for tfjs-wasm: it has no relaxed-SIMD build). Each build runs on one thread,
 // as tfjs-wasm does in Node; then the fastest build again on all cores (--threads N to
-// choose), against itself on one thread and against tfjs-wasm.
+// choose), against itself on one thread and against tfjs-wasm. ONNX Runtime (bench/ort.mjs:
+// onnxruntime-web's WASM SIMD build and onnxruntime-node's native CPU one) runs the same
+// model, exported by our ONNX exporter, on the same pixels, on 1 thread and on all.
 import fs from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { parseArgs } from 'node:util';
@@ -18,13 +20,14 @@ import { createEngine } from '../wasm/engine.mjs';
 import { hasRelaxedSimd, canThread, defaultThreads } from '../wasm/module.mjs';
 import { Classifier } from '../wasm/transfer.mjs';
 import { PHOTOS, modelDir, readPhoto, referenceTf, dirHandler } from '../tests/helpers.mjs';
+import { ortForward } from './ort.mjs';
 
 const { values: o } = parseArgs({ options: {
   model: { type: 'string', default: 'mobilenet_v2_mid' }, runs: { type: 'string', default: '7' },
   quick: { type: 'boolean', default: false }, json: { type: 'string', default: 'bench/results.json' },
   'no-relaxed': { type: 'boolean', default: false }, 'forward-child': { type: 'string' }, 'memory-child': { type: 'boolean', default: false }, threads: { type: 'string' },
   zoo: { type: 'string', default: 'centernet_mnv3@512,centernet_mnv3@320,centernet_mnv3@224,mobilefacenet@112' }, 'zoo-child': { type: 'string' },
-  'zoo-only': { type: 'boolean', default: false } } });
+  'zoo-only': { type: 'boolean', default: false }, 'ort-child': { type: 'string' }, 'no-ort': { type: 'boolean', default: false } } });
 
 const FLAG = '--experimental-wasm-relaxed-simd';
 if (!o['no-relaxed'] && !hasRelaxedSimd() && !process.execArgv.includes(FLAG)) {
@@ -111,6 +114,20 @@ if (o['memory-child']) {
   process.stdout.write(JSON.stringify(await memoryChild()) + '\n');
   process.exit(0);
 }
+// ONNX Runtime in a child of its own, as our builds: 'ort-web,N' or 'ort-node,N' (threads).
+const ortChild = async (spec) => {
+  const [peer, threads] = spec.split(',');
+  const m = await (await createEngine()).loadModel(modelDir(o.model));
+  const [h, w, c] = m.inputShape;
+  const prep = PHOTOS.slice(0, 4).map((b) => m.embedViews(readPhoto(b), { views: 1, upto: 0 }));
+  const px = new Float32Array(16 * h * w * c);
+  for (let k = 0; k < 16; k++) px.set(prep[k % prep.length], k * h * w * c);
+  return ortForward({ peer, threads: Number(threads), model: m, pixels: px, expect: m.runInput(prep[0], 1, m.layers.length - 1), time });
+};
+if (o['ort-child']) {
+  process.stdout.write(JSON.stringify(await ortChild(o['ort-child'])) + '\n');
+  process.exit(0);
+}
 if (o['forward-child']) {
   process.stdout.write(JSON.stringify(await forwardChild(o['forward-child'])) + '\n');
   process.exit(0);
@@ -191,6 +208,25 @@ for (const spec of o.zoo ? o.zoo.split(',') : []) {
   row(`forward, batch 1, ${id} ${size}x${size} (${ours.feature}-d), SIMD`, ours.ms, peer, 'tfjs-wasm');
 }
 if (o['zoo-only']) process.exit(0);
+
+// ONNX Runtime as the inference peer: our fastest build on one thread and on all, each
+// against ONNX Runtime on as many threads (its output checked against ours).
+if (!o['no-ort']) {
+  const ortOf = (spec) => {
+    const r = spawnSync(process.execPath, [...process.execArgv, process.argv[1], '--model', o.model, '--runs', String(o.runs),
+      ...(o.quick ? ['--quick'] : []), '--ort-child', spec], { encoding: 'utf8' });
+    if (r.status !== 0) throw new Error(`ONNX Runtime child ${spec} failed: ${r.stderr}`);
+    return JSON.parse(r.stdout.trim().split('\n').pop());
+  };
+  const alone = names.filter((b) => !/threads/.test(b)).at(-1);
+  for (const peer of ['ort-web', 'ort-node']) {
+    for (const [build, t] of [[alone, 1], ...(threaded ? [[threaded, THREADS]] : [])]) {
+      const r = ortOf(`${peer},${t}`);
+      if (r.maxAbsDiff > 1e-3) throw new Error(`${peer} gives outputs ${r.maxAbsDiff} away from ours: the export or the peer is wrong`);
+      for (const n of [1, 16]) row(`forward, batch ${n} (per image), ${build}`, forward[build][n] / n, r[n] / n, `${peer}${t > 1 ? `/${t}` : ''}`);
+    }
+  }
+}
 
 // Kernels at MobileNetV2 1.4 shapes: GFLOP/s of each build's own kernels (exported
 // micro-benchmark, operands resident) against tfjs-wasm's fused ops (XNNPACK) on the same

@@ -4,12 +4,14 @@
 //   tinytune predict <model.ttm> <image...> [--top k]
 //   tinytune evaluate <model.ttm> <data/>       accuracy on a labelled folder it did not train on
 //   tinytune embed <image...> [--model id] [--cut layer]   one JSON line of features per image
+//   tinytune export <model.ttm> [--tfjs dir] [--onnx file.onnx] [--trained-only]
 import fs from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import { createEngine } from '../wasm/engine.mjs';
 import { Classifier, readClassifierInfo } from '../wasm/transfer.mjs';
+import { tfjsFiles } from '../wasm/export-tfjs.mjs';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const IMAGE = /\.(jpe?g|png|gif|bmp)$/i;
@@ -17,11 +19,15 @@ const USAGE = `usage:
   tinytune finetune <data-dir> [--model mobilenet_v2_mid] [--blocks auto|K] [--budget seconds] [--no-refit] [--epochs N] [--lr X]
                     [--batch N] [--views N] [--no-augment] [--hidden N] [--seed N] [--val F]
                     [--threads N (default: all cores)]
-                    [--out model.ttm] [--metrics metrics.json] [--export-tfjs dir]
+                    [--out model.ttm] [--metrics metrics.json] [--export-tfjs dir] [--export-onnx file.onnx]
   tinytune predict <model.ttm> <image...> [--top K]
   tinytune evaluate <model.ttm> <data-dir> [--json]   accuracy, per class, confusion, calibration
   tinytune embed <image...> [--model mobilenet_v2_mid] [--cut layer]
+  tinytune export <model.ttm> [--tfjs dir] [--onnx file.onnx] [--trained-only]
 data-dir holds one folder per class: data/<label>/*.jpg|png|gif|bmp
+Exports hold the whole model, from a 224x224 RGB image in [0,1] to class probabilities
+(--trained-only: the trained part alone, from the backbone's features), as a TensorFlow.js
+layers model (dir/model.json, weights.bin, metadata.json with the labels) or ONNX (opset 13).
 --float32 (any command): run every layer in float32, not the frozen pointwise layers by
 their 8-bit weight codes (slower; features closer to TensorFlow.js's)`;
 
@@ -41,7 +47,7 @@ async function finetune(args) {
     views: { type: 'string', default: '4' }, 'no-augment': { type: 'boolean', default: false },
     hidden: { type: 'string', default: '256' }, seed: { type: 'string', default: '1' }, val: { type: 'string', default: '0.2' },
     out: { type: 'string', default: 'model.ttm' }, metrics: { type: 'string', default: 'metrics.json' },
-    'export-tfjs': { type: 'string' }, threads: { type: 'string' }, float32: { type: 'boolean', default: false } } });
+    'export-tfjs': { type: 'string' }, 'export-onnx': { type: 'string' }, threads: { type: 'string' }, float32: { type: 'boolean', default: false } } });
   const dir = positionals[0];
   const { labels, files } = readFolder(dir, 'finetune');
   if (labels.length < 2) die(`'${dir}' has ${labels.length} class folder(s); training needs at least 2`);
@@ -85,12 +91,7 @@ async function finetune(args) {
   }
   fs.writeFileSync(o.out, c.save());
   fs.writeFileSync(o.metrics, JSON.stringify({ ...report, settings: { ...report.settings, signal: undefined } }, null, 2));
-  if (o['export-tfjs']) {
-    const { modelJson, weightData } = c.exportTfjs();
-    fs.mkdirSync(o['export-tfjs'], { recursive: true });
-    fs.writeFileSync(path.join(o['export-tfjs'], 'model.json'), JSON.stringify(modelJson));
-    fs.writeFileSync(path.join(o['export-tfjs'], 'weights.bin'), weightData);
-  }
+  writeExports(c, { tfjs: o['export-tfjs'], onnx: o['export-onnx'] });
   if (report.auto) process.stderr.write(`auto: trained ${report.blocks ? `the last ${report.blocks} blocks and a head` : 'a head on frozen features'} (${report.auto.why})\n`);
   process.stderr.write(`best epoch ${report.bestEpoch}, validation accuracy ${report.validationAccuracy === null ? 'n/a' : report.validationAccuracy.toFixed(3)}` +
     (report.refit ? ` (an estimate: the model then trained ${report.refit.epochs} epochs on all ${report.refit.images} images)` : '') + '\n');
@@ -173,12 +174,35 @@ async function embed(args) {
   if (failed) process.exitCode = 2;
 }
 
+// The whole model (or with trainedOnly the trained part) as a tfjs layers model in a folder and/or an ONNX file.
+function writeExports(c, { tfjs, onnx, trainedOnly = false }) {
+  const whole = !trainedOnly;
+  if (tfjs) {
+    fs.mkdirSync(tfjs, { recursive: true });
+    for (const [name, bytes] of Object.entries(tfjsFiles(c.exportTfjs({ whole })))) fs.writeFileSync(path.join(tfjs, name), bytes);
+    process.stderr.write(`wrote ${whole ? 'the whole model' : 'the trained part'} as a TensorFlow.js layers model to ${tfjs}\n`);
+  }
+  if (onnx) {
+    fs.writeFileSync(onnx, c.exportOnnx({ whole }).bytes);
+    process.stderr.write(`wrote ${whole ? 'the whole model' : 'the trained part'} as ONNX to ${onnx}\n`);
+  }
+}
+
+async function exportCmd(args) {
+  const { values: o, positionals } = parseArgs({ args, allowPositionals: true, options: { tfjs: { type: 'string' }, onnx: { type: 'string' },
+    'trained-only': { type: 'boolean', default: false }, model: { type: 'string' } } });
+  const [file] = positionals;
+  if (!file || !(o.tfjs || o.onnx)) die(`export needs a model file and --tfjs dir and/or --onnx file\n${USAGE}`);
+  writeExports(await openClassifier(file, o), { tfjs: o.tfjs, onnx: o.onnx, trainedOnly: o['trained-only'] });
+}
+
 const [cmd, ...rest] = process.argv.slice(2);
 try {
   if (cmd === 'finetune') await finetune(rest);
   else if (cmd === 'predict') await predict(rest);
   else if (cmd === 'embed') await embed(rest);
   else if (cmd === 'evaluate') await evaluate(rest);
+  else if (cmd === 'export') await exportCmd(rest);
   else die(USAGE);
 } catch (e) {
   die(e.message);

@@ -2,6 +2,9 @@
 // (and augmented views of it), train the last K blocks plus a new head in the engine,
 // predict, save and reload. The same code runs in Node, in the CLI and in the page's worker.
 import { EngineError } from './module.mjs';
+import { readOps } from './export-ops.mjs';
+import { exportTfjs } from './export-tfjs.mjs';
+import { exportOnnx } from './export-onnx.mjs';
 
 const OPTIMIZERS = { adam: 0, adamw: 1, sgd: 2 };
 const DROPOUT = 9;
@@ -650,31 +653,29 @@ export class Classifier {
     }
   }
 
-  /** Each op of the trainable net: its descriptor, output shape and a copy of its weights. */
+  /** Each op of the trainable net: its descriptor, output shape and a copy of its weights (see export-ops.mjs). */
   ops() {
-    const m = this.mod;
-    const n = m.x.tt_net_ops(this.net);
-    return m.scoped((take) => {
-      const info = take(m.alloc(21 * 4));
-      return Array.from({ length: n }, (_, i) => {
-        m.check(m.x.tt_net_op_info(this.net, i, info));
-        const v = m.i32.slice(info >> 2, (info >> 2) + 21);
-        return {
-          name: m.string(m.x.tt_net_op_name(this.net, i)), type: v[0], in0: v[1], in1: v[2], kernel: [v[3], v[4]],
-          strides: [v[5], v[6]], same: !!v[7], pads: [v[8], v[9], v[10], v[11]], act: v[13], shape: [v[14], v[15], v[16]],
-          rate: m.x.tt_net_op_scale(this.net, i), weights: m.floats(v[17], v[18]), bias: m.floats(v[19], v[20]),
-        };
-      });
-    });
+    return readOps(this.mod, this.net);
   }
 
   /**
-   * The trained part as a TensorFlow.js layers model that tf.loadLayersModel opens: its
-   * input is the backbone's activation at the boundary (the pooled feature for K = 0),
-   * its output the class probabilities. Returns { modelJson, weightData }.
+   * A TensorFlow.js layers model that tf.loadLayersModel opens, with the class probabilities
+   * as output. opts.whole: from the image (224x224x3 RGB in [0,1], resized as the backbone
+   * takes it) through the frozen backbone, the trained blocks and the head; else (the
+   * default) the trained part alone, whose input is the backbone's activation at the
+   * boundary (the pooled feature for K = 0). Returns { modelJson, weightData, metadata }
+   * (tfjsFiles in export-tfjs.mjs names them as files).
    */
-  exportTfjs() {
-    return toKeras(this.ops(), this.labels);
+  exportTfjs(opts = {}) {
+    return exportTfjs(this, opts);
+  }
+
+  /**
+   * The same as an ONNX model (opset 13, NHWC float32 input named 'input', output
+   * 'probabilities'). opts.whole as for exportTfjs. Returns { bytes, metadata }.
+   */
+  exportOnnx(opts = {}) {
+    return exportOnnx(this, opts);
   }
 
   dispose() {
@@ -685,88 +686,4 @@ export class Classifier {
     this.net = 0;
     this._rng = 0;
   }
-}
-
-// ---- export to a Keras functional model, as tfjs's layers format describes it ----------
-
-const TYPE = { input: 0, conv2d: 1, depthwise: 2, dense: 3, add: 4, avgpool: 5, act: 6, dropout: 9 };
-
-function toKeras(ops, labels) {
-  const layers = [], specs = [], chunks = [];
-  const used = new Set();
-  const uniq = (name) => {
-    let base = name.replace(/[^A-Za-z0-9_]/g, '_').replace(/^_+/, '') || 'layer', n = base, k = 1;
-    while (used.has(n)) n = `${base}_${k++}`;
-    used.add(n);
-    return n;
-  };
-  const layer = (cls, name, config, inputs) => {
-    layers.push({ class_name: cls, name, config: { name, trainable: true, ...config },
-      inbound_nodes: inputs.length ? [inputs.map((i) => [i, 0, 0, {}])] : [] });
-    return name;
-  };
-  const weight = (name, shape, data) => { specs.push({ name, shape, dtype: 'float32' }); chunks.push(data); };
-  const outName = [], flat = [];
-  const flatInput = ops[0].shape[0] === 1 && ops[0].shape[1] === 1 && ops.slice(1).every((o) => o.type === TYPE.dense || o.type === TYPE.dropout || o.type === TYPE.act);
-  ops.forEach((o, i) => {
-    flat[i] = i === 0 ? flatInput : o.type === TYPE.dense || (flat[o.in0] && o.type !== TYPE.add);
-    const [h, w, c] = o.shape;
-    if (i === 0) {
-      outName[0] = layer('InputLayer', 'input', { batch_input_shape: flatInput ? [null, c] : [null, h, w, c], dtype: 'float32', sparse: false }, []);
-      return;
-    }
-    let x = outName[o.in0];
-    const name = uniq(o.name);
-    switch (o.type) {
-      case TYPE.conv2d:
-      case TYPE.depthwise: {
-        const [t, b, l, r] = o.pads;
-        if (t || b || l || r) x = layer('ZeroPadding2D', uniq(`${name}_pad`), { padding: [[t, b], [l, r]], data_format: 'channels_last' }, [x]);
-        const common = { kernel_size: o.kernel, strides: o.strides, padding: o.same ? 'same' : 'valid', data_format: 'channels_last',
-          dilation_rate: [1, 1], activation: 'linear', use_bias: true };
-        const cin = ops[o.in0].shape[2];
-        if (o.type === TYPE.conv2d) {
-          x = layer('Conv2D', name, { ...common, filters: c }, [x]);
-          weight(`${name}/kernel`, [...o.kernel, cin, c], o.weights);
-        } else {
-          x = layer('DepthwiseConv2D', name, { ...common, depth_multiplier: 1 }, [x]);
-          weight(`${name}/depthwise_kernel`, [...o.kernel, cin, 1], o.weights);
-        }
-        weight(`${name}/bias`, [c], o.bias);
-        break;
-      }
-      case TYPE.dense: {
-        const [ih, iw, ic] = ops[o.in0].shape;
-        if (!flat[o.in0]) x = layer('Flatten', uniq(`${name}_flatten`), { data_format: 'channels_last' }, [x]);
-        x = layer('Dense', name, { units: c, activation: 'linear', use_bias: true }, [x]);
-        weight(`${name}/kernel`, [ih * iw * ic, c], o.weights);
-        weight(`${name}/bias`, [c], o.bias);
-        break;
-      }
-      case TYPE.add: x = layer('Add', name, {}, [x, outName[o.in1]]); break;
-      case TYPE.avgpool:
-        x = layer('AveragePooling2D', name, { pool_size: o.kernel, strides: o.strides, padding: o.same ? 'same' : 'valid', data_format: 'channels_last' }, [x]);
-        break;
-      case TYPE.dropout: x = layer('Dropout', name, { rate: o.rate }, [x]); break;
-      case TYPE.act: break;
-      default: throw new EngineError(`cannot export op '${o.name}' to a tfjs layers model`);
-    }
-    if (o.act) x = layer('ReLU', uniq(`${name}_relu`), { max_value: o.act === 2 ? 6 : null, negative_slope: 0, threshold: 0 }, [x]);
-    outName[i] = x;
-  });
-  const probs = layer('Activation', 'probabilities', { activation: 'softmax' }, [outName[ops.length - 1]]);
-  const total = chunks.reduce((a, d) => a + d.length, 0);
-  const weightData = new Float32Array(total);
-  let at = 0;
-  for (const d of chunks) weightData.set(d, at), (at += d.length);
-  return {
-    modelJson: {
-      format: 'layers-model', generatedBy: 'tinytune', convertedBy: null,
-      modelTopology: { class_name: 'Model', keras_version: '2.2.4', backend: 'tensorflow',
-        config: { name: 'tinytune', layers, input_layers: [['input', 0, 0]], output_layers: [[probs, 0, 0]] } },
-      weightsManifest: [{ paths: ['weights.bin'], weights: specs }],
-      userDefinedMetadata: { labels },
-    },
-    weightData: new Uint8Array(weightData.buffer),
-  };
 }
