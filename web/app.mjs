@@ -7,6 +7,7 @@ import { droppedGroups, makeThumbnail, download, safeName, formatBytes } from '.
 import { drawCurves, renderPerClass, renderConfusion, renderPredictions } from './charts.mjs';
 import { LivePreview, Recorder, cameraError, openStream } from './live.mjs';
 import { BatchTable, Inbox, topOf } from './batch.mjs';
+import { el } from './dom.mjs';
 
 const $ = (id) => document.getElementById(id);
 const MAX_FILE = 64 * 1024 * 1024;
@@ -31,18 +32,6 @@ const uid = () => (crypto.randomUUID ? crypto.randomUUID() : `${Date.now().toStr
 const plural = (n, w) => `${n} ${w}${n === 1 ? '' : w.endsWith('s') ? 'es' : 's'}`;
 const pct = (v) => (v === null || v === undefined || !Number.isFinite(v) ? '–' : `${(v * 100).toFixed(v === 1 || v === 0 ? 0 : 1)}%`);
 const fmtTime = (s) => (!Number.isFinite(s) ? '…' : s < 10 ? `${Math.max(0, s).toFixed(1)} s` : s < 60 ? `${Math.round(s)} s` : `${Math.floor(s / 60)} min ${Math.round(s % 60)} s`);
-const el = (tag, props = {}, ...children) => {
-  const e = document.createElement(tag);
-  for (const [k, v] of Object.entries(props)) {
-    if (k === 'class') e.className = v;
-    else if (k === 'dataset') Object.assign(e.dataset, v);
-    else if (k.startsWith('on')) e.addEventListener(k.slice(2), v);
-    else if (v === true) e.setAttribute(k, '');
-    else if (v !== false && v !== null && v !== undefined) e.setAttribute(k, v);
-  }
-  e.append(...children.filter((c) => c !== null && c !== undefined && c !== false));
-  return e;
-};
 
 // ---------------------------------------------------------------------------------------
 // Messages
@@ -847,6 +836,7 @@ async function clearProject() {
   btn.textContent = 'Clear project';
   btn.classList.remove('armed');
   await state.store?.replace({ settings: state.settings, classes: [] });
+  await inbox?.clear();
   await restoreProject();
   notify('Cleared the project.', 'info');
 }
@@ -993,7 +983,9 @@ function bindUi() {
   // a file dropped outside the drop zones must not replace the page
   window.addEventListener('dragover', (e) => e.preventDefault());
   window.addEventListener('drop', (e) => e.preventDefault());
-  window.addEventListener('resize', () => { if (progress.history.length) drawCurves($('curves'), progress.history, progress.epochs); });
+  const redraw = () => { if (progress.history.length) drawCurves($('curves'), progress.history, progress.epochs); else if (state.trained?.report?.history?.length) renderResults(state.trained.labels, state.trained.report); else drawCurves($('curves'), [], state.settings.epochs); };
+  window.addEventListener('resize', redraw);
+  matchMedia('(prefers-color-scheme: dark)').addEventListener?.('change', redraw); // the chart's ink follows the colour scheme
 }
 
 async function boot() {
@@ -1030,7 +1022,7 @@ async function boot() {
     notify(`Skipped '${name}': ${reason}`, 'warn');
   });
   state.client.on('embedded', ({ pending }) => {
-    $('features-status').textContent = pending ? `Computing features in the background: ${plural(pending, 'image')} to go.` : 'Features ready for every image.';
+    $('features-status').textContent = pending ? `Preparing images for training in the background: ${plural(pending, 'image')} to go.` : 'Every image is ready for training.';
   });
   state.client.on('fatal', (e) => notify(e.message, 'error'));
   try {

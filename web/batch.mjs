@@ -4,6 +4,8 @@
 // images in an IndexedDB database of its own ('tinytune-inbox'), so it survives a reload.
 // Plain DOM; the app hands in the worker client, its classes and addFiles.
 
+import { el as h } from './dom.mjs';
+
 const NONE = 'None of these';
 const pctText = (v) => `${(v * 100).toFixed(1)}%`;
 
@@ -12,19 +14,6 @@ export function topOf(preds) {
   const top = preds?.[0];
   if (!top) return null;
   return { label: top.unknown ? NONE : top.label, probability: top.probability, unknown: !!top.unknown };
-}
-
-function h(tag, props = {}, ...children) {
-  const e = document.createElement(tag);
-  for (const [k, v] of Object.entries(props)) {
-    if (k === 'class') e.className = v;
-    else if (k === 'dataset') Object.assign(e.dataset, v);
-    else if (k.startsWith('on')) e.addEventListener(k.slice(2), v);
-    else if (v === true) e.setAttribute(k, '');
-    else if (v !== false && v != null) e.setAttribute(k, v);
-  }
-  e.append(...children.filter((c) => c != null && c !== false));
-  return e;
 }
 
 // ---------------------------------------------------------------------------------------
@@ -71,7 +60,7 @@ export class BatchTable {
     }));
     const body = this.sorted().map((r) => h('tr', { dataset: { label: r.label ?? '', probability: r.probability ?? '' }, class: r.error ? 'error' : r.unknown ? 'unknown' : '' },
       h('td', { class: 'num' }, String(r.index)),
-      h('td', { class: 'name' }, r.url ? h('img', { src: r.url, alt: '', width: 32, height: 32 }) : null, h('span', {}, r.name)),
+      h('td', { class: 'name' }, h('div', {}, r.url ? h('img', { src: r.url, alt: '', width: 32, height: 32 }) : null, h('span', {}, r.name))),
       h('td', { class: 'label' }, r.error ? h('span', { class: 'err' }, r.error) : r.label ?? '…'),
       h('td', { class: 'num conf' }, r.probability == null ? '' : h('span', { class: 'mini-bar', 'aria-hidden': 'true' }, h('span', { style: `width:${(r.probability * 100).toFixed(0)}%` })),
         r.probability == null ? '' : pctText(r.probability))));
@@ -175,6 +164,15 @@ export class Inbox {
   }
 
   discard(it) { this._remove(it); }
+
+  /** Empties the inbox (the project was cleared). */
+  async clear() {
+    for (const it of this.items) if (it.url) URL.revokeObjectURL(it.url);
+    this.items = [];
+    this.generation++;
+    await this.store?.clear().catch(() => {});
+    this.render();
+  }
 
   _remove(it) {
     const order = this.ordered();

@@ -122,6 +122,13 @@ export class LivePreview {
   async _loop() {
     while (this.on) {
       if (this.video.readyState < 2 || !this.video.videoWidth) { await new Promise((r) => setTimeout(r, 50)); continue; }
+      if (document.body.dataset.training === 'true') {
+        // the worker trains one thing at a time: frames would only queue up behind it
+        this.rate.textContent = 'Paused while training…';
+        await new Promise((r) => setTimeout(r, 250));
+        this.stats = { frames: 0, t0: performance.now(), ms: [] };
+        continue;
+      }
       const px = framePixels(this.video, this.canvas);
       const t = performance.now();
       let preds;

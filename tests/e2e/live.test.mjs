@@ -73,6 +73,10 @@ describe('page: webcam, batches, labelling loop, feature cache', () => {
     await page.click('#add-class');
     await renameClass(page, 2, 'gravel');
     for (const k of [0, 1, 2]) await addImages(page, k, photos[k].train);
+    // 3 views per image, not the 4 prepared in the background: the measured period holds
+    // the heavy part (30 images x 3 views through the backbone) and the fit
+    await page.fill('#views', '3');
+    await page.dispatchEvent('#views', 'change');
     await startProbe(page);
     await page.click('#train');
     await page.waitForSelector('body[data-trained="true"][data-training="false"]', { timeout: 180000 });
@@ -120,7 +124,7 @@ describe('page: webcam, batches, labelling loop, feature cache', () => {
     const n = Number((await page.textContent('#camera-count')).match(/^(\d+) photos? taken/)[1]);
     await waitChecked(page);
     log(`held for 1 s at 10 frames a second: ${n} frames`);
-    assert.ok(n >= 6 && n <= 13, `${n} frames in a 1 s hold at 10 fps`);
+    assert.ok(n >= 6 && n <= 16, `${n} frames in a 1 s hold at 10 fps`);
     await page.click('#camera-close');
     assert.deepEqual((await classes(page))[1], { name: 'grass', count: 10 + n });
   });
@@ -212,10 +216,13 @@ describe('page: webcam, batches, labelling loop, feature cache', () => {
   test('layout: nothing cut off from 360 to 1920 px, light and dark, focus visible', async () => {
     const dir = path.join(ARTIFACTS, 'screens');
     fs.mkdirSync(dir, { recursive: true });
+    await page.evaluate(() => document.getElementById('messages').replaceChildren());
+    await page.mouse.move(0, 0);
     for (const width of [360, 390, 1280, 1920]) {
       for (const scheme of ['light', 'dark']) {
         await page.setViewportSize({ width, height: width < 500 ? 844 : 1000 });
         await page.emulateMedia({ colorScheme: scheme });
+        await page.evaluate(() => { document.activeElement?.blur(); window.scrollTo(0, 0); });
         await page.waitForTimeout(150);
         const over = await page.evaluate(() => {
           const W = document.documentElement.clientWidth;
@@ -230,15 +237,35 @@ describe('page: webcam, batches, labelling loop, feature cache', () => {
           return bad;
         });
         assert.deepEqual(over, [], `at ${width} px (${scheme})`);
-        if (width !== 360) await page.screenshot({ path: path.join(dir, `page-${width}-${scheme}.png`) });
+        // docs/screenshots/ holds these, reduced with pngquant: the phone's whole page shows the order of the work
+        if (width !== 360) await page.screenshot({ path: path.join(dir, `page-${width}-${scheme}.png`), fullPage: width < 500 });
       }
     }
     await page.emulateMedia({ colorScheme: 'light' });
     await page.setViewportSize({ width: 1280, height: 800 });
-    // keyboard focus is drawn on controls whose real input is hidden in a label
-    await page.focus('#load-model');
-    const outline = await page.$eval('#load-model', (i) => getComputedStyle(i.closest('label')).outlineStyle);
-    assert.equal(outline, 'solid', 'Load model… shows the focus');
+    // Tab through the page: every control that takes the focus shows it (an outline or a
+    // ring on it, or on the label that wraps a hidden file input)
+    await page.focus('.skip');
+    const seen = new Set(), unseen = [];
+    for (let i = 0; i < 120; i++) {
+      await page.keyboard.press('Tab');
+      const f = await page.evaluate(() => {
+        const e = document.activeElement;
+        if (!e || e === document.body) return null;
+        const shown = (x) => { const cs = getComputedStyle(x); return (cs.outlineStyle !== 'none' && parseFloat(cs.outlineWidth) >= 2) || cs.boxShadow !== 'none'; };
+        const wrap = e.classList.contains('visually-hidden') ? (e.closest('label') ?? document.querySelector(`label[for="${e.id}"]`)) : e;
+        return { id: e.id || e.className || e.tagName, text: (wrap.textContent || e.getAttribute('aria-label') || '').trim().slice(0, 30), shown: shown(wrap) };
+      });
+      if (!f) continue;
+      const key = `${f.id}|${f.text}`;
+      if (seen.has(key)) continue;
+      seen.add(key);
+      if (!f.shown) unseen.push(key);
+    }
+    log(`keyboard focus: ${seen.size} controls reached, each showing it`);
+    assert.ok(seen.size > 25, `only ${seen.size} controls reached by Tab`);
+    assert.deepEqual(unseen, [], 'controls that hide the focus');
+    for (const id of ['load-model', 'import-project', 'predict-file']) assert.ok([...seen].some((k) => k.startsWith(`${id}|`)), `${id} is reached by Tab`);
     const dark = await page.evaluate(() => matchMedia('(prefers-color-scheme: dark)').matches);
     assert.equal(dark, false);
     assert.deepEqual(errors, []);
