@@ -10,6 +10,7 @@
 // quietly does nothing: the cache only saves time, it is never needed for correctness.
 const DB = 'tinytune-features';
 const STORE = 'features';
+const MAX_BYTES = 1 << 20;
 
 const req = (r) => new Promise((resolve, reject) => { r.onsuccess = () => resolve(r.result); r.onerror = () => reject(r.error); });
 
@@ -40,7 +41,9 @@ export class FeatureCache {
   }
 
   async put(key, imageId, data) {
-    if (!this.db) return;
+    // pooled features are ~30 KB an image; activations before trainable blocks stay under
+    // ~0.5 MB; anything larger is cheaper to recompute than to keep
+    if (!this.db || data.byteLength > MAX_BYTES) return;
     try { await req(this.db.transaction(STORE, 'readwrite').objectStore(STORE).put({ key, imageId, data })); } catch { /* full or gone: recomputed next time */ }
   }
 

@@ -956,6 +956,8 @@ function bindUi() {
     $(id).addEventListener('change', () => { readSettings(); writeSettings(); saveMeta(); configure(); });
   }
   $('predict-file').addEventListener('change', () => { predictFiles([...$('predict-file').files]); $('predict-file').value = ''; });
+  // Hook for labelled test sets (Classifier.evaluate, the lead's): a drop whose groups are all
+  // folders named after classes is a test set; until then every drop is a batch.
   bindDrop($('predict-drop'), async (dt) => predictFiles((await droppedGroups(dt)).flatMap((g) => g.files)));
   $('export-model').addEventListener('click', exportModel);
   bindDrop($('inbox-drop'), async (dt) => {

@@ -60,7 +60,7 @@ export class BatchTable {
     }));
     const body = this.sorted().map((r) => h('tr', { dataset: { label: r.label ?? '', probability: r.probability ?? '' }, class: r.error ? 'error' : r.unknown ? 'unknown' : '' },
       h('td', { class: 'num' }, String(r.index)),
-      h('td', { class: 'name' }, h('div', {}, r.url ? h('img', { src: r.url, alt: '', width: 32, height: 32 }) : null, h('span', {}, r.name))),
+      h('td', { class: 'name' }, h('div', {}, r.url ? h('img', { src: r.url, alt: '', width: 32, height: 32 }) : null, h('span', { title: r.name }, r.name))),
       h('td', { class: 'label' }, r.error ? h('span', { class: 'err' }, r.error) : r.label ?? '…'),
       h('td', { class: 'num conf' }, r.probability == null ? '' : h('span', { class: 'mini-bar', 'aria-hidden': 'true' }, h('span', { style: `width:${(r.probability * 100).toFixed(0)}%` })),
         r.probability == null ? '' : pctText(r.probability))));
