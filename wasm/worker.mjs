@@ -14,7 +14,8 @@
 //   train {classes: [{id, name}], settings: {epochs, learningRate, batchSize, validationFraction, cut, blocks, augment, views, seed}}
 //                                        -> the fit report; events 'prepare' {done, total}, 'batch' {...}, 'epoch' {...}
 //   cancel                               -> stops a train (its report says cancelled; the best weights so far are kept)
-//   predict {bytes | pixels, topk}       -> [{ label, index, probability }]   (pixels: {width, height, data: RGBA bytes}, a webcam frame)
+//   predict {bytes | pixels | bitmap, topk}
+//                                        -> [{ label, index, probability }]   (a webcam frame: pixels {width, height, data: RGBA bytes}, or an ImageBitmap)
 //   export {format}                      -> a whole-model export (stub until the engine offers one: fails with 'not available yet')
 //   save                                 -> { bytes: Uint8Array (transferred), labels, backbone }
 //   load {bytes}                         -> { labels, report, meta }; a file made on another backbone is refused
@@ -62,6 +63,20 @@ async function toBytes(b) {
   if (b instanceof ArrayBuffer) return new Uint8Array(b);
   if (b instanceof Blob) return new Uint8Array(await b.arrayBuffer());
   throw new EngineError('image bytes must be a Uint8Array, an ArrayBuffer or a Blob');
+}
+
+/** A webcam frame sent as an ImageBitmap: its RGBA pixels, read here rather than on the page's main thread. */
+let frameCanvas = null;
+function bitmapPixels(bitmap) {
+  try {
+    const { width, height } = bitmap;
+    if (!frameCanvas || frameCanvas.width !== width || frameCanvas.height !== height) frameCanvas = new OffscreenCanvas(width, height);
+    const ctx = frameCanvas.getContext('2d', { willReadFrequently: true });
+    ctx.drawImage(bitmap, 0, 0);
+    return { width, height, data: ctx.getImageData(0, 0, width, height).data };
+  } finally {
+    bitmap.close();
+  }
 }
 
 function modelInfo() {
@@ -210,8 +225,9 @@ const handlers = {
     }
   },
 
-  async predict({ bytes, pixels, topk }) {
-    if (!S.classifier) throw new EngineError('there is no trained model yet: train one, or load a .ttm file');
+  async predict({ bytes, pixels, bitmap, topk }) {
+    if (!S.classifier) { bitmap?.close(); throw new EngineError('there is no trained model yet: train one, or load a .ttm file'); }
+    if (bitmap) pixels = bitmapPixels(bitmap);
     const image = pixels ? { width: pixels.width, height: pixels.height, channels: 4, data: new Uint8Array(pixels.data.buffer ?? pixels.data) } : await toBytes(bytes);
     return S.classifier.predict(image, topk ?? S.classifier.labels.length);
   },

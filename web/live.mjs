@@ -53,6 +53,7 @@ export class LivePreview {
     this.on = false;
     this.stats = { frames: 0, t0: 0, ms: [] };
     this.rows = [];
+    this.generation = 0;
   }
 
   async start() {
@@ -70,11 +71,12 @@ export class LivePreview {
     this.button.textContent = 'Stop webcam';
     this.stats = { frames: 0, t0: performance.now(), ms: [] };
     document.body.dataset.live = 'true';
-    this._loop();
+    this._loop(++this.generation);
   }
 
   stop() {
     this.on = false;
+    this.generation++; // a loop still awaiting its last answer ends there
     this.stream?.getTracks().forEach((t) => t.stop());
     this.stream = null;
     this.video.srcObject = null;
@@ -119,8 +121,27 @@ export class LivePreview {
     this.bars.dataset.top = topLabel ?? '';
   }
 
-  async _loop() {
-    while (this.on) {
+  /**
+   * The predict request for the current frame. Where the browser can, the frame goes to the
+   * worker as a 224x224 ImageBitmap (scaled off the main thread, read back in the worker),
+   * so the page's own work per frame stays near nothing; else as pixels read here.
+   */
+  async _frame() {
+    if (this.bitmaps !== false && typeof createImageBitmap === 'function' && typeof OffscreenCanvas === 'function') {
+      try {
+        const bitmap = await createImageBitmap(this.video, { resizeWidth: SIDE, resizeHeight: SIDE, resizeQuality: 'medium' });
+        return ['predict', { bitmap, topk: 1000 }, [bitmap]];
+      } catch {
+        if (this.video.readyState >= 2) this.bitmaps = false; // this browser cannot: pixels from now on
+      }
+    }
+    const px = framePixels(this.video, this.canvas);
+    return ['predict', { pixels: px, topk: 1000 }, [px.data.buffer]];
+  }
+
+  async _loop(gen) {
+    const mine = () => this.on && this.generation === gen;
+    while (mine()) {
       if (this.video.readyState < 2 || !this.video.videoWidth) { await new Promise((r) => setTimeout(r, 50)); continue; }
       if (document.body.dataset.training === 'true') {
         // the worker trains one thing at a time: frames would only queue up behind it
@@ -129,18 +150,17 @@ export class LivePreview {
         this.stats = { frames: 0, t0: performance.now(), ms: [] };
         continue;
       }
-      const px = framePixels(this.video, this.canvas);
       const t = performance.now();
       let preds;
       try {
-        preds = await this.client.call('predict', { pixels: px, topk: 1000 }, [px.data.buffer]);
+        preds = await this.client.call(...await this._frame());
       } catch (e) {
-        if (!this.on) return;
+        if (!mine()) return;
         this.notify(`Live prediction stopped: ${e.message}`, 'error', { topic: 'camera' });
         this.stop();
         return;
       }
-      if (!this.on) return;
+      if (!mine()) return;
       const s = this.stats;
       s.frames++;
       s.ms.push(performance.now() - t);

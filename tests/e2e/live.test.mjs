@@ -8,8 +8,7 @@ import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { createEngine } from '../../wasm/engine.mjs';
-import { photoCrops } from './images.mjs';
+import { photoCrops, videoOf } from './images.mjs';
 import {
   ARTIFACTS, launch, serve, newContext, shot, ready, classes, renameClass, addImages, waitChecked,
   dropFiles, waitMessage, startProbe, stopProbe,
@@ -17,27 +16,6 @@ import {
 
 const NAMES = ['brick', 'grass', 'gravel'];
 const log = (...a) => console.log('#', ...a);
-
-/**
- * A y4m video (what Chromium's --use-file-for-fake-video-capture plays, looped) of one
- * image, squeezed to w x h: 4:2:0, full-range BT.601 ("C420jpeg").
- */
-function y4m({ width: iw, height: ih, rgb: data }, w = 320, h = 240, frames = 2) {
-  const ch = data.length / (iw * ih);
-  const px = (x, y) => { const i = (Math.min(ih - 1, Math.floor((y * ih) / h)) * iw + Math.min(iw - 1, Math.floor((x * iw) / w))) * ch; return [data[i], data[i + 1], data[i + 2]]; };
-  const Y = new Uint8Array(w * h), U = new Uint8Array((w / 2) * (h / 2)), V = new Uint8Array((w / 2) * (h / 2));
-  const clamp = (v) => Math.max(0, Math.min(255, Math.round(v)));
-  for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) { const [r, g, b] = px(x, y); Y[y * w + x] = clamp(0.299 * r + 0.587 * g + 0.114 * b); }
-  for (let y = 0; y < h / 2; y++) for (let x = 0; x < w / 2; x++) {
-    let r = 0, g = 0, b = 0;
-    for (const [dx, dy] of [[0, 0], [1, 0], [0, 1], [1, 1]]) { const p = px(2 * x + dx, 2 * y + dy); r += p[0] / 4; g += p[1] / 4; b += p[2] / 4; }
-    U[y * (w / 2) + x] = clamp(128 - 0.168736 * r - 0.331264 * g + 0.5 * b);
-    V[y * (w / 2) + x] = clamp(128 + 0.5 * r - 0.418688 * g - 0.081312 * b);
-  }
-  const parts = [Buffer.from(`YUV4MPEG2 W${w} H${h} F10:1 Ip A1:1 C420jpeg\n`)];
-  for (let f = 0; f < frames; f++) parts.push(Buffer.from('FRAME\n'), Y, U, V);
-  return Buffer.concat(parts);
-}
 
 const status = (page) => page.evaluate(() => window.tinytune.client.call('status'));
 const inboxItems = (page) => page.$$eval('#inbox li', (lis) => lis.map((li) => ({ name: li.querySelector('.inbox-name').textContent, label: li.dataset.label, p: Number(li.dataset.probability) })));
@@ -48,10 +26,8 @@ let browser, srv, context, page, errors, photos, video;
 before(async () => {
   fs.mkdirSync(ARTIFACTS, { recursive: true });
   photos = await Promise.all(NAMES.map((n, k) => photoCrops(`${n}.png`, { count: 10, held: 10, seed: k + 1 })));
-  const engine = await createEngine({ threads: 1 });
   video = path.join(ARTIFACTS, 'grass-heldout.y4m');
-  fs.writeFileSync(video, y4m(engine.decodeImage(new Uint8Array(photos[1].held[4].buffer))));
-  engine.close();
+  fs.writeFileSync(video, await videoOf(photos[1].held[4].buffer));
   browser = await launch(['--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream', `--use-file-for-fake-video-capture=${video}`]);
   srv = await serve();
   ({ context, errors } = await newContext(browser, { permissions: ['camera'] }));
