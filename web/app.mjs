@@ -695,7 +695,7 @@ function renderTrainedStatus() {
   const stale = !!t && (t.labels.length !== names.length || t.labels.some((l, i) => l !== names[i]));
   const status = $('trained-status');
   status.textContent = !t ? 'No model yet: train one, or load a .ttm file.'
-    : stale ? `This model is out of date: it knows ${t.labels.join(', ')}, but your classes are now ${names.join(', ') || 'none'}. Train again to use them.`
+    : stale ? `${t.source === 'file' ? 'This loaded model does not match your classes' : 'This model is out of date'}: it knows ${t.labels.join(', ')}, but your classes are now ${names.join(', ') || 'none'}. Train again to use them.`
       : `${t.source === 'file' ? 'Loaded model' : t.source === 'restored' ? 'Model from your last session' : 'Trained model'}: ${t.labels.join(', ')}.`;
   status.classList.toggle('stale', stale);
   document.body.dataset.stale = String(stale);

@@ -33,7 +33,11 @@ export class BatchTable {
     this.sort = { key: 'index', dir: 1 };
   }
 
-  clear() { this.rows = []; this.render(); }
+  clear() {
+    for (const r of this.rows) if (r.url) URL.revokeObjectURL(r.url);
+    this.rows = [];
+    this.render();
+  }
 
   add(row) { this.rows.push({ index: this.rows.length + 1, ...row }); this.render(); }
 
