@@ -14,10 +14,13 @@
 //   train {classes: [{id, name}], settings: {epochs, learningRate, batchSize, validationFraction, cut, blocks, augment, views, seed}}
 //                                        -> the fit report; events 'prepare' {done, total}, 'batch' {...}, 'epoch' {...}
 //   cancel                               -> stops a train (its report says cancelled; the best weights so far are kept)
-//   predict {bytes, topk}                -> [{ label, index, probability }]
+//   predict {bytes | pixels | bitmap, topk}
+//                                        -> [{ label, index, probability }]   (a webcam frame: pixels {width, height, data: RGBA bytes}, or an ImageBitmap)
+//   export {format}                      -> a whole-model export (stub until the engine offers one: fails with 'not available yet')
 //   save                                 -> { bytes: Uint8Array (transferred), labels, backbone }
 //   load {bytes}                         -> { labels, report, meta }; a file made on another backbone is refused
-//   status                               -> counts of images, embedded, pending
+//   status                               -> counts of images, pending, and `computed`: features computed
+//                                           by the engine (not read from the feature cache) since the worker started
 // Other events: 'embedded' {id, pending} as features are computed, 'skipped'
 // {id, name, reason} when a stored image turns out unreadable.
 //
@@ -28,6 +31,7 @@
 // Training yields between small groups of batches (Classifier.fit), so 'cancel' arrives.
 import { createEngine, EngineError } from './engine.mjs';
 import { Classifier, trainableRange } from './transfer.mjs';
+import { FeatureCache } from './featurecache.mjs';
 
 const S = {
   engine: null,
@@ -37,6 +41,8 @@ const S = {
   images: new Map(), // id -> { id, classId, name, blob, data: Float32Array | null, key, bad }
   classifier: null,
   abort: null, // AbortController of the running train
+  cache: FeatureCache.open(), // a promise: features kept in IndexedDB across reloads
+  computed: 0, // embeddings the engine ran (cache misses)
 };
 
 const post = (msg, transfer) => self.postMessage(msg, transfer ?? []);
@@ -57,6 +63,20 @@ async function toBytes(b) {
   if (b instanceof ArrayBuffer) return new Uint8Array(b);
   if (b instanceof Blob) return new Uint8Array(await b.arrayBuffer());
   throw new EngineError('image bytes must be a Uint8Array, an ArrayBuffer or a Blob');
+}
+
+/** A webcam frame sent as an ImageBitmap: its RGBA pixels, read here rather than on the page's main thread. */
+let frameCanvas = null;
+function bitmapPixels(bitmap) {
+  try {
+    const { width, height } = bitmap;
+    if (!frameCanvas || frameCanvas.width !== width || frameCanvas.height !== height) frameCanvas = new OffscreenCanvas(width, height);
+    const ctx = frameCanvas.getContext('2d', { willReadFrequently: true });
+    ctx.drawImage(bitmap, 0, 0);
+    return { width, height, data: ctx.getImageData(0, 0, width, height).data };
+  } finally {
+    bitmap.close();
+  }
 }
 
 function modelInfo() {
@@ -88,9 +108,19 @@ function configure(s = {}) {
 async function embed(rec) {
   const cfg = S.cfg;
   try {
-    const bytes = await toBytes(rec.blob);
-    if (S.cfg !== cfg || !S.images.has(rec.id)) return; // config changed or image removed while reading
-    rec.data = S.model.embedViews(bytes, { views: cfg.views, augment: cfg.augment, rng: cfg.rng, upto: cfg.boundary });
+    const cache = await S.cache;
+    const ckey = FeatureCache.key(rec.id, S.model.weightHash, cfg.key);
+    const hit = await cache.get(ckey);
+    if (S.cfg !== cfg || !S.images.has(rec.id)) return; // config changed or image removed meanwhile
+    if (hit) {
+      rec.data = hit;
+    } else {
+      const bytes = await toBytes(rec.blob);
+      if (S.cfg !== cfg || !S.images.has(rec.id)) return;
+      rec.data = S.model.embedViews(bytes, { views: cfg.views, augment: cfg.augment, rng: cfg.rng, upto: cfg.boundary });
+      S.computed++;
+      cache.put(ckey, rec.id, rec.data);
+    }
     rec.key = cfg.key;
     emit('embedded', { id: rec.id, pending: pendingImages().length });
   } catch (e) {
@@ -195,10 +225,19 @@ const handlers = {
     }
   },
 
-  async predict({ bytes, topk }) {
-    if (!S.classifier) throw new EngineError('there is no trained model yet: train one, or load a .ttm file');
-    const b = await toBytes(bytes);
-    return S.classifier.predict(b, topk ?? S.classifier.labels.length);
+  async predict({ bytes, pixels, bitmap, topk }) {
+    if (!S.classifier) { bitmap?.close(); throw new EngineError('there is no trained model yet: train one, or load a .ttm file'); }
+    if (bitmap) pixels = bitmapPixels(bitmap);
+    const image = pixels ? { width: pixels.width, height: pixels.height, channels: 4, data: new Uint8Array(pixels.data.buffer ?? pixels.data) } : await toBytes(bytes);
+    return S.classifier.predict(image, topk ?? S.classifier.labels.length);
+  },
+
+  // A hook for the whole-model export (TensorFlow.js layers / ONNX), which the engine adds;
+  // until then the page's Export entry says plainly that it is not there yet.
+  async export({ format = 'tfjs' } = {}) {
+    if (!S.classifier) throw new EngineError('there is no trained model to export: train one, or load a .ttm file');
+    if (typeof S.classifier.exportModel !== 'function') throw new EngineError(`exporting a whole ${format} model is not available yet in this version`);
+    return S.classifier.exportModel({ format });
   },
 
   save() {
@@ -223,7 +262,7 @@ const handlers = {
   },
 
   status() {
-    return { images: S.images.size, pending: pendingImages().length, trained: !!S.classifier, model: S.modelId };
+    return { images: S.images.size, pending: pendingImages().length, trained: !!S.classifier, model: S.modelId, computed: S.computed };
   },
 };
 
@@ -247,11 +286,15 @@ const immediate = {
       return { ok: false, reason: e.message };
     }
   },
-  removeImage({ id }) { return S.images.delete(id); },
+  removeImage({ id }) {
+    S.cache.then((c) => c.forget([id]));
+    return S.images.delete(id);
+  },
   removeClass({ classId }) {
-    let n = 0;
-    for (const [id, r] of S.images) if (r.classId === classId) { S.images.delete(id); n++; }
-    return n;
+    const gone = [];
+    for (const [id, r] of S.images) if (r.classId === classId) { S.images.delete(id); gone.push(id); }
+    S.cache.then((c) => c.forget(gone));
+    return gone.length;
   },
   cancel() {
     S.abort?.abort();

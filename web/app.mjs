@@ -5,6 +5,9 @@ import { ProjectStore, pack, unpack } from '../wasm/project.mjs';
 import { EngineClient } from './client.mjs';
 import { droppedGroups, makeThumbnail, download, safeName, formatBytes } from './files.mjs';
 import { drawCurves, renderPerClass, renderConfusion, renderPredictions } from './charts.mjs';
+import { LivePreview, Recorder, cameraError, openStream } from './live.mjs';
+import { BatchTable, Inbox, topOf } from './batch.mjs';
+import { el } from './dom.mjs';
 
 const $ = (id) => document.getElementById(id);
 const MAX_FILE = 64 * 1024 * 1024;
@@ -29,18 +32,6 @@ const uid = () => (crypto.randomUUID ? crypto.randomUUID() : `${Date.now().toStr
 const plural = (n, w) => `${n} ${w}${n === 1 ? '' : w.endsWith('s') ? 'es' : 's'}`;
 const pct = (v) => (v === null || v === undefined || !Number.isFinite(v) ? '–' : `${(v * 100).toFixed(v === 1 || v === 0 ? 0 : 1)}%`);
 const fmtTime = (s) => (!Number.isFinite(s) ? '…' : s < 10 ? `${Math.max(0, s).toFixed(1)} s` : s < 60 ? `${Math.round(s)} s` : `${Math.floor(s / 60)} min ${Math.round(s % 60)} s`);
-const el = (tag, props = {}, ...children) => {
-  const e = document.createElement(tag);
-  for (const [k, v] of Object.entries(props)) {
-    if (k === 'class') e.className = v;
-    else if (k === 'dataset') Object.assign(e.dataset, v);
-    else if (k.startsWith('on')) e.addEventListener(k.slice(2), v);
-    else if (v === true) e.setAttribute(k, '');
-    else if (v !== false && v !== null && v !== undefined) e.setAttribute(k, v);
-  }
-  e.append(...children.filter((c) => c !== null && c !== undefined && c !== false));
-  return e;
-};
 
 // ---------------------------------------------------------------------------------------
 // Messages
@@ -107,6 +98,7 @@ function addClass(name = nextClassName(), { focus = false, id = uid() } = {}) {
   $('classes').insertBefore(cls.el, $('add-class'));
   saveMeta();
   updateTrainState();
+  inbox?.render();
   if (focus) cls.el.querySelector('.class-name').select();
   return cls;
 }
@@ -128,6 +120,8 @@ function renameClass(cls, input) {
   input.value = name;
   cls.el.setAttribute('aria-label', `Class ${name}`);
   saveMeta();
+  updateTrainState();
+  inbox?.render();
 }
 
 function deleteClass(cls) {
@@ -138,6 +132,7 @@ function deleteClass(cls) {
   state.client?.call('removeClass', { classId: cls.id }).catch(() => {});
   saveMeta();
   updateTrainState();
+  inbox?.render();
   notify(`Deleted class '${cls.name}'${cls.images.length ? ` and its ${plural(cls.images.length, 'image')}` : ''}.`, 'info');
 }
 
@@ -315,40 +310,57 @@ async function openCamera(cls) {
   const dlg = $('camera-dialog');
   $('camera-class').textContent = cls.name;
   try {
-    const stream = await navigator.mediaDevices.getUserMedia({ video: { width: { ideal: 640 }, height: { ideal: 480 } }, audio: false });
-    camera = { stream, cls, n: 0 };
+    const stream = await openStream();
+    camera = { stream, cls, n: 0, chain: Promise.resolve() };
     $('camera-video').srcObject = stream;
+    $('camera-count').textContent = 'Hold the button (or the space bar on it) to record: every frame joins the class.';
     dlg.showModal();
   } catch (e) {
-    notify(`The camera could not be opened: ${e.message}`, 'error');
+    notify(cameraError(e), 'error', { topic: 'camera' });
   }
 }
 
 function closeCamera() {
+  recorder?.stop();
   camera?.stream.getTracks().forEach((t) => t.stop());
   $('camera-video').srcObject = null;
   camera = null;
   if ($('camera-dialog').open) $('camera-dialog').close();
 }
 
-async function captureFrame() {
+/** One recorded frame (a promise of a JPEG File): joins the class in recording order. */
+function recordedFrame(file) {
   if (!camera) return;
-  const v = $('camera-video');
-  if (!v.videoWidth) return;
-  const { cls } = camera;
-  const c = document.createElement('canvas');
-  c.width = v.videoWidth;
-  c.height = v.videoHeight;
-  c.getContext('2d').drawImage(v, 0, 0);
-  camera.n++;
-  $('camera-count').textContent = `${plural(camera.n, 'photo')} taken`;
-  adding(1); // busy from the click on, not only once the JPEG exists
-  try {
-    const blob = await new Promise((r) => c.toBlob(r, 'image/jpeg', 0.9));
-    await addFiles(cls, [new File([blob], `webcam-${new Date().toISOString().replace(/[:.]/g, '-')}.jpg`, { type: 'image/jpeg' })]);
-  } finally {
-    adding(-1);
-  }
+  const cam = camera;
+  cam.n++;
+  $('camera-count').textContent = `${plural(cam.n, 'photo')} taken`;
+  adding(1); // busy from the grab on, not only once the JPEG exists
+  cam.chain = cam.chain.then(async () => {
+    try {
+      const f = await file;
+      if (f) await addFiles(cam.cls, [f]);
+    } finally {
+      adding(-1);
+    }
+  });
+}
+
+let recorder = null;
+let live = null;
+let inbox = null;
+
+/** The labelling loop's side of the app: its images join a class as if dropped on it. */
+function makeInbox() {
+  return new Inbox($('inbox'), {
+    predict: (blob) => state.client.call('predict', { bytes: blob, topk: 1000 }),
+    classes: () => state.classes,
+    accept: async (name, file) => {
+      const cls = state.classes.find((c) => c.name === name);
+      if (!cls) { notify(`There is no class '${name}' any more.`, 'warn'); return; }
+      await addFiles(cls, [file]);
+    },
+    notify, thumbnail: makeThumbnail, uid,
+  });
 }
 
 // ---------------------------------------------------------------------------------------
@@ -369,13 +381,23 @@ function renderModelCard(entry, info) {
     ['Input', c.input ? `${c.input.width}×${c.input.height} RGB, values ${c.input.range?.join('–')}, ${c.input.resize}` : null],
     ['Feature', c.feature ? `${c.feature.size}-d pooled feature (${c.feature.layer?.split('/').pop()})` : null],
     ['Weights', c.weights ? `${(c.weights.parameters / 1e6).toFixed(1)} M parameters, ${c.weightsEncoding ?? ''}` : null],
-    ['Original labels', c.labels?.join(', ')],
+    ['Its original answers (not used here)', c.labels?.join(', ')],
     ['Source', c.source],
     ['License', c.license ? `${c.license}${c.licenseHolder ? `, ${c.licenseHolder}` : ''}` : null],
     ['Note', c.provenance ?? c.note],
   ].filter(([, v]) => v);
-  $('model-card-name').textContent = c.name ?? entry.name ?? entry.id;
+  $('model-card-name').textContent = plainName(c.name ?? entry.name ?? entry.id);
+  $('model-card-plain').textContent = plainCard(c);
   $('model-card-body').replaceChildren(...rows.flatMap(([k, v]) => [el('dt', {}, k), el('dd', {}, v)]));
+}
+
+const plainName = (name) => name.split(/[,(]/)[0].trim();
+
+/** The model card in plain words: what the backbone learnt, and what tinytune uses of it. */
+function plainCard(c) {
+  const mb = c.weights?.bytes ? ` It is a ${formatBytes(c.weights.bytes)} download, kept for offline use.` : '';
+  return `A picture-recognition network that learnt what everyday photos show (objects, animals, plants, places) from about a million labelled photos (ImageNet). ` +
+    `Its publisher then trained it further to sort images by the kind of content they show. tinytune uses only what it learnt to see, and trains a new final step on your classes; its own answers are never used.${mb}`;
 }
 
 function shortLayer(l) {
@@ -428,7 +450,8 @@ async function selectModel(id) {
     renderModelCard(entry, info);
     renderCutOptions(info);
     $('model-progress').value = 1;
-    $('model-status').textContent = `${info.card?.name?.split(',')[0] ?? entry.id} ready · ${info.layers.length} layers · loaded in ${((performance.now() - t0) / 1000).toFixed(1)} s`;
+    $('model-status').textContent = `${plainName(info.card?.name ?? entry.id)} is ready`;
+    $('model-detail').textContent = `Model ${entry.id}: ${info.layers.length} layers, loaded in ${((performance.now() - t0) / 1000).toFixed(1)} s.`;
     document.body.dataset.modelReady = 'true';
     cacheModelFiles(entry);
     if (prev && prev.id !== info.id) {
@@ -527,6 +550,7 @@ function updateTrainState() {
   if (!training) $('views').disabled = !state.settings.augment;
   $('save-model').disabled = training || !state.trained;
   document.body.dataset.training = String(training);
+  renderTrainedStatus();
   const n = state.classes.reduce((a, c) => a + c.images.filter((i) => i.status === 'ok').length, 0);
   $('train-hint').textContent = state.classes.length < 2 ? 'Make at least two classes, then add images to each.'
     : n === 0 ? 'Add images to each class (ten or more each works well).' : `${plural(state.classes.length, 'class')}, ${plural(n, 'image')}.`;
@@ -652,12 +676,29 @@ function setTrained(t) {
     progress.history = [];
     drawCurves($('curves'), [], state.settings.epochs);
   }
-  $('trained-status').textContent = !t ? 'No model yet: train one, or load a .ttm file.'
-    : `${t.source === 'file' ? 'Loaded model' : t.source === 'restored' ? 'Model from your last session' : 'Trained model'}: ${t.labels.join(', ')}.`;
   $('predict-file').disabled = !t;
   $('predict-drop').classList.toggle('disabled', !t);
+  $('live-toggle').disabled = !t;
+  $('export-model').disabled = !t;
+  $('inbox-file').disabled = !t;
+  $('inbox-drop').classList.toggle('disabled', !t);
+  if (!t) live?.stop();
   document.body.dataset.trained = String(!!t);
   updateTrainState();
+  if (t) inbox?.predictAll(true);
+}
+
+/** What the model in use is, and whether the classes have changed since it was trained. */
+function renderTrainedStatus() {
+  const t = state.trained;
+  const names = state.classes.map((c) => c.name);
+  const stale = !!t && (t.labels.length !== names.length || t.labels.some((l, i) => l !== names[i]));
+  const status = $('trained-status');
+  status.textContent = !t ? 'No model yet: train one, or load a .ttm file.'
+    : stale ? `${t.source === 'file' ? 'This loaded model does not match your classes' : 'This model is out of date'}: it knows ${t.labels.join(', ')}, but your classes are now ${names.join(', ') || 'none'}. Train again to use them.`
+      : `${t.source === 'file' ? 'Loaded model' : t.source === 'restored' ? 'Model from your last session' : 'Trained model'}: ${t.labels.join(', ')}.`;
+  status.classList.toggle('stale', stale);
+  document.body.dataset.stale = String(stale);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -667,6 +708,7 @@ let predictUrl = null;
 async function predict(file) {
   if (!file) return;
   if (!state.trained) { notify('Train a model first (or load a .ttm file), then try an image.', 'warn', { timeout: 8000 }); return; }
+  $('batch').hidden = true;
   if (predictUrl) URL.revokeObjectURL(predictUrl);
   predictUrl = null;
   const thumb = await makeThumbnail(file);
@@ -683,6 +725,48 @@ async function predict(file) {
     $('predictions').replaceChildren();
     $('predictions').dataset.top = '';
     notify(`Could not classify '${file.name}': ${e.message}`, 'error');
+  }
+}
+
+/** Many images dropped on Try it: one row each in a table sortable by confidence. */
+let batchTable = null;
+async function predictBatch(files) {
+  if (!state.trained) { notify('Train a model first (or load a .ttm file), then try images.', 'warn', { timeout: 8000 }); return; }
+  batchTable ??= new BatchTable($('batch-table'));
+  batchTable.clear();
+  $('batch').hidden = false;
+  $('predictions').replaceChildren();
+  $('predict-img').hidden = true;
+  $('predict-name').textContent = `${plural(files.length, 'image')}`;
+  $('batch-title').textContent = `Predictions for ${plural(files.length, 'image')}: click a column to sort`;
+  $('batch').dataset.done = 'false';
+  for (const file of files) {
+    const thumb = await makeThumbnail(file);
+    const row = { name: file.webkitRelativePath || file.name, url: thumb ? URL.createObjectURL(thumb) : null };
+    try {
+      const bytes = new Uint8Array(await file.arrayBuffer());
+      Object.assign(row, topOf(await state.client.call('predict', { bytes, topk: 1000 }, [bytes.buffer])));
+    } catch (e) {
+      row.error = e.message;
+    }
+    batchTable.add(row);
+  }
+  $('batch').dataset.done = 'true';
+}
+
+async function predictFiles(files) {
+  if (files.length > 1) await predictBatch(files);
+  else await predict(files[0]);
+}
+
+/** Whole-model export (TensorFlow.js): the engine's part comes from another change; until then the worker says it is not there. */
+async function exportModel() {
+  try {
+    const res = await state.client.call('export', { format: 'tfjs' });
+    if (res?.bytes) download(res.bytes, res.filename ?? `${safeName(state.trained?.labels.join('-') ?? 'model')}-tfjs.zip`);
+    notify(res?.message ?? 'Exported the model for TensorFlow.js.', 'ok');
+  } catch (e) {
+    notify(`Could not export the model: ${e.message}`, e.message.includes('not available yet') ? 'info' : 'error');
   }
 }
 
@@ -752,6 +836,7 @@ async function clearProject() {
   btn.textContent = 'Clear project';
   btn.classList.remove('armed');
   await state.store?.replace({ settings: state.settings, classes: [] });
+  await inbox?.clear();
   await restoreProject();
   notify('Cleared the project.', 'info');
 }
@@ -870,24 +955,43 @@ function bindUi() {
   for (const id of ['epochs', 'lr', 'augment', 'views', 'cut', 'blocks']) {
     $(id).addEventListener('change', () => { readSettings(); writeSettings(); saveMeta(); configure(); });
   }
-  $('predict-file').addEventListener('change', () => { predict($('predict-file').files[0]); $('predict-file').value = ''; });
-  bindDrop($('predict-drop'), async (dt) => predict([...dt.files][0]));
+  $('predict-file').addEventListener('change', () => { predictFiles([...$('predict-file').files]); $('predict-file').value = ''; });
+  // Hook for labelled test sets (Classifier.evaluate, the lead's): a drop whose groups are all
+  // folders named after classes is a test set; until then every drop is a batch.
+  bindDrop($('predict-drop'), async (dt) => predictFiles((await droppedGroups(dt)).flatMap((g) => g.files)));
+  $('export-model').addEventListener('click', exportModel);
+  bindDrop($('inbox-drop'), async (dt) => {
+    if (!state.trained) { notify('Train a model first: it suggests the classes for new images.', 'warn', { timeout: 8000 }); return; }
+    await inbox.add((await droppedGroups(dt)).flatMap((g) => g.files));
+  });
+  $('inbox-file').addEventListener('change', () => { inbox.add([...$('inbox-file').files]); $('inbox-file').value = ''; });
+  $('inbox-drop').addEventListener('keydown', (e) => { if (e.key === 'Enter' || e.key === ' ') { e.preventDefault(); $('inbox-file').click(); } });
   $('predict-drop').addEventListener('keydown', (e) => { if (e.key === 'Enter' || e.key === ' ') { e.preventDefault(); $('predict-file').click(); } });
   $('save-model').addEventListener('click', saveModel);
   $('load-model').addEventListener('change', () => { loadModelFile($('load-model').files[0]); $('load-model').value = ''; });
   $('export-project').addEventListener('click', exportProject);
   $('import-project').addEventListener('change', () => { importProject($('import-project').files[0]); $('import-project').value = ''; });
   $('clear-project').addEventListener('click', clearProject);
-  $('camera-capture').addEventListener('click', captureFrame);
+  recorder = new Recorder({ video: $('camera-video'), button: $('camera-capture'), fps: () => $('camera-fps').value, onFrame: recordedFrame });
+  live = new LivePreview({ client: null, video: $('live-video'), bars: $('live-bars'), rate: $('live-rate'), button: $('live-toggle'), notify,
+    labels: () => state.trained?.labels ?? [] });
+  state.live = live; // its stats: frames predicted, time per frame
+  $('live-toggle').addEventListener('click', () => {
+    if (!state.trained) { notify('Train a model first (or load a .ttm file), then try it live.', 'warn', { timeout: 8000 }); return; }
+    live.toggle();
+  });
   $('camera-close').addEventListener('click', closeCamera);
   $('camera-dialog').addEventListener('close', closeCamera);
   // a file dropped outside the drop zones must not replace the page
   window.addEventListener('dragover', (e) => e.preventDefault());
   window.addEventListener('drop', (e) => e.preventDefault());
-  window.addEventListener('resize', () => { if (progress.history.length) drawCurves($('curves'), progress.history, progress.epochs); });
+  const redraw = () => { if (progress.history.length) drawCurves($('curves'), progress.history, progress.epochs); else if (state.trained?.report?.history?.length) renderResults(state.trained.labels, state.trained.report); else drawCurves($('curves'), [], state.settings.epochs); };
+  window.addEventListener('resize', redraw);
+  matchMedia('(prefers-color-scheme: dark)').addEventListener?.('change', redraw); // the chart's ink follows the colour scheme
 }
 
 async function boot() {
+  inbox = makeInbox();
   bindUi();
   renderEnvironment();
   drawCurves($('curves'), [], DEFAULTS.epochs);
@@ -903,9 +1007,11 @@ async function boot() {
     notify(`This browser does not let the page store data (${e.message}): the project will be lost on reload. Export it to keep it.`, 'warn');
   }
   state.camera = await detectCamera();
+  await inbox.open();
   await restoreProject(); // classes and thumbnails at once; the engine follows
   await swDone;
   state.client = new EngineClient();
+  live.client = state.client;
   state.client.on('loadProgress', ({ loaded, total }) => {
     $('model-progress').value = total ? loaded / total : 0;
     $('model-status').textContent = `Downloading weights: ${formatBytes(loaded)} of ${formatBytes(total)}`;
@@ -918,7 +1024,7 @@ async function boot() {
     notify(`Skipped '${name}': ${reason}`, 'warn');
   });
   state.client.on('embedded', ({ pending }) => {
-    $('features-status').textContent = pending ? `Computing features in the background: ${plural(pending, 'image')} to go.` : 'Features ready for every image.';
+    $('features-status').textContent = pending ? `Preparing images for training in the background: ${plural(pending, 'image')} to go.` : 'Every image is ready for training.';
   });
   state.client.on('fatal', (e) => notify(e.message, 'error'));
   try {
@@ -939,7 +1045,7 @@ async function boot() {
     notify(e.message, 'error');
     return;
   }
-  $('model').replaceChildren(...state.zoo.map((m) => el('option', { value: m.id }, `${m.card?.name?.split(',')[0] ?? m.id}${m.default ? ' (default)' : ''} · ${m.id}`)));
+  $('model').replaceChildren(...state.zoo.map((m) => el('option', { value: m.id }, `${plainName(m.card?.name ?? m.id)}${m.default ? ' (default)' : ''}`)));
   await selectModel(state.settings.modelId);
   document.body.dataset.ready = 'true';
 }

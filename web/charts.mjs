@@ -62,6 +62,9 @@ function panel(ctx, x, y, w, h, title, series, { epochs, yMax, percent }) {
 /** Loss and accuracy curves for a history [{trainLoss, valLoss, trainAccuracy, valAccuracy}]. */
 export function drawCurves(canvas, history, epochs) {
   const { ctx, w, h } = setupCanvas(canvas);
+  // the page's colour scheme (light or dark) sets the chart's ink
+  const css = getComputedStyle(canvas);
+  for (const k of ['grid', 'axis', 'text']) COLORS[k] = css.getPropertyValue(`--chart-${k}`).trim() || COLORS[k];
   const n = Math.max(epochs || 0, history.length, 2);
   const losses = history.flatMap((e) => [e.trainLoss, e.valLoss]).filter(Number.isFinite);
   const top = Math.max(0, ...losses);
@@ -137,18 +140,18 @@ export function renderConfusion(table, labels, matrix) {
   table.replaceChildren(cap, thead, tbody);
 }
 
-/** Top predictions as probability bars. */
+/** Top predictions as probability bars; the engine's "fits none of the classes" answer (unknown: true) as "None of these". */
 export function renderPredictions(el, preds) {
   el.replaceChildren(...preds.map((p, i) => {
     const row = document.createElement('div');
-    row.className = `bar-row prediction${i === 0 ? ' top' : ''}`;
+    row.className = `bar-row prediction${i === 0 ? ' top' : ''}${p.unknown ? ' unknown' : ''}`;
     const name = document.createElement('span');
     name.className = 'bar-label';
-    name.textContent = p.label;
+    name.textContent = p.unknown ? 'None of these' : p.label;
     const bar = document.createElement('span');
     bar.className = 'bar';
     bar.setAttribute('role', 'img');
-    bar.setAttribute('aria-label', `${p.label}: ${(p.probability * 100).toFixed(1)}%`);
+    bar.setAttribute('aria-label', `${name.textContent}: ${(p.probability * 100).toFixed(1)}%`);
     const fill = document.createElement('span');
     fill.className = 'bar-fill';
     fill.style.width = `${(p.probability * 100).toFixed(1)}%`;
