@@ -15,7 +15,7 @@ const npm = (args, cwd) => execFileSync('npm', args, { cwd, encoding: 'utf8', st
 /**
  * Packs and installs into a fresh folder: { dir, tarball, pack (npm's JSON of the
  * tarball), pkg (the installed package folder), data: {train: {class: [files]}, held:
- * [{label, file}]} }. The examples go to <dir>/node/ and <dir>/browser/; esbuild and
+ * [{label, file}]} }. The examples go to <app>/node/ and <app>/ (browser); esbuild and
  * @types/node (what a demo builder would add) are linked from this repo's node_modules.
  */
 export async function packAndInstall() {
@@ -30,8 +30,12 @@ export async function packAndInstall() {
   fs.mkdirSync(path.join(nm, '@types'), { recursive: true });
   fs.symlinkSync(path.join(ROOT, 'node_modules', 'esbuild'), path.join(nm, 'esbuild'));
   fs.symlinkSync(path.join(ROOT, 'node_modules', '@types', 'node'), path.join(nm, '@types', 'node'));
-  for (const sub of ['node', 'browser']) fs.cpSync(path.join(ROOT, 'examples', sub), path.join(app, sub), { recursive: true });
-  fs.copyFileSync(path.join(ROOT, 'examples', 'tsconfig.json'), path.join(app, 'tsconfig.json'));
+  // The browser examples go to the project's root, beside node_modules/ (the import map's
+  // ./node_modules/tinytune/...); the Node one to node/.
+  fs.cpSync(path.join(ROOT, 'examples', 'browser'), app, { recursive: true });
+  fs.cpSync(path.join(ROOT, 'examples', 'node'), path.join(app, 'node'), { recursive: true });
+  const tsconfig = JSON.parse(fs.readFileSync(path.join(ROOT, 'examples', 'tsconfig.json'), 'utf8'));
+  fs.writeFileSync(path.join(app, 'tsconfig.json'), JSON.stringify({ ...tsconfig, include: ['node/*.mjs', '*.mjs'] }));
 
   const data = { train: {}, held: [] };
   for (const [k, label] of CLASSES.entries()) {
