@@ -114,7 +114,7 @@ async function openClassifier(file, o) {
   const bytes = new Uint8Array(fs.readFileSync(file));
   const engine = await createEngine();
   const info = readClassifierInfo(engine, bytes);
-  const model = await engine.loadModel(modelPath(o.model ?? info.backbone.id), { integer: !o.float32 });
+  const model = await engine.loadModel(modelPath(o.model ?? info.backbone.id), { integer: !o.float32, inputSize: info.backbone?.inputShape?.[0] });
   return Classifier.load(model, bytes);
 }
 

@@ -37,10 +37,25 @@ export class EngineError extends Error {
 async function readBytes(url) {
   if (isNode && url.protocol === 'file:') {
     const fs = await import('node:fs/promises');
-    return fs.readFile(url);
+    try {
+      return await fs.readFile(url);
+    } catch (e) {
+      // In Node the builds sit beside this module (../build/): one missing is a broken
+      // install, named rather than silently replaced by a slower build.
+      const err = new EngineError(e.code === 'ENOENT'
+        ? `the engine file ${decodeURIComponent(url.pathname)} is missing: the install is broken (reinstall tinytune, or run \`make wasm\` in a clone)`
+        : `cannot load the engine from ${decodeURIComponent(url.pathname)}: ${e.message}`);
+      err.missing = e.code === 'ENOENT';
+      throw err;
+    }
   }
-  const r = await fetch(url);
-  if (!r.ok) throw new EngineError(`cannot load the engine from ${url}: ${r.status} ${r.statusText}`);
+  let r;
+  try {
+    r = await fetch(url);
+  } catch (e) {
+    throw new EngineError(`cannot load the engine from ${url}: ${e.message}`);
+  }
+  if (!r.ok) throw new EngineError(`cannot load the engine from ${url}: ${r.status} ${r.statusText}`.trimEnd());
   return new Uint8Array(await r.arrayBuffer());
 }
 
@@ -71,14 +86,32 @@ export async function defaultThreads() {
   return Math.max(1, Math.min(8, n || 1));
 }
 
-async function compileFirst(candidates) {
-  for (let i = 0; ; i++) {
+// Where the .wasm builds are: opts.wasmBase (a folder URL, for bundles that copy them
+// elsewhere), else ../build/ beside this module, which holds in a clone and in the npm
+// package alike.
+function wasmFolder(base) {
+  if (base === undefined || base === null) return new URL('../build/', import.meta.url);
+  const href = String(base instanceof URL ? base.href : base);
+  const dir = href.endsWith('/') ? href : `${href}/`;
+  try {
+    return new URL(dir, globalThis.document?.baseURI ?? globalThis.location?.href);
+  } catch {
+    throw new EngineError(`wasmBase ${JSON.stringify(href)} is not a URL`);
+  }
+}
+
+async function compileFirst(candidates, folder) {
+  const errors = [];
+  for (const c of candidates) {
     try {
-      return [await WebAssembly.compile(await readBytes(new URL(`../build/${candidates[i].file}`, import.meta.url))), candidates[i]];
+      return [await WebAssembly.compile(await readBytes(new URL(c.file, folder))), c];
     } catch (e) {
-      if (i + 1 >= candidates.length) throw e;
+      if (e.missing) throw e;
+      errors.push(e);
     }
   }
+  // Every build failed: say what was tried (each message names its URL).
+  throw errors.length === 1 ? errors[0] : new EngineError(`no engine build could be loaded: ${errors.map((e) => e.message).join('; ')}`);
 }
 
 /**
@@ -89,7 +122,9 @@ async function compileFirst(candidates) {
  * rather than an error. opts.threads (default: the machine's cores) > 1 loads a
  * threaded build where the runtime allows one (canThread) and SIMD is on, and lends it
  * that many threads in all; else, or if the threaded build cannot be had, the engine runs
- * on one. module.threads says which.
+ * on one. module.threads says which. opts.wasmBase: the folder holding the tinytune*.wasm
+ * files (default: ../build/ beside this module). A build file missing from a Node install
+ * is an error naming it.
  */
 export async function loadModule(opts = {}) {
   const simd = opts.simd ?? hasSimd();
@@ -104,9 +139,9 @@ export async function loadModule(opts = {}) {
       (opts.simd === undefined || b.simd === opts.simd) && (opts.relaxed !== true || b.relaxed));
     if (!candidates.length) throw new EngineError('this runtime does not support the requested build (relaxed SIMD)');
     try {
-      [module, build] = await compileFirst(candidates);
+      [module, build] = await compileFirst(candidates, wasmFolder(opts.wasmBase));
     } catch (e) {
-      if (threads === 1) throw e;
+      if (threads === 1 || e.missing) throw e;
       return loadModule({ ...opts, threads: 1 }); // no threaded build to be had
     }
   }

@@ -4,7 +4,7 @@
 // Protocol. The page posts { id, type, args }; the worker answers each with
 //   { id, ok: true, result }  or  { id, ok: false, error: { name, message, code } }
 // and posts progress as { type: 'event', name, data } (no id). Requests:
-//   init {simd?}                         -> { simd, threads, memory }
+//   init {simd?, threads?, wasmBase?}    -> { simd, build, threads, memory }
 //   loadModel {url, id}                  -> model info (card, layers, default cut, ...); events 'loadProgress' {loaded, total}
 //   configure {cut, blocks, augment, views, seed}
 //                                        -> the embedding config that background work and train() use
@@ -145,9 +145,12 @@ async function embedOne() {
 // Requests
 
 const handlers = {
-  async init({ simd } = {}) {
-    if (!S.engine) S.engine = await createEngine(simd === undefined ? {} : { simd });
-    return { simd: S.engine.simd, threads: S.engine.threads, memory: S.engine.memoryBytes() };
+  async init({ simd, threads, wasmBase } = {}) {
+    if (!S.engine) {
+      const opts = Object.fromEntries(Object.entries({ simd, threads, wasmBase }).filter(([, v]) => v !== undefined && v !== null));
+      S.engine = await createEngine(opts);
+    }
+    return { simd: S.engine.simd, build: S.engine.build, threads: S.engine.threads, memory: S.engine.memoryBytes() };
   },
 
   async loadModel({ url, id }) {
