@@ -186,10 +186,18 @@ export interface Evaluation {
   skipped: Skipped[];
 }
 
-/** A TensorFlow.js layers model: model.json's object and the weights.bin bytes. */
+/** A TensorFlow.js layers model: model.json's object, the weights.bin bytes and metadata.json's object. */
 export interface TfjsModelArtifacts {
   modelJson: Record<string, unknown>;
   weightData: Uint8Array;
+  /** Labels in output order, input size and range, backbone id and weights hash, K. */
+  metadata: Record<string, unknown>;
+}
+
+/** An ONNX model (opset 13): the file's bytes and the metadata it carries. */
+export interface OnnxModelArtifacts {
+  bytes: Uint8Array;
+  metadata: Record<string, unknown>;
 }
 
 /** A saved classifier's metadata. */
@@ -265,11 +273,16 @@ export class Classifier {
    */
   static load(model: Model, bytes: Uint8Array): Classifier;
   /**
-   * The trained part as a TensorFlow.js layers model (input: the boundary activation).
-   * opts.whole (from the export work, if merged): the whole model from image to
-   * probabilities. Throws an EngineError if untrained.
+   * The trained part as a TensorFlow.js layers model (input: the boundary activation);
+   * with opts.whole, the whole model from image (224x224x3 in [0,1]) to probabilities.
+   * Throws an EngineError if untrained, or naming an op the exporter cannot write.
    */
   exportTfjs(opts?: { whole?: boolean }): TfjsModelArtifacts;
+  /**
+   * The same as an ONNX model (NHWC float32 input 'input', output 'probabilities').
+   * Throws an EngineError if untrained, or naming an op the exporter cannot write.
+   */
+  exportOnnx(opts?: { whole?: boolean }): OnnxModelArtifacts;
   /** Frees the classifier's engine memory. */
   dispose(): void;
 }

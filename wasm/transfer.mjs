@@ -249,21 +249,28 @@ export class Classifier {
         auto.tried.push({ blocks: K, skipped: `training ${K} blocks would take about ${estimate.toFixed(0)} s, more than the ${left.toFixed(0)} s left of the ${budget.toFixed(0)} s budget` });
         return false;
       } : null;
-      const r = await this._train({ ...o, learningRate: lr }, validate && o.refit ? 'validate' : 'train', this._inputsAt(this.boundary), probe);
-      if (r.probeFailed) { this.mod.x.tt_net_delete(this.net); this.net = kept; this._setBlocks(first.blocks); continue; }
+      const inputs = this._inputsAt(this.boundary);
+      const r = await this._train({ ...o, learningRate: lr }, validate && o.refit ? 'validate' : 'train', inputs, probe);
+      const fallBack = () => { this.mod.x.tt_net_delete(this.net); this.net = kept; this._setBlocks(first.blocks); };
+      if (r.probeFailed) { fallBack(); continue; }
       if (auto) auto.tried.push({ blocks: K, validationAccuracy: r.validationAccuracy, validationLoss: r.bestValLoss, seconds: r.seconds });
+      if (first && (r.cancelled || r.error)) {
+        // A later candidate that was cancelled or diverged leaves the earlier one's model.
+        if (r.error) auto.tried.at(-1).error = r.error.message;
+        fallBack();
+        first.cancelled ||= r.cancelled;
+        break;
+      }
       // Better: more validation images right; on a tie, the lower validation loss; without
-      // validation, the blocks (they won on every dev set of the benchmark).
-      const better = !first || r.cancelled || r.error || !r.nVal ||
-        r.validationAccuracy > first.validationAccuracy || (r.validationAccuracy === first.validationAccuracy && r.bestValLoss < first.bestValLoss);
+      // validation, the blocks.
+      const better = !first || !r.nVal || r.validationAccuracy > first.validationAccuracy ||
+        (r.validationAccuracy === first.validationAccuracy && r.bestValLoss < first.bestValLoss);
       if (better) {
         if (kept) this.mod.x.tt_net_delete(kept);
         kept = this.net;
-        first = { ...r, learningRate: lr };
+        first = { ...r, learningRate: lr, inputs };
       } else {
-        this.mod.x.tt_net_delete(this.net);
-        this.net = kept;
-        this._setBlocks(first.blocks);
+        fallBack();
       }
       if (r.cancelled || r.error) break;
     }
@@ -275,16 +282,15 @@ export class Classifier {
       auto.summary = `K=${first.blocks}`;
     }
     const report = { ...first, auto, temperature: 1, refit: null };
-    if (first.nVal) report.temperature = this._calibrate(first.valIndices, this._inputsAt(this.boundary));
-    delete report.valIndices;
-    delete report.bestValLoss;
+    if (first.nVal) report.temperature = this._calibrate(first.valIndices, first.inputs);
+    for (const k of ['valIndices', 'bestValLoss', 'inputs', 'learningRate']) delete report[k];
     if (o.refit && first.nVal && !first.cancelled && !first.error) {
       // A fresh net on every image; the first run's net stays until the refit succeeds,
       // so a cancel or a failure loses nothing.
       this.net = this._buildNet(this.labels.length);
       const epochs = o.epochs;
       const second = await this._train({ ...o, learningRate: first.learningRate, epochs, validationFraction: 0, patience: 0 }, 'refit',
-        this._inputsAt(this.boundary));
+        first.inputs);
       if (second.cancelled || second.error) {
         this.mod.x.tt_net_delete(this.net);
         this.net = kept;
