@@ -715,7 +715,7 @@ async function exportProject() {
   if (!state.store) { notify('Export needs IndexedDB, which this browser does not offer here.', 'error'); return; }
   try {
     const { images, model } = await state.store.load();
-    const blob = pack({ settings: state.settings, classes: state.classes.map(({ id, name }) => ({ id, name })), images, model });
+    const blob = await pack({ settings: state.settings, classes: state.classes.map(({ id, name }) => ({ id, name })), images, model });
     download(blob, `${safeName(state.classes.map((c) => c.name).join('-') || 'tinytune')}.ttproject`);
     notify(`Exported the project (${plural(images.length, 'image')}, ${formatBytes(blob.size)}).`, 'ok');
   } catch (e) {
