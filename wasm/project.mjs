@@ -268,13 +268,16 @@ export class ProjectStore {
   static async open(name = 'tinytune') {
     if (!globalThis.indexedDB) throw new Error('IndexedDB is not available in this browser');
     const open = indexedDB.open(name, DB_VERSION);
+    // Another tab with an older page holds the database open at its version: say so
+    // rather than wait forever for it to close.
+    const blocked = new Promise((_, reject) => { open.onblocked = () => reject(new Error('another tab has the project open with an older version of this page; close it and reload')); });
     open.onupgradeneeded = () => {
       const db = open.result;
       if (!db.objectStoreNames.contains('meta')) db.createObjectStore('meta');
       if (!db.objectStoreNames.contains('images')) db.createObjectStore('images', { keyPath: 'id' }).createIndex('classId', 'classId');
       if (!db.objectStoreNames.contains('model')) db.createObjectStore('model');
     };
-    return new ProjectStore(await req(open));
+    return new ProjectStore(await Promise.race([req(open), blocked]));
   }
 
   constructor(db) { this.db = db; }

@@ -17,7 +17,7 @@
 //   predict {bytes, topk}                -> [{ label, index, probability }]
 //   save                                 -> { bytes: Uint8Array (transferred), labels, backbone }
 //   load {bytes}                         -> { labels, report, meta }; a file made on another backbone is refused
-//   status                               -> counts of images, embedded, pending
+//   status                               -> counts of images, embedded, pending; the engine's wasm memory in bytes
 // Other events: 'embedded' {id, pending} as features are computed, 'skipped'
 // {id, name, reason} when a stored image turns out unreadable.
 //
@@ -223,7 +223,7 @@ const handlers = {
   },
 
   status() {
-    return { images: S.images.size, pending: pendingImages().length, trained: !!S.classifier, model: S.modelId };
+    return { images: S.images.size, pending: pendingImages().length, trained: !!S.classifier, model: S.modelId, memory: S.engine?.memoryBytes() ?? 0 };
   },
 };
 
