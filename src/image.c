@@ -35,7 +35,19 @@ static void *tt__stbi_realloc(void *p, size_t n) {
 #define STBI_REALLOC(p, newsz) tt__stbi_realloc(p, newsz)
 #define STBI_FREE(p) free(p)
 
+/* stb's internal consistency checks. With assert() one failing would abort the whole
+   wasm module (the page's engine, mid-training); instead the first failed check is kept
+   and the decode in progress fails with it (tt_image_decode discards whatever stb
+   returned). None is known to fire on any input: our header scans refuse what would
+   (see dht_tables), so this is the second lock. */
+static const char *tt__stbi_failed_check; /* since the end of the last decode */
+static void tt__stbi_check_failed(const char *what) {
+  if (!tt__stbi_failed_check) tt__stbi_failed_check = what;
+}
+#define STBI_ASSERT(x) ((x) ? (void)0 : tt__stbi_check_failed(#x))
+
 #define STB_IMAGE_IMPLEMENTATION
+#define STB_IMAGE_STATIC
 #define STBI_NO_STDIO
 #define STBI_ONLY_JPEG
 #define STBI_ONLY_PNG
@@ -193,6 +205,7 @@ typedef struct {
   int64_t w, h;    /* declared size; -1 if the header did not get that far */
   size_t plte_at;  /* PNG: offset of a palette image's first PLTE chunk, if short (else 0) */
   uint32_t plte_len;
+  int orientation; /* JPEG: EXIF Orientation 2..8 (how to turn the stored pixels upright), else 0 */
 } hdr;
 
 static uint32_t rd32le(const uint8_t *p) {
@@ -287,6 +300,34 @@ static int sos_tables_ok(const uint8_t *seg, size_t sl, const uint8_t *frame, si
   return 1;
 }
 
+/* EXIF Orientation (tag 0x0112 in IFD0 of an APP1 "Exif" segment; seg/sl: the segment
+   after its length field). Phones store photos as the sensor saw them and record here how
+   to turn them upright; browsers apply it when they show the photo (and give it so to
+   createImageBitmap), so the engine must too or it trains on sideways pictures. Returns
+   2..8, or 0 for upright, absent, or anything malformed (as browsers do). */
+static int exif_orientation(const uint8_t *seg, size_t sl) {
+  if (sl < 6 + 8 || memcmp(seg, "Exif\0\0", 6) != 0) return 0;
+  const uint8_t *t = seg + 6; /* the TIFF header; offsets count from here */
+  size_t n = sl - 6;
+  int le;
+  if (memcmp(t, "II*\0", 4) == 0) le = 1;
+  else if (memcmp(t, "MM\0*", 4) == 0) le = 0;
+  else return 0;
+  uint32_t ifd = le ? rd32le(t + 4) : rd32be(t + 4);
+  if (ifd < 8 || ifd > n - 2) return 0;
+  unsigned count = le ? rd16le(t + ifd) : rd16be(t + ifd);
+  for (unsigned i = 0; i < count; i++) {
+    size_t e = (size_t)ifd + 2 + 12 * (size_t)i;
+    if (e + 12 > n) return 0;
+    unsigned tag = le ? rd16le(t + e) : rd16be(t + e);
+    if (tag != 0x0112) continue;
+    unsigned type = le ? rd16le(t + e + 2) : rd16be(t + e + 2);
+    unsigned v = le ? rd16le(t + e + 8) : rd16be(t + e + 8);
+    return type == 3 && v >= 2 && v <= 8 ? (int)v : 0; /* SHORT, inline */
+  }
+  return 0;
+}
+
 /* JPEG: walks the marker segments as stb will (never trusting a length past the end).
    Records the frame size, and notes, in this order of importance: coding processes stb
    cannot decode, 4-channel JPEGs whose colour model stb would get wrong, tables that
@@ -350,6 +391,7 @@ static void jpeg_scan(const uint8_t *d, size_t n, hdr *h, problem *pr) {
       tables |= t;
     }
     if (m == 0xdb) qtables |= dqt_tables(d, n, p);
+    if (m == 0xe1 && !seen_sos && !h->orientation) h->orientation = exif_orientation(seg, sl);
     if (m == 0xee && sl >= 12 && memcmp(seg, "Adobe\0", 6) == 0 && !seen_sos) {
       adobe = seg[11];
     } else if (m == 0xda) {
@@ -616,7 +658,43 @@ static int limit_error(int64_t w, int64_t h) {
 
 /* ---- decoding ------------------------------------------------------------------------- */
 
+/* The stored w x h pixels turned upright by EXIF orientation o (2..8) into a new buffer
+   (h x w for 5..8): each upright pixel (x, y) reads the stored pixel below. */
+static uint8_t *orient(const uint8_t *px, int w, int h, int o) {
+  int ow = o >= 5 ? h : w, oh = o >= 5 ? w : h;
+  uint8_t *up = malloc((size_t)w * (size_t)h * 3);
+  if (!up) return NULL;
+  for (int y = 0; y < oh; y++)
+    for (int x = 0; x < ow; x++) {
+      int sx, sy;
+      switch (o) {
+        case 2: sx = w - 1 - x; sy = y; break;         /* mirrored left-right */
+        case 3: sx = w - 1 - x; sy = h - 1 - y; break; /* upside down */
+        case 4: sx = x; sy = h - 1 - y; break;         /* mirrored top-bottom */
+        case 5: sx = y; sy = x; break;                 /* transposed */
+        case 6: sx = y; sy = h - 1 - x; break;         /* stored turned 90 left: turn right */
+        case 7: sx = w - 1 - y; sy = h - 1 - x; break; /* transversed */
+        default: sx = w - 1 - y; sy = x; break;        /* 8: stored turned 90 right: turn left */
+      }
+      memcpy(up + ((size_t)y * (size_t)ow + (size_t)x) * 3, px + ((size_t)sy * (size_t)w + (size_t)sx) * 3, 3);
+    }
+  return up;
+}
+
+static int decode(const uint8_t *data, size_t len, tt_image *out);
+
 int tt_image_decode(const uint8_t *data, size_t len, tt_image *out) {
+  int r = decode(data, len, out);
+  tt__stbi_failed_check = NULL; /* whatever failed belonged to this decode */
+  return r;
+}
+
+static int check_failed(const char *name) {
+  return tt_fail(TT_EFORMAT, "corrupt %s: the decoder found it inconsistent (stb_image check '%s' "
+                             "failed)", name, tt__stbi_failed_check);
+}
+
+static int decode(const uint8_t *data, size_t len, tt_image *out) {
   if (!out) return tt_fail(TT_EINVAL, "tt_image_decode: out is NULL");
   out->w = out->h = 0;
   out->rgb = NULL;
@@ -631,7 +709,7 @@ int tt_image_decode(const uint8_t *data, size_t len, tt_image *out) {
 
   /* 1. Our own reading of the header: the declared size is checked first, so a tiny
         file declaring a huge canvas costs nothing, whatever else is wrong with it. */
-  hdr h = {-1, -1, 0, 0};
+  hdr h = {-1, -1, 0, 0, 0};
   problem pr;
   pr.code = 0;
   pr.msg[0] = 0;
@@ -665,6 +743,7 @@ int tt_image_decode(const uint8_t *data, size_t len, tt_image *out) {
                      name, TT_IMAGE_MAX_DIM, TT_IMAGE_MAX_PIXELS / 1000000);
     return tt_fail(TT_EFORMAT, "corrupt or truncated %s: %s", name, why);
   }
+  if (tt__stbi_failed_check) return check_failed(name);
   if (w <= 0 || hh <= 0)
     return tt_fail(TT_EFORMAT, "corrupt or truncated %s: image is %dx%d pixels", name, w, hh);
   if (over_limit(w, hh)) return limit_error(w, hh);
@@ -694,6 +773,10 @@ int tt_image_decode(const uint8_t *data, size_t len, tt_image *out) {
     px = stbi_load_from_memory(data, (int)len, &dw, &dh, &dc, 3);
   }
   tt__stbi_limit = TT_STBI_MAX_ALLOC;
+  if (tt__stbi_failed_check) {
+    free(px);
+    return check_failed(name);
+  }
   if (!px) {
     const char *why = stb_reason();
     if (strcmp(why, "outofmem") == 0)
@@ -704,6 +787,13 @@ int tt_image_decode(const uint8_t *data, size_t len, tt_image *out) {
   if (dw != w || dh != hh) { /* cannot happen with stb, but never trust a size twice */
     free(px);
     return tt_fail(TT_EFORMAT, "corrupt %s: header says %dx%d, decoded %dx%d", name, w, hh, dw, dh);
+  }
+  if (h.orientation) {
+    uint8_t *up = orient(px, w, hh, h.orientation);
+    free(px);
+    if (!up) return tt_fail(TT_ENOMEM, "out of memory turning a %dx%d JPEG upright", w, hh);
+    px = up;
+    if (h.orientation >= 5) { int t = w; w = hh; hh = t; }
   }
   out->w = w;
   out->h = hh;

@@ -357,6 +357,57 @@ test('model files over the size limits are refused while downloading', async () 
   }
 });
 
+test('shard paths that leave the model folder are refused, before anything is read', async () => {
+  // models/<a>/model.json naming '../<b>/group1-shard1of1': <b> holds a real shard, so
+  // a loader that followed the path would load the model from outside its folder.
+  const other = variant();
+  const outside = `../${path.basename(other)}/group1-shard1of1`;
+  const withPath = (p) => variant({ json: (j) => { j.weightsManifest[0].paths = [p]; } });
+  const msg = (p, why) => new RegExp(`^weights manifest path '${p.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}' is refused: ${why}; a shard must be a relative path inside model.json's folder \\(like 'group1-shard1of2' or 'weights/group1-shard1of2'\\)$`);
+  const cases = [
+    [outside, "it has a '\\.\\.' segment, which leaves the model's folder"],
+    [`weights/../${outside}`, "it has a '\\.\\.' segment, which leaves the model's folder"],
+    [`%2e%2e/${path.basename(other)}/group1-shard1of1`, "it has a '\\.\\.' segment, which leaves the model's folder"],
+    [path.join(other, 'group1-shard1of1'), 'it is an absolute path'],
+    [`file://${path.join(other, 'group1-shard1of1')}`, 'it is a URL or names a drive'],
+    ['C:/models/group1-shard1of1', 'it is a URL or names a drive'],
+    ['..\\other\\group1-shard1of1', 'it contains a backslash'],
+    ['./group1-shard1of1', "it has an empty or '\\.' segment"],
+    ['group1-shard1of1?x=1', 'it has a query or fragment'],
+  ];
+  for (const [p, why] of cases) await refusesAsync(`shard path ${p}`, engine.loadModel(withPath(p)), msg(p, why));
+  // a subfolder below model.json is fine
+  const sub = withPath('weights/group1-shard1of1');
+  fs.mkdirSync(path.join(sub, 'weights'));
+  fs.renameSync(path.join(sub, 'group1-shard1of1'), path.join(sub, 'weights/group1-shard1of1'));
+  const m = await engine.loadModel(sub);
+  assert.ok(sameBits(m.embed(good), ref), 'a model with its shard in a subfolder embeds as the original');
+  m.dispose();
+
+  // Over http the same rule: nothing outside the model's folder is requested, not even on
+  // the same origin, and no other origin.
+  const asked = [];
+  const server = http.createServer((req, res) => {
+    asked.push(req.url);
+    const file = path.join(tmp, decodeURIComponent(req.url.split('?')[0]));
+    if (!file.startsWith(tmp) || !fs.existsSync(file)) return res.writeHead(404).end();
+    res.end(fs.readFileSync(file));
+  });
+  await new Promise((r) => server.listen(0, '127.0.0.1', r));
+  const base = `http://127.0.0.1:${server.address().port}`;
+  try {
+    for (const p of [outside, `${base}/${path.basename(other)}/group1-shard1of1`, `//127.0.0.1:${server.address().port}/x`]) {
+      const dir = withPath(p);
+      const why = p === outside ? "it has a '\\.\\.' segment, which leaves the model's folder" : 'it is a URL or names a drive';
+      await refusesAsync(`shard path ${p} over http`, engine.loadModel(`${base}/${path.basename(dir)}/model.json`), msg(p, why));
+    }
+    assert.ok(asked.every((u) => /\/model\d+\/(model|card)\.json$/.test(u)), `requested more than model.json and card.json: ${asked.join(', ')}`);
+  } finally {
+    server.closeAllConnections?.();
+    await new Promise((r) => server.close(r));
+  }
+});
+
 /* ---- saved classifiers ------------------------------------------------------------------ */
 
 const SKIMAGE_SET = [['chelsea.png', 'cat'], ['coffee.png', 'thing'], ['astronaut.png', 'cat'], ['rocket.jpg', 'thing']];

@@ -1,8 +1,8 @@
 // The relaxed-SIMD build (build/tinytune-relaxed.wasm: FMA through f32x4.relaxed_madd,
 // made by a post-link opcode rewrite, see tools/relaxed_fma.mjs). Whether the rewrite
 // kept each multiply-add's operands in the right order shows in the kernel tests of the
-// rewritten test programs (build/test_*-relaxed.wasm, run by tests/c_wasm.test.mjs when
-// the runtime has relaxed SIMD) and in the engine's agreement with tfjs. Node 20 validates it
+// rewritten test programs (build/test_*-relaxed.wasm, run by tests/c_wasm.test.mjs, in a
+// flagged child Node where needed) and in the engine's agreement with tfjs. Node 20 validates it
 // only with --experimental-wasm-relaxed-simd, so the checks that run it are made in a
 // child Node started with that flag; this process (without the flag) checks that the
 // loader falls back to the plain SIMD build instead of failing.
@@ -61,12 +61,12 @@ test('without relaxed SIMD the loader picks the plain SIMD build', async () => {
   assert.equal(m.relaxed, false);
 });
 
-test('with relaxed SIMD: kernel and gradient tests, and the engine against tfjs', { skip: !flagWorks && 'this Node has no relaxed SIMD' }, () => {
-  // The loader's choice, then the C tests and the tfjs comparison (tests/c_wasm and
-  // tests/engine, whose SIMD build is now the relaxed one) in the flagged child.
+test('with relaxed SIMD: the loader picks it, and the engine against tfjs', { skip: !flagWorks && 'this Node has no relaxed SIMD' }, () => {
+  // The loader's choice, then the tfjs comparison (tests/engine, whose SIMD build is now
+  // the relaxed one) in the flagged child. (tests/c_wasm runs the relaxed C tests itself.)
   const pick = child(['-e', `import('./wasm/module.mjs').then(async (m) => { const x = await m.loadModule(); process.exit(x.simd && x.relaxed ? 0 : 1); })`]);
   assert.equal(pick.status, 0, `the loader did not pick the relaxed build\n${pick.stderr}`);
-  const r = child(['--test', '--test-reporter=tap', 'tests/c_wasm.test.mjs', 'tests/engine.test.mjs'], 900_000);
+  const r = child(['--test', '--test-reporter=tap', 'tests/engine.test.mjs'], 900_000);
   const out = `${r.stdout}\n${r.stderr}`;
   assert.equal(r.status, 0, out.split('\n').filter((l) => /not ok|Error|error/.test(l)).slice(0, 30).join('\n'));
   assert.match(out, /# fail 0/);

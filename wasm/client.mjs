@@ -22,7 +22,11 @@ export class EngineClient {
     this.pending = new Map();
     this.listeners = new Map();
     this.worker.onmessage = (e) => this._onMessage(e.data);
+    this.started = false; // true once the worker has answered anything
+    this.crashed = null;
     this.worker.onerror = (e) => {
+      e.preventDefault?.();
+      if (this.started) { this._crash(e.message || 'an uncaught error in the engine worker'); return; }
       // A worker that failed to start (say, a module that did not load) fails every request.
       const err = new WorkerError({ name: 'Error', message: `the engine worker ${url} failed: ${e.message || 'could not start'}` });
       for (const p of this.pending.values()) p.reject(err);
@@ -32,13 +36,31 @@ export class EngineClient {
     };
   }
 
+  // The engine trapped (a WebAssembly.RuntimeError: an engine bug, or memory exhausted
+  // mid-call) or the worker died: its state can no longer be trusted, so every pending
+  // request fails with an 'EngineCrash' error and 'crash' tells the page to start a new
+  // worker. Nothing the page keeps (images, labels, the stored model) lives in the worker.
+  _crash(reason) {
+    if (this.crashed) return;
+    this.crashed = reason;
+    this.failed = new WorkerError({ name: 'EngineCrash', message: `the engine crashed (${reason})` });
+    for (const p of this.pending.values()) p.reject(this.failed);
+    this.pending.clear();
+    this.worker.terminate();
+    this._emit('crash', this.failed);
+  }
+
   _onMessage(msg) {
+    this.started = true;
     if (msg.type === 'event') { this._emit(msg.name, msg.data); return; }
     const p = this.pending.get(msg.id);
     if (!p) return;
     this.pending.delete(msg.id);
     if (msg.ok) p.resolve(msg.result);
-    else p.reject(new WorkerError(msg.error));
+    else if (msg.error?.name === 'RuntimeError') { // a trap inside a request
+      p.reject(new WorkerError({ name: 'EngineCrash', message: `the engine crashed (${msg.error.message})` }));
+      this._crash(msg.error.message);
+    } else p.reject(new WorkerError(msg.error));
   }
 
   _emit(name, data) { for (const fn of this.listeners.get(name) ?? []) fn(data); }

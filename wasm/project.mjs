@@ -6,28 +6,49 @@
 // in Node too (tests/e2e/project.test.mjs); ProjectStore needs IndexedDB (page or worker).
 //
 // ---------------------------------------------------------------------------------------
-// The project file (.ttproject), version 1
+// The project file (.ttproject), version 2
 //
-//   offset 0   8 bytes   magic, ASCII "TTPROJ01"
+//   offset 0   8 bytes   magic, ASCII "TTPROJ02"
 //   offset 8   4 bytes   H, the header's length in bytes, uint32 little-endian
-//   offset 12  H bytes   the header: UTF-8 JSON (below)
-//   offset 12+H          the data section: every blob the header mentions, concatenated
+//   offset 12  4 bytes   CRC-32 of the header's H bytes, uint32 little-endian
+//   offset 16  H bytes   the header: UTF-8 JSON (below)
+//   offset 16+H          the data section: every blob the header mentions, concatenated
 //
 // Header:
-//   { format: "tinytune-project", version: 1, created: ISO date, dataBytes: total size of the data section,
+//   { format: "tinytune-project", version: 2, created: ISO date,
+//     dataBytes: size of the data section, dataCrc32: CRC-32 of the data section,
 //     settings: {...the page's settings...},
 //     classes: [{ id, name }],                                   (card order = label order)
 //     images:  [{ id, classId, name, type, added, data: Ref, thumb: Ref | null }],
 //     model:   { backbone, labels, saved, report, data: Ref } | null }   (a .ttm classifier)
 //   Ref = { offset, length, type }: a byte range of the data section (offset from its start).
 //
+// Version 1 (magic "TTPROJ01", a 12-byte prefix without the CRC, no dataCrc32; written by
+// the first release) is still read: a project saved then opens unchanged
+// (tests/fixtures/project/, tests/project_file.test.mjs). The checksums turn a flipped
+// byte anywhere into a clear error instead of a silently different image or model.
+//
+// A file is untrusted: unpack() checks every count, size, range, nesting depth and
+// checksum against the limits below before the page stores anything, and fails with a
+// ProjectFileError naming the problem, so an import either replaces the project whole or
+// leaves it untouched.
+//
 // No compression (images are already compressed; the classifier is small), no zip: a
-// reader needs only the 12-byte prefix, JSON and slicing.
+// reader needs only the prefix, JSON and slicing.
 // ---------------------------------------------------------------------------------------
 
 export const PROJECT_FORMAT = 'tinytune-project';
-const MAGIC = 'TTPROJ01';
-const PREFIX = 12;
+export const PROJECT_VERSION = 2;
+const MAGIC = { 1: 'TTPROJ01', 2: 'TTPROJ02' };
+const PREFIX = { 1: 12, 2: 16 };
+const MiB = 1024 * 1024;
+/** What a project may hold; a file beyond these is refused before anything is stored. */
+export const PROJECT_LIMITS = Object.freeze({
+  headerBytes: 64 * MiB, images: 20000, classes: 1000, depth: 32,
+  imageBytes: 64 * MiB, thumbBytes: 4 * MiB, modelBytes: 256 * MiB,
+});
+// The saved-model header the engine reads (src/savefile.c): 'TTMODEL\0', uint32 version.
+const TTM_MAGIC = 'TTMODEL\0', TTM_VERSION = 1;
 
 export class ProjectFileError extends Error {
   constructor(message) {
@@ -36,12 +57,39 @@ export class ProjectFileError extends Error {
   }
 }
 
+const CRC_TABLE = (() => {
+  const t = new Uint32Array(256);
+  for (let n = 0; n < 256; n++) {
+    let c = n;
+    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+    t[n] = c >>> 0;
+  }
+  return t;
+})();
+
+/** CRC-32 (IEEE, as zip and PNG) of bytes, continuing from crc (0 to start). */
+export function crc32(bytes, crc = 0) {
+  let c = ~crc >>> 0;
+  for (let i = 0; i < bytes.length; i++) c = CRC_TABLE[(c ^ bytes[i]) & 0xff] ^ (c >>> 8);
+  return ~c >>> 0;
+}
+
+// CRC-32 of a Blob, read in slices so a large project is never held in memory twice.
+async function blobCrc32(blob) {
+  let crc = 0;
+  for (let at = 0; at < blob.size; at += 8 * MiB) crc = crc32(new Uint8Array(await blob.slice(at, at + 8 * MiB).arrayBuffer()), crc);
+  return crc;
+}
+
+const fmt = (n) => String(n).replace(/\B(?=(\d{3})+(?!\d))/g, ' ');
+
 /**
  * One Blob holding the whole project. project: { settings, classes: [{id, name}],
  * images: [{id, classId, name, type, added, blob, thumb?}], model: {backbone, labels,
- * saved, report, bytes: Blob|Uint8Array} | null }. Blobs are referenced, not copied.
+ * saved, report, bytes: Blob|Uint8Array} | null }. Blobs are referenced, not copied, but
+ * read once for the checksum (hence async).
  */
-export function pack(project) {
+export async function pack(project) {
   const parts = [];
   let offset = 0;
   const ref = (blob, type) => {
@@ -54,7 +102,7 @@ export function pack(project) {
   };
   const classIds = new Set(project.classes.map((c) => c.id));
   const header = {
-    format: PROJECT_FORMAT, version: 1, created: new Date().toISOString(),
+    format: PROJECT_FORMAT, version: PROJECT_VERSION, created: new Date().toISOString(),
     settings: project.settings ?? {},
     classes: project.classes.map(({ id, name }) => ({ id, name })),
     images: project.images.filter((im) => classIds.has(im.classId)).map((im) => ({
@@ -68,52 +116,135 @@ export function pack(project) {
     header.model = { backbone, labels, saved, report: report ?? null, data: ref(project.model.bytes, 'application/octet-stream') };
   }
   header.dataBytes = offset;
+  header.dataCrc32 = await blobCrc32(new Blob(parts));
   const json = new TextEncoder().encode(JSON.stringify(header));
-  const prefix = new Uint8Array(PREFIX);
-  prefix.set(new TextEncoder().encode(MAGIC), 0);
+  const prefix = new Uint8Array(PREFIX[2]);
+  prefix.set(new TextEncoder().encode(MAGIC[2]), 0);
   new DataView(prefix.buffer).setUint32(8, json.length, true);
+  new DataView(prefix.buffer).setUint32(12, crc32(json), true);
   return new Blob([prefix, json, ...parts], { type: 'application/x-tinytune-project' });
+}
+
+// The deepest nesting of arrays and objects in JSON text (strings skipped), without
+// parsing it: a header nested 100,000 deep is refused before JSON.parse or anything after
+// it (structured cloning into IndexedDB, JSON.stringify on export) recurses that deep.
+function jsonDepth(text, limit) {
+  let depth = 0, max = 0, inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const ch = text.charCodeAt(i);
+    if (inString) {
+      if (ch === 92) i++; // backslash: skip the escaped character
+      else if (ch === 34) inString = false;
+    } else if (ch === 34) inString = true;
+    else if (ch === 123 || ch === 91) { if (++depth > max) { max = depth; if (max > limit) return max; } }
+    else if (ch === 125 || ch === 93) depth--;
+  }
+  return max;
 }
 
 /** Reads a project file back: the same shape pack() takes, with Blob slices of the file. */
 export async function unpack(file) {
   const blob = file instanceof Blob ? file : new Blob([file]);
   const name = file?.name ? `'${file.name}'` : 'this file';
-  if (blob.size < PREFIX) throw new ProjectFileError(`${name} is not a tinytune project (too short)`);
-  const prefix = new Uint8Array(await blob.slice(0, PREFIX).arrayBuffer());
-  if (new TextDecoder().decode(prefix.subarray(0, 8)) !== MAGIC) {
-    throw new ProjectFileError(`${name} is not a tinytune project file (a .ttproject starts with ${MAGIC})`);
+  const refuse = (why) => { throw new ProjectFileError(`${name} ${why}`); };
+  if (blob.size < PREFIX[1]) refuse('is not a tinytune project (too short)');
+  const head = new Uint8Array(await blob.slice(0, PREFIX[2]).arrayBuffer());
+  const magic = new TextDecoder().decode(head.subarray(0, 8));
+  const fileVersion = magic === MAGIC[1] ? 1 : magic === MAGIC[2] ? 2 : 0;
+  if (!fileVersion) {
+    if (/^TTPROJ\d\d$/.test(magic)) refuse(`is a version ${Number(magic.slice(6))} project file; this page reads versions 1 and 2 (it was made by a newer tinytune)`);
+    refuse(`is not a tinytune project file (a .ttproject starts with ${MAGIC[2]})`);
   }
-  const hlen = new DataView(prefix.buffer).getUint32(8, true);
-  if (PREFIX + hlen > blob.size) throw new ProjectFileError(`${name} is truncated: its header runs past the end of the file`);
+  const prefixLen = PREFIX[fileVersion];
+  if (blob.size < prefixLen) refuse('is not a tinytune project (too short)');
+  const view = new DataView(head.buffer);
+  const hlen = view.getUint32(8, true);
+  if (hlen > PROJECT_LIMITS.headerBytes) refuse(`is damaged: its header claims ${fmt(hlen)} bytes, more than the limit of ${fmt(PROJECT_LIMITS.headerBytes)}`);
+  if (prefixLen + hlen > blob.size) refuse('is truncated: its header runs past the end of the file');
+  const headerBytes = new Uint8Array(await blob.slice(prefixLen, prefixLen + hlen).arrayBuffer());
+  if (fileVersion >= 2 && crc32(headerBytes) !== view.getUint32(12, true)) {
+    refuse('is damaged: its header does not match its checksum (a changed byte?)');
+  }
+  let text;
+  try { text = new TextDecoder('utf-8', { fatal: true }).decode(headerBytes); } catch { refuse('has a damaged header (not valid UTF-8)'); }
+  const depth = jsonDepth(text, PROJECT_LIMITS.depth);
+  if (depth > PROJECT_LIMITS.depth) refuse(`has a damaged header: JSON nested more than ${PROJECT_LIMITS.depth} levels deep`);
   let header;
   try {
-    header = JSON.parse(new TextDecoder().decode(await blob.slice(PREFIX, PREFIX + hlen).arrayBuffer()));
+    header = JSON.parse(text);
   } catch {
-    throw new ProjectFileError(`${name} has a damaged header (not valid JSON)`);
+    refuse('has a damaged header (not valid JSON)');
   }
-  if (header.format !== PROJECT_FORMAT) throw new ProjectFileError(`${name} is not a tinytune project (format '${header.format}')`);
-  if (header.version !== 1) throw new ProjectFileError(`${name} is a version ${header.version} project; this page reads version 1`);
-  const base = PREFIX + hlen;
-  if (base + (header.dataBytes ?? 0) > blob.size) {
-    throw new ProjectFileError(`${name} is truncated: ${blob.size - base} of ${header.dataBytes} data bytes present`);
+  if (!header || typeof header !== 'object' || Array.isArray(header)) refuse('has a damaged header (not a JSON object)');
+  if (header.format !== PROJECT_FORMAT) refuse(`is not a tinytune project (format '${header.format}')`);
+  if (header.version !== fileVersion) {
+    if (Number.isInteger(header.version) && header.version > PROJECT_VERSION) refuse(`is a version ${header.version} project; this page reads versions 1 and 2 (it was made by a newer tinytune)`);
+    refuse(`is damaged: its header says version ${JSON.stringify(header.version)} in a version ${fileVersion} file`);
   }
-  const slice = (r) => {
-    if (!r) return null;
-    if (!(Number.isInteger(r.offset) && Number.isInteger(r.length) && r.offset >= 0 && r.length >= 0 && base + r.offset + r.length <= blob.size)) {
-      throw new ProjectFileError(`${name} is damaged: a data range lies outside the file`);
+  const { classes, images } = header;
+  if (!Array.isArray(classes) || !Array.isArray(images)) refuse('has no class or image list');
+  if (classes.length > PROJECT_LIMITS.classes) refuse(`declares ${fmt(classes.length)} classes; the limit is ${fmt(PROJECT_LIMITS.classes)}`);
+  if (images.length > PROJECT_LIMITS.images) refuse(`declares ${fmt(images.length)} images; the limit is ${fmt(PROJECT_LIMITS.images)}`);
+  const dataBytes = header.dataBytes ?? 0;
+  if (!Number.isSafeInteger(dataBytes) || dataBytes < 0) refuse(`is damaged: its data size ${JSON.stringify(header.dataBytes)} is not a byte count`);
+  const base = prefixLen + hlen;
+  if (base + dataBytes > blob.size) refuse(`is truncated: ${blob.size - base} of ${dataBytes} data bytes present`);
+  if (base + dataBytes < blob.size && fileVersion >= 2) refuse(`is damaged: ${fmt(blob.size - base - dataBytes)} bytes follow its data`);
+
+  const isObj = (v) => v && typeof v === 'object' && !Array.isArray(v);
+  const slice = (r, what, limit) => {
+    if (r === null || r === undefined) return null;
+    if (!isObj(r) || !Number.isSafeInteger(r.offset) || !Number.isSafeInteger(r.length) || r.offset < 0 || r.length < 0) {
+      refuse(`is damaged: ${what} has no valid byte range`);
     }
-    return blob.slice(base + r.offset, base + r.offset + r.length, r.type ?? '');
+    if (r.length > limit) refuse(`is refused: ${what} is ${fmt(r.length)} bytes; the limit is ${fmt(limit)} (${limit / MiB} MiB)`);
+    if (r.offset + r.length > dataBytes) refuse(`is damaged: ${what} lies outside the file's data`);
+    return blob.slice(base + r.offset, base + r.offset + r.length, typeof r.type === 'string' ? r.type : '');
   };
-  if (!Array.isArray(header.classes) || !Array.isArray(header.images)) throw new ProjectFileError(`${name} has no class or image list`);
-  return {
-    settings: header.settings ?? {},
-    classes: header.classes.map(({ id, name: n }) => ({ id: String(id), name: String(n) })),
-    images: header.images.map((im) => ({ id: String(im.id), classId: String(im.classId), name: String(im.name ?? ''), type: im.type ?? '',
-      added: im.added ?? 0, blob: slice(im.data), thumb: slice(im.thumb) })),
-    model: header.model ? { backbone: header.model.backbone, labels: header.model.labels, saved: header.model.saved,
-      report: header.model.report ?? null, bytes: slice(header.model.data) } : null,
+  const str = (v, what, max = 1000) => {
+    if (typeof v === 'number') v = String(v);
+    if (typeof v !== 'string' || v.length > max) refuse(`is damaged: ${what} is not a name`);
+    return v;
   };
+  const out = {
+    settings: isObj(header.settings) ? header.settings : {},
+    classes: classes.map((c, i) => {
+      if (!isObj(c)) refuse(`is damaged: class ${i + 1} is not an object`);
+      return { id: str(c.id, `the id of class ${i + 1}`), name: str(c.name, `the name of class ${i + 1}`) };
+    }),
+    images: images.map((im, i) => {
+      if (!isObj(im)) refuse(`is damaged: image ${i + 1} is not an object`);
+      const what = `image ${i + 1} ('${String(im.name ?? '').slice(0, 80)}')`;
+      return {
+        id: str(im.id, `the id of ${what}`), classId: str(im.classId, `the class of ${what}`), name: str(im.name ?? '', `the name of ${what}`, 4096),
+        type: typeof im.type === 'string' ? im.type.slice(0, 100) : '', added: Number.isFinite(im.added) ? im.added : 0,
+        blob: slice(im.data, what, PROJECT_LIMITS.imageBytes), thumb: slice(im.thumb, `the thumbnail of ${what}`, PROJECT_LIMITS.thumbBytes),
+      };
+    }),
+    model: null,
+  };
+  if (out.images.some((im) => !im.blob)) refuse(`is damaged: image ${out.images.findIndex((im) => !im.blob) + 1} has no data`);
+  if (header.model) {
+    const m = header.model;
+    if (!isObj(m)) refuse('is damaged: its model entry is not an object');
+    if (!Array.isArray(m.labels) || m.labels.some((l) => typeof l !== 'string')) refuse("is damaged: its model's labels are not a list of names");
+    const bytes = slice(m.data, 'its model', PROJECT_LIMITS.modelBytes);
+    if (!bytes) refuse('is damaged: its model has no data');
+    out.model = { backbone: typeof m.backbone === 'string' ? m.backbone : null, labels: m.labels.slice(), saved: Number.isFinite(m.saved) ? m.saved : 0,
+      report: isObj(m.report) ? m.report : null, bytes };
+  }
+  // Everything checks out; the data's checksum last, as it reads the whole file.
+  if (fileVersion >= 2 && await blobCrc32(blob.slice(base, base + dataBytes)) !== header.dataCrc32) {
+    refuse('is damaged: its data does not match its checksum (a changed byte, or an incomplete copy?)');
+  }
+  if (out.model) {
+    const h = new Uint8Array(await out.model.bytes.slice(0, 12).arrayBuffer());
+    const v = h.length === 12 ? new DataView(h.buffer).getUint32(8, true) : -1;
+    if (new TextDecoder().decode(h.subarray(0, 8)) !== TTM_MAGIC) refuse('is damaged: its model is not a tinytune model file');
+    if (v > TTM_VERSION) refuse(`holds a model saved by a newer tinytune (model file version ${v}; this page reads version ${TTM_VERSION})`);
+    if (v !== TTM_VERSION) refuse(`is damaged: its model has file version ${v}`);
+  }
+  return out;
 }
 
 // ---------------------------------------------------------------------------------------
@@ -137,13 +268,16 @@ export class ProjectStore {
   static async open(name = 'tinytune') {
     if (!globalThis.indexedDB) throw new Error('IndexedDB is not available in this browser');
     const open = indexedDB.open(name, DB_VERSION);
+    // Another tab with an older page holds the database open at its version: say so
+    // rather than wait forever for it to close.
+    const blocked = new Promise((_, reject) => { open.onblocked = () => reject(new Error('another tab has the project open with an older version of this page; close it and reload')); });
     open.onupgradeneeded = () => {
       const db = open.result;
       if (!db.objectStoreNames.contains('meta')) db.createObjectStore('meta');
       if (!db.objectStoreNames.contains('images')) db.createObjectStore('images', { keyPath: 'id' }).createIndex('classId', 'classId');
       if (!db.objectStoreNames.contains('model')) db.createObjectStore('model');
     };
-    return new ProjectStore(await req(open));
+    return new ProjectStore(await Promise.race([req(open), blocked]));
   }
 
   constructor(db) { this.db = db; }

@@ -1175,16 +1175,45 @@ async function readUrl(url, what, onBytes, limit = MAX_WEIGHT_BYTES) {
   return out;
 }
 
+// A shard path from the manifest is untrusted: it must name a file in model.json's folder
+// or below it, as tensorflowjs_converter writes them ('group1-shard1of2', 'weights/x.bin').
+// For files this keeps a model.json from reading anything else on the disk; for URLs
+// the same rule applies (a browser would keep '../x' on the same origin, but it would
+// still leave the model's folder), so no '..' or '.' segment (nor its %2e spelling), no
+// absolute path, drive, scheme or other origin, no backslash, query or fragment.
+export function checkShardPath(path) {
+  const refuse = (why) => fail(`weights manifest path '${path}' is refused: ${why}; a shard must be a relative path inside model.json's folder (like 'group1-shard1of2' or 'weights/group1-shard1of2')`);
+  if (typeof path !== 'string' || !path) refuse('it is empty');
+  if (/[\\]/.test(path)) refuse('it contains a backslash');
+  if (/^[a-z][a-z0-9+.-]*:/i.test(path) || path.startsWith('//')) refuse('it is a URL or names a drive');
+  if (path.startsWith('/')) refuse('it is an absolute path');
+  if (/[?#]/.test(path)) refuse('it has a query or fragment');
+  let decoded;
+  try { decoded = decodeURIComponent(path); } catch { refuse('it has a malformed %-escape'); }
+  for (const seg of decoded.split(/[\\/]/)) {
+    if (seg === '..') refuse("it has a '..' segment, which leaves the model's folder");
+    if (seg === '.' || seg === '') refuse("it has an empty or '.' segment");
+  }
+  return path;
+}
+
 /**
  * fetchShard for loadWeights. base: URL or path of model.json, or of its directory.
  * URLs are fetched (with streaming progress); paths and file: URLs are read with
- * node:fs in Node.
+ * node:fs in Node. Paths are checked by checkShardPath, and the resolved location must
+ * still lie in the folder of model.json.
  */
 export function makeFetcher(base) {
   let baseUrl;
   return async (path, onBytes) => {
+    checkShardPath(path);
     baseUrl ??= await toUrl(base);
-    return readUrl(new URL(path, baseUrl), `model shard '${path}'`, onBytes);
+    const url = new URL(path, baseUrl);
+    const folder = new URL('./', baseUrl);
+    if (url.origin !== folder.origin || !url.href.startsWith(folder.href)) { // a second lock; checkShardPath already refuses this
+      fail(`weights manifest path '${path}' is refused: it resolves to ${showUrl(url)}, outside model.json's folder ${showUrl(folder)}`);
+    }
+    return readUrl(url, `model shard '${path}'`, onBytes);
   };
 }
 
@@ -1204,6 +1233,7 @@ export async function loadModelFiles(source, onProgress, opts = {}) {
   const range = card?.input?.range;
   const parsed = parseModel(json, { inputSize: opts.inputSize, inputScale: Array.isArray(range) && range[0] === 0 ? range[1] : undefined });
   if (card) checkCard(card, parsed, opts.inputSize);
+  for (const g of parsed.groups) g.paths.forEach(checkShardPath); // before reading any shard
   const weightBytes = await loadWeights(parsed.groups, makeFetcher(url), onProgress);
   resolveConstants(parsed, weightBytes);
   return { json, parsed, weightBytes, card };

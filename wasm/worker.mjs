@@ -19,8 +19,8 @@
 //   export {format}                      -> a whole-model export (stub until the engine offers one: fails with 'not available yet')
 //   save                                 -> { bytes: Uint8Array (transferred), labels, backbone }
 //   load {bytes}                         -> { labels, report, meta }; a file made on another backbone is refused
-//   status                               -> counts of images, pending, and `computed`: features computed
-//                                           by the engine (not read from the feature cache) since the worker started
+//   status                               -> counts of images, pending; `computed`: features computed by the engine (not read
+//                                           from the feature cache) since the worker started; the engine's wasm memory in bytes
 // Other events: 'embedded' {id, pending} as features are computed, 'skipped'
 // {id, name, reason} when a stored image turns out unreadable.
 //
@@ -265,7 +265,8 @@ const handlers = {
   },
 
   status() {
-    return { images: S.images.size, pending: pendingImages().length, trained: !!S.classifier, model: S.modelId, computed: S.computed };
+    return { images: S.images.size, pending: pendingImages().length, trained: !!S.classifier, model: S.modelId, computed: S.computed,
+      memory: S.engine?.memoryBytes() ?? 0 };
   },
 };
 

@@ -66,6 +66,7 @@ function saveMeta() {
 }
 
 async function storeModel(bytes, labels, report) {
+  state.sessionModel = bytes instanceof Uint8Array ? bytes.slice() : null; // for an engine restart without IndexedDB
   if (!state.store) return;
   const rec = { backbone: state.model.id, labels, saved: Date.now(), report: slimReport(report), bytes: new Blob([bytes]) };
   await state.store.putModel(rec).catch((e) => notify(`Could not keep the model in this browser: ${e.message}`, 'warn'));
@@ -246,7 +247,7 @@ async function addFile(cls, file, i, base, skipped) {
         await state.store.putImage(rec);
         blob = (await state.store.getImage(im.id))?.blob ?? file; // the stored copy, independent of the original file
       } catch (e) {
-        notify(`Could not store '${name}' in this browser (${e.message}); it is used, but will not survive a reload.`, 'warn');
+        storageFailed(e, name);
       }
     }
     if (!state.classes.includes(cls)) { state.store?.deleteImage(im.id).catch(() => {}); return false; } // the class was deleted meanwhile
@@ -268,6 +269,22 @@ async function addFile(cls, file, i, base, skipped) {
   } finally {
     dequeue();
   }
+}
+
+// Writes IndexedDB refused (the quota, most often), gathered into one message that grows
+// as more fail, instead of one per image. What was stored before stays stored and usable.
+const unsaved = { names: [], el: null };
+function storageFailed(e, name) {
+  const full = e?.name === 'QuotaExceededError' || /quota/i.test(e?.message ?? '');
+  if (!unsaved.el?.isConnected) unsaved.names = [];
+  unsaved.names.push(name);
+  const n = unsaved.names.length;
+  const list = unsaved.names.slice(0, 3).map((x) => `'${x}'`).join(', ') + (n > 3 ? ` and ${n - 3} more` : '');
+  const text = `${full ? "This browser's storage for the page is full" : `This browser refused to store images (${e?.message})`}: ` +
+    `${list} ${n === 1 ? 'is' : 'are'} used in this session but will be gone after a reload. Everything stored before is kept. ` +
+    'To keep more, remove images or free space in the browser, or export the project (.ttproject).';
+  if (unsaved.el?.isConnected) unsaved.el.querySelector('p').textContent = text;
+  else unsaved.el = notify(text, 'warn', { topic: 'storage' });
 }
 
 let persistAsked = false;
@@ -632,6 +649,8 @@ async function train() {
     if (e.name === 'AbortError') {
       showProgress(0, 'Training stopped before it began.');
       notify('Training stopped.', 'info');
+    } else if (e.name === 'EngineCrash') {
+      showProgress(0, 'Training stopped: the engine crashed.'); // restartEngine says the rest
     } else {
       showProgress(0, 'Training failed.');
       notify(`Training failed: ${e.message}`, 'error', { topic: 'train' });
@@ -795,11 +814,26 @@ async function loadModelFile(file) {
   }
 }
 
+/** The project as the page holds it (what a reload would restore, plus what storage refused). */
+async function projectSnapshot() {
+  const images = [];
+  for (const c of state.classes) {
+    for (const [i, im] of c.images.entries()) {
+      if (!im.blob || im.status === 'checking') continue;
+      const thumb = im.url ? await fetch(im.url).then((r) => r.blob()).catch(() => null) : null;
+      images.push({ id: im.id, classId: c.id, name: im.name, type: im.blob.type ?? '', added: i, blob: im.blob, thumb });
+    }
+  }
+  const stored = await state.store?.getModel().catch(() => null);
+  const model = stored ?? (state.trained && state.sessionModel
+    ? { backbone: state.trained.backbone, labels: state.trained.labels, saved: Date.now(), report: slimReport(state.trained.report), bytes: state.sessionModel } : null);
+  return { images, model };
+}
+
 async function exportProject() {
-  if (!state.store) { notify('Export needs IndexedDB, which this browser does not offer here.', 'error'); return; }
   try {
-    const { images, model } = await state.store.load();
-    const blob = pack({ settings: state.settings, classes: state.classes.map(({ id, name }) => ({ id, name })), images, model });
+    const { images, model } = await projectSnapshot();
+    const blob = await pack({ settings: state.settings, classes: state.classes.map(({ id, name }) => ({ id, name })), images, model });
     download(blob, `${safeName(state.classes.map((c) => c.name).join('-') || 'tinytune')}.ttproject`);
     notify(`Exported the project (${plural(images.length, 'image')}, ${formatBytes(blob.size)}).`, 'ok');
   } catch (e) {
@@ -810,15 +844,26 @@ async function exportProject() {
 async function importProject(file) {
   if (!file) return;
   try {
+    // unpack checks the whole file first: a damaged or hostile one leaves the project as it was
     const p = await unpack(file);
-    if (!state.store) throw new Error('this browser offers no IndexedDB here');
     const images = p.images.map((im) => ({ ...im, size: im.blob?.size ?? 0 }));
     const model = p.model ? { ...p.model, bytes: p.model.bytes } : null;
-    await state.store.replace({ settings: { ...DEFAULTS, ...p.settings }, classes: p.classes, images, model });
-    await restoreProject();
+    const settings = { ...DEFAULTS, ...p.settings };
+    if (state.store && !state.store.readOnly) {
+      await state.store.replace({ settings, classes: p.classes, images, model }); // one transaction: all or nothing
+      await restoreProject();
+    } else { // no storage (or another tab's project): the imported project lives in this session
+      state.sessionModel = model ? new Uint8Array(await model.bytes.arrayBuffer()) : null;
+      await restoreProject({ meta: { settings, classes: p.classes }, images, model: null });
+      if (state.sessionModel && state.client) {
+        const res = await state.client.call('load', { bytes: state.sessionModel.slice() });
+        setTrained({ labels: res.labels, report: res.report ?? model.report, backbone: res.backbone, source: 'file' });
+        renderResults(res.labels, res.report ?? model.report);
+      }
+    }
     notify(`Imported '${file.name}': ${plural(p.classes.length, 'class')}, ${plural(p.images.length, 'image')}${p.model ? ', and its model' : ''}.`, 'ok');
   } catch (e) {
-    notify(`Could not import '${file.name}': ${e.message}`, 'error');
+    notify(e.name === 'ProjectFileError' ? `Could not import: ${e.message}. The current project is unchanged.` : `Could not import '${file.name}': ${e.message}`, 'error', { topic: 'import' });
   }
 }
 
@@ -844,8 +889,8 @@ async function clearProject() {
 // ---------------------------------------------------------------------------------------
 // Start-up
 
-/** Rebuilds the page (and the worker's image set) from what IndexedDB holds. */
-async function restoreProject() {
+/** Rebuilds the page (and the worker's image set) from what IndexedDB holds (or from `given`: { meta, images, model }). */
+async function restoreProject(given = null) {
   for (const c of state.classes) { for (const im of c.images) if (im.url) URL.revokeObjectURL(im.url); c.el.remove(); }
   state.classes = [];
   await state.client?.call('reset');
@@ -853,7 +898,7 @@ async function restoreProject() {
   $('results').hidden = true;
   $('train-progress').hidden = true;
   drawCurves($('curves'), [], state.settings.epochs);
-  const saved = state.store ? await state.store.load() : { meta: null, images: [], model: null };
+  const saved = given ?? (state.store ? await state.store.load() : { meta: null, images: [], model: null });
   const prevModel = state.settings.modelId;
   state.settings = { ...DEFAULTS, ...(saved.meta?.settings ?? {}) };
   writeSettings();
@@ -875,7 +920,7 @@ async function restoreProject() {
     updateCount(cls);
   }
   // images of classes that no longer exist (a crash between two writes) are dropped
-  for (const [cid, recs] of byClass) if (!classes.some((c) => c.id === cid)) for (const r of recs) state.store.deleteImage(r.id).catch(() => {});
+  for (const [cid, recs] of byClass) if (!classes.some((c) => c.id === cid)) for (const r of recs) state.store?.deleteImage(r.id).catch(() => {});
   if (!state.classes.length) { addClass('Class 1'); addClass('Class 2'); }
   updateTrainState();
   if (state.client && state.zoo.length) {
@@ -990,6 +1035,24 @@ function bindUi() {
   matchMedia('(prefers-color-scheme: dark)').addEventListener?.('change', redraw); // the chart's ink follows the colour scheme
 }
 
+/** True when this tab holds the project (a Web Lock held until the tab closes); false if another tab does. */
+function holdProjectLock() {
+  if (!navigator.locks?.request) return Promise.resolve(true);
+  return new Promise((resolve) => {
+    navigator.locks.request('tinytune-project', { ifAvailable: true }, (lock) => {
+      resolve(!!lock);
+      return lock ? new Promise(() => {}) : undefined;
+    }).catch(() => resolve(true));
+  });
+}
+
+/** The store with its reads only: a second tab's writes are dropped. */
+function readOnly(store) {
+  const none = () => Promise.resolve();
+  return { load: () => store.load(), getImage: (id) => store.getImage(id), getModel: () => store.getModel(),
+    saveMeta: none, putImage: none, deleteImage: none, deleteClassImages: none, putModel: none, deleteModel: none, replace: none, readOnly: true };
+}
+
 async function boot() {
   inbox = makeInbox();
   bindUi();
@@ -1001,17 +1064,40 @@ async function boot() {
     $('chip-storage').textContent = 'Saved in this browser';
     $('chip-storage').className = 'chip ok';
     $('chip-storage').title = 'Classes, images, settings and the trained model are kept in this browser (IndexedDB); nothing is uploaded.';
+    if (!(await holdProjectLock())) {
+      // Two tabs writing one project would interleave their changes; the first keeps it.
+      state.store = readOnly(state.store);
+      $('chip-storage').textContent = 'Open in another tab: not saved';
+      $('chip-storage').className = 'chip warn';
+      $('chip-storage').title = 'Another tab has this project open and saves it; this tab keeps its changes only until it is closed.';
+      notify('This project is already open in another tab. This tab shows it as last saved, but keeps none of its changes, so the two tabs cannot overwrite each other. To work here, close the other tab and reload this one.', 'warn', { topic: 'tabs' });
+    }
   } catch (e) {
     $('chip-storage').textContent = 'Not saved';
     $('chip-storage').className = 'chip warn';
-    notify(`This browser does not let the page store data (${e.message}): the project will be lost on reload. Export it to keep it.`, 'warn');
+    notify(`This browser does not let the page store data (${e.message}). Everything works for this session, but nothing will be kept: closing or reloading the page loses the project. Export it (.ttproject) to keep it.`, 'warn', { topic: 'storage' });
   }
   state.camera = await detectCamera();
   await inbox.open();
   await restoreProject(); // classes and thumbnails at once; the engine follows
   await swDone;
+  if (!(await startEngine())) return;
+  try {
+    state.zoo = await loadZoo();
+  } catch (e) {
+    notify(e.message, 'error');
+    return;
+  }
+  $('model').replaceChildren(...state.zoo.map((m) => el('option', { value: m.id }, `${plainName(m.card?.name ?? m.id)}${m.default ? ' (default)' : ''}`)));
+  await selectModel(state.settings.modelId);
+  document.body.dataset.ready = 'true';
+}
+
+/** Starts the engine worker and hands it every image the page holds; false if it cannot start. */
+async function startEngine() {
   state.client = new EngineClient();
   live.client = state.client;
+  state.client.on('crash', restartEngine);
   state.client.on('loadProgress', ({ loaded, total }) => {
     $('model-progress').value = total ? loaded / total : 0;
     $('model-status').textContent = `Downloading weights: ${formatBytes(loaded)} of ${formatBytes(total)}`;
@@ -1039,15 +1125,31 @@ async function boot() {
   for (const c of state.classes) for (const im of c.images) {
     if (im.blob) state.client.call('addImage', { classId: c.id, bytes: im.blob, id: im.id, name: im.name, trusted: true }).catch(() => {});
   }
-  try {
-    state.zoo = await loadZoo();
-  } catch (e) {
-    notify(e.message, 'error');
-    return;
-  }
-  $('model').replaceChildren(...state.zoo.map((m) => el('option', { value: m.id }, `${plainName(m.card?.name ?? m.id)}${m.default ? ' (default)' : ''}`)));
-  await selectModel(state.settings.modelId);
-  document.body.dataset.ready = 'true';
+  return true;
+}
+
+/**
+ * The engine crashed (web/client.mjs): the images, classes, labels and the last model are
+ * all on the page's side (and in IndexedDB), so a new worker gets them again and the user
+ * can train again; only the run in progress is lost.
+ */
+let restarting = null;
+async function restartEngine(err) {
+  if (restarting) return;
+  document.body.dataset.engine = 'restarting';
+  notify(`${err.message[0].toUpperCase()}${err.message.slice(1)}. It has been restarted: your classes, images and labels are all still here${state.training ? '; the training run was lost, press Train to run it again' : ''}.`, 'error', { topic: 'crash' });
+  restarting = (async () => {
+    const modelId = state.model?.id ?? state.settings.modelId;
+    state.model = null;
+    document.body.dataset.modelReady = 'false';
+    if (state.training) { state.training = false; showProgress(0, 'Training stopped: the engine crashed.'); }
+    const hadModel = !!state.trained;
+    if (!(await startEngine())) return;
+    await selectModel(modelId); // with IndexedDB this also brings back the kept model
+    // a model that lived only in this session (no IndexedDB) comes back from memory
+    if (hadModel && !state.store && state.sessionModel) await state.client.call('load', { bytes: state.sessionModel.slice() }).catch(() => {});
+  })();
+  try { await restarting; } finally { restarting = null; document.body.dataset.engine = 'ok'; updateTrainState(); }
 }
 
 boot().catch((e) => notify(`tinytune could not start: ${e.message}`, 'error'));

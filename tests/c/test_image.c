@@ -321,6 +321,74 @@ static void test_fixtures(void) {
   free(d0);
 }
 
+/* EXIF Orientation 1..8: each fixture stores the cat turned (or mirrored) the other way
+   with the tag that turns it back (tests/fixtures/images/make_exif_jpegs.c), so every one
+   must decode to the upright 64x43 original; tests/e2e/exif.test.mjs checks the same
+   files against Chromium's own decoding. Bad tags are ignored, as browsers do. */
+static void test_exif(void) {
+  size_t n0;
+  uint8_t *d0 = read_file(fixdir(), "chelsea_64.png", &n0);
+  tt_image ref = {0, 0, NULL}, mirrored = {0, 0, NULL};
+  if (!d0 || tt_image_decode(d0, n0, &ref) != TT_OK) {
+    CHECK(0, "chelsea_64.png: %s", tt_last_error());
+    free(d0);
+    return;
+  }
+  /* the original mirrored left-right: what a decoder that ignored orientation 2 gives */
+  mirrored = ref;
+  mirrored.rgb = malloc((size_t)ref.w * ref.h * 3);
+  for (int y = 0; y < ref.h; y++)
+    for (int x = 0; x < ref.w; x++)
+      memcpy(mirrored.rgb + ((size_t)y * ref.w + x) * 3, ref.rgb + ((size_t)y * ref.w + ref.w - 1 - x) * 3, 3);
+  CHECK(mean_abs_diff(&mirrored, &ref) > 0.06, "the photo is too symmetric to tell a mirror image");
+  for (int o = 1; o <= 8; o++) {
+    char name[64];
+    snprintf(name, sizeof name, "chelsea_64_exif%d.jpg", o);
+    size_t n;
+    uint8_t *d = read_file(fixdir(), name, &n);
+    if (!d) continue;
+    tt_image im;
+    int rc = tt_image_decode(d, n, &im);
+    CHECK(rc == TT_OK, "%s: %s", name, tt_last_error());
+    if (rc == TT_OK) {
+      CHECK(im.w == 64 && im.h == 43, "%s: decoded %dx%d, not upright 64x43", name, im.w, im.h);
+      if (im.w == 64 && im.h == 43) {
+        double mad = mean_abs_diff(&im, &ref), mis = mean_abs_diff(&im, &mirrored);
+        CHECK(mad <= 0.03, "%s: mean |diff| vs the upright original %.4f > 0.03", name, mad);
+        CHECK(mis > 2 * mad, "%s: as close to the mirror image (%.4f) as to the original (%.4f)", name, mis, mad);
+      }
+      tt_image_free(&im);
+    }
+    if (o == 6) {
+      /* Orientation 9 (undefined), a non-SHORT type, an IFD offset past the end, an IFD
+         cut short: the tag is ignored and the stored (sideways) 43x64 pixels come out. */
+      static const struct { size_t at; uint8_t v; const char *what; } bad[] = {
+          {31, 9, "orientation 9"}, {25, 4, "type LONG"}, {16, 0x7f, "IFD offset past the end"},
+          {5, 16, "APP1 cut inside the IFD"}};
+      for (size_t b = 0; b < sizeof bad / sizeof bad[0]; b++) {
+        uint8_t *c = malloc(n);
+        memcpy(c, d, n);
+        CHECK(c[3] == 0xe1 && c[31] == 6 && c[25] == 3, "%s: the APP1 segment is not where expected", name);
+        c[bad[b].at] = bad[b].v;
+        if (bad[b].at == 5) { /* shrink the segment: the rest of the IFD becomes padding bytes */
+          memmove(c + 4 + 16, c + 4 + 0x22, n - (4 + 0x22));
+        }
+        rc = tt_image_decode(c, bad[b].at == 5 ? n - (0x22 - 16) : n, &im);
+        CHECK(rc == TT_OK, "%s with %s: %s", name, bad[b].what, tt_last_error());
+        if (rc == TT_OK) {
+          CHECK(im.w == 43 && im.h == 64, "%s with %s: decoded %dx%d, not the stored 43x64", name, bad[b].what, im.w, im.h);
+          tt_image_free(&im);
+        }
+        free(c);
+      }
+    }
+    free(d);
+  }
+  tt_image_free(&mirrored);
+  tt_image_free(&ref);
+  free(d0);
+}
+
 /* ---- broken and non-image input -------------------------------------------------------------- */
 
 /* Cuts a real file to each of `cuts` bytes (0 = half, -1 = all but the last byte) and
@@ -1016,6 +1084,7 @@ static void test_sampling(void) {
 int main(void) {
   test_real_photos();
   test_fixtures();
+  test_exif();
   test_bad_input();
   test_size_limits();
   test_tiny_and_crafted();

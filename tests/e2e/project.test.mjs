@@ -5,6 +5,8 @@ import assert from 'node:assert/strict';
 import { pack, unpack, ProjectFileError } from '../../wasm/project.mjs';
 
 const bytes = (n, seed) => Uint8Array.from({ length: n }, (_, i) => (i * 31 + seed) & 255);
+// a stand-in classifier: the .ttm header the reader checks (magic, file version 1), then filler
+const ttm = (n, seed) => { const b = bytes(n, seed); b.set(new TextEncoder().encode('TTMODEL\0'), 0); b.set([1, 0, 0, 0], 8); return b; };
 const same = async (blob, arr) => assert.deepEqual(new Uint8Array(await blob.arrayBuffer()), arr);
 
 function sample() {
@@ -16,16 +18,16 @@ function sample() {
       { id: '2', classId: 'b', name: 'two.jpg', type: 'image/jpeg', added: 2, blob: new Blob([bytes(3000, 3)]), thumb: null },
       { id: '3', classId: 'gone', name: 'orphan.png', type: 'image/png', added: 3, blob: new Blob([bytes(10, 4)]) },
     ],
-    model: { backbone: 'mobilenet_v2', labels: ['cats', 'dogs ünïcode'], saved: 5, report: { validationAccuracy: 1 }, bytes: bytes(777, 5) },
+    model: { backbone: 'mobilenet_v2', labels: ['cats', 'dogs ünïcode'], saved: 5, report: { validationAccuracy: 1 }, bytes: ttm(777, 5) },
   };
 }
 
 test('a project round-trips through one file, byte for byte', async () => {
   const p = sample();
-  const file = pack(p);
+  const file = await pack(p);
   assert.equal(file.type, 'application/x-tinytune-project');
   const prefix = new Uint8Array(await file.slice(0, 8).arrayBuffer());
-  assert.equal(new TextDecoder().decode(prefix), 'TTPROJ01');
+  assert.equal(new TextDecoder().decode(prefix), 'TTPROJ02');
   const back = await unpack(new Blob([await file.arrayBuffer()]));
   assert.deepEqual(back.settings, p.settings);
   assert.deepEqual(back.classes, p.classes);
@@ -37,18 +39,18 @@ test('a project round-trips through one file, byte for byte', async () => {
   await same(back.images[1].blob, bytes(3000, 3));
   assert.equal(back.images[1].thumb, null);
   assert.deepEqual([back.model.backbone, back.model.labels, back.model.saved, back.model.report], ['mobilenet_v2', ['cats', 'dogs ünïcode'], 5, { validationAccuracy: 1 }]);
-  await same(back.model.bytes, bytes(777, 5));
+  await same(back.model.bytes, ttm(777, 5));
 });
 
 test('a project without a model or images packs too', async () => {
-  const back = await unpack(pack({ settings: {}, classes: [{ id: 'x', name: 'only' }], images: [], model: null }));
+  const back = await unpack(await pack({ settings: {}, classes: [{ id: 'x', name: 'only' }], images: [], model: null }));
   assert.deepEqual(back.classes, [{ id: 'x', name: 'only' }]);
   assert.deepEqual(back.images, []);
   assert.equal(back.model, null);
 });
 
 test('foreign, truncated and damaged files are refused with a clear message', async () => {
-  const good = new Uint8Array(await pack(sample()).arrayBuffer());
+  const good = new Uint8Array(await (await pack(sample())).arrayBuffer());
   const named = (data, name) => Object.assign(new Blob([data]), { name });
   await assert.rejects(unpack(named(new TextEncoder().encode('just some text, long enough'), 'notes.txt')),
     (e) => e instanceof ProjectFileError && /'notes.txt' is not a tinytune project file/.test(e.message));
@@ -56,7 +58,7 @@ test('foreign, truncated and damaged files are refused with a clear message', as
   await assert.rejects(unpack(named(good.slice(0, good.length - 100), 'cut.ttproject')), /'cut.ttproject' is truncated: \d+ of \d+ data bytes present/);
   await assert.rejects(unpack(named(good.slice(0, 40), 'head.ttproject')), /truncated: its header runs past the end/);
   const bad = good.slice();
-  bad[12] = 0x20; bad[13] = 0x7b; // breaks the JSON
-  bad.set(new TextEncoder().encode('!!'), 14);
-  await assert.rejects(unpack(named(bad, 'bad.ttproject')), /damaged header \(not valid JSON\)/);
+  bad[16] = 0x20; bad[17] = 0x7b; // breaks the JSON (and its checksum)
+  bad.set(new TextEncoder().encode('!!'), 18);
+  await assert.rejects(unpack(named(bad, 'bad.ttproject')), /'bad.ttproject' is damaged: its header does not match its checksum/);
 });
