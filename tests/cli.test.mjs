@@ -63,3 +63,10 @@ test('finetune writes a model and metrics; predict labels held-out files; bad fi
   assert.ok(f32.some((v, i) => v !== row.features[i]), 'embed --float32 gives the integer path\'s features');
   fs.rmSync(tmp, { recursive: true, force: true });
 });
+
+test('models lists the backbones with what each is good for', async () => {
+  const { stdout } = await cli('models');
+  assert.match(stdout, /^mobilenet_v2_mid +general \(content filter\) +input 224 px +\(default\)$/m);
+  assert.match(stdout, /^centernet_mnv3 +everyday objects +input 512, 320, 224 px$/m);
+  assert.match(stdout, /^mobilefacenet +faces +input 112 px$/m);
+});

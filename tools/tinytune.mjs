@@ -16,12 +16,13 @@ import { tfjsFiles } from '../wasm/export-tfjs.mjs';
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const IMAGE = /\.(jpe?g|png|gif|bmp)$/i;
 const USAGE = `usage:
-  tinytune finetune <data-dir> [--model mobilenet_v2_mid] [--blocks auto|K] [--budget seconds] [--no-refit] [--epochs N] [--lr X]
+  tinytune finetune <data-dir> [--model mobilenet_v2_mid] [--input-size px] [--blocks auto|K] [--budget seconds] [--no-refit] [--epochs N] [--lr X]
                     [--batch N] [--views N] [--no-augment] [--hidden N] [--seed N] [--val F]
                     [--threads N (default: all cores)]
                     [--out model.ttm] [--metrics metrics.json] [--export-tfjs dir] [--export-onnx file.onnx]
   tinytune predict <model.ttm> <image...> [--top K]
   tinytune evaluate <model.ttm> <data-dir> [--json]   accuracy, per class, confusion, calibration
+  tinytune models                                      the backbones, with what each is good for
   tinytune embed <image...> [--model mobilenet_v2_mid] [--cut layer]
   tinytune export <model.ttm> [--tfjs dir] [--onnx file.onnx] [--trained-only]
 data-dir holds one folder per class: data/<label>/*.jpg|png|gif|bmp
@@ -42,7 +43,7 @@ function bar(frac, width = 24) {
 async function finetune(args) {
   const { values: o, positionals } = parseArgs({ args, allowPositionals: true, options: {
     model: { type: 'string', default: 'mobilenet_v2_mid' }, blocks: { type: 'string', default: 'auto' }, budget: { type: 'string' },
-    'no-refit': { type: 'boolean', default: false },
+    'no-refit': { type: 'boolean', default: false }, 'input-size': { type: 'string' },
     epochs: { type: 'string', default: '30' }, lr: { type: 'string' }, batch: { type: 'string', default: '16' },
     views: { type: 'string', default: '4' }, 'no-augment': { type: 'boolean', default: false },
     hidden: { type: 'string', default: '256' }, seed: { type: 'string', default: '1' }, val: { type: 'string', default: '0.2' },
@@ -56,7 +57,7 @@ async function finetune(args) {
   const engine = await createEngine(o.threads === undefined ? {} : { threads: num('threads') });
   process.stderr.write(`engine: ${engine.build} build, ${engine.threads} thread${engine.threads > 1 ? 's' : ''}` +
     `${o.float32 ? ', float32 layers' : ''}\n`);
-  const model = await engine.loadModel(modelPath(o.model), { integer: !o.float32,
+  const model = await engine.loadModel(modelPath(o.model), { integer: !o.float32, inputSize: o['input-size'] === undefined ? undefined : num('input-size'),
     onProgress: (a, b) => process.stderr.write(`\rloading ${o.model} ${bar(a / b)} ${(a / 1e6).toFixed(1)}/${(b / 1e6).toFixed(1)} MB`) });
   process.stderr.write('\n');
   const c = new Classifier(model, { labels, blocks: o.blocks === 'auto' ? 'auto' : num('blocks'), hidden: num('hidden'), views: o['no-augment'] ? 1 : num('views'),
@@ -136,6 +137,16 @@ async function evaluate(args) {
     `confusion (rows: true class, columns: predicted):\n${r.confusion.map((row, k) => `  ${r.labels[k].padEnd(w)} ${row.join(' ')}`).join('\n')}\n`);
 }
 
+// The zoo (models/index.json, written by `make models`): id, plain description, input size.
+function models() {
+  const file = path.join(ROOT, 'models', 'index.json');
+  if (!fs.existsSync(file)) die('the model zoo is not built: run `make models` first');
+  for (const m of JSON.parse(fs.readFileSync(file, 'utf8')).models) {
+    const c = m.card ?? {}, sizes = c.input?.sizes ?? [c.input?.height];
+    process.stdout.write(`${m.id.padEnd(18)} ${(c.description ?? '').padEnd(26)} input ${sizes.join(', ')} px${m.default ? '  (default)' : ''}\n`);
+  }
+}
+
 async function predict(args) {
   const { values: o, positionals } = parseArgs({ args, allowPositionals: true, options: { top: { type: 'string', default: '3' }, model: { type: 'string' },
     float32: { type: 'boolean', default: false } } });
@@ -202,6 +213,7 @@ try {
   else if (cmd === 'predict') await predict(rest);
   else if (cmd === 'embed') await embed(rest);
   else if (cmd === 'evaluate') await evaluate(rest);
+  else if (cmd === 'models') models();
   else if (cmd === 'export') await exportCmd(rest);
   else die(USAGE);
 } catch (e) {

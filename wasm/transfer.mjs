@@ -413,8 +413,8 @@ export class Classifier {
     }
   }
 
-  // Softmax outputs of the net for the plain views of the given images (or activations).
-  _probs(acts) {
+  /** Probabilities for the plain view of each of several activations at the boundary, in one batch. */
+  predictActivations(acts) {
     const m = this.mod, C = this.labels.length, F = size(this.inputShape);
     if (!acts.length) return [];
     return m.scoped((take) => {
@@ -430,7 +430,7 @@ export class Classifier {
   // negative log-likelihood of softmax(logits / T). The logits are log-probabilities up
   // to a constant, which softmax ignores. Searched on log T by golden section.
   _calibrate(valIndices, inputs) {
-    const probs = this._probs(valIndices.map((i) => inputs[i]));
+    const probs = this.predictActivations(valIndices.map((i) => inputs[i]));
     const labels = valIndices.map((i) => this.images[i].label);
     const nll = (t) => {
       let s = 0;
@@ -513,7 +513,7 @@ export class Classifier {
   }
 
   _answer(act, topk) {
-    const probs = this._probs([act])[0];
+    const probs = this.predictActivations([act])[0];
     const unknown = this.unknown ? this.similarity(act).similarity < this.unknown.threshold : false;
     return [...probs].map((p, i) => ({ label: this.labels[i], index: i, probability: p, unknown }))
       .sort((a, b) => b.probability - a.probability).slice(0, topk);
@@ -577,13 +577,7 @@ export class Classifier {
 
   /** Probabilities for an already computed boundary activation (for tests and exports). */
   predictActivation(act) {
-    const m = this.mod;
-    const C = this.labels.length;
-    return m.scoped((take) => {
-      const x = take(m.put(act)), p = take(m.alloc(C * 4));
-      m.check(m.x.tt_net_predict(this.net, x, 1, p));
-      return m.floats(p, C);
-    });
+    return this.predictActivations([act])[0];
   }
 
   /** Everything needed to use the result again, in one file. */
