@@ -902,7 +902,7 @@ int tt_net_backward(tt_net *net, const float *dy, float *dx) {
   /* The input's gradient is only written when the caller wants it (dx): ops reading the
      input get no dx0 otherwise (a 115 KB memset per step of head training). */
   for (int i = dx ? 0 : 1; i < net->n; i++)
-    memset(net->grad[i], 0, op_size(&net->ops[i]) * (size_t)n * sizeof(float));
+    tt_zero(op_size(&net->ops[i]) * (size_t)n, net->grad[i]);
   int last = net->n - 1;
   memcpy(net->grad[last], dy, op_size(&net->ops[last]) * (size_t)n * sizeof(float));
   for (int i = last; i >= 1; i--) {
