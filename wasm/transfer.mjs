@@ -15,6 +15,15 @@ export const TRAIN_DEFAULTS = {
 };
 
 const yieldNow = () => new Promise((r) => setTimeout(r, 0));
+
+/** Floats as IEEE half precision (Uint16Array), rounded by the engine: how cached activations are kept. */
+export function toHalf(m, floats) {
+  return m.scoped((take) => {
+    const x = take(m.put(floats)), y = take(m.alloc(floats.length * 2));
+    m.x.tt_f16_pack(x, floats.length, y);
+    return new Uint16Array(m.x.memory.buffer, y, floats.length).slice();
+  });
+}
 const size = (shape) => shape.reduce((a, b) => a * b, 1);
 
 /**
@@ -81,6 +90,8 @@ export class Classifier {
     this.augment = opts.augment ?? true;
     this.views = this.augment ? (opts.views ?? 4) : 1;
     this.seed = opts.seed ?? 1;
+    // Cached activations in half precision (half the memory; see src/kernels/half.c), unless false.
+    this.half = opts.half ?? true;
     // The classifier keeps its own cut, so loading or training one never moves the model's.
     this.cut = model.layerIndex(opts.cut ?? model.cut);
     this.cutName = model.layers[this.cut].name;
@@ -135,7 +146,8 @@ export class Classifier {
     const k = typeof label === 'number' ? label : this.labels.indexOf(label);
     if (k < 0 || k >= this.labels.length) throw new EngineError(`unknown class '${label}'`);
     try {
-      const data = this.model.embedViews(bytes, { views: this.views, augment: this.augment, rng: this._rng, upto: this.boundary });
+      let data = this.model.embedViews(bytes, { views: this.views, augment: this.augment, rng: this._rng, upto: this.boundary });
+      if (this.half) data = toHalf(this.mod, data);
       this.images.push({ label: k, name, data });
       return true;
     } catch (e) {
@@ -174,16 +186,24 @@ export class Classifier {
     const history = [];
     const started = performance.now();
     let cancelled = false, error = null, last = null;
-    const x = m.alloc(n * per * 4), y = m.alloc(n * 4);
+    // All inputs in half precision if any image holds them so (float32 ones are rounded).
+    const half = this.images.some((im) => im.data instanceof Uint16Array);
+    const x = m.alloc(n * per * (half ? 2 : 4)), y = m.alloc(n * 4);
     const cfg = m.alloc(13 * 8), out = m.alloc(14 * 8);
     let tr = 0;
     try {
-      this.images.forEach((im, i) => m.f32.set(im.data, (x >> 2) + i * per));
+      if (!half) this.images.forEach((im, i) => m.f32.set(im.data, (x >> 2) + i * per));
+      else {
+        this.images.forEach((im, i) => {
+          const h = im.data instanceof Uint16Array ? im.data : toHalf(m, im.data); // may grow memory: before the view
+          new Uint16Array(m.x.memory.buffer, x + i * per * 2, per).set(h);
+        });
+      }
       m.i32.set(this.images.map((im) => im.label), y >> 2);
       new Float64Array(m.x.memory.buffer, cfg, 13).set([o.epochs, o.batchSize, OPTIMIZERS[o.optimizer], o.learningRate,
         o.weightDecay, o.momentum, o.warmup, o.cosine ? 1 : 0, o.labelSmoothing, o.balanced ? 1 : 0,
         o.validationFraction, o.patience, o.seed]);
-      tr = m.ptr(m.x.tt_trainer_create(this.net, cfg, this.labels.length, x, n, this.views, y));
+      tr = m.ptr(m.x[half ? 'tt_trainer_create_half' : 'tt_trainer_create'](this.net, cfg, this.labels.length, x, n, this.views, y));
       let epochStart = performance.now();
       for (;;) {
         const rc = m.x.tt_trainer_step(tr, o.batchesPerTick ?? 8, out);
