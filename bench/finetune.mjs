@@ -2,7 +2,6 @@
 // batch 16 against TensorFlow.js's WASM backend training the same ops with the same
 // weights on the same inputs; (2) the time from a set of images to a trained model,
 // features included, for a head alone (K = 0) and for K = 2, as `finetune` runs it.
-//   node bench/finetune.mjs [--model mobilenet_v2] [--images 200,1000] [--threads N] [--quick] [--json out.json]
 //
 // The peer. tfjs-wasm cannot train the mobilenet_v2 layers model's blocks as they are: it
 // has no Conv2DBackpropFilter nor depthwise backward kernels ("Kernel 'Conv2DBackpropFilter'
@@ -11,8 +10,10 @@
 // depthwise convolution with a custom gradient (its input gradient the depthwise
 // convolution of dy by the flipped filter, its filter gradient nine shifted products), the
 // residual add, average pooling as a mean, the head, Adam, on the cached activation at the
-// cut, with the ops and weights of our Classifier (batch norm folded, as ours). tfjs-cpu
-// (which has every kernel) trains the layers model as it is, as the floor.
+// cut, with the ops and weights of our Classifier (batch norm folded, as ours). With
+// --cpu-floor, tfjs-cpu (which has every kernel) trains the layers model as it is, as the
+// floor (minutes a step on this machine).
+//   node bench/finetune.mjs [--model mobilenet_v2] [--images 200,1000] [--threads N] [--quick] [--cpu-floor] [--json out.json]
 import { parseArgs } from 'node:util';
 import fs from 'node:fs';
 import { spawnSync } from 'node:child_process';
@@ -24,7 +25,7 @@ import { PHOTOS, modelDir, readPhoto, referenceTf, dirHandler, digitSet } from '
 const { values: o } = parseArgs({ options: {
   model: { type: 'string', default: 'mobilenet_v2' }, images: { type: 'string', default: '200' },
   threads: { type: 'string' }, quick: { type: 'boolean', default: false }, json: { type: 'string' },
-  'no-relaxed': { type: 'boolean', default: false } } });
+  'no-relaxed': { type: 'boolean', default: false }, 'cpu-floor': { type: 'boolean', default: false } } });
 
 const FLAG = '--experimental-wasm-relaxed-simd';
 if (!o['no-relaxed'] && !hasRelaxedSimd() && !process.execArgv.includes(FLAG)) {
@@ -173,7 +174,7 @@ const row = (what, ours, theirs, peerName) => {
 };
 row('fine-tune step, K=2 + head, batch 16, 1 thread', ours1.ts, peer, 'tfjs-wasm');
 row(`fine-tune step, K=2 + head, batch 16, ${engineN.threads} threads`, oursN.ts, peer, 'tfjs-wasm');
-if (o.model === 'mobilenet_v2') {
+if (o['cpu-floor'] && o.model === 'mobilenet_v2') {
   const boundary = (await engine1.loadModel(modelDir(o.model))).layers[ours1.boundary].name;
   const cpu = await cpuLayersStep(ours1.inputs, boundary);
   row('fine-tune step, K=2 + head, batch 16, 1 thread', ours1.ts, cpu, 'tfjs-cpu (layers model)');
