@@ -163,32 +163,33 @@ int tt_net_add_dense(tt_net *net, const char *name, int in, int units, int act, 
   return rc;
 }
 
-/* cfg: epochs, batch, optimizer, lr, weight_decay, momentum, warmup, cosine,
-   label_smoothing, balanced, val_fraction, patience, seed */
-static void train_cfg(const double *c, tt_train_cfg *cfg) {
-  tt_train_defaults(cfg);
-  cfg->epochs = (int)c[0], cfg->batch = (int)c[1], cfg->optimizer = (int)c[2];
-  cfg->lr = (float)c[3], cfg->weight_decay = (float)c[4], cfg->momentum = (float)c[5];
-  cfg->warmup = (float)c[6], cfg->cosine = (int)c[7], cfg->label_smoothing = (float)c[8];
-  cfg->balanced = (int)c[9], cfg->val_fraction = (float)c[10], cfg->patience = (int)c[11];
-  cfg->seed = (uint64_t)c[12];
+/* c: epochs, batch, optimizer, lr, weight_decay, momentum, warmup, cosine,
+   label_smoothing, balanced, val_fraction, patience, seed (doubles); x: float32, or half
+   precision. */
+static tt_trainer *trainer_create(tt_net *net, const double *c, int classes, const void *x,
+                                  int half, int n_images, int views, const int *labels) {
+  tt_train_cfg cfg;
+  tt_train_defaults(&cfg);
+  cfg.epochs = (int)c[0], cfg.batch = (int)c[1], cfg.optimizer = (int)c[2];
+  cfg.lr = (float)c[3], cfg.weight_decay = (float)c[4], cfg.momentum = (float)c[5];
+  cfg.warmup = (float)c[6], cfg.cosine = (int)c[7], cfg.label_smoothing = (float)c[8];
+  cfg.balanced = (int)c[9], cfg.val_fraction = (float)c[10], cfg.patience = (int)c[11];
+  cfg.seed = (uint64_t)c[12];
+  return half ? tt_trainer_new_half(net, &cfg, classes, x, n_images, views, labels)
+              : tt_trainer_new(net, &cfg, classes, x, n_images, views, labels);
 }
 
 API(tt_trainer_create)
 tt_trainer *tt_trainer_create(tt_net *net, const double *c, int classes, const float *x,
                               int n_images, int views, const int *labels) {
-  tt_train_cfg cfg;
-  train_cfg(c, &cfg);
-  return tt_trainer_new(net, &cfg, classes, x, n_images, views, labels);
+  return trainer_create(net, c, classes, x, 0, n_images, views, labels);
 }
 
 /* The same, the cached inputs x in half precision (tt_f16_pack). */
 API(tt_trainer_create_half)
 tt_trainer *tt_trainer_create_half(tt_net *net, const double *c, int classes, const uint16_t *x,
                                    int n_images, int views, const int *labels) {
-  tt_train_cfg cfg;
-  train_cfg(c, &cfg);
-  return tt_trainer_new_half(net, &cfg, classes, x, n_images, views, labels);
+  return trainer_create(net, c, classes, x, 1, n_images, views, labels);
 }
 
 /* n floats at x to half precision at y (may not overlap). */
