@@ -328,3 +328,11 @@ console.log(`wasm memory (SIMD build): ${(peakForward / 2 ** 20).toFixed(0)} MiB
 fs.writeFileSync(o.json, JSON.stringify({ model: o.model, runs: RUNS, node: process.versions.node, builds: builds.map((b) => b[0]), rows,
   memory: { afterForward: peakForward, end: peak }, date: new Date().toISOString() }, null, 2));
 console.log(`wrote ${o.json}`);
+
+// Fine-tuning: a K = 2 step against tfjs-wasm training the same ops, and the time from
+// images to a trained model for K = 0 and K = 2 (bench/finetune.mjs, in a process of its own).
+{
+  const r = spawnSync(process.execPath, [...process.execArgv, new URL('./finetune.mjs', import.meta.url).pathname,
+    ...(o.quick ? ['--quick'] : []), '--json', o.json.replace(/\.json$/, '') + '-finetune.json'], { stdio: 'inherit' });
+  if (r.status !== 0) process.exitCode = 1;
+}

@@ -3,6 +3,7 @@
    fail returns a negative code or NULL with the reason in tt_error(). */
 #include "augment.h"
 #include "image.h"
+#include "kernels/kernels.h"
 #include "net.h"
 #include "threads.h"
 #include "train.h"
@@ -162,11 +163,11 @@ int tt_net_add_dense(tt_net *net, const char *name, int in, int units, int act, 
   return rc;
 }
 
-/* cfg: epochs, batch, optimizer, lr, weight_decay, momentum, warmup, cosine,
-   label_smoothing, balanced, val_fraction, patience, seed */
-API(tt_trainer_create)
-tt_trainer *tt_trainer_create(tt_net *net, const double *c, int classes, const float *x,
-                              int n_images, int views, const int *labels) {
+/* c: epochs, batch, optimizer, lr, weight_decay, momentum, warmup, cosine,
+   label_smoothing, balanced, val_fraction, patience, seed (doubles); x: float32, or half
+   precision. */
+static tt_trainer *trainer_create(tt_net *net, const double *c, int classes, const void *x,
+                                  int half, int n_images, int views, const int *labels) {
   tt_train_cfg cfg;
   tt_train_defaults(&cfg);
   cfg.epochs = (int)c[0], cfg.batch = (int)c[1], cfg.optimizer = (int)c[2];
@@ -174,7 +175,26 @@ tt_trainer *tt_trainer_create(tt_net *net, const double *c, int classes, const f
   cfg.warmup = (float)c[6], cfg.cosine = (int)c[7], cfg.label_smoothing = (float)c[8];
   cfg.balanced = (int)c[9], cfg.val_fraction = (float)c[10], cfg.patience = (int)c[11];
   cfg.seed = (uint64_t)c[12];
-  return tt_trainer_new(net, &cfg, classes, x, n_images, views, labels);
+  return half ? tt_trainer_new_half(net, &cfg, classes, x, n_images, views, labels)
+              : tt_trainer_new(net, &cfg, classes, x, n_images, views, labels);
+}
+
+API(tt_trainer_create)
+tt_trainer *tt_trainer_create(tt_net *net, const double *c, int classes, const float *x,
+                              int n_images, int views, const int *labels) {
+  return trainer_create(net, c, classes, x, 0, n_images, views, labels);
+}
+
+/* The same, the cached inputs x in half precision (tt_f16_pack). */
+API(tt_trainer_create_half)
+tt_trainer *tt_trainer_create_half(tt_net *net, const double *c, int classes, const uint16_t *x,
+                                   int n_images, int views, const int *labels) {
+  return trainer_create(net, c, classes, x, 1, n_images, views, labels);
+}
+
+/* n floats at x to half precision at y (may not overlap). */
+API(tt_f16_pack) void tt_f16_pack_api(const float *x, int n, uint16_t *y) {
+  if (n > 0) tt_f16_pack((size_t)n, x, y);
 }
 
 /* out: epoch, batch, batches_per_epoch, done, stopped_early, best_epoch, train_loss,

@@ -565,6 +565,8 @@ static int residual_partner(const tt_net *net, int i, int last) {
 #define TT_BAND_BYTES (1024 * 1024)
 #endif
 size_t tt_band_bytes = TT_BAND_BYTES; /* not in net.h: tests shrink it to get many bands */
+/* Threads a job can run on at once: band buffer sets (see block_task). */
+#define TT_POOL_MAX 64
 #ifndef TT_STRIPE_ROWS
 #define TT_STRIPE_ROWS 16
 #endif
@@ -616,6 +618,7 @@ typedef struct {
   const float *x, *res; /* res: the shortcut, when it is not already in y (see run_block) */
   float *y;
   int n, tasks, rows, R; /* rows: tasks cut rows, not images; R: output rows per band */
+  int *busy, sets;       /* image tasks: which of the sets of band buffers are in use */
 } block_run;
 
 /* Output rows [oy_lo, oy_hi) of images [b0, b1) of a block, with band buffers E and D of
@@ -671,14 +674,22 @@ static void block_rows(const block_run *br, int b0, int b1, int oy_lo, int oy_hi
   }
 }
 
+/* A stripe of rows with band buffers of its own, or one image with the first free set of
+   band buffers: images are tasks of their own, taken by whichever thread is free (a
+   slower core takes fewer), and at most one task a thread runs at a time, so a set of
+   buffers a thread is always free. */
 static void block_task(void *p, int t) {
   const block_run *br = p;
-  float *E = br->net->band[2 * t].p, *D = br->net->band[2 * t + 1].p;
   const int OH = br->net->ops[br->bk->d].h;
-  if (br->rows)
-    block_rows(br, 0, br->n, t * OH / br->tasks, (t + 1) * OH / br->tasks, E, D);
-  else
-    block_rows(br, t * br->n / br->tasks, (t + 1) * br->n / br->tasks, 0, OH, E, D);
+  if (br->rows) {
+    block_rows(br, 0, br->n, t * OH / br->tasks, (t + 1) * OH / br->tasks,
+               br->net->band[2 * t].p, br->net->band[2 * t + 1].p);
+    return;
+  }
+  int s = 0;
+  while (__atomic_exchange_n(&br->busy[s], 1, __ATOMIC_ACQUIRE)) s = s + 1 < br->sets ? s + 1 : 0;
+  block_rows(br, t, t + 1, 0, OH, br->net->band[2 * s].p, br->net->band[2 * s + 1].p);
+  __atomic_store_n(&br->busy[s], 0, __ATOMIC_RELEASE);
 }
 
 /* How a block's work goes to the threads (see run_block): whole images (1), stripes of
@@ -716,17 +727,19 @@ static int run_block(tt_net *net, const block *bk, int cut, const float *x, floa
   const int s = dw->d.sh, OH = dw->h, T = tt_threads();
   const size_t rowE = (size_t)in->w * dw->c, rowD = (size_t)dw->w * dw->c;
   const int ex = bk->e >= 0;
-  block_run br = {net, bk, x, res, y, n, cut ? T : 1, cut == 2, 0};
+  int busy[TT_POOL_MAX] = {0};
+  const int sets = cut ? (T < TT_POOL_MAX ? T : TT_POOL_MAX) : 1; /* band buffer sets */
+  block_run br = {net, bk, x, res, y, n, cut == 1 ? n : sets, cut == 2, 0, busy, sets};
   int R = (int)(tt_band_bytes / sizeof(float) / ((ex ? (size_t)s * rowE : 0) + rowD));
   br.R = R < 1 ? 1 : R > OH ? OH : R;
-  if (net->nband < 2 * br.tasks) {
-    buf *b = realloc(net->band, 2 * (size_t)br.tasks * sizeof *b);
+  if (net->nband < 2 * sets) {
+    buf *b = realloc(net->band, 2 * (size_t)sets * sizeof *b);
     if (!b) return 0;
-    memset(b + net->nband, 0, (2 * (size_t)br.tasks - net->nband) * sizeof *b);
-    net->band = b, net->nband = 2 * br.tasks;
+    memset(b + net->nband, 0, (2 * (size_t)sets - net->nband) * sizeof *b);
+    net->band = b, net->nband = 2 * sets;
   }
   /* A band of R output rows reads at most (R-1)*s + 3 input rows. */
-  for (int t = 0; t < br.tasks; t++)
+  for (int t = 0; t < sets; t++)
     if ((ex && !grow(&net->band[2 * t], ((size_t)(br.R - 1) * s + 3) * rowE)) ||
         !grow(&net->band[2 * t + 1], (size_t)br.R * rowD))
       return 0;
@@ -939,7 +952,7 @@ int tt_net_backward(tt_net *net, const float *dy, float *dx) {
   /* The input's gradient is only written when the caller wants it (dx): ops reading the
      input get no dx0 otherwise (a 115 KB memset per step of head training). */
   for (int i = dx ? 0 : 1; i < net->n; i++)
-    memset(net->grad[i], 0, op_size(&net->ops[i]) * (size_t)n * sizeof(float));
+    tt_zero(op_size(&net->ops[i]) * (size_t)n, net->grad[i]);
   int last = net->n - 1;
   memcpy(net->grad[last], dy, op_size(&net->ops[last]) * (size_t)n * sizeof(float));
   for (int i = last; i >= 1; i--) {

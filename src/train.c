@@ -26,7 +26,8 @@ struct tt_trainer {
   tt_net *net;
   tt_train_cfg cfg;
   int classes, views, per_in;
-  const float *x;
+  const void *x; /* float32, or binary16 (half) */
+  int half;
   const int *labels;
   int *train_idx, *val_idx, n_train, n_val;
   int **by_class, *class_n; /* training images of each class, for balanced sampling */
@@ -48,6 +49,13 @@ static void shuffle(int *a, int n, uint64_t *rng) {
     int j = (int)(tt_rng_next(rng) % (uint64_t)(i + 1)), t = a[i];
     a[i] = a[j], a[j] = t;
   }
+}
+
+/* Input k (image i's view v at i*views + v) into dst, as float32. */
+static void gather(const tt_trainer *tr, size_t k, float *dst) {
+  const size_t per = (size_t)tr->per_in;
+  if (tr->half) tt_f16_unpack(per, (const uint16_t *)tr->x + k * per, dst);
+  else memcpy(dst, (const float *)tr->x + k * per, per * sizeof *dst);
 }
 
 float tt_softmax_xent(const float *logits, const int *labels, int n, int classes,
@@ -139,8 +147,9 @@ void tt_trainer_free(tt_trainer *tr) {
   free(tr);
 }
 
-tt_trainer *tt_trainer_new(tt_net *net, const tt_train_cfg *cfg, int classes,
-                           const float *x, int n_images, int views, const int *labels) {
+static tt_trainer *trainer_new(tt_net *net, const tt_train_cfg *cfg, int classes,
+                               const void *x, int half, int n_images, int views,
+                               const int *labels) {
   const tt_op *in = tt_net_op(net, 0), *out = tt_net_op(net, tt_net_count(net) - 1);
   if (classes < 2 || classes > MAX_CLASSES) {
     tt_fail(TT_EINVAL, classes < 2 ? "training needs at least 2 classes, got %d" : "too many classes (%d)", classes);
@@ -168,6 +177,7 @@ tt_trainer *tt_trainer_new(tt_net *net, const tt_train_cfg *cfg, int classes,
   tt_trainer *tr = calloc(1, sizeof *tr);
   if (!tr) { tt_fail(TT_ENOMEM, "out of memory"); return NULL; }
   tr->net = net, tr->cfg = *cfg, tr->classes = classes, tr->views = views, tr->x = x, tr->labels = labels;
+  tr->half = half;
   tr->per_in = in->h * in->w * in->c;
   tr->rng = cfg->seed;
   tr->best_val_loss = INFINITY;
@@ -185,7 +195,8 @@ tt_trainer *tt_trainer_new(tt_net *net, const tt_train_cfg *cfg, int classes,
     return NULL;
   }
   /* A forward pass allocates the gradients the optimiser state points at. */
-  if (!tt_net_forward_train(net, x, 1, &tr->rng)) { tt_trainer_free(tr); return NULL; }
+  gather(tr, 0, tr->bx);
+  if (!tt_net_forward_train(net, tr->bx, 1, &tr->rng)) { tt_trainer_free(tr); return NULL; }
   for (int i = 1; i < nops; i++) {
     tt_op *o = (tt_op *)tt_net_op(net, i);
     if ((o->wn && add_param(tr, o->wt, o->gwt, o->wn, 1) < 0) ||
@@ -197,6 +208,16 @@ tt_trainer *tt_trainer_new(tt_net *net, const tt_train_cfg *cfg, int classes,
   tr->batches_per_epoch = (tr->n_train + B - 1) / B;
   tr->total_steps = (long)tr->batches_per_epoch * cfg->epochs;
   return tr;
+}
+
+tt_trainer *tt_trainer_new(tt_net *net, const tt_train_cfg *cfg, int classes,
+                           const float *x, int n_images, int views, const int *labels) {
+  return trainer_new(net, cfg, classes, x, 0, n_images, views, labels);
+}
+
+tt_trainer *tt_trainer_new_half(tt_net *net, const tt_train_cfg *cfg, int classes,
+                                const uint16_t *x, int n_images, int views, const int *labels) {
+  return trainer_new(net, cfg, classes, x, 1, n_images, views, labels);
 }
 
 static float lr_at(const tt_trainer *tr) {
@@ -261,7 +282,7 @@ static int evaluate(tt_trainer *tr, const int *idx, int count, float *loss, floa
     int n = count - s < B ? count - s : B;
     for (int r = 0; r < n; r++) {
       int i = idx[s + r];
-      memcpy(tr->bx + (size_t)r * tr->per_in, tr->x + (size_t)i * tr->views * tr->per_in, (size_t)tr->per_in * sizeof(float));
+      gather(tr, (size_t)i * tr->views, tr->bx + (size_t)r * tr->per_in);
       tr->by[r] = tr->labels[i];
     }
     const float *z = tt_net_forward(tr->net, tr->bx, n, -1);
@@ -324,7 +345,7 @@ int tt_trainer_run(tt_trainer *tr, int max_batches, tt_progress *p) {
     for (int r = 0; r < n; r++) {
       int i = tr->order[s + r];
       int v = tr->views > 1 ? (int)(tt_rng_next(&tr->rng) % (uint64_t)tr->views) : 0;
-      memcpy(tr->bx + (size_t)r * tr->per_in, tr->x + ((size_t)i * tr->views + v) * tr->per_in, (size_t)tr->per_in * sizeof(float));
+      gather(tr, (size_t)i * tr->views + v, tr->bx + (size_t)r * tr->per_in);
       tr->by[r] = tr->labels[i];
     }
     const float *z = tt_net_forward_train(tr->net, tr->bx, n, &tr->rng);

@@ -31,6 +31,10 @@ typedef struct tt_trainer tt_trainer;
    class indices in [0, classes). Copies nothing: x and labels must outlive the trainer. */
 tt_trainer *tt_trainer_new(tt_net *net, const tt_train_cfg *cfg, int classes,
                            const float *x, int n_images, int views, const int *labels);
+/* The same with x in IEEE half precision (tt_f16_pack): half the memory for the cache,
+   each input rounded to 11 significant bits (see kernels/half.c). */
+tt_trainer *tt_trainer_new_half(tt_net *net, const tt_train_cfg *cfg, int classes,
+                                const uint16_t *x, int n_images, int views, const int *labels);
 void tt_trainer_free(tt_trainer *tr);
 
 typedef struct {

@@ -22,6 +22,26 @@ export const TRAIN_DEFAULTS = {
 const yieldNow = () => new Promise((r) => setTimeout(r, 0));
 const dot = (a, b) => { let s = 0; for (let i = 0; i < a.length; i++) s += a[i] * b[i]; return s; };
 const normalize = (a) => { const n = Math.sqrt(dot(a, a)) || 1; for (let i = 0; i < a.length; i++) a[i] /= n; return a; };
+
+/** Floats as IEEE half precision (Uint16Array), rounded by the engine: how cached activations are kept. */
+export function toHalf(m, floats) {
+  return m.scoped((take) => {
+    const x = take(m.put(floats)), y = take(m.alloc(floats.length * 2));
+    m.x.tt_f16_pack(x, floats.length, y);
+    return new Uint16Array(m.x.memory.buffer, y, floats.length).slice();
+  });
+}
+
+/** Half precision (Uint16Array) back to float32; float32 data as it is. */
+export function toFloats(d) {
+  if (!(d instanceof Uint16Array)) return d;
+  const out = new Float32Array(d.length);
+  for (let i = 0; i < d.length; i++) {
+    const v = d[i], sign = v & 0x8000 ? -1 : 1, e = (v >> 10) & 31, f = v & 1023;
+    out[i] = e === 0 ? sign * f * 2 ** -24 : e === 31 ? (f ? NaN : sign * Infinity) : sign * (1 + f / 1024) * 2 ** (e - 15);
+  }
+  return out;
+}
 const size = (shape) => shape.reduce((a, b) => a * b, 1);
 
 // The blocks auto mode may train: two, measured on the accuracy benchmark's dev sets.
@@ -130,6 +150,9 @@ export class Classifier {
     this.augment = opts.augment ?? true;
     this.views = this.augment ? (opts.views ?? 4) : 1;
     this.seed = opts.seed ?? 1;
+    // half: cache activations in half precision (half the memory; see src/kernels/half.c).
+    // Opt-in until the accuracy benchmark shows it changes nothing beyond noise.
+    this.half = opts.half ?? false;
     // The classifier keeps its own cut, so loading or training one never moves the model's.
     this.cut = model.layerIndex(opts.cut ?? model.cut);
     this.cutName = model.layers[this.cut].name;
@@ -191,7 +214,8 @@ export class Classifier {
     const k = typeof label === 'number' ? label : this.labels.indexOf(label);
     if (k < 0 || k >= this.labels.length) throw new EngineError(`unknown class '${label}'`);
     try {
-      const data = this.model.embedViews(bytes, { views: this.views, augment: this.augment, rng: this._rng, upto: this.cacheBoundary });
+      let data = this.model.embedViews(bytes, { views: this.views, augment: this.augment, rng: this._rng, upto: this.cacheBoundary });
+      if (this.half) data = toHalf(this.mod, data);
       this.images.push({ label: k, name, data });
       return true;
     } catch (e) {
@@ -327,7 +351,7 @@ export class Classifier {
     const out = [], chunk = 16, per = size(this.model.layers[boundary].shape) * this.views;
     for (let i = 0; i < this.images.length; i += chunk) {
       const part = this.images.slice(i, i + chunk);
-      const y = this._frozen(concatFloats(part.map((im) => im.data)), this.cacheBoundary, boundary, part.length * this.views);
+      const y = this._frozen(concatFloats(part.map((im) => toFloats(im.data))), this.cacheBoundary, boundary, part.length * this.views);
       part.forEach((_, j) => out.push(y.subarray(j * per, (j + 1) * per)));
     }
     return out;
@@ -355,16 +379,24 @@ export class Classifier {
     const history = [];
     const started = performance.now();
     let cancelled = false, error = null, last = null;
-    const x = m.alloc(n * per * 4), y = m.alloc(n * 4);
+    // All inputs in half precision if any image holds them so (float32 ones are rounded).
+    const half = inputs.some((d) => d instanceof Uint16Array);
+    const x = m.alloc(n * per * (half ? 2 : 4)), y = m.alloc(n * 4);
     const cfg = m.alloc(13 * 8), out = m.alloc(14 * 8);
     let tr = 0;
     try {
-      inputs.forEach((d, i) => m.f32.set(d, (x >> 2) + i * per));
+      if (!half) inputs.forEach((d, i) => m.f32.set(d, (x >> 2) + i * per));
+      else {
+        inputs.forEach((d, i) => {
+          const h = d instanceof Uint16Array ? d : toHalf(m, d); // may grow memory: before the view
+          new Uint16Array(m.x.memory.buffer, x + i * per * 2, per).set(h);
+        });
+      }
       m.i32.set(this.images.map((im) => im.label), y >> 2);
       new Float64Array(m.x.memory.buffer, cfg, 13).set([o.epochs, o.batchSize, OPTIMIZERS[o.optimizer], o.learningRate,
         o.weightDecay, o.momentum, o.warmup, o.cosine ? 1 : 0, o.labelSmoothing, o.balanced ? 1 : 0,
         o.validationFraction, o.patience, o.seed]);
-      tr = m.ptr(m.x.tt_trainer_create(this.net, cfg, this.labels.length, x, n, this.views, y));
+      tr = m.ptr(m.x[half ? 'tt_trainer_create_half' : 'tt_trainer_create'](this.net, cfg, this.labels.length, x, n, this.views, y));
       let epochStart = performance.now();
       if (probe) {
         const t0 = performance.now();
@@ -433,7 +465,7 @@ export class Classifier {
   // negative log-likelihood of softmax(logits / T). The logits are log-probabilities up
   // to a constant, which softmax ignores. Searched on log T by golden section.
   _calibrate(valIndices, inputs) {
-    const probs = this.predictActivations(valIndices.map((i) => inputs[i]));
+    const probs = this.predictActivations(valIndices.map((i) => toFloats(inputs[i].subarray(0, size(this.inputShape)))));
     const labels = valIndices.map((i) => this.images[i].label);
     const nll = (t) => {
       let s = 0;
@@ -490,7 +522,7 @@ export class Classifier {
     const C = this.labels.length;
     const plain = size(this.model.layers[this.cacheBoundary].shape), F = size(this.model.layers[this.cut].shape), feats = [];
     for (let i = 0; i < this.images.length; i += 32) {
-      const part = this.images.slice(i, i + 32), x = concatFloats(part.map((im) => im.data.subarray(0, plain)));
+      const part = this.images.slice(i, i + 32), x = concatFloats(part.map((im) => toFloats(im.data.subarray(0, plain))));
       const y = this.cacheBoundary === this.cut ? x : this._frozen(x, this.cacheBoundary, this.cut, part.length);
       part.forEach((_, j) => feats.push(normalize(y.slice(j * F, (j + 1) * F))));
     }

@@ -45,8 +45,9 @@ void tt_bands(tt_spatial_fn f, double macs_per_pixel, const tt_shape *s, const f
     f(s, x, w, bias, act, y);
     return;
   }
-  /* Whole images when there are enough of them, else about T bands in all. */
-  int per = s->n >= T ? 1 : (T + s->n - 1) / s->n;
+  /* Whole images when there are enough of them, else about 3T bands in all, taken by
+     whichever thread is free (so a slower core takes fewer). */
+  int per = s->n >= T ? 1 : (3 * T + s->n - 1) / s->n;
   per = per > s->oh ? s->oh : per;
   bands b = {f, s, x, w, bias, y, act, (s->oh + per - 1) / per, 0};
   b.per = (s->oh + b.rows - 1) / b.rows;

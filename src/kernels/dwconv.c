@@ -10,6 +10,7 @@
 #include "kernels.h"
 #include "window.h"
 #include "act.h"
+#include "threads.h"
 #ifdef __wasm_simd128__
 #include "simd.h"
 #endif
@@ -47,11 +48,15 @@ void tt_dwconv_scalar(const tt_shape *s, const float *x, const float *w,
 }
 
 /* Scatter form of the adjoint: each output gradient is pushed back through the taps
-   that produced it. Same window clipping as the forward, so no padding buffer. */
-void tt_dwconv_backward_input_scalar(const tt_shape *s, const float *dy, const float *w,
-                                     float *dx) {
+   that produced it. Same window clipping as the forward, so no padding buffer.
+   The backward kernels work on channels [c0, c1) of every pixel (each channel is its own
+   convolution): across threads, each task takes a slice of channels (see
+   tt_dwconv_backward_input), and a channel's arithmetic does not depend on the slice. */
+static void bwd_input_scalar(const tt_shape *s, const float *dy, const float *w, float *dx,
+                             int c0, int c1) {
   const int C = s->c;
-  memset(dx, 0, (size_t)s->n * s->h * s->w * C * sizeof(float));
+  for (size_t p = 0; p < (size_t)s->n * s->h * s->w; p++)
+    memset(dx + p * C + c0, 0, (size_t)(c1 - c0) * sizeof(float));
   for (int n = 0; n < s->n; n++)
     for (int oy = 0; oy < s->oh; oy++) {
       int ky0, ky1;
@@ -64,14 +69,19 @@ void tt_dwconv_backward_input_scalar(const tt_shape *s, const float *dy, const f
           for (int kx = kx0; kx < kx1; kx++) {
             float *restrict d = dx + pix(s, n, oy * s->sh - s->pt + ky, ox * s->sw - s->pl + kx);
             const float *restrict wr = w + ((size_t)ky * s->kw + kx) * C;
-            for (int c = 0; c < C; c++) d[c] += g[c] * wr[c];
+            for (int c = c0; c < c1; c++) d[c] += g[c] * wr[c];
           }
       }
     }
 }
 
-void tt_dwconv_backward_filter_scalar(const tt_shape *s, const float *x, const float *dy,
-                                      float *dw) {
+void tt_dwconv_backward_input_scalar(const tt_shape *s, const float *dy, const float *w,
+                                     float *dx) {
+  bwd_input_scalar(s, dy, w, dx, 0, s->c);
+}
+
+static void bwd_filter_scalar(const tt_shape *s, const float *x, const float *dy, float *dw,
+                              int c0, int c1) {
   const int C = s->c;
   for (int n = 0; n < s->n; n++)
     for (int oy = 0; oy < s->oh; oy++) {
@@ -86,10 +96,15 @@ void tt_dwconv_backward_filter_scalar(const tt_shape *s, const float *x, const f
             const float *restrict xr =
                 x + pix(s, n, oy * s->sh - s->pt + ky, ox * s->sw - s->pl + kx);
             float *restrict d = dw + ((size_t)ky * s->kw + kx) * C;
-            for (int c = 0; c < C; c++) d[c] += xr[c] * g[c];
+            for (int c = c0; c < c1; c++) d[c] += xr[c] * g[c];
           }
       }
     }
+}
+
+void tt_dwconv_backward_filter_scalar(const tt_shape *s, const float *x, const float *dy,
+                                      float *dw) {
+  bwd_filter_scalar(s, x, dy, dw, 0, s->c);
 }
 
 #ifdef __wasm_simd128__
@@ -391,10 +406,11 @@ void tt_dwconv_simd(const tt_shape *s, const float *x, const float *w,
   }
 }
 
-void tt_dwconv_backward_input_simd(const tt_shape *s, const float *dy, const float *w,
-                                   float *dx) {
-  const int C = s->c;
-  memset(dx, 0, (size_t)s->n * s->h * s->w * C * sizeof(float));
+static void bwd_input_simd(const tt_shape *s, const float *dy, const float *w, float *dx,
+                           int c0, int c1) {
+  const int C = s->c, cn = c1 - c0;
+  for (size_t p = 0; p < (size_t)s->n * s->h * s->w; p++)
+    memset(dx + p * C + c0, 0, (size_t)cn * sizeof(float));
   for (int n = 0; n < s->n; n++)
     for (int oy = 0; oy < s->oh; oy++) {
       int ky0, ky1;
@@ -402,32 +418,42 @@ void tt_dwconv_backward_input_simd(const tt_shape *s, const float *dy, const flo
       for (int ox = 0; ox < s->ow; ox++) {
         int kx0, kx1;
         tap_range(ox, s->sw, s->pl, s->kw, s->w, &kx0, &kx1);
-        const float *g = dy + opix(s, n, oy, ox);
+        const float *g = dy + opix(s, n, oy, ox) + c0;
         for (int ky = ky0; ky < ky1; ky++)
           for (int kx = kx0; kx < kx1; kx++)
-            vmuladd(C, dx + pix(s, n, oy * s->sh - s->pt + ky, ox * s->sw - s->pl + kx), g,
-                    w + ((size_t)ky * s->kw + kx) * C);
+            vmuladd(cn, dx + pix(s, n, oy * s->sh - s->pt + ky, ox * s->sw - s->pl + kx) + c0, g,
+                    w + ((size_t)ky * s->kw + kx) * C + c0);
+      }
+    }
+}
+
+void tt_dwconv_backward_input_simd(const tt_shape *s, const float *dy, const float *w,
+                                   float *dx) {
+  bwd_input_simd(s, dy, w, dx, 0, s->c);
+}
+
+static void bwd_filter_simd(const tt_shape *s, const float *x, const float *dy, float *dw,
+                            int c0, int c1) {
+  const int C = s->c, cn = c1 - c0;
+  for (int n = 0; n < s->n; n++)
+    for (int oy = 0; oy < s->oh; oy++) {
+      int ky0, ky1;
+      tap_range(oy, s->sh, s->pt, s->kh, s->h, &ky0, &ky1);
+      for (int ox = 0; ox < s->ow; ox++) {
+        int kx0, kx1;
+        tap_range(ox, s->sw, s->pl, s->kw, s->w, &kx0, &kx1);
+        const float *g = dy + opix(s, n, oy, ox) + c0;
+        for (int ky = ky0; ky < ky1; ky++)
+          for (int kx = kx0; kx < kx1; kx++)
+            vmuladd(cn, dw + ((size_t)ky * s->kw + kx) * C + c0,
+                    x + pix(s, n, oy * s->sh - s->pt + ky, ox * s->sw - s->pl + kx) + c0, g);
       }
     }
 }
 
 void tt_dwconv_backward_filter_simd(const tt_shape *s, const float *x, const float *dy,
                                     float *dw) {
-  const int C = s->c;
-  for (int n = 0; n < s->n; n++)
-    for (int oy = 0; oy < s->oh; oy++) {
-      int ky0, ky1;
-      tap_range(oy, s->sh, s->pt, s->kh, s->h, &ky0, &ky1);
-      for (int ox = 0; ox < s->ow; ox++) {
-        int kx0, kx1;
-        tap_range(ox, s->sw, s->pl, s->kw, s->w, &kx0, &kx1);
-        const float *g = dy + opix(s, n, oy, ox);
-        for (int ky = ky0; ky < ky1; ky++)
-          for (int kx = kx0; kx < kx1; kx++)
-            vmuladd(C, dw + ((size_t)ky * s->kw + kx) * C,
-                    x + pix(s, n, oy * s->sh - s->pt + ky, ox * s->sw - s->pl + kx), g);
-      }
-    }
+  bwd_filter_simd(s, x, dy, dw, 0, s->c);
 }
 #endif
 
@@ -440,20 +466,54 @@ void tt_dwconv(const tt_shape *s, const float *x, const float *w, const float *b
 #endif
 }
 
+#ifdef __wasm_simd128__
+#define BWD_INPUT bwd_input_simd
+#define BWD_FILTER bwd_filter_simd
+#else
+#define BWD_INPUT bwd_input_scalar
+#define BWD_FILTER bwd_filter_scalar
+#endif
+
+/* The backward kernels across threads: slices of channels, taken by whichever thread is
+   free (several slices a thread, so a slower core takes fewer). Slices start at
+   multiples of 4, so each channel runs in the same SIMD lane, or the same scalar tail,
+   as without the cut: the results do not depend on the number of threads. */
+typedef struct {
+  const tt_shape *s;
+  const float *a, *b; /* input: dy, w; filter: x, dy */
+  float *out;
+  int filter, step;
+} bwd_split;
+
+static void bwd_task(void *p, int t) {
+  const bwd_split *b = p;
+  const int c0 = t * b->step, c1 = c0 + b->step < b->s->c ? c0 + b->step : b->s->c;
+  if (b->filter) BWD_FILTER(b->s, b->a, b->b, b->out, c0, c1);
+  else BWD_INPUT(b->s, b->a, b->b, b->out, c0, c1);
+}
+
+#define BWD_PAR_MIN (1 << 17) /* multiply-adds below which a pool trip does not pay */
+
+static void bwd_run(const tt_shape *s, const float *a, const float *b, float *out, int filter) {
+  const int T = tt_threads(), C = s->c;
+  const double macs = (double)s->n * s->oh * s->ow * s->kh * s->kw * C;
+  if (T < 2 || C < 16 || macs < BWD_PAR_MIN) {
+    if (filter) BWD_FILTER(s, a, b, out, 0, C);
+    else BWD_INPUT(s, a, b, out, 0, C);
+    return;
+  }
+  int step = (C + 4 * T - 1) / (4 * T); /* about four slices a thread */
+  step = step < 16 ? 16 : (step + 3) / 4 * 4;
+  bwd_split sp = {s, a, b, out, filter, step};
+  tt_parallel((C + step - 1) / step, bwd_task, &sp);
+}
+
 void tt_dwconv_backward_input(const tt_shape *s, const float *dy, const float *w,
                               float *dx) {
-#ifdef __wasm_simd128__
-  tt_dwconv_backward_input_simd(s, dy, w, dx);
-#else
-  tt_dwconv_backward_input_scalar(s, dy, w, dx);
-#endif
+  bwd_run(s, dy, w, dx, 0);
 }
 
 void tt_dwconv_backward_filter(const tt_shape *s, const float *x, const float *dy,
                                float *dw) {
-#ifdef __wasm_simd128__
-  tt_dwconv_backward_filter_simd(s, x, dy, dw);
-#else
-  tt_dwconv_backward_filter_scalar(s, x, dy, dw);
-#endif
+  bwd_run(s, x, dy, dw, 1);
 }

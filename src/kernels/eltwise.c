@@ -5,6 +5,8 @@
 #include <math.h>
 #include "kernels.h"
 #include "act.h"
+#include "threads.h"
+#include <string.h>
 #ifdef __wasm_simd128__
 #include <wasm_simd128.h>
 #endif
@@ -197,18 +199,73 @@ void tt_softmax_simd(int rows, int c, const float *x, float *y) {
 #define TT_PICK(f) f##_scalar
 #endif
 
-void tt_add(size_t n, const float *a, const float *b, float *y) { TT_PICK(tt_add)(n, a, b, y); }
-void tt_acc(size_t n, const float *x, float *y) { TT_PICK(tt_acc)(n, x, y); }
+/* Across threads: the elementwise kernels in slices of elements, bias_backward in slices
+   of channels, bias_act in blocks of rows, several slices a thread taken by whichever
+   thread is free. Slices start at multiples of 4 elements (channels), so each element
+   goes through the same SIMD lane or scalar tail as without the cut, and gets the same
+   arithmetic: the results do not depend on the number of threads. */
+enum { EW_ADD, EW_ACC, EW_ACT_BACKWARD, EW_ZERO, EW_BIAS_BACKWARD, EW_BIAS_ACT };
+#define EW_PAR_MIN (1 << 16) /* elements below which a pool trip does not pay */
+
+typedef struct {
+  int kind, act, c;
+  size_t n, step;
+  const float *a, *b;
+  float *y;
+} ew_split;
+
+static void ew_run(const ew_split *e, size_t lo, size_t len) {
+  switch (e->kind) {
+  case EW_ADD: TT_PICK(tt_add)(len, e->a + lo, e->b + lo, e->y + lo); break;
+  case EW_ACC: TT_PICK(tt_acc)(len, e->a + lo, e->y + lo); break;
+  case EW_ACT_BACKWARD: TT_PICK(tt_act_backward)(len, e->a + lo, e->y + lo, e->act); break;
+  case EW_ZERO: memset(e->y + lo, 0, len * sizeof(float)); break;
+  case EW_BIAS_BACKWARD: { /* lo, len: channels of every row */
+    const int rows = (int)(e->n / (size_t)e->c);
+    for (int r = 0; r < rows; r++)
+      TT_PICK(tt_bias_backward)(1, (int)len, e->a + (size_t)r * e->c + lo, e->y + lo);
+  } break;
+  case EW_BIAS_ACT: /* lo, len: elements of whole rows */
+    TT_PICK(tt_bias_act)((int)(len / (size_t)e->c), e->c, e->y + lo, e->a, e->act);
+    break;
+  }
+}
+
+static void ew_task(void *p, int t) {
+  const ew_split *e = p;
+  const size_t total = e->kind == EW_BIAS_BACKWARD ? (size_t)e->c : e->n;
+  const size_t lo = (size_t)t * e->step;
+  ew_run(e, lo, total - lo < e->step ? total - lo : e->step);
+}
+
+static void ew(int kind, size_t n, int c, const float *a, const float *b, float *y, int act) {
+  ew_split e = {kind, act, c, n, 0, a, b, y};
+  const size_t total = kind == EW_BIAS_BACKWARD ? (size_t)c : n;
+  const int T = tt_threads();
+  /* a unit: 4 elements, 4 channels, or (bias_act) whole rows */
+  const size_t unit = kind == EW_BIAS_ACT ? (size_t)c : 4;
+  if (T < 2 || n < EW_PAR_MIN || total < 2 * unit) {
+    ew_run(&e, 0, total);
+    return;
+  }
+  const size_t units = total / unit, per = (units + 4 * (size_t)T - 1) / (4 * (size_t)T);
+  e.step = (per ? per : 1) * unit;
+  tt_parallel((int)((total + e.step - 1) / e.step), ew_task, &e);
+}
+
+void tt_add(size_t n, const float *a, const float *b, float *y) { ew(EW_ADD, n, 1, a, b, y, 0); }
+void tt_acc(size_t n, const float *x, float *y) { ew(EW_ACC, n, 1, x, NULL, y, 0); }
+void tt_zero(size_t n, float *y) { ew(EW_ZERO, n, 1, NULL, NULL, y, 0); }
 void tt_scale_shift(size_t n, const float *x, float a, float b, float *y) {
   TT_PICK(tt_scale_shift)(n, x, a, b, y);
 }
 void tt_bias_act(int rows, int c, float *y, const float *bias, int act) {
-  TT_PICK(tt_bias_act)(rows, c, y, bias, act);
+  ew(EW_BIAS_ACT, (size_t)rows * c, c, bias, NULL, y, act);
 }
 void tt_act_backward(size_t n, const float *y, float *dy, int act) {
-  TT_PICK(tt_act_backward)(n, y, dy, act);
+  if (act != TT_ACT_NONE) ew(EW_ACT_BACKWARD, n, 1, y, NULL, dy, act);
 }
 void tt_bias_backward(int rows, int c, const float *dy, float *db) {
-  TT_PICK(tt_bias_backward)(rows, c, dy, db);
+  ew(EW_BIAS_BACKWARD, (size_t)rows * c, c, dy, NULL, db, 0);
 }
 void tt_softmax(int rows, int c, const float *x, float *y) { TT_PICK(tt_softmax)(rows, c, x, y); }

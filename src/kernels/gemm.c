@@ -587,6 +587,9 @@ static void gemm_1(int ta, int tb, int M, int N, int K, const float *A, int lda,
    that makes the re-read operand the smaller one (rows when N <= M). Below
    GEMM_PAR_MIN multiply-adds a GEMM is not worth a trip through the pool. */
 #define GEMM_PAR_MIN (1 << 17)
+#ifndef GEMM_CHUNKS
+#define GEMM_CHUNKS 3
+#endif
 
 typedef struct {
   tt_gemm_block block;
@@ -611,7 +614,10 @@ void tt_gemm_cut(int M, int N, double macs, tt_gemm_block block, void *ctx) {
   }
   gemm_cut c = {block, ctx, unit == 4, 0, 0, unit == 4 ? M : N};
   const int whole = c.total / unit; /* whole tiles or panels */
-  c.step = (whole + T - 1) / T * unit;
+  /* GEMM_CHUNKS blocks a thread, taken by whichever thread is free, so a core slowed by
+     other work takes fewer (an equal split waits for the slowest core); each block
+     re-reads the other operand, so not more. */
+  c.step = (whole + GEMM_CHUNKS * T - 1) / (GEMM_CHUNKS * T) * unit;
   c.tasks = whole * unit / c.step + (whole * unit % c.step != 0);
   tt_parallel(c.tasks, cut_task, &c);
 }

@@ -95,6 +95,7 @@ void tt_avgpool_backward(const tt_shape *s, const float *dy, float *dx); /* dx o
 /* ---- eltwise.c --------------------------------------------------------------------- */
 void tt_add(size_t n, const float *a, const float *b, float *y);  /* y = a + b (y may alias) */
 void tt_acc(size_t n, const float *x, float *y);                  /* y += x */
+void tt_zero(size_t n, float *y);                                 /* y = 0 (memset, across threads) */
 void tt_scale_shift(size_t n, const float *x, float a, float b, float *y); /* y = a*x + b */
 void tt_bias_act(int rows, int c, float *y, const float *bias, int act); /* y = act(y + bias) in place; bias may be NULL */
 /* dy *= act'(.) judged from the activation's output y: relu passes where y > 0, relu6
@@ -135,6 +136,13 @@ typedef struct {
   int flush; /* needed every few steps (see optim.c), not every step */
 } tt_adam_cfg;
 void tt_adam(size_t n, float *w, const float *g, float *m, float *v, const tt_adam_cfg *c);
+
+/* ---- half.c: IEEE binary16 storage (cached activations) ----------------------------
+   Round to nearest even; NaN stays NaN, beyond 65504 becomes infinity. */
+uint16_t tt_f16_from_f32(float f);
+float tt_f16_to_f32(uint16_t h);
+void tt_f16_pack(size_t n, const float *x, uint16_t *y);
+void tt_f16_unpack(size_t n, const uint16_t *x, float *y);
 
 /* ---- variants -----------------------------------------------------------------------
    Same contracts as above; exported so tests and benchmarks can compare them. */

@@ -17,6 +17,8 @@ static float *filled(size_t n) {
    kind 1: 3x3 depthwise, SAME, relu6, on an a x a x b image with stride c.
    kind 2: 3x3 convolution, SAME, relu6, a x a x 3 -> b channels, stride c (the stem).
    kind 3: kind 0 by 8-bit weight codes (tt_qgemm), as frozen pointwise layers run.
+   kind 4: the same layer's weight gradient in training, C[c,b] = A[a,c]^T G[a,b].
+   kind 5: its input gradient, C[a,c] += G[a,b] W[c,b]^T.
    reps = 0 allocates and fills the operands (kept for the next calls, so timing them
    measures the kernel alone); reps > 0 runs the kernel that many times on them. Returns
    0, or -1 when out of memory, the kind is unknown or nothing was set up. */
@@ -32,6 +34,8 @@ __attribute__((export_name("tt_bench_kernel"))) int tt_bench_kernel(int kind, in
     for (int r = 0; r < reps; r++) {
       if (kind == 0) tt_gemm(0, 0, a, b, c, mb.x, c, mb.w, b, mb.y, b, 0, mb.bias, TT_ACT_RELU6);
       else if (kind == 3) tt_qgemm(a, &mb.qm, mb.x, c, mb.y, b, 0, mb.bias, TT_ACT_RELU6);
+      else if (kind == 4) tt_gemm(1, 0, c, b, a, mb.x, c, mb.w, b, mb.y, b, 0, NULL, TT_ACT_NONE);
+      else if (kind == 5) tt_gemm(0, 1, a, c, b, mb.w, b, mb.x, b, mb.y, c, 1, NULL, TT_ACT_NONE);
       else if (kind == 1) tt_dwconv(&mb.s, mb.x, mb.w, mb.bias, TT_ACT_RELU6, mb.y);
       else tt_conv2d(&mb.s, mb.x, mb.w, mb.bias, TT_ACT_RELU6, mb.y);
     }
@@ -46,6 +50,10 @@ __attribute__((export_name("tt_bench_kernel"))) int tt_bench_kernel(int kind, in
     /* kind 3: w holds the per-column factors wb, wsum (padded), not weights */
     nx = (size_t)a * c, nw = kind == 0 ? (size_t)c * b : 2 * ((size_t)b + 8), ny = (size_t)a * b,
     nb = (size_t)b;
+  } else if (kind == 4 || kind == 5) {
+    /* kind 4: x = A [a,c], w = G [a,b]; kind 5: w = G [a,b], x = W [c,b] */
+    nx = kind == 4 ? (size_t)a * c : (size_t)c * b, nw = (size_t)a * b;
+    ny = kind == 4 ? (size_t)c * b : (size_t)a * c, nb = 1;
   } else if (kind == 1 || kind == 2) {
     s.oh = s.ow = (a + c - 1) / c;
     const int pad = (s.oh - 1) * c + 3 - a;

@@ -109,7 +109,8 @@ static void adam_task(void *ctx, int t) {
 void tt_adam(size_t n, float *w, const float *g, float *m, float *v, const tt_adam_cfg *c) {
   const int T = tt_threads();
   if (T > 1 && n >= 16384) {
-    adam_split a = {n, ((n + T - 1) / T + 3) & ~(size_t)3, w, m, v, g, c};
+    /* a few slices a thread, taken by whichever thread is free (see tt_gemm_cut) */
+    adam_split a = {n, ((n + 3 * (size_t)T - 1) / (3 * (size_t)T) + 3) & ~(size_t)3, w, m, v, g, c};
     tt_parallel((int)((n + a.step - 1) / a.step), adam_task, &a);
     return;
   }

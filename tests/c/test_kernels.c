@@ -1130,6 +1130,44 @@ static void test_gate_kernels(void) {
   }
 }
 
+/* Half precision: every code survives a round trip; floats round to the nearest code
+   (ties to even), within 2^-11 relative in the normal range; out of range is infinity. */
+static void test_half(void) {
+  int bad = 0;
+  for (uint32_t h = 0; h < 65536; h++) {
+    const float f = tt_f16_to_f32((uint16_t)h);
+    if ((h & 0x7c00) == 0x7c00 && (h & 0x3ff)) bad += !(f != f) || (tt_f16_from_f32(f) & 0x7e00) != 0x7e00;
+    else bad += tt_f16_from_f32(f) != h;
+  }
+  CHECK(bad == 0, "%d half codes do not survive a round trip", bad);
+  /* halfway between two codes: to the even one */
+  for (uint32_t h = 0x0001; h < 0x7bff; h += 97) {
+    const float a = tt_f16_to_f32((uint16_t)h), b = tt_f16_to_f32((uint16_t)(h + 1));
+    const float mid = a + (b - a) * 0.5f; /* exact: one more bit than a half has */
+    const uint16_t want = (uint16_t)(h & 1 ? h + 1 : h);
+    bad += tt_f16_from_f32(mid) != want || tt_f16_from_f32(-mid) != (want | 0x8000);
+  }
+  CHECK(bad == 0, "%d ties not rounded to even", bad);
+  uint32_t rng = 5;
+  double worst = 0;
+  for (int i = 0; i < 100000; i++) {
+    rng = rng * 1664525u + 1013904223u;
+    const float u = 1 + (float)(rng >> 8) / 16777216.0f; /* [1, 2): the normal range */
+    rng = rng * 1664525u + 1013904223u;
+    const float f = (rng & 1 ? -u : u) * ldexpf(1.0f, (int)(rng >> 27) % 29 - 14);
+    const float g = tt_f16_to_f32(tt_f16_from_f32(f));
+    const double rel = f ? fabs((double)g - f) / fabs((double)f) : 0;
+    worst = rel > worst ? rel : worst;
+  }
+  CHECK(worst <= ldexp(1, -11), "half rounding error %g > 2^-11", worst);
+  CHECK(tt_f16_from_f32(65504.0f) == 0x7bff && tt_f16_from_f32(65519.0f) == 0x7bff &&
+        tt_f16_from_f32(65520.0f) == 0x7c00 && tt_f16_from_f32(-1e9f) == 0xfc00,
+        "half range: %04x %04x %04x", tt_f16_from_f32(65504.0f), tt_f16_from_f32(65519.0f),
+        tt_f16_from_f32(65520.0f));
+  CHECK(tt_f16_from_f32(ldexpf(1.0f, -25)) == 0 && tt_f16_from_f32(ldexpf(1.5f, -25)) == 1 &&
+        tt_f16_from_f32(-0.0f) == 0x8000, "half: tiny values");
+}
+
 int main(void) {
   build_cases();
   test_gate_kernels();
@@ -1142,5 +1180,6 @@ int main(void) {
   test_finite_differences();
   test_eltwise();
   test_adam();
+  test_half();
   return check_report("kernels");
 }

@@ -6,6 +6,7 @@
 #include "kernels/kernels.h"
 #include "net.h"
 #include "threads.h"
+#include "train.h"
 #include "tt.h"
 #include <pthread.h>
 #include <stdlib.h>
@@ -172,6 +173,42 @@ static void test_adam_split(void) {
   free(w0), free(g), free(m0), free(v0), free(w1), free(m1), free(v1);
 }
 
+/* The backward kernels cut into slices of channels, the elementwise ones into slices of
+   elements (channel counts and lengths that are not multiples of 4: the scalar tails). */
+static void test_backward_split(void) {
+  const tt_shape s = {4, 7, 7, 1342, 3, 3, 1, 1, 1, 1, 7, 7, 1342};
+  const size_t nx = (size_t)4 * 49 * 1342;
+  float *x = rnd(nx, 1), *dy = rnd(nx, 1), *w = rnd(9 * 1342, 1);
+  float *a = malloc(nx * sizeof *a), *b = malloc(nx * sizeof *b);
+  float *fa = rnd(9 * 1342, 1), *fb = malloc(9 * 1342 * sizeof *fb);
+  memcpy(fb, fa, 9 * 1342 * sizeof *fb);
+  tt_dwconv_backward_input(&s, dy, w, a);
+  tt_dwconv_backward_input_scalar(&s, dy, w, b);
+  same(a, b, nx, "dwconv backward input");
+  tt_dwconv_backward_filter(&s, x, dy, fa);
+  tt_dwconv_backward_filter_scalar(&s, x, dy, fb);
+  same(fa, fb, 9 * 1342, "dwconv backward filter");
+  memcpy(b, x, nx * sizeof *b), memcpy(a, x, nx * sizeof *a);
+  tt_acc(nx - 3, dy, a), tt_acc_scalar(nx - 3, dy, b);
+  same(a, b, nx, "acc");
+  tt_add(nx - 1, x, dy, a), tt_add_scalar(nx - 1, x, dy, b);
+  same(a, b, nx, "add");
+  for (size_t i = 0; i < nx; i++) a[i] = b[i] = x[i] * 4 + 3; /* across both relu6 kinks */
+  float *ga = malloc(nx * sizeof *ga), *gb = malloc(nx * sizeof *gb);
+  memcpy(ga, dy, nx * sizeof *ga), memcpy(gb, dy, nx * sizeof *gb);
+  tt_act_backward(nx - 2, a, ga, TT_ACT_RELU6), tt_act_backward_scalar(nx - 2, b, gb, TT_ACT_RELU6);
+  same(ga, gb, nx, "act backward");
+  float *da = rnd(1342, 1), *db = malloc(1342 * sizeof *db);
+  memcpy(db, da, 1342 * sizeof *db);
+  tt_bias_backward(4 * 49, 1342, dy, da), tt_bias_backward_scalar(4 * 49, 1342, dy, db);
+  same(da, db, 1342, "bias backward");
+  tt_bias_act(4 * 49, 1342, a, w, TT_ACT_RELU6), tt_bias_act_scalar(4 * 49, 1342, b, w, TT_ACT_RELU6);
+  same(a, b, nx, "bias + relu6");
+  tt_zero(nx - 5, a), memset(b, 0, (nx - 5) * sizeof *b);
+  same(a, b, nx, "zero");
+  free(x), free(dy), free(w), free(a), free(b), free(fa), free(fb), free(ga), free(gb), free(da), free(db);
+}
+
 /* ---- a network: inference and a training step -------------------------------------- */
 
 /* A stem (only for inference: its 3x3 convolution does not train), three inverted
@@ -266,6 +303,41 @@ static run run_nets(tt_net *full, tt_net *fullq, const float *x, tt_net *net, co
   return r;
 }
 
+/* A seeded training run (forward, backward, Adam, validation) of the net without a
+   stem: its final weights. half: its inputs stored in half precision (for the others,
+   rounded to it, so both runs see the same values). */
+static float *train_weights(size_t *count, int half) {
+  g_rng = 11;
+  tt_net *net = small_mobilenet(0, 0);
+  const int n = 20, per = 20 * 18 * 16;
+  float *x = rnd((size_t)n * 2 * per, 1.0f);
+  int labels[20];
+  for (int i = 0; i < n; i++) labels[i] = i % 10;
+  tt_train_cfg c;
+  tt_train_defaults(&c);
+  c.epochs = 3, c.batch = 5, c.val_fraction = 0.5f, c.patience = 0;
+  uint16_t *xh = malloc((size_t)n * 2 * per * sizeof *xh);
+  tt_f16_pack((size_t)n * 2 * per, x, xh);
+  tt_f16_unpack((size_t)n * 2 * per, xh, x);
+  tt_trainer *tr = half ? tt_trainer_new_half(net, &c, 10, xh, n, 2, labels)
+                        : tt_trainer_new(net, &c, 10, x, n, 2, labels);
+  CHECK(tr != NULL, "trainer: %s", tt_last_error());
+  tt_progress p;
+  int rc;
+  while ((rc = tt_trainer_run(tr, 3, &p)) >= 0 && rc != 2) {}
+  CHECK(rc == 2, "training: %d %s", rc, tt_last_error());
+  *count = 0;
+  for (int i = 1; i < tt_net_count(net); i++) *count += tt_net_op(net, i)->wn + tt_net_op(net, i)->bn;
+  float *w = malloc(*count * sizeof *w), *at = w;
+  for (int i = 1; i < tt_net_count(net); i++) {
+    const tt_op *o = tt_net_op(net, i);
+    if (o->wn) memcpy(at, o->wt, o->wn * sizeof *w), at += o->wn;
+    if (o->bn) memcpy(at, o->bias, o->bn * sizeof *w), at += o->bn;
+  }
+  tt_trainer_free(tr), tt_net_free(net), free(x), free(xh);
+  return w;
+}
+
 int main(void) {
   CHECK(tt_threads_supported(), "native builds support threads");
   pthread_t th[LENT];
@@ -277,13 +349,14 @@ int main(void) {
   extern int tt_stripe_rows;
   tt_stripe_rows = 2; /* 20 output rows of the first block in 4 stripes, 10 of the others */
   run with = run_nets(full, fullq, x, net, xt, 3);
-  size_t nk;
-  float *kwith = ksplit_products(&nk);
+  size_t nk, nt;
+  float *kwith = ksplit_products(&nk), *twith = train_weights(&nt, 0);
   test_pool();
   test_gemm_split();
   test_qgemm_split();
   test_spatial_split();
   test_adam_split();
+  test_backward_split();
 
   tt_threads_stop();
   for (int i = 0; i < LENT; i++) {
@@ -298,6 +371,10 @@ int main(void) {
   float *kalone = ksplit_products(&nk);
   same(kwith, kalone, nk, "gemm with K cut into parts");
   free(kwith), free(kalone);
+  float *talone = train_weights(&nt, 0), *thalf = train_weights(&nt, 1);
+  same(twith, talone, nt, "weights after a seeded training run");
+  CHECK(memcmp(thalf, talone, nt * sizeof *thalf) == 0, "half-precision inputs train differently");
+  free(twith), free(talone), free(thalf);
   int hits[3] = {0};
   counting c = {hits, 0};
   tt_parallel(3, count_task, &c); /* no threads left: inline */
