@@ -618,10 +618,10 @@ export class Classifier {
       }
       // A fully convolutional backbone loads at several input sizes (loadModel's
       // inputSize), with the same weights but other features.
-      const size = info.backbone?.inputShape;
-      if (Array.isArray(size) && size.join() !== model.inputShape.join()) {
-        throw new EngineError(`this classifier was trained on '${info.backbone.id}' at a ${size.join('x')} input; ` +
-          `the loaded backbone runs at ${model.inputShape.join('x')} (load it with inputSize ${size[0]})`);
+      const trainedAt = info.backbone?.inputShape; // not `size`: that is the shape helper, used below
+      if (Array.isArray(trainedAt) && trainedAt.join() !== model.inputShape.join()) {
+        throw new EngineError(`this classifier was trained on '${info.backbone.id}' at a ${trainedAt.join('x')} input; ` +
+          `the loaded backbone runs at ${model.inputShape.join('x')} (load it with inputSize ${trainedAt[0]})`);
       }
       // The checksum only catches accidents; a crafted file can say anything, so the
       // metadata must agree with the net the engine rebuilt before anything runs.
