@@ -41,9 +41,9 @@ export function zip(files) {
   const dir = at;
   for (const e of entries) {
     u32(0x02014b50);
-    u16(20); // made by
+    u16(0x0314); // made by Unix, 2.0: unzip then takes the names as they are (from an MS-DOS host it would recode them)
     common(e);
-    u16(0); u16(0); u16(0); u32(0); // comment length, disk, internal and external attributes
+    u16(0); u16(0); u16(0); u32(0o100644 * 0x10000); // comment length, disk, internal attributes; external: a regular file, rw-r--r--
     u32(e.offset);
     out.set(e.name, at); at += e.name.length;
   }
