@@ -635,10 +635,11 @@ async function train() {
   try {
     const report = await state.client.call('train', { classes, settings: trainSettings() });
     const labels = report.labels ?? classes.map((c) => c.name);
-    const epochs = report.history.length;
+    const epochs = report.history.filter((e) => e.phase !== 'refit').length;
     const total = (performance.now() - progress.t0) / 1000;
     showProgress(1, report.cancelled ? `Stopped after ${plural(epochs, 'epoch')}; the best weights so far are kept.`
-      : `Done in ${fmtTime(total)}: ${plural(epochs, 'epoch')} (${fmtTime(report.seconds)})${report.stoppedEarly ? ', stopped early as the validation loss stopped improving' : ''}.`);
+      : `Done in ${fmtTime(total)}: ${plural(epochs, 'epoch')} (${fmtTime(report.seconds)})${report.stoppedEarly ? ', stopped early as the validation loss stopped improving' : ''}` +
+        `${report.refit ? `, then ${report.refit.epochs} on all images` : ''}.`);
     renderResults(labels, report);
     const saved = await state.client.call('save');
     setTrained({ labels, report, backbone: saved.backbone, source: 'trained' });
@@ -661,7 +662,7 @@ async function train() {
 function renderResults(labels, report) {
   if (!report) { $('results').hidden = true; return; }
   $('results').hidden = false;
-  const h = report.history ?? [];
+  const h = (report.history ?? []).filter((e) => e.phase !== 'refit'); // the final training on every image has no validation curve
   if (h.length) drawCurves($('curves'), h, Math.max(h.length, report.settings?.epochs ?? 0));
   const nVal = report.nVal ?? (report.confusion ? report.confusion.flat().reduce((a, b) => a + b, 0) : 0);
   const parts = [];
