@@ -676,7 +676,7 @@ function renderResults(labels, report) {
   $('auto-summary').hidden = !a;
   if (a) {
     const words = (k) => (Number(k) ? `the last ${plural(Number(k), 'block')} fine-tuned` : 'a new head alone');
-    $('auto-summary').textContent = `Auto chose ${words(a.blocks)}: ${(a.why ?? '').replace(/K=(\d+)/g, (_, k) => words(k))}.`;
+    $('auto-summary').textContent = `Auto chose ${words(a.blocks)}: ${(a.why ?? '').replace(/K=(\d+)( [\d.]+)?/g, (_, k, v) => `${words(k)}${v ? ` ${pct(Number(v))}` : ''}`)}.`;
     $('auto-summary').dataset.blocks = String(a.blocks);
   }
   const rf = report.refit;
