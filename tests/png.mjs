@@ -1,17 +1,7 @@
 // A minimal PNG encoder (8-bit grey or RGB, no filtering) so tests can turn crops of
 // real photos into real image files for the CLI and the page.
 import zlib from 'node:zlib';
-
-const CRC = new Int32Array(256).map((_, n) => {
-  let c = n;
-  for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
-  return c;
-});
-const crc32 = (buf) => {
-  let c = -1;
-  for (const b of buf) c = CRC[(c ^ b) & 255] ^ (c >>> 8);
-  return (c ^ -1) >>> 0;
-};
+import { crc32 } from '../web/zip.mjs'; // the page's, for its zip downloads: PNG uses the same CRC-32
 
 function chunk(type, data) {
   const out = Buffer.alloc(12 + data.length);

@@ -1,7 +1,7 @@
 // Types of the Web Worker client ("tinytune/client", wasm/client.mjs): the engine runs in
 // a module worker (wasm/worker.mjs), so training never blocks the page.
 import type { Layer, ModelCard, AugmentSettings } from './engine.js';
-import type { FitReport, EpochMetrics, BatchProgress, Prediction } from './transfer.js';
+import type { FitReport, EpochMetrics, BatchProgress, Prediction, Evaluation } from './transfer.js';
 
 /** An error the worker answered with: the engine's name ('EngineError', 'AbortError', ...), message and code. */
 export class WorkerError extends Error {
@@ -35,8 +35,8 @@ export interface WorkerTrainSettings {
   validationFraction?: number;
   /** The cut layer (name or index). */
   cut?: string | number;
-  /** Backbone blocks to train (a number; default 0, the head alone). */
-  blocks?: number;
+  /** Backbone blocks to train: a number (default 0, the head alone) or 'auto' (a head alone or the last 2 blocks, whichever validates better within the time budget). */
+  blocks?: number | 'auto';
   augment?: boolean | AugmentSettings;
   views?: number;
   seed?: number;
@@ -61,7 +61,7 @@ export interface WorkerModelInfo {
 export interface WorkerRequests {
   init: [{ simd?: boolean; threads?: number; wasmBase?: string }, { simd: boolean; build: string; threads: number; memory: number }];
   loadModel: [{ url: string; id?: string }, WorkerModelInfo];
-  configure: [WorkerTrainSettings, { cut: number; cutName: string; blocks: number; views: number; augment: boolean | AugmentSettings; pending: number }];
+  configure: [WorkerTrainSettings, { cut: number; cutName: string; blocks: number | 'auto'; views: number; augment: boolean | AugmentSettings; pending: number }];
   addImage: [{ classId: string; bytes: Uint8Array | ArrayBuffer | Blob; id: string; name?: string; trusted?: boolean }, { ok: true; width?: number; height?: number } | { ok: false; reason: string }];
   removeImage: [{ id: string }, boolean];
   removeClass: [{ classId: string }, number];
@@ -70,6 +70,10 @@ export interface WorkerRequests {
   cancel: [Record<string, never>, boolean];
   predict: [{ bytes: Uint8Array | ArrayBuffer | Blob; topk?: number }, Prediction[]];
   save: [Record<string, never>, { bytes: Uint8Array; labels: string[]; backbone: string | null }];
+  /** The whole model, image to probabilities: tfjs gives model.json, weights.bin and metadata.json; onnx gives model.onnx. */
+  export: [{ format?: 'tfjs' | 'onnx' }, { format: 'tfjs' | 'onnx'; labels: string[]; files: Record<string, Uint8Array> }];
+  /** Classifier.evaluate on labelled images (a label the model lacks: its error, naming it). */
+  evaluate: [{ items: { label: string; name?: string; bytes: Uint8Array | ArrayBuffer | Blob }[] }, Evaluation];
   load: [{ bytes: Uint8Array | ArrayBuffer | Blob }, { labels: string[]; report: FitReport | null; meta: Record<string, unknown>; backbone: string | null }];
   status: [Record<string, never>, { images: number; pending: number; trained: boolean; model: string | null }];
 }

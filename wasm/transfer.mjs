@@ -653,7 +653,7 @@ export class Classifier {
       }
       // A fully convolutional backbone loads at several input sizes (loadModel's
       // inputSize), with the same weights but other features.
-      const trainedAt = info.backbone?.inputShape;
+      const trainedAt = info.backbone?.inputShape; // not `size`: that is the shape helper, used below
       if (Array.isArray(trainedAt) && trainedAt.join() !== model.inputShape.join()) {
         throw new EngineError(`this classifier was trained on '${info.backbone.id}' at a ${trainedAt.join('x')} input; ` +
           `the loaded backbone runs at ${model.inputShape.join('x')} (load it with inputSize ${trainedAt[0]})`);

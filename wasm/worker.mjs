@@ -6,17 +6,22 @@
 // and posts progress as { type: 'event', name, data } (no id). Requests:
 //   init {simd?, threads?, wasmBase?}    -> { simd, build, threads, memory }
 //   loadModel {url, id}                  -> model info (card, layers, default cut, ...); events 'loadProgress' {loaded, total}
-//   configure {cut, blocks, augment, views, seed}
+//   configure {cut, blocks ('auto' or 0-4), augment, views, seed}
 //                                        -> the embedding config that background work and train() use
 //   addImage {classId, bytes, id, name, trusted?}
 //                                        -> { ok: true, width, height } | { ok: false, reason }   (bytes: Uint8Array, ArrayBuffer or Blob)
 //   removeImage {id}, removeClass {classId}, reset
 //   train {classes: [{id, name}], settings: {epochs, learningRate, batchSize, validationFraction, cut, blocks, augment, views, seed}}
-//                                        -> the fit report; events 'prepare' {done, total}, 'batch' {...}, 'epoch' {...}
+//                                        -> the fit report (auto: what auto mode chose and why; refit: the final
+//                                           training on every image); events 'prepare' {done, total}, 'batch' {...},
+//                                           'epoch' {...} (each with its phase, 'validate' | 'refit' | 'train', and that phase's epochs)
 //   cancel                               -> stops a train (its report says cancelled; the best weights so far are kept)
 //   predict {bytes | pixels | bitmap, topk}
 //                                        -> [{ label, index, probability }]   (a webcam frame: pixels {width, height, data: RGBA bytes}, or an ImageBitmap)
-//   export {format}                      -> a whole-model export (stub until the engine offers one: fails with 'not available yet')
+//   export {format: 'tfjs' | 'onnx'}     -> { format, labels, files: { name: Uint8Array } } (transferred): the whole model,
+//                                           image to probabilities: model.json, weights.bin, metadata.json; or model.onnx
+//   evaluate {items: [{label, name, bytes}]}
+//                                        -> Classifier.evaluate's report on a labelled test set (a label the model lacks: its error)
 //   save                                 -> { bytes: Uint8Array (transferred), labels, backbone }
 //   load {bytes}                         -> { labels, report, meta }; a file made on another backbone is refused
 //   status                               -> counts of images, pending; `computed`: features computed by the engine (not read
@@ -32,6 +37,7 @@
 import { createEngine, EngineError } from './engine.mjs';
 import { Classifier, trainableRange } from './transfer.mjs';
 import { FeatureCache } from './featurecache.mjs';
+import { tfjsFiles } from './export-tfjs.mjs';
 
 const S = {
   engine: null,
@@ -93,7 +99,7 @@ function modelInfo() {
 function configure(s = {}) {
   const m = needModel();
   const cut = s.cut === undefined || s.cut === null || s.cut === '' ? m.parsed.defaultCut : m.layerIndex(s.cut);
-  const blocks = Number(s.blocks ?? 0);
+  const blocks = s.blocks === 'auto' ? 'auto' : Number(s.blocks ?? 0);
   const augment = s.augment ?? true;
   const views = augment ? Math.max(1, Math.min(16, Math.round(Number(s.views ?? 4)))) : 1;
   const seed = Number(s.seed ?? 1);
@@ -211,10 +217,11 @@ const handlers = {
           epochs, learningRate: settings.learningRate == null ? undefined : Number(settings.learningRate),
           ...(settings.batchSize ? { batchSize: Number(settings.batchSize) } : {}),
           ...(settings.validationFraction !== undefined ? { validationFraction: Number(settings.validationFraction) } : {}),
-          batchesPerTick: cfg.blocks > 0 ? 1 : 8,
+          batchesPerTick: cfg.blocks === 0 ? 8 : 1, // 'auto' may train blocks
           signal: ac.signal,
-          onBatch: (p) => emit('batch', { ...p, epochs }),
-          onEpoch: (e, p) => emit('epoch', { ...e, epochs, batchesPerEpoch: p.batchesPerEpoch, nTrain: p.nTrain, nVal: p.nVal }),
+          // the phase's own epoch count wins over the setting's (a refit runs its own schedule)
+          onBatch: (p) => emit('batch', { epochs, ...p }),
+          onEpoch: (e, p) => emit('epoch', { epochs, ...e, batchesPerEpoch: p.batchesPerEpoch, nTrain: p.nTrain, nVal: p.nVal }),
         });
         if (S.classifier) S.classifier.dispose();
         S.classifier = c;
@@ -235,12 +242,22 @@ const handlers = {
     return S.classifier.predict(image, topk ?? S.classifier.labels.length);
   },
 
-  // A hook for the whole-model export (TensorFlow.js layers / ONNX), which the engine adds;
-  // until then the page's Export entry says plainly that it is not there yet.
-  async export({ format = 'tfjs' } = {}) {
+  // The whole model, image to probabilities, as files; the page zips them (web/zip.mjs).
+  export({ format = 'tfjs' } = {}) {
     if (!S.classifier) throw new EngineError('there is no trained model to export: train one, or load a .ttm file');
-    if (typeof S.classifier.exportModel !== 'function') throw new EngineError(`exporting a whole ${format} model is not available yet in this version`);
-    return S.classifier.exportModel({ format });
+    let files;
+    if (format === 'tfjs') files = tfjsFiles(S.classifier.exportTfjs({ whole: true }));
+    else if (format === 'onnx') files = { 'model.onnx': S.classifier.exportOnnx({ whole: true }).bytes };
+    else throw new EngineError(`unknown export format '${format}' (tfjs, onnx)`);
+    for (const k of Object.keys(files)) if (!(files[k] instanceof Uint8Array)) files[k] = new Uint8Array(files[k]);
+    return { result: { format, labels: [...S.classifier.labels], files }, transfer: [...new Set(Object.values(files).map((b) => b.buffer))] };
+  },
+
+  async evaluate({ items = [] } = {}) {
+    if (!S.classifier) throw new EngineError('there is no trained model to test: train one, or load a .ttm file');
+    const list = [];
+    for (const it of items) list.push({ label: it.label, name: it.name, image: await toBytes(it.bytes) });
+    return S.classifier.evaluate(list);
   },
 
   save() {

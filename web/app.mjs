@@ -8,10 +8,11 @@ import { drawCurves, renderPerClass, renderConfusion, renderPredictions } from '
 import { LivePreview, Recorder, cameraError, openStream } from './live.mjs';
 import { BatchTable, Inbox, topOf } from './batch.mjs';
 import { el } from './dom.mjs';
+import { zip } from './zip.mjs';
 
 const $ = (id) => document.getElementById(id);
 const MAX_FILE = 64 * 1024 * 1024;
-const DEFAULTS = { modelId: null, cut: '', blocks: 0, epochs: 30, learningRate: null, augment: true, views: 4 };
+const DEFAULTS = { modelId: null, cut: '', blocks: 'auto', epochs: 30, learningRate: null, augment: true, views: 4 };
 
 const state = {
   store: null, // ProjectStore, or null where the browser gives no IndexedDB
@@ -441,8 +442,8 @@ function renderCutOptions(info) {
   sel.value = ends.some((l) => l.name === state.settings.cut) ? state.settings.cut : '';
   state.settings.cut = sel.value; // a layer of another backbone falls back to the default
   const max = Math.min(4, info.blocks);
-  $('blocks').max = String(max);
-  if (state.settings.blocks > max) $('blocks').value = state.settings.blocks = max;
+  for (const o of $('blocks').options) o.disabled = o.value !== 'auto' && Number(o.value) > max;
+  if (state.settings.blocks !== 'auto' && state.settings.blocks > max) $('blocks').value = String(state.settings.blocks = max);
 }
 
 async function selectModel(id) {
@@ -519,10 +520,10 @@ function readSettings() {
   s.learningRate = $('lr').value === '' ? null : num('lr', 1e-6, 1, DEFAULTS.learningRate);
   s.augment = $('augment').checked;
   s.views = Math.round(num('views', 2, 8, DEFAULTS.views));
-  s.blocks = Math.round(num('blocks', 0, Number($('blocks').max) || 4, 0));
+  s.blocks = $('blocks').value === 'auto' ? 'auto' : Math.round(num('blocks', 0, 4, 0));
   s.cut = $('cut').value;
   $('views').disabled = !s.augment;
-  $('blocks-note').classList.toggle('emph', s.blocks > 0);
+  $('blocks-note').classList.toggle('emph', s.blocks !== 'auto' && s.blocks > 0);
   return s;
 }
 
@@ -534,7 +535,8 @@ function writeSettings() {
   $('augment').checked = s.augment;
   $('views').value = s.views;
   $('views').disabled = !s.augment;
-  $('blocks').value = s.blocks;
+  $('blocks').value = String(s.blocks);
+  if (!$('blocks').value) $('blocks').value = String(s.blocks = DEFAULTS.blocks); // a value from an older page
 }
 
 const trainSettings = () => ({ cut: state.settings.cut || null, blocks: state.settings.blocks, augment: state.settings.augment,
@@ -598,23 +600,37 @@ function onPrepare({ done, total }) {
   showProgress(total ? done / total : 0, total ? `Computing features: ${done} of ${plural(total, 'image')}…` : 'Starting…');
 }
 
+// What each phase of a fit does, in plain words (Classifier.fit: validate, then refit on every image).
+const PHASES = { validate: 'Checking on held-out images', refit: 'Final training on all images' };
+
+/** A new phase (or auto mode's next candidate) restarts the bar, the time estimate and the curves. */
+function phaseStart(p, epochDone) {
+  const key = p.phase ?? 'train';
+  if (progress.fitPhase === key && epochDone >= progress.lastEpoch) return;
+  Object.assign(progress, { fitPhase: key, fitT0: performance.now(), history: [], lastEpoch: 0 });
+}
+
 function onBatch(p) {
-  if (!progress.fitT0) progress.fitT0 = performance.now();
+  phaseStart(p, p.epoch);
   const f = Math.min(1, (p.epoch + (p.batchesPerEpoch ? p.batch / p.batchesPerEpoch : 0)) / p.epochs);
   const el = (performance.now() - progress.fitT0) / 1000;
   const eta = f > 0.01 ? (el * (1 - f)) / f : NaN;
-  showProgress(f, `Epoch ${Math.min(p.epoch + 1, p.epochs)} of ${p.epochs} · batch ${p.batch} of ${p.batchesPerEpoch} · about ${fmtTime(eta)} left`);
+  showProgress(f, `${PHASES[p.phase] ? `${PHASES[p.phase]} · ` : ''}Epoch ${Math.min(p.epoch + 1, p.epochs)} of ${p.epochs} · batch ${p.batch} of ${p.batchesPerEpoch} · about ${fmtTime(eta)} left`);
+  $('train-progress').dataset.phase = p.phase ?? 'train';
 }
 
 function onEpoch(e) {
-  if (!progress.fitT0) progress.fitT0 = performance.now() - e.seconds * 1000;
+  phaseStart(e, e.epoch - 1);
+  if (progress.history.length === 0 && e.epoch === 1) progress.fitT0 = performance.now() - e.seconds * 1000;
+  progress.lastEpoch = e.epoch;
   progress.history.push(e);
   progress.epochs = e.epochs;
   const f = e.epoch / e.epochs;
   const el = (performance.now() - progress.fitT0) / 1000;
   const eta = (el * (1 - f)) / f;
-  showProgress(f, `Epoch ${e.epoch} of ${e.epochs} · loss ${e.trainLoss.toFixed(3)} · accuracy ${pct(e.trainAccuracy)}` +
+  showProgress(f, `${PHASES[e.phase] ? `${PHASES[e.phase]} · ` : ''}Epoch ${e.epoch} of ${e.epochs} · loss ${e.trainLoss.toFixed(3)} · accuracy ${pct(e.trainAccuracy)}` +
     `${Number.isFinite(e.valAccuracy) && e.nVal ? ` · validation ${pct(e.valAccuracy)}` : ''} · about ${fmtTime(eta)} left`);
+  $('train-progress').dataset.phase = e.phase ?? 'train';
   drawCurves($('curves'), progress.history, e.epochs);
 }
 
@@ -628,7 +644,7 @@ async function train() {
   if (!state.model) { notify('No model is loaded yet.', 'error'); return; }
   state.training = true;
   updateTrainState();
-  Object.assign(progress, { phase: 'prepare', t0: performance.now(), fitT0: 0, history: [], epochs: state.settings.epochs });
+  Object.assign(progress, { phase: 'prepare', t0: performance.now(), fitT0: 0, history: [], epochs: state.settings.epochs, fitPhase: null, lastEpoch: 0 });
   $('results').hidden = true;
   drawCurves($('curves'), [], state.settings.epochs);
   showProgress(0, 'Starting…');
@@ -636,10 +652,11 @@ async function train() {
   try {
     const report = await state.client.call('train', { classes, settings: trainSettings() });
     const labels = report.labels ?? classes.map((c) => c.name);
-    const epochs = report.history.length;
+    const epochs = report.history.filter((e) => e.phase !== 'refit').length;
     const total = (performance.now() - progress.t0) / 1000;
     showProgress(1, report.cancelled ? `Stopped after ${plural(epochs, 'epoch')}; the best weights so far are kept.`
-      : `Done in ${fmtTime(total)}: ${plural(epochs, 'epoch')} (${fmtTime(report.seconds)})${report.stoppedEarly ? ', stopped early as the validation loss stopped improving' : ''}.`);
+      : `Done in ${fmtTime(total)}: ${plural(epochs, 'epoch')} (${fmtTime(report.seconds)})${report.stoppedEarly ? ', stopped early as the validation loss stopped improving' : ''}` +
+        `${report.refit ? `, then ${report.refit.epochs} on all images` : ''}.`);
     renderResults(labels, report);
     const saved = await state.client.call('save');
     setTrained({ labels, report, backbone: saved.backbone, source: 'trained' });
@@ -664,7 +681,7 @@ async function train() {
 function renderResults(labels, report) {
   if (!report) { $('results').hidden = true; return; }
   $('results').hidden = false;
-  const h = report.history ?? [];
+  const h = (report.history ?? []).filter((e) => e.phase !== 'refit'); // the final training on every image has no validation curve
   if (h.length) drawCurves($('curves'), h, Math.max(h.length, report.settings?.epochs ?? 0));
   const nVal = report.nVal ?? (report.confusion ? report.confusion.flat().reduce((a, b) => a + b, 0) : 0);
   const parts = [];
@@ -673,6 +690,17 @@ function renderResults(labels, report) {
   if (report.bestEpoch) parts.push(`best epoch ${report.bestEpoch}${h.length ? ` of ${h.length}` : ''}`);
   if (report.seconds) parts.push(`${fmtTime(report.seconds)}`);
   $('summary').textContent = parts.join(' · ');
+  // Auto mode's choice and why; that the final model learned from every image, not only the training split
+  const a = report.auto;
+  $('auto-summary').hidden = !a;
+  if (a) {
+    const words = (k) => (Number(k) ? `the last ${plural(Number(k), 'block')} fine-tuned` : 'a new head alone');
+    $('auto-summary').textContent = `Auto chose ${words(a.blocks)}: ${(a.why ?? '').replace(/K=(\d+)( [\d.]+)?/g, (_, k, v) => `${words(k)}${v ? ` ${pct(Number(v))}` : ''}`)}.`;
+    $('auto-summary').dataset.blocks = String(a.blocks);
+  }
+  const rf = report.refit;
+  $('refit-summary').hidden = !rf;
+  if (rf) $('refit-summary').textContent = `The validation accuracy is the estimate from held-out images; the final model then learned from all ${plural(rf.images, 'image')} (${plural(rf.epochs, 'more epoch')}).`;
   const hasVal = nVal > 0 && report.confusion;
   $('per-class-block').hidden = !hasVal;
   $('confusion-block').hidden = !hasVal;
@@ -699,6 +727,8 @@ function setTrained(t) {
   $('predict-drop').classList.toggle('disabled', !t);
   $('live-toggle').disabled = !t;
   $('export-model').disabled = !t;
+  $('export-onnx').disabled = !t;
+  if (!t) $('test-set').hidden = true;
   $('inbox-file').disabled = !t;
   $('inbox-drop').classList.toggle('disabled', !t);
   if (!t) live?.stop();
@@ -778,14 +808,97 @@ async function predictFiles(files) {
   else await predict(files[0]);
 }
 
-/** Whole-model export (TensorFlow.js): the engine's part comes from another change; until then the worker says it is not there. */
-async function exportModel() {
+/** How to run an exported model: the preprocessing the backbone was trained with (RGB / 255, bilinear resize with aligned corners). */
+function exportSnippet(format, size) {
+  const [h, w] = size;
+  if (format === 'onnx') {
+    return `import * as ort from 'onnxruntime-web';
+
+const session = await ort.InferenceSession.create('model.onnx');
+// x: Float32Array of ${h}×${w}×3 RGB values in [0, 1] (pixels / 255, resized bilinearly, corners aligned), NHWC
+const input = new ort.Tensor('float32', x, [1, ${h}, ${w}, 3]);
+const out = await session.run({ [session.inputNames[0]]: input });
+const probs = out[session.outputNames[0]].data; // one probability per class`;
+  }
+  return `import * as tf from '@tensorflow/tfjs';
+
+// the unzipped folder, served next to your page
+const model = await tf.loadLayersModel('model/model.json');
+const { labels } = await (await fetch('model/metadata.json')).json();
+
+// img: an <img>, <video> or <canvas>
+const probs = tf.tidy(() => {
+  const rgb = tf.browser.fromPixels(img).toFloat().div(255); // RGB in [0, 1]
+  const x = tf.image.resizeBilinear(rgb, [${h}, ${w}], true); // align corners
+  return model.predict(x.expandDims(0)).dataSync();
+});
+labels.forEach((label, i) => console.log(label, probs[i].toFixed(3)));`;
+}
+
+/** The whole model, image to probabilities: a zip of the TensorFlow.js layers model, or an ONNX file. */
+async function exportModel(format = 'tfjs') {
   try {
-    const res = await state.client.call('export', { format: 'tfjs' });
-    if (res?.bytes) download(res.bytes, res.filename ?? `${safeName(state.trained?.labels.join('-') ?? 'model')}-tfjs.zip`);
-    notify(res?.message ?? 'Exported the model for TensorFlow.js.', 'ok');
+    const res = await state.client.call('export', { format });
+    const name = safeName(res.labels.join('-'));
+    let size = [224, 224];
+    if (format === 'onnx') {
+      download(res.files['model.onnx'], `${name}.onnx`);
+    } else {
+      const meta = JSON.parse(new TextDecoder().decode(res.files['metadata.json']));
+      if (Array.isArray(meta.input?.shape)) size = meta.input.shape.slice(-3, -1);
+      const bytes = zip(res.files);
+      download(bytes, `${name}-tfjs.zip`);
+    }
+    $('export-snippet').textContent = exportSnippet(format, size);
+    $('export-help').hidden = false;
+    $('export-help').open = true;
+    $('export-help').dataset.format = format;
+    notify(format === 'onnx' ? 'Exported the whole model as ONNX (image to probabilities).'
+      : 'Exported the model for TensorFlow.js: a zip of model.json, weights.bin and metadata.json. How to use it is under Files.', 'ok');
   } catch (e) {
-    notify(`Could not export the model: ${e.message}`, e.message.includes('not available yet') ? 'info' : 'error');
+    notify(`Could not export the model: ${e.message}`, 'error');
+  }
+}
+
+/**
+ * A drop on Try it that is a labelled test set: one folder holding only subfolders (one per
+ * class), or several folders (one per class). Returns [{ label, files }] or null.
+ */
+function labelledSet(groups) {
+  if (!groups.length || groups.some((g) => !g.folder)) return null;
+  const sets = groups.length === 1
+    ? (groups[0].loose || !groups[0].subfolders?.length ? null : groups[0].subfolders)
+    : groups;
+  return sets?.filter((g) => g.files.length).map((g) => ({ label: g.folder, files: g.files })) ?? null;
+}
+
+/** A labelled test set: Classifier.evaluate's accuracy, per class, confusion and calibration error. */
+async function evaluateSet(sets) {
+  if (!state.trained) { notify('Train a model first (or load a .ttm file), then test it on a labelled folder.', 'warn', { timeout: 8000 }); return; }
+  const items = sets.flatMap((s) => s.files.map((f) => ({ label: s.label, name: `${s.label}/${f.name}`, bytes: f })));
+  const box = $('test-set');
+  box.hidden = false;
+  box.dataset.done = 'false';
+  $('batch').hidden = true;
+  $('test-details').hidden = true;
+  $('test-title').textContent = `Test set: ${plural(items.length, 'image')} in ${plural(sets.length, 'class folder')}`;
+  $('test-summary').textContent = 'Testing…';
+  try {
+    const r = await state.client.call('evaluate', { items });
+    state.evaluation = r;
+    const parts = [`Accuracy ${pct(r.accuracy)} on ${plural(r.n, 'image')}`, `calibration error ${pct(r.calibration.ece)}`];
+    if (r.unknown) parts.push(`${r.unknown} looked like none of the classes`);
+    if (r.skipped.length) parts.push(`${plural(r.skipped.length, 'file')} skipped: ${r.skipped.map((x) => `${x.name} (${x.reason})`).join('; ')}`);
+    $('test-summary').textContent = parts.join(' · ');
+    renderPerClass($('test-per-class'), r.labels, r.perClassAccuracy);
+    renderConfusion($('test-confusion'), r.labels, r.confusion);
+    $('test-details').hidden = false;
+  } catch (e) {
+    $('test-summary').textContent = '';
+    box.hidden = true;
+    notify(`Could not test the model on this folder: ${e.message}`, 'error');
+  } finally {
+    box.dataset.done = 'true';
   }
 }
 
@@ -1001,10 +1114,15 @@ function bindUi() {
     $(id).addEventListener('change', () => { readSettings(); writeSettings(); saveMeta(); configure(); });
   }
   $('predict-file').addEventListener('change', () => { predictFiles([...$('predict-file').files]); $('predict-file').value = ''; });
-  // Hook for labelled test sets (Classifier.evaluate, the lead's): a drop whose groups are all
-  // folders named after classes is a test set; until then every drop is a batch.
-  bindDrop($('predict-drop'), async (dt) => predictFiles((await droppedGroups(dt)).flatMap((g) => g.files)));
-  $('export-model').addEventListener('click', exportModel);
+  // A folder of class folders is a labelled test set; anything else is one image or a batch.
+  bindDrop($('predict-drop'), async (dt) => {
+    const groups = await droppedGroups(dt);
+    const sets = labelledSet(groups);
+    if (sets) await evaluateSet(sets);
+    else await predictFiles(groups.flatMap((g) => g.files));
+  });
+  $('export-model').addEventListener('click', () => exportModel('tfjs'));
+  $('export-onnx').addEventListener('click', () => exportModel('onnx'));
   bindDrop($('inbox-drop'), async (dt) => {
     if (!state.trained) { notify('Train a model first: it suggests the classes for new images.', 'warn', { timeout: 8000 }); return; }
     await inbox.add((await droppedGroups(dt)).flatMap((g) => g.files));
@@ -1088,7 +1206,9 @@ async function boot() {
     notify(e.message, 'error');
     return;
   }
-  $('model').replaceChildren(...state.zoo.map((m) => el('option', { value: m.id }, `${plainName(m.card?.name ?? m.id)}${m.default ? ' (default)' : ''}`)));
+  // each backbone in plain words: what it was trained to see (the card's description)
+  $('model').replaceChildren(...state.zoo.map((m) => el('option', { value: m.id },
+    `${plainName(m.card?.name ?? m.id)}${m.card?.description ? `: ${m.card.description}` : ''}${m.default ? ' (default)' : ''}`)));
   await selectModel(state.settings.modelId);
   document.body.dataset.ready = 'true';
 }

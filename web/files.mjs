@@ -29,7 +29,10 @@ async function walk(entry, files) {
 
 /**
  * The files of a drop, grouped by top-level item: [{ folder: name | null, files: [File] }].
- * Folders are walked recursively. Synthetic drops (no entries) fall back to dataTransfer.files.
+ * Folders are walked recursively; a folder's group also has `subfolders` ([{ folder, files }],
+ * its direct subfolders, walked) and `loose` (how many of its files sit directly in it), which
+ * tell a labelled test set (one subfolder per class) from a plain folder of images.
+ * Synthetic drops (no entries) fall back to dataTransfer.files.
  */
 export async function droppedGroups(dataTransfer) {
   const entries = [...(dataTransfer.items ?? [])]
@@ -43,9 +46,17 @@ export async function droppedGroups(dataTransfer) {
   const loose = [];
   for (const e of entries) {
     if (e.isDirectory) {
-      const files = [];
-      await walk(e, files);
-      groups.push({ folder: e.name, files });
+      const files = [], subfolders = [];
+      let loose = 0;
+      const children = await readAll(e.createReader());
+      children.sort((x, y) => x.name.localeCompare(y.name, undefined, { numeric: true }));
+      for (const c of children) {
+        const n = files.length;
+        await walk(c, files);
+        if (c.isDirectory) subfolders.push({ folder: c.name, files: files.slice(n) });
+        else loose += files.length - n;
+      }
+      groups.push({ folder: e.name, files, subfolders, loose });
     } else {
       await walk(e, loose);
     }

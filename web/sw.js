@@ -15,7 +15,7 @@
 // took control.
 const CACHE = 'tinytune-v1';
 const BASE = new URL('../', self.location).href; // the site root the page lives in
-const SHELL = ['', 'web/index.html', 'web/style.css', 'web/app.mjs', 'web/client.mjs', 'web/files.mjs', 'web/charts.mjs', 'web/live.mjs', 'web/batch.mjs', 'web/dom.mjs',
+const SHELL = ['', 'web/index.html', 'web/style.css', 'web/app.mjs', 'web/client.mjs', 'web/files.mjs', 'web/charts.mjs', 'web/live.mjs', 'web/batch.mjs', 'web/dom.mjs', 'web/zip.mjs',
   'wasm/module.mjs', 'wasm/engine.mjs', 'wasm/tfjs.mjs', 'wasm/transfer.mjs', 'wasm/worker.mjs', 'wasm/project.mjs', 'wasm/featurecache.mjs',
   'wasm/export-ops.mjs', 'wasm/export-tfjs.mjs', 'wasm/export-onnx.mjs',
   'wasm/threads.mjs', 'wasm/thread-entry.mjs', 'wasm/client.mjs', 'wasm/models.mjs', 'models/index.json', 'build/tinytune.wasm', 'build/tinytune-relaxed.wasm',

@@ -3,7 +3,7 @@
 // made here from scikit-image's grass), hold-to-record capture, a batch of 30 images in a
 // sortable table, the labelling loop across a reload, the feature cache (a reload computes
 // no features), a stale model after its classes change, webcam denied or missing, the
-// export hook, and the layout from 360 to 1920 px in light and dark.
+// export download, and the layout from 360 to 1920 px in light and dark.
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -182,11 +182,12 @@ describe('page: webcam, batches, labelling loop, feature cache', () => {
     assert.equal(after.images, expected.reduce((a, c) => a + c.count, 0));
   });
 
-  test('Export for TensorFlow.js says plainly when the engine cannot export yet', async () => {
-    await page.click('#export-model');
-    const m = await waitMessage(page, /Could not export the model|Exported the model/);
-    log(`export: ${m.text.split('\n')[0]}`);
-    if (/Could not/.test(m.text)) assert.match(m.text, /not available yet/);
+  test('Export for TensorFlow.js downloads a zip and shows how to use it (tests/e2e/deploy.test.mjs loads it in tfjs)', async () => {
+    const [download] = await Promise.all([page.waitForEvent('download'), page.click('#export-model')]);
+    assert.match(download.suggestedFilename(), /-tfjs\.zip$/);
+    const m = await waitMessage(page, /Exported the model for TensorFlow\.js/);
+    assert.equal(m.kind, 'ok');
+    assert.match(await page.textContent('#export-snippet'), /tf\.loadLayersModel/);
   });
 
   test('layout: nothing cut off from 360 to 1920 px, light and dark, focus visible', async () => {

@@ -272,8 +272,7 @@ describe('page: bad input', () => {
     await renameClass(page, 1, 'grass');
     await addImages(page, 1, photos[1].train);
     await page.click('details.advanced summary');
-    await page.fill('#blocks', '1');
-    await page.dispatchEvent('#blocks', 'change');
+    await page.selectOption('#blocks', '1');
     await page.fill('#epochs', '60');
     await page.dispatchEvent('#epochs', 'change');
     // 8 views: epochs long enough (with threads) to reload before early stopping ends it
