@@ -104,7 +104,7 @@ test('fine-tuning the last 2 blocks of MobileNetV3 (squeeze-and-excitation, hard
     assert.ok(acc >= 0.7, `accuracy ${acc}`);
     // the trained part's hard-swish ops carry the graph's constants, for exporters
     const m = engine.mod;
-    const hs = c.ops().findIndex((op) => op.type === 6 && op.act === 3);
+    const hs = c.ops().findIndex((op) => op.type === 'act' && op.act === 'hswish');
     assert.ok(hs > 0, 'no hard-swish op in the trained part');
     assert.deepEqual([m.x.tt_net_op_scale(c.net, hs), m.x.tt_net_op_offset(c.net, hs)], [0.1666259765625, 3]);
     // the trained blocks survive a save and reload, at the size they were trained at only

@@ -47,7 +47,7 @@ export interface FitOptions {
   seed?: number;
   /** After validation picks the epochs, retrain on every image. Default true. */
   refit?: boolean;
-  /** Seconds auto mode may spend (default max(20, 0.3 s per image)). */
+  /** Seconds auto mode may spend (default max(30, 1 s per image)). */
   timeBudget?: number;
   /** Batches between yields to the event loop. */
   batchesPerTick?: number;

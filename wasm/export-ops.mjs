@@ -6,9 +6,9 @@
 import { EngineError } from './module.mjs';
 
 /** Op type names in the order src/net.h numbers them (the exporters' tables are keyed by name). */
-export const OP_NAMES = ['input', 'conv2d', 'depthwise', 'dense', 'add', 'avgpool', 'act', 'softmax', 'affine', 'dropout'];
+export const OP_NAMES = ['input', 'conv2d', 'depthwise', 'dense', 'add', 'avgpool', 'act', 'softmax', 'affine', 'dropout', 'mean', 'gate', 'prelu'];
 /** Activation codes as src/kernels/kernels.h numbers them. */
-export const ACT_NAMES = ['none', 'relu', 'relu6'];
+export const ACT_NAMES = ['none', 'relu', 'relu6', 'hswish', 'hsigmoid'];
 
 const INFO_INTS = 21;
 
