@@ -414,8 +414,8 @@ const plainName = (name) => name.split(/[,(]/)[0].trim();
 /** The model card in plain words: what the backbone learnt, and what tinytune uses of it. */
 function plainCard(c) {
   const mb = c.weights?.bytes ? ` It is a ${formatBytes(c.weights.bytes)} download, kept for offline use.` : '';
-  return `A picture-recognition network that learnt what everyday photos show (objects, animals, plants, places) from about a million labelled photos (ImageNet). ` +
-    `Its publisher then trained it further to sort images by the kind of content they show. tinytune uses only what it learnt to see, and trains a new final step on your classes; its own answers are never used.${mb}`;
+  // The card's own plain words (models/zoo.json), so each backbone says what it learnt.
+  return `${c.plain ?? 'A pre-trained picture-recognition network.'} tinytune uses only what it learnt to see, and trains a new final step on your classes; its own answers are never used.${mb}`;
 }
 
 function shortLayer(l) {
