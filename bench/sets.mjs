@@ -6,18 +6,11 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { createRequire } from 'node:module';
+import { seeded } from '../tests/helpers.mjs';
+
+export { seeded };
 
 export const SKIMAGE = '/usr/lib/python3/dist-packages/skimage/data';
-
-/** mulberry32: a small seeded generator, so a seed picks the same images every run. */
-export function seeded(seed) {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function shuffled(list, rnd) {
   const a = [...list];
