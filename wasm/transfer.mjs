@@ -267,8 +267,13 @@ export class Classifier {
     const candidates = this.auto ? [...new Set([0, this.cacheBlocks ?? this.blocks])] : [this.blocks];
     let first = null, kept = 0;
     for (const K of candidates) {
-      if (this.auto) this._setBlocks(K);
-      if (!this.net || this.auto) this.net = this._buildNet(this.labels.length);
+      if (this.auto) {
+        // Each candidate starts from a fresh net; a net that no candidate keeps is freed.
+        this._setBlocks(K);
+        if (this.net && this.net !== kept) this.mod.x.tt_net_delete(this.net);
+        this.net = 0;
+      }
+      if (!this.net) this.net = this._buildNet(this.labels.length);
       const lr = o.learningRate ?? (K ? 5e-4 : 2e-3), epochs = o.epochs ?? (K ? 30 : 50);
       // Auto mode tries the blocks only if one batch says they fit the time budget.
       const probe = this.auto && K > 0 ? (secondsPerBatch, p) => {
