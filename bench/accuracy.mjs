@@ -134,7 +134,7 @@ for (const name of names) {
       r.chose.push(u.chose);
       r.estimate.push(u.estimate);
       r.ece.push(u.ece);
-      if (n === OPEN_SET_SIZE) {
+      if (n === OPEN_SET_SIZE && set.labels.length >= 4) {
         // The first half of the classes train; the test images of the others are unseen.
         const known = set.labels.slice(0, Math.ceil(set.labels.length / 2));
         const o2 = await ours(name, train.filter((s) => known.includes(s.label)), test.filter((s) => known.includes(s.label)), known, seed,
@@ -150,7 +150,7 @@ for (const name of names) {
       r.chose.map((c) => c.summary ?? `K=${c.blocks}`).join(' '));
   }
 }
-console.log(`\ncalibration and "none of these" (${OPEN_SET_SIZE}/class runs: the first half of the classes train, the rest are unseen)`);
+console.log(`\ncalibration and "none of these" (${OPEN_SET_SIZE}/class runs of sets with 4 or more classes: the first half of the classes train, the rest are unseen)`);
 console.log('set            n/class | ECE   | AUROC similarity  top probability | flagged: unseen  known');
 const mean = (xs) => xs.reduce((a, b) => a + b, 0) / xs.length;
 for (const r of rows) {
