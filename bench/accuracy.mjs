@@ -13,7 +13,7 @@ import fs from 'node:fs';
 import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import { createEngine } from '../wasm/engine.mjs';
-import { Classifier } from '../wasm/transfer.mjs';
+import { Classifier, concatFloats } from '../wasm/transfer.mjs';
 import { buildSets, sample, materialize, seeded } from './sets.mjs';
 import { referenceTf } from '../tests/helpers.mjs';
 
@@ -38,7 +38,7 @@ async function teachableMachine(train, testFeats, labels, seed) {
   Math.random = seeded(seed);
   try {
     const t0 = performance.now();
-    const xs = tf.tensor2d(concat(feats), [train.length, F]);
+    const xs = tf.tensor2d(concatFloats(feats), [train.length, F]);
     const ys = tf.oneHot(tf.tensor1d(train.map((s) => labels.indexOf(s.label)), 'int32'), labels.length);
     const head = tf.sequential({ layers: [tf.layers.dense({ inputShape: [F], units: 100, activation: 'relu' }),
       tf.layers.dense({ units: labels.length, activation: 'softmax' })] });
@@ -54,12 +54,6 @@ async function teachableMachine(train, testFeats, labels, seed) {
   }
 }
 
-function concat(arrays) {
-  const out = new Float32Array(arrays.reduce((a, x) => a + x.length, 0));
-  let at = 0;
-  for (const x of arrays) out.set(x, at), (at += x.length);
-  return out;
-}
 
 // The test images' activations at the boundaries a classifier may start from (the pooled
 // feature, and K = 2's), computed once per set: scoring a classifier is then its own
@@ -117,7 +111,7 @@ console.log('set            n/class  test  | recipe mean  min    s   | tinytune 
 for (const name of names) {
   const set = sets[name];
   const test = materialize(o.split === 'dev' ? set.dev : set.test);
-  const testFeats = tf ? concat(test.map((s) => model.embed(s.pixels))) : null;
+  const testFeats = tf ? concatFloats(test.map((s) => model.embed(s.pixels))) : null;
   for (const n of sizes) {
     if (set.trainPool.length / set.labels.length < n) continue;
     const r = { set: name, perClass: n, classes: set.labels.length, test: test.length, tm: [], ours: [], tmSeconds: [], ourSeconds: [], chose: [], estimate: [], ece: [], open: [] };

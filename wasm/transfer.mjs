@@ -98,7 +98,8 @@ export function readClassifierInfo(engine, bytes) {
   return info;
 }
 
-const concatFloats = (arrays) => {
+/** Float arrays joined into one Float32Array. */
+export const concatFloats = (arrays) => {
   const out = new Float32Array(arrays.reduce((a, x) => a + x.length, 0));
   let at = 0;
   for (const x of arrays) out.set(x, at), (at += x.length);
@@ -336,7 +337,7 @@ export class Classifier {
       }
     }
     if (!first.error) this._setTemperature(report.temperature);
-    this._fitUnknown();
+    this._fitUnknown(first.inputs);
     report.seconds = (performance.now() - started) / 1000;
     report.settings.learningRate = first.learningRate;
     report.settings.epochs = first.epochs;
@@ -526,13 +527,14 @@ export class Classifier {
   // Of the scores measured there (AUROC, known vs unseen classes), this cosine 0.92, the
   // nearest training image 0.90, the same centred on the training mean 0.83, the top
   // calibrated probability 0.79.
-  _fitUnknown() {
+  // inputs: the training inputs at this.boundary (for K = 0 already the pooled features).
+  _fitUnknown(inputs) {
     const C = this.labels.length;
-    const plain = size(this.model.layers[this.cacheBoundary].shape), F = size(this.model.layers[this.cut].shape), feats = [];
-    for (let i = 0; i < this.images.length; i += 32) {
-      const part = this.images.slice(i, i + 32), x = concatFloats(part.map((im) => toFloats(im.data.subarray(0, plain))));
-      const y = this.cacheBoundary === this.cut ? x : this._frozen(x, this.cacheBoundary, this.cut, part.length);
-      part.forEach((_, j) => feats.push(normalize(y.slice(j * F, (j + 1) * F))));
+    const plain = size(this.inputShape), F = size(this.model.layers[this.cut].shape), feats = [];
+    for (let i = 0; i < inputs.length; i += 32) {
+      const x = concatFloats(inputs.slice(i, i + 32).map((d) => toFloats(d.subarray(0, plain)))), k = x.length / plain;
+      const y = this.boundary === this.cut ? x : this._frozen(x, this.boundary, this.cut, k);
+      for (let j = 0; j < k; j++) feats.push(normalize(y.slice(j * F, (j + 1) * F)));
     }
     const sums = Array.from({ length: C }, () => new Float64Array(F)), n = new Array(C).fill(0);
     feats.forEach((f, i) => { const k = this.images[i].label; n[k]++; for (let j = 0; j < F; j++) sums[k][j] += f[j]; });
