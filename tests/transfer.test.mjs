@@ -72,6 +72,24 @@ test('fine-tuning the last 2 blocks with augmentation beats head-only on small, 
   assert.ok(result[2].acc >= result[0].acc + 0.05, `K=2 ${result[2].acc} does not beat K=0 ${result[0].acc}`);
 });
 
+test('blocks start from a trained head (warm start): their first epoch already fits the data', async () => {
+  const digits = [0, 1, 2, 3, 4];
+  const train = digitSet({ digits, count: 12, shift: true });
+  const first = {};
+  for (const warmStart of [true, false]) {
+    const c = new Classifier(small, { labels: digits.map(String), blocks: 2, views: 2 });
+    for (const s of train) c.addImage(s.pixels, s.label);
+    const r = await c.fit({ epochs: 6, validationFraction: 0, patience: 0, warmStart });
+    // Warm: 6 epochs of a head alone, then the blocks' 6; cold: the blocks' 6 only.
+    assert.equal(r.history.length, warmStart ? 12 : 6);
+    assert.equal(r.blocks, 2, 'the model trained is the 2 blocks asked for, not the head that seeded them');
+    first[warmStart] = r.history.at(-6);
+    c.dispose();
+  }
+  assert.ok(first.true.trainLoss < first.false.trainLoss - 0.2,
+    `the blocks' first epoch: loss ${first.true.trainLoss} from a trained head, ${first.false.trainLoss} from a fresh one`);
+});
+
 async function trainTextures(seed, blocks = 1) {
   const set = textureSet(engine, { perClass: 6, heldOut: 3 });
   const c = new Classifier(small, { labels: set.labels, blocks, views: 2, seed });

@@ -15,9 +15,17 @@ export const TRAIN_DEFAULTS = {
   // held-out digits; a cosine schedule wants a higher peak than a constant rate). epochs
   // null: 50 for a head alone (+0.3 to +5 points over 30 on the accuracy benchmark's dev
   // sets, and a head's epoch is cheap), 30 once blocks train.
+  // warmStart: blocks start from a head already trained on the frozen features (see fit).
   epochs: null, batchSize: 16, optimizer: 'adamw', learningRate: null, weightDecay: 1e-4, momentum: 0.9,
   warmup: 0.05, cosine: true, labelSmoothing: 0.1, balanced: true, validationFraction: 0.2, patience: 8, seed: 1, refit: true,
+  warmStart: true,
 };
+
+// Epochs and peak learning rate for the blocks when they start from a trained head
+// (warmStart); 30 and 5e-4 from a fresh one. At 5e-4 the blocks' first steps undid the
+// trained head (the first epoch's loss back at a fresh head's, on shifted digits); at 2e-4
+// the loss went on falling from where the head left it.
+const WARM_EPOCHS = 10, WARM_RATE = 2e-4;
 
 const yieldNow = () => new Promise((r) => setTimeout(r, 0));
 const dot = (a, b) => { let s = 0; for (let i = 0; i < a.length; i++) s += a[i] * b[i]; return s; };
@@ -265,17 +273,24 @@ export class Classifier {
     // and took 147 s for 200 images, where a head alone takes ~35 s.
     const budget = o.timeBudget ?? Math.max(30, this.images.length);
     const auto = this.auto ? { budget, tried: [], blocks: null, why: '' } : null;
-    const candidates = this.auto ? [...new Set([0, this.cacheBlocks ?? this.blocks])] : [this.blocks];
-    let first = null, kept = 0;
+    // Warm start (linear probe, then fine-tune): blocks train from the head a K = 0 run
+    // left, for WARM_EPOCHS instead of 30 from a random head, whose first epochs' gradients
+    // only push noise into the pre-trained blocks. Auto mode trains that head anyway; with
+    // manual blocks it is a cheap first phase on the pooled features (not a candidate).
+    const target = this.auto ? this.cacheBlocks ?? this.blocks : this.blocks;
+    const warm = o.warmStart && target > 0;
+    const candidates = this.auto || warm ? [...new Set([0, target])] : [target];
+    let first = null, kept = 0, head0 = null;
     for (const K of candidates) {
-      if (this.auto) {
+      if (candidates.length > 1) {
         // Each candidate starts from a fresh net; a net that no candidate keeps is freed.
         this._setBlocks(K);
         if (this.net && this.net !== kept) this.mod.x.tt_net_delete(this.net);
         this.net = 0;
       }
       if (!this.net) this.net = this._buildNet(this.labels.length);
-      const lr = o.learningRate ?? (K ? 5e-4 : 2e-3), epochs = o.epochs ?? (K ? 30 : 50);
+      if (K && head0) this._setHead(head0.weights);
+      const lr = o.learningRate ?? (K ? (head0 ? WARM_RATE : 5e-4) : 2e-3), epochs = o.epochs ?? (K ? (head0 ? WARM_EPOCHS : 30) : 50);
       // Auto mode tries the blocks only if one batch says they fit the time budget.
       const probe = this.auto && K > 0 ? (secondsPerBatch, p) => {
         const estimate = secondsPerBatch * p.batchesPerEpoch * epochs * (validate && o.refit ? 2 : 1);
@@ -288,6 +303,14 @@ export class Classifier {
       const r = await this._train({ ...o, learningRate: lr, epochs }, validate && o.refit ? 'validate' : 'train', inputs, probe);
       const fallBack = () => { this.mod.x.tt_net_delete(this.net); this.net = kept; this._setBlocks(first.blocks); };
       if (r.probeFailed) { fallBack(); continue; }
+      if (warm && !K && !r.cancelled && !r.error) head0 = { weights: this._head(), inputs, history: r.history };
+      if (!this.auto && K !== target) {
+        // Manual blocks: the head phase only seeds the blocks' run.
+        if (r.cancelled || r.error) { first = { ...r, learningRate: lr, epochs, inputs }; kept = this.net; break; }
+        this.mod.x.tt_net_delete(this.net);
+        this.net = 0;
+        continue;
+      }
       if (auto) auto.tried.push({ blocks: K, validationAccuracy: r.validationAccuracy, validationLoss: r.bestValLoss, seconds: r.seconds });
       if (first && (r.cancelled || r.error)) {
         // A later candidate that was cancelled or diverged leaves the earlier one's model.
@@ -316,18 +339,37 @@ export class Classifier {
         : auto.tried.find((t) => t.skipped)?.skipped ?? (first.nVal ? 'the only candidate' : 'too few images to validate: blocks train when they fit the budget');
       auto.summary = `K=${first.blocks}`;
     }
+    if (!this.auto && head0) first.history = [...head0.history, ...first.history];
     const report = { ...first, auto, temperature: 1, refit: null };
     if (first.nVal) report.temperature = this._calibrate(first.valIndices, first.inputs);
     for (const k of ['valIndices', 'bestValLoss', 'inputs', 'learningRate', 'epochs']) delete report[k];
     if (o.refit && first.nVal && !first.cancelled && !first.error) {
       // A fresh net on every image; the first run's net stays until the refit succeeds,
-      // so a cancel or a failure loses nothing.
-      this.net = this._buildNet(this.labels.length);
-      const epochs = first.epochs;
-      const second = await this._train({ ...o, learningRate: first.learningRate, epochs, validationFraction: 0, patience: 0 }, 'refit',
-        first.inputs);
-      if (second.cancelled || second.error) {
+      // so a cancel or a failure loses nothing. Blocks that started from a trained head
+      // refit the same way: a head on every image first, then the blocks from it.
+      const epochs = first.epochs, blocks = this.blocks;
+      let second = null, init = null;
+      if (blocks && head0) {
+        this._setBlocks(0);
+        this.net = this._buildNet(this.labels.length);
+        second = await this._train({ ...o, learningRate: o.learningRate ?? 2e-3, epochs: o.epochs ?? 50, validationFraction: 0, patience: 0 },
+          'refit', head0.inputs);
+        if (!second.cancelled && !second.error) init = this._head();
         this.mod.x.tt_net_delete(this.net);
+        this._setBlocks(blocks);
+      }
+      if (!second || init) {
+        this.net = this._buildNet(this.labels.length);
+        if (init) this._setHead(init);
+        const head = second;
+        second = await this._train({ ...o, learningRate: first.learningRate, epochs, validationFraction: 0, patience: 0 }, 'refit',
+          first.inputs);
+        if (head) second.history = [...head.history, ...second.history];
+      } else {
+        this.net = 0;
+      }
+      if (second.cancelled || second.error) {
+        if (this.net) this.mod.x.tt_net_delete(this.net);
         this.net = kept;
         report.cancelled = true;
       } else {
@@ -494,6 +536,28 @@ export class Classifier {
       if (nll(Math.exp(c)) < nll(Math.exp(d))) b = d; else a = c;
     }
     return Math.exp((a + b) / 2);
+  }
+
+  // The weights and biases of this.net's head ops (named head/ by _buildNet), as copies;
+  // _setHead writes such copies into a net of the same head shape.
+  _headViews() {
+    const m = this.mod, n = m.x.tt_net_ops(this.net), views = [];
+    m.scoped((take) => {
+      const info = take(m.alloc(21 * 4));
+      for (let i = 0; i < n; i++) {
+        if (!m.string(m.x.tt_net_op_name(this.net, i)).startsWith('head/')) continue;
+        m.check(m.x.tt_net_op_info(this.net, i, info));
+        const v = m.i32.slice(info >> 2, (info >> 2) + 21);
+        for (const [p, k] of [[v[17], v[18]], [v[19], v[20]]]) if (k) views.push(m.f32.subarray(p >> 2, (p >> 2) + k));
+      }
+    });
+    return views;
+  }
+  _head() { return this._headViews().map((v) => v.slice()); }
+  _setHead(weights) {
+    const views = this._headViews();
+    if (views.length !== weights.length || views.some((v, i) => v.length !== weights[i].length)) throw new EngineError('internal: head shapes differ');
+    views.forEach((v, i) => v.set(weights[i]));
   }
 
   // Folds 1/T into the logits layer, so predict, saved files and every export give the
