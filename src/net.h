@@ -1,5 +1,5 @@
 /* A network: an ordered list of ops over NHWC float32 tensors, one output per op, op 0
-   the input. Each op's forward and backward live side by side in net.c. The same
+   the input. Each op's forward and backward live side by side in ops.c. The same
    structure serves the frozen backbone (inference only) and the trainable part (the
    last blocks and the head, copied into a net of their own whose input is the cut
    activation). */

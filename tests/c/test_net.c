@@ -339,7 +339,7 @@ static void test_zero_grad(void) {
 }
 
 /* Inference runs expand -> depthwise -> project blocks fused, a band of rows at a time
-   (net.c, run_block): images large enough for several bands, both strides, a block
+   (infer.c, run_block): images large enough for several bands, both strides, a block
    without expansion, odd sizes, a folded residual add reading the block's own input,
    and one whose expansion is also read elsewhere (not fused). Compared with the
    training forward, which runs op by op. */

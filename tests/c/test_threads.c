@@ -214,7 +214,7 @@ static void test_backward_split(void) {
 /* A stem (only for inference: its 3x3 convolution does not train), three inverted
    residual blocks, pooling and a dense layer. */
 /* quant: weights on a uint8 grid, declared so (tt_net_quantized): pointwise convs then
-   infer by their codes, and a block may be cut in stripes of rows (net.c, block_cut). */
+   infer by their codes, and a block may be cut in stripes of rows (infer.c, block_cut). */
 static tt_net *small_mobilenet(int stem_too, int quant) {
   tt_net *net = stem_too ? tt_net_create(40, 36, 3) : tt_net_create(20, 18, 16);
   tt_op_desc stem = {.type = TT_OP_CONV2D, .in0 = 0, .kh = 3, .kw = 3, .sh = 2, .sw = 2,
