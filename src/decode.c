@@ -28,28 +28,19 @@
      of blocks no scan covers, a component no scan covers), which would put stale heap
      bytes into the pixels and make decoding the same bytes twice differ. */
 #define TT_STBI_MAX_ALLOC ((size_t)TT_IMAGE_MAX_PIXELS * 8u * 2u + ((size_t)1 << 20))
-/* While decoding, the same bound for the declared size: a 1 MB PNG declaring 1x1 whose
-   IDAT inflates to 1 GB would otherwise grow the heap to the global bound (wasm memory
-   never shrinks) and spend seconds inflating before stb gives up. */
-static size_t tt__stbi_limit = TT_STBI_MAX_ALLOC;
-static void *tt__stbi_malloc(size_t n) { return n > tt__stbi_limit ? NULL : calloc(1, n ? n : 1); }
-static void *tt__stbi_realloc(void *p, size_t n) {
-  return n > tt__stbi_limit ? NULL : realloc(p, n);
-}
-#define STBI_MALLOC(sz) tt__stbi_malloc(sz)
-#define STBI_REALLOC(p, newsz) tt__stbi_realloc(p, newsz)
+static void *stb_malloc(size_t n);
+static void *stb_realloc(void *p, size_t n);
+#define STBI_MALLOC(sz) stb_malloc(sz)
+#define STBI_REALLOC(p, newsz) stb_realloc(p, newsz)
 #define STBI_FREE(p) free(p)
 
 /* stb's internal consistency checks. With assert() one failing would abort the whole
    wasm module (the page's engine, mid-training); instead the first failed check is kept
    and the decode in progress fails with it (tt_image_decode discards whatever stb
    returned). None is known to fire on any input: our header scans refuse what would
-   (see dht_tables), so this is the second lock. */
-static const char *tt__stbi_failed_check; /* since the end of the last decode */
-static void tt__stbi_check_failed(const char *what) {
-  if (!tt__stbi_failed_check) tt__stbi_failed_check = what;
-}
-#define STBI_ASSERT(x) ((x) ? (void)0 : tt__stbi_check_failed(#x))
+   (see dht_tables in imghdr.c), so this is the second lock. */
+static void stb_check_failed(const char *what);
+#define STBI_ASSERT(x) ((x) ? (void)0 : stb_check_failed(#x))
 
 #define STB_IMAGE_IMPLEMENTATION
 #define STB_IMAGE_STATIC
@@ -79,6 +70,31 @@ static void tt__stbi_check_failed(const char *what) {
 #if defined(__GNUC__) || defined(__clang__)
 #pragma GCC diagnostic pop
 #endif
+
+/* The decode in progress: the bound on each of stb's allocations, and the first of its
+   checks that failed. While the header is read the bound is the global one; once the
+   declared size is known, the same bound for that size: a 1 MB PNG declaring 1x1 whose
+   IDAT inflates to 1 GB would otherwise grow the heap to the global bound (wasm memory
+   never shrinks) and spend seconds inflating before stb gives up. stb 2.27's hooks take
+   no argument, so they reach the decode's guard (a local of tt_image_decode) through a
+   thread-local pointer, as stb keeps its own failure reason: decodes on two threads
+   never see each other's, and nothing is left over from one decode to the next. */
+typedef struct {
+  size_t limit;
+  const char *failed_check;
+} stb_guard;
+#ifdef STBI_THREAD_LOCAL
+static STBI_THREAD_LOCAL stb_guard *active;
+#else
+static stb_guard *active;
+#endif
+
+static size_t stb_limit(void) { return active ? active->limit : TT_STBI_MAX_ALLOC; }
+static void *stb_malloc(size_t n) { return n > stb_limit() ? NULL : calloc(1, n ? n : 1); }
+static void *stb_realloc(void *p, size_t n) { return n > stb_limit() ? NULL : realloc(p, n); }
+static void stb_check_failed(const char *what) {
+  if (active && !active->failed_check) active->failed_check = what;
+}
 
 /* ---- a short PNG palette, padded ---------------------------------------------------- */
 
@@ -178,20 +194,22 @@ static uint8_t *orient(const uint8_t *px, int w, int h, int o) {
   return up;
 }
 
-static int decode(const uint8_t *data, size_t len, tt_image *out);
+static int decode(const uint8_t *data, size_t len, tt_image *out, stb_guard *g);
 
 int tt_image_decode(const uint8_t *data, size_t len, tt_image *out) {
-  int r = decode(data, len, out);
-  tt__stbi_failed_check = NULL; /* whatever failed belonged to this decode */
+  stb_guard g = {TT_STBI_MAX_ALLOC, NULL};
+  active = &g;
+  int r = decode(data, len, out, &g);
+  active = NULL;
   return r;
 }
 
-static int check_failed(const char *name) {
+static int check_failed(const char *name, const stb_guard *g) {
   return tt_fail(TT_EFORMAT, "corrupt %s: the decoder found it inconsistent (stb_image check '%s' "
-                             "failed)", name, tt__stbi_failed_check);
+                             "failed)", name, g->failed_check);
 }
 
-static int decode(const uint8_t *data, size_t len, tt_image *out) {
+static int decode(const uint8_t *data, size_t len, tt_image *out, stb_guard *g) {
   if (!out) return tt_fail(TT_EINVAL, "tt_image_decode: out is NULL");
   out->w = out->h = 0;
   out->rgb = NULL;
@@ -235,7 +253,7 @@ static int decode(const uint8_t *data, size_t len, tt_image *out) {
                      name, TT_IMAGE_MAX_DIM, TT_IMAGE_MAX_PIXELS / 1000000);
     return tt_fail(TT_EFORMAT, "corrupt or truncated %s: %s", name, why);
   }
-  if (tt__stbi_failed_check) return check_failed(name);
+  if (g->failed_check) return check_failed(name, g);
   if (w <= 0 || hh <= 0)
     return tt_fail(TT_EFORMAT, "corrupt or truncated %s: image is %dx%d pixels", name, w, hh);
   if (over_limit(w, hh)) return limit_error(w, hh);
@@ -245,8 +263,8 @@ static int decode(const uint8_t *data, size_t len, tt_image *out) {
   int dw = 0, dh = 0, dc = 0;
   stbi_uc *px;
   /* (w+16)(h+16): JPEG pads to whole 16x16 MCUs. */
-  tt__stbi_limit = (size_t)(w + 16) * (size_t)(hh + 16) * 8u * 2u + ((size_t)1 << 20);
-  if (tt__stbi_limit > TT_STBI_MAX_ALLOC) tt__stbi_limit = TT_STBI_MAX_ALLOC;
+  const size_t limit = (size_t)(w + 16) * (size_t)(hh + 16) * 8u * 2u + ((size_t)1 << 20);
+  g->limit = limit < TT_STBI_MAX_ALLOC ? limit : TT_STBI_MAX_ALLOC;
   if (fmt == FMT_PNG && h.plte_at) {
     padded_view pv;
     pv.d = data;
@@ -264,10 +282,9 @@ static int decode(const uint8_t *data, size_t len, tt_image *out) {
   } else {
     px = stbi_load_from_memory(data, (int)len, &dw, &dh, &dc, 3);
   }
-  tt__stbi_limit = TT_STBI_MAX_ALLOC;
-  if (tt__stbi_failed_check) {
+  if (g->failed_check) {
     free(px);
-    return check_failed(name);
+    return check_failed(name, g);
   }
   if (!px) {
     const char *why = stb_reason();
@@ -295,7 +312,7 @@ static int decode(const uint8_t *data, size_t len, tt_image *out) {
 
 void tt_image_free(tt_image *im) {
   if (!im) return;
-  free(im->rgb); /* allocated by stb through tt__stbi_malloc, i.e. malloc */
+  free(im->rgb); /* allocated by stb through stb_malloc, i.e. calloc */
   im->rgb = NULL;
   im->w = im->h = 0;
 }

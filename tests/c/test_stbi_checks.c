@@ -40,15 +40,21 @@ int main(void) {
   CHECK(under_test_decode(png, n, &im) == TT_OK, "a good PNG: %s", tt_last_error());
   under_test_free(&im);
 
-  /* the BMP loader's bit-field check, made to fail (512 is not an 8-bit value) */
+  /* the BMP loader's bit-field check, made to fail (512 is not an 8-bit value) during a
+     decode: the decode's guard takes it, and the decode fails with it */
+  stb_guard g = {TT_STBI_MAX_ALLOC, NULL};
+  active = &g;
   (void)stbi__shiftsigned(512, 0, 8);
-  int rc = under_test_decode(png, n, &im);
+  CHECK(g.failed_check && strcmp(g.failed_check, "v < 256") == 0, "the failed check was not kept");
+  int rc = decode(png, n, &im, &g);
+  active = NULL;
   CHECK(rc == TT_EFORMAT, "a decode during which stb's check failed returned %d", rc);
   CHECK(strcmp(tt_last_error(), "corrupt PNG: the decoder found it inconsistent (stb_image check "
                                 "'v < 256' failed)") == 0, "message: %s", tt_last_error());
   CHECK(im.rgb == NULL && im.w == 0 && im.h == 0, "a failed decode left pixels behind");
 
-  /* the failure belonged to that decode only */
+  /* the failure belonged to that decode only, and one outside any decode to none */
+  (void)stbi__shiftsigned(512, 0, 8);
   rc = under_test_decode(png, n, &im);
   CHECK(rc == TT_OK && im.w == 64 && im.h == 43, "the next decode: %d %s", rc, tt_last_error());
   under_test_free(&im);
