@@ -64,16 +64,16 @@ static int residual_partner(const tt_net *net, int i, int last) {
 
 /* Bytes of E and D per band: well inside L2 (2 MB on the machines measured), leaving
    room for the weights the band's GEMMs stream. */
-#ifndef TT_BAND_BYTES
 #define TT_BAND_BYTES (1024 * 1024)
-#endif
-size_t tt_band_bytes = TT_BAND_BYTES; /* not in net.h: tests shrink it to get many bands */
 /* Threads a job can run on at once: band buffer sets (see block_task). */
 #define TT_POOL_MAX 64
-#ifndef TT_STRIPE_ROWS
+/* The fewest output rows a thread for cutting one image in stripes (see block_cut). */
 #define TT_STRIPE_ROWS 16
-#endif
-int tt_stripe_rows = TT_STRIPE_ROWS; /* the same: tests lower it to cut small images */
+
+void tt_net_set_bands(tt_net *net, size_t band_bytes, int stripe_rows) {
+  if (band_bytes) net->band_bytes = band_bytes;
+  if (stripe_rows > 0) net->stripe_rows = stripe_rows;
+}
 
 typedef struct {
   int e, d, p;   /* expand (or -1), depthwise, project op indices */
@@ -205,7 +205,8 @@ static int block_cut(const tt_net *net, const block *bk, int n) {
   /* Stripes expand 1-2 input rows on both sides of a cut twice: worth it from 16 output
      rows a stripe. Only by integer codes, whose rows come out the same in any stripe;
      a float GEMM's rows past a multiple of 4 take another tile path. */
-  if (net->ops[bk->d].h / T >= tt_stripe_rows && (!ex || ex->qw) && net->ops[bk->p].qw) return 2;
+  const int stripe_rows = net->stripe_rows ? net->stripe_rows : TT_STRIPE_ROWS;
+  if (net->ops[bk->d].h / T >= stripe_rows && (!ex || ex->qw) && net->ops[bk->p].qw) return 2;
   return 0;
 }
 
@@ -233,7 +234,8 @@ static int run_block(tt_net *net, const block *bk, int cut, const float *x, floa
   int busy[TT_POOL_MAX] = {0};
   const int sets = cut ? (T < TT_POOL_MAX ? T : TT_POOL_MAX) : 1; /* band buffer sets */
   block_run br = {net, bk, x, res, y, n, cut == 1 ? n : sets, cut == 2, 0, busy, sets};
-  int R = (int)(tt_band_bytes / sizeof(float) / ((ex ? (size_t)s * rowE : 0) + rowD));
+  const size_t band_bytes = net->band_bytes ? net->band_bytes : TT_BAND_BYTES;
+  int R = (int)(band_bytes / sizeof(float) / ((ex ? (size_t)s * rowE : 0) + rowD));
   br.R = R < 1 ? 1 : R > OH ? OH : R;
   if (net->nband < 2 * sets) {
     buf *b = realloc(net->band, 2 * (size_t)sets * sizeof *b);

@@ -94,6 +94,13 @@ int tt_net_append(tt_net *dst, const tt_net *src, int first, int last);
    buffers are recycled as soon as their last reader has run. */
 const float *tt_net_forward(tt_net *net, const float *x, int n, int last);
 
+/* Inference's fused blocks (infer.c): bytes of a block's band buffers (default 1 MB: a
+   band stays in L2), and the fewest output rows a thread for cutting one image into
+   stripes across threads (default 16). 0 leaves a setting as it is. Results do not
+   depend on either; tests make them small to get many bands and stripes from small
+   images. */
+void tt_net_set_bands(tt_net *net, size_t band_bytes, int stripe_rows);
+
 /* ---- training ------------------------------------------------------------------- */
 /* Forward keeping every activation (and dropout masks, drawn from *rng) for backward. */
 const float *tt_net_forward_train(tt_net *net, const float *x, int n, uint64_t *rng);

@@ -33,6 +33,8 @@ struct tt_net {
   buf *band;          /* inference: E and D of a fused block's row bands, per thread (run_block) */
   int nband;
   buf split;          /* inference: a batch's tensor at the split op (see batch_split) */
+  size_t band_bytes;  /* inference: tt_net_set_bands, 0 for the defaults (infer.c) */
+  int stripe_rows;
   /* training: every activation and gradient of one batch, in one arena */
   float *arena;
   size_t arena_cap;
