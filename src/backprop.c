@@ -53,6 +53,10 @@ static int train_alloc(tt_net *net, int n) {
   }
   net->scratch = p;
   net->tcap = n;
+  return tt_net_alloc_grads(net);
+}
+
+int tt_net_alloc_grads(tt_net *net) {
   for (int i = 1; i < net->n; i++) {
     tt_op *o = &net->ops[i];
     if (o->wn && !o->gwt && !(o->gwt = calloc(o->wn, sizeof(float)))) return tt_fail(TT_ENOMEM, "out of memory");

@@ -108,6 +108,9 @@ const float *tt_net_forward_train(tt_net *net, const float *x, int n, uint64_t *
    Gradients of parameters accumulate into gwt/gbias (zero them with tt_net_zero_grad);
    if dx is not NULL it receives dL/d(input). */
 int tt_net_backward(tt_net *net, const float *dy, float *dx);
+/* Allocates the parameters' gradients (gwt, gbias; zeroed) where they are not yet, so
+   an optimiser can point at them before the first training pass. */
+int tt_net_alloc_grads(tt_net *net);
 /* (Dense and pointwise weight gradients are zeroed by the next backward pass, which
    overwrites them instead of accumulating; read them after a backward.) */
 void tt_net_zero_grad(tt_net *net);

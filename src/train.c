@@ -194,9 +194,7 @@ static tt_trainer *trainer_new(tt_net *net, const tt_train_cfg *cfg, int classes
     tt_trainer_free(tr);
     return NULL;
   }
-  /* A forward pass allocates the gradients the optimiser state points at. */
-  gather(tr, 0, tr->bx);
-  if (!tt_net_forward_train(net, tr->bx, 1, &tr->rng)) { tt_trainer_free(tr); return NULL; }
+  if (tt_net_alloc_grads(net) < 0) { tt_trainer_free(tr); return NULL; } /* for add_param */
   for (int i = 1; i < nops; i++) {
     tt_op *o = (tt_op *)tt_net_op(net, i);
     if ((o->wn && add_param(tr, o->wt, o->gwt, o->wn, 1) < 0) ||
