@@ -1,3 +1,11 @@
+/* The trainer: fits the trainable part of a network (the last blocks and the head, one
+   tt_net whose input is the activation cached at the cut) to the cached inputs, a few
+   batches a call, so the caller can report progress and cancel: stratified validation
+   split, class-balanced sampling, softmax cross-entropy with label smoothing,
+   Adam/AdamW/SGD with warm-up and cosine decay, early stopping, the best epoch's weights.
+   The end of the data path: decode.c -> sample.c (augment.c's views) -> infer.c on the
+   frozen backbone (cached once) -> here, each step's passes in backprop.c -> a saved
+   model (savefile.c). */
 #include "train.h"
 #include "kernels/kernels.h"
 #include "tt.h"
