@@ -1,14 +1,37 @@
 /* Sampling: a view of a decoded image (crop box, flip, colour jitter) rendered into the
    model's float input by bilinear interpolation, bit-compatible with TensorFlow.js's
    resizeBilinear on the WASM backend (XNNPACK, float32 throughout). The step between the
-   decoder (decode.c) or a canvas's pixels and the network: every training view and
-   every prediction's input is made here. See image.h for the contract. */
+   decoder (decode.c) or a canvas's pixels (tt_image_from_pixels, here) and the network:
+   every training view and every prediction's input is made here. See image.h for the
+   contract. */
 #include "image.h"
 
 #include <stdint.h>
 #include <stdlib.h>
 
 #include "tt.h"
+
+/* ---- raw pixels ---------------------------------------------------------------------- */
+
+int tt_image_from_pixels(const uint8_t *px, int w, int h, int channels, tt_image *out) {
+  if (!out) return tt_fail(TT_EINVAL, "tt_image_from_pixels: out is NULL");
+  out->w = out->h = 0;
+  out->rgb = NULL;
+  if (!px || w < 1 || h < 1 || w > TT_IMAGE_MAX_DIM || h > TT_IMAGE_MAX_DIM ||
+      (int64_t)w * h > TT_IMAGE_MAX_PIXELS || channels < 1 || channels > 4)
+    return tt_fail(TT_EINVAL, "pixels: %dx%d with %d channels is out of range%s", w, h, channels,
+                   px ? "" : " (no data)");
+  const size_t n = (size_t)w * h;
+  uint8_t *rgb = malloc(n * 3);
+  if (!rgb) return tt_fail(TT_ENOMEM, "out of memory for a %dx%d image", w, h);
+  const int grey = channels < 3;
+  for (size_t i = 0; i < n; i++) {
+    const uint8_t *p = px + i * channels;
+    rgb[i * 3] = p[0], rgb[i * 3 + 1] = p[grey ? 0 : 1], rgb[i * 3 + 2] = p[grey ? 0 : 2];
+  }
+  out->w = w, out->h = h, out->rgb = rgb;
+  return TT_OK;
+}
 
 /* ---- views ------------------------------------------------------------------------------ */
 

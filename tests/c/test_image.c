@@ -1081,6 +1081,32 @@ static void test_sampling(void) {
   tt_image_free(&im);
 }
 
+/* Raw pixels (a canvas's RGBA, a grey camera frame): every channel count becomes the RGB
+   the decoder would give, alpha dropped; sizes beyond the decoder's limits are refused. */
+static void test_from_pixels(void) {
+  static const uint8_t px[4][2 * 4] = {{10, 200}, {10, 99, 200, 98}, {1, 2, 3, 4, 5, 6},
+                                       {1, 2, 3, 77, 4, 5, 6, 78}};
+  static const uint8_t want[4][6] = {{10, 10, 10, 200, 200, 200}, {10, 10, 10, 200, 200, 200},
+                                     {1, 2, 3, 4, 5, 6}, {1, 2, 3, 4, 5, 6}};
+  for (int ch = 1; ch <= 4; ch++) {
+    tt_image im;
+    int rc = tt_image_from_pixels(px[ch - 1], 2, 1, ch, &im);
+    CHECK(rc == TT_OK && im.w == 2 && im.h == 1 && memcmp(im.rgb, want[ch - 1], 6) == 0,
+          "%d channels: rc %d, %dx%d", ch, rc, im.w, im.h);
+    tt_image_free(&im);
+  }
+  static const struct { int w, h, ch; } bad[] = {{0, 1, 3}, {1, -1, 3}, {16385, 1, 3}, {8000, 8000, 3},
+                                                 {2, 1, 0}, {2, 1, 5}};
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    tt_image im = {7, 7, NULL};
+    int rc = tt_image_from_pixels(px[3], bad[i].w, bad[i].h, bad[i].ch, &im);
+    char msg[96];
+    snprintf(msg, sizeof msg, "pixels: %dx%d with %d channels is out of range", bad[i].w, bad[i].h, bad[i].ch);
+    CHECK(rc == TT_EINVAL && strcmp(tt_last_error(), msg) == 0 && im.w == 0 && im.h == 0 && !im.rgb,
+          "%dx%dx%d: rc %d, '%s'", bad[i].w, bad[i].h, bad[i].ch, rc, tt_last_error());
+  }
+}
+
 int main(void) {
   test_real_photos();
   test_fixtures();
@@ -1091,5 +1117,6 @@ int main(void) {
   test_mutations();
   test_tfjs_wasm_bits();
   test_sampling();
+  test_from_pixels();
   return check_report("image");
 }
