@@ -14,26 +14,10 @@
 /* stb 2.27 declares this one without defining it, which a static build warns about */
 static void stbi_set_unpremultiply_on_load_thread(int flag) { (void)flag; }
 
-static uint8_t *read_file(const char *path, size_t *len) {
-  FILE *f = fopen(path, "rb");
-  *len = 0;
-  if (!f) return NULL;
-  fseek(f, 0, SEEK_END);
-  long n = ftell(f);
-  rewind(f);
-  uint8_t *b = malloc(n > 0 ? (size_t)n : 1);
-  if (b && fread(b, 1, (size_t)n, f) == (size_t)n) *len = (size_t)n;
-  fclose(f);
-  return b;
-}
-
 int main(void) {
-  const char *dir = getenv("TT_FIXTURES") ? getenv("TT_FIXTURES") : "tests/fixtures/images";
-  char path[1024];
-  snprintf(path, sizeof path, "%s/chelsea_64.png", dir);
   size_t n;
-  uint8_t *png = read_file(path, &n);
-  CHECK(png && n > 0, "cannot read %s", path);
+  uint8_t *png = check_read_file(NULL, "chelsea_64.png", &n);
+  CHECK(png && n > 0, "cannot read chelsea_64.png");
   if (!png || !n) return check_report("stbi_checks");
 
   tt_image im;

@@ -10,7 +10,6 @@
 #include "train.h"
 #include "tt.h"
 #include <pthread.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -344,22 +343,6 @@ static float *train_weights(size_t *count, int half) {
    A decode keeps its allocation bound and stb's failed checks to itself (decode.c):
    threads decoding different files at once get the pixels one thread gets (and under
    ThreadSanitizer a bound shared between decodes is a reported race). */
-static uint8_t *read_fixture(const char *name, size_t *len) {
-  const char *dir = getenv("TT_FIXTURES") ? getenv("TT_FIXTURES") : "tests/fixtures/images";
-  char path[1024];
-  snprintf(path, sizeof path, "%s/%s", dir, name);
-  FILE *f = fopen(path, "rb");
-  *len = 0;
-  if (!f) return NULL;
-  fseek(f, 0, SEEK_END);
-  long n = ftell(f);
-  rewind(f);
-  uint8_t *b = malloc(n > 0 ? (size_t)n : 1);
-  if (b && fread(b, 1, (size_t)n, f) == (size_t)n) *len = (size_t)n;
-  fclose(f);
-  return b;
-}
-
 typedef struct {
   const uint8_t *data;
   size_t len;
@@ -384,7 +367,7 @@ static void test_decode_threads(void) {
   decoding d[3];
   pthread_t th[3];
   for (int i = 0; i < 3; i++) {
-    d[i].data = read_fixture(files[i], &d[i].len), d[i].bad = 0;
+    d[i].data = check_read_file(NULL, files[i], &d[i].len), d[i].bad = 0;
     CHECK(d[i].len && tt_image_decode(d[i].data, d[i].len, &d[i].want) == TT_OK, "%s: %s", files[i],
           tt_last_error());
   }
