@@ -38,7 +38,7 @@ wasm: build/tinytune.wasm build/tinytune-relaxed.wasm build/tinytune-scalar.wasm
 $(NATIVE)/libtt.a: $(SRC) $(HDR)
 	@mkdir -p $(NATIVE)/obj
 	cd $(NATIVE)/obj && rm -f *.o && $(CC) $(CFLAGS) -I$(CURDIR)/src -c $(addprefix $(CURDIR)/,$(SRC))
-	ar rcs $@ $(NATIVE)/obj/*.o
+	rm -f $@ && ar rcs $@ $(NATIVE)/obj/*.o
 
 $(NATIVE)/test_%: tests/c/test_%.c tests/c/check.h $(NATIVE)/libtt.a
 	$(CC) $(CFLAGS) -Itests/c -o $@ $< $(NATIVE)/libtt.a -lm -pthread

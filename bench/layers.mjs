@@ -4,7 +4,7 @@
 // of two noisy whole-network timings (pointwise convs by the integer GEMM, as with the
 // real weights, unless --float). Prints every op and totals per kind of op. Ops run
 // one at a time here, so the expand/depthwise/project blocks the engine fuses in row bands
-// (src/net.c, run_block) are timed unfused: the gap between the sum of ops and the whole
+// (src/infer.c, run_block) are timed unfused: the gap between the sum of ops and the whole
 // network is mostly that and cache effects between ops. --prefix adds in-network costs
 // as differences of prefix timings (noisy on a shared machine).
 //   node bench/layers.mjs [--model mobilenet_v2_mid] [--batch 1] [--runs 15] [--top 25] [--threads N] [--float]

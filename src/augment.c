@@ -1,3 +1,6 @@
+/* Augmentation: a random view of a decoded image (random resized crop, flip, colour
+   jitter) drawn from a seeded generator, for sample.c to render. Used where the training
+   cache is filled: each image's extra views are augmented, view 0 stays the plain one. */
 #include "augment.h"
 #include "net.h"
 #include <math.h>

@@ -1,5 +1,6 @@
-/* Images: decode untrusted bytes to 8-bit RGB, then sample a (possibly cropped, flipped)
-   view of it into the model's float input. Knows nothing of models or the browser. */
+/* Images: decode untrusted bytes to 8-bit RGB (decode.c), then sample a (possibly
+   cropped, flipped) view of it into the model's float input (sample.c). Knows nothing of
+   models or the browser. */
 #ifndef TT_IMAGE_H
 #define TT_IMAGE_H
 #include <stddef.h>
@@ -17,11 +18,20 @@ typedef struct {
 
 /* JPEG (baseline, progressive), PNG (any bit depth, palette, alpha), BMP, GIF (first
    frame). Grey, grey+alpha, RGBA and 16-bit inputs become 8-bit RGB; alpha is dropped.
-   Returns TT_OK or a negative code with tt_last_error() saying what is wrong
-   ("empty file", "not an image (starts with '%PDF')", "truncated PNG", "image is
-   100000x100000, limit is ..."). On error *out is zeroed. */
+   Returns TT_OK or a negative code with tt_last_error() saying what is wrong ("empty
+   file", "not an image: looks like a PDF", "corrupt or truncated PNG: the file ends
+   before the IEND chunk (incomplete download?)", "image is 100000x100000 pixels; the
+   limit is 16384 per side and 40 megapixels"). On error *out is zeroed. Reentrant:
+   threads may decode at once. (decode.c, with imghdr.c) */
 int tt_image_decode(const uint8_t *data, size_t len, tt_image *out);
 void tt_image_free(tt_image *im);
+
+/* An image from raw 8-bit pixels, as a canvas or camera frame gives them: grey,
+   grey+alpha, RGB or RGBA (channels 1-4), w*h*channels bytes, row-major. Alpha is
+   dropped, as the decoder drops it. Returns TT_OK, or TT_EINVAL (size or channels out
+   of the decoder's limits) or TT_ENOMEM with *out zeroed. Free with tt_image_free.
+   (sample.c) */
+int tt_image_from_pixels(const uint8_t *px, int w, int h, int channels, tt_image *out);
 
 /* A view of the source to sample: the crop box in source pixel coordinates (x0,y0 top
    left, cw x ch size, fractional allowed), optional horizontal flip, and colour jitter

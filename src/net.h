@@ -1,5 +1,5 @@
 /* A network: an ordered list of ops over NHWC float32 tensors, one output per op, op 0
-   the input. Each op's forward and backward live side by side in net.c. The same
+   the input. Each op's forward and backward live side by side in ops.c. The same
    structure serves the frozen backbone (inference only) and the trainable part (the
    last blocks and the head, copied into a net of their own whose input is the cut
    activation). */
@@ -94,6 +94,13 @@ int tt_net_append(tt_net *dst, const tt_net *src, int first, int last);
    buffers are recycled as soon as their last reader has run. */
 const float *tt_net_forward(tt_net *net, const float *x, int n, int last);
 
+/* Inference's fused blocks (infer.c): bytes of a block's band buffers (default 1 MB: a
+   band stays in L2), and the fewest output rows a thread for cutting one image into
+   stripes across threads (default 16). 0 leaves a setting as it is. Results do not
+   depend on either; tests make them small to get many bands and stripes from small
+   images. */
+void tt_net_set_bands(tt_net *net, size_t band_bytes, int stripe_rows);
+
 /* ---- training ------------------------------------------------------------------- */
 /* Forward keeping every activation (and dropout masks, drawn from *rng) for backward. */
 const float *tt_net_forward_train(tt_net *net, const float *x, int n, uint64_t *rng);
@@ -101,6 +108,9 @@ const float *tt_net_forward_train(tt_net *net, const float *x, int n, uint64_t *
    Gradients of parameters accumulate into gwt/gbias (zero them with tt_net_zero_grad);
    if dx is not NULL it receives dL/d(input). */
 int tt_net_backward(tt_net *net, const float *dy, float *dx);
+/* Allocates the parameters' gradients (gwt, gbias; zeroed) where they are not yet, so
+   an optimiser can point at them before the first training pass. */
+int tt_net_alloc_grads(tt_net *net);
 /* (Dense and pointwise weight gradients are zeroed by the next backward pass, which
    overwrites them instead of accumulating; read them after a backward.) */
 void tt_net_zero_grad(tt_net *net);

@@ -1,4 +1,6 @@
-/* The thread pool behind tt_parallel (see threads.h).
+/* The thread pool behind tt_parallel (see threads.h): not a step of the data path but
+   under all of it, splitting the kernels' loops, the fused blocks' images and stripes
+   (infer.c) and the optimiser's parameters across the threads the host lends.
 
    One job at a time, published through a single word: `gen` is the job's number, or
    CLOSED while the caller rewrites the job's fields. A worker that sees a new number

@@ -1,3 +1,11 @@
+/* The trainer: fits the trainable part of a network (the last blocks and the head, one
+   tt_net whose input is the activation cached at the cut) to the cached inputs, a few
+   batches a call, so the caller can report progress and cancel: stratified validation
+   split, class-balanced sampling, softmax cross-entropy with label smoothing,
+   Adam/AdamW/SGD with warm-up and cosine decay, early stopping, the best epoch's weights.
+   The end of the data path: decode.c -> sample.c (augment.c's views) -> infer.c on the
+   frozen backbone (cached once) -> here, each step's passes in backprop.c -> a saved
+   model (savefile.c). */
 #include "train.h"
 #include "kernels/kernels.h"
 #include "tt.h"
@@ -194,9 +202,7 @@ static tt_trainer *trainer_new(tt_net *net, const tt_train_cfg *cfg, int classes
     tt_trainer_free(tr);
     return NULL;
   }
-  /* A forward pass allocates the gradients the optimiser state points at. */
-  gather(tr, 0, tr->bx);
-  if (!tt_net_forward_train(net, tr->bx, 1, &tr->rng)) { tt_trainer_free(tr); return NULL; }
+  if (tt_net_alloc_grads(net) < 0) { tt_trainer_free(tr); return NULL; } /* for add_param */
   for (int i = 1; i < nops; i++) {
     tt_op *o = (tt_op *)tt_net_op(net, i);
     if ((o->wn && add_param(tr, o->wt, o->gwt, o->wn, 1) < 0) ||

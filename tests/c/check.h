@@ -3,7 +3,9 @@
 #ifndef TT_CHECK_H
 #define TT_CHECK_H
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 
 static int check_failures, check_count;
 
@@ -26,6 +28,34 @@ static inline float check_maxrel(const float *a, const float *b, size_t n) {
     if (!(d <= m)) m = d; /* NaN propagates as a failure */
   }
   return m;
+}
+
+/* The bytes of dir/name (dir NULL: $TT_FIXTURES, else tests/fixtures/images; tests run
+   from the repository's root), *len of them; NULL and a failed CHECK if the file cannot
+   be read. Free with free(). */
+static inline uint8_t *check_read_file(const char *dir, const char *name, size_t *len) {
+  char path[1024];
+  if (!dir) dir = getenv("TT_FIXTURES") ? getenv("TT_FIXTURES") : "tests/fixtures/images";
+  snprintf(path, sizeof path, "%s/%s", dir, name);
+  *len = 0;
+  FILE *f = fopen(path, "rb");
+  if (!f) {
+    CHECK(0, "cannot open %s", path);
+    return NULL;
+  }
+  fseek(f, 0, SEEK_END);
+  long n = ftell(f);
+  rewind(f);
+  uint8_t *b = malloc(n > 0 ? (size_t)n : 1);
+  if (!b || fread(b, 1, (size_t)n, f) != (size_t)n) {
+    CHECK(0, "cannot read %s", path);
+    free(b);
+    fclose(f);
+    return NULL;
+  }
+  fclose(f);
+  *len = (size_t)n;
+  return b;
 }
 
 static inline int check_report(const char *name) {

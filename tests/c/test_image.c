@@ -25,30 +25,6 @@ static const char *fixdir(void) {
   return e ? e : "tests/fixtures/images";
 }
 
-static uint8_t *read_file(const char *dir, const char *name, size_t *len) {
-  char path[1024];
-  snprintf(path, sizeof path, "%s/%s", dir, name);
-  *len = 0;
-  FILE *f = fopen(path, "rb");
-  if (!f) {
-    CHECK(0, "cannot open %s", path);
-    return NULL;
-  }
-  fseek(f, 0, SEEK_END);
-  long n = ftell(f);
-  rewind(f);
-  uint8_t *b = malloc(n > 0 ? (size_t)n : 1);
-  if (!b || fread(b, 1, (size_t)n, f) != (size_t)n) {
-    CHECK(0, "cannot read %s", path);
-    free(b);
-    fclose(f);
-    return NULL;
-  }
-  fclose(f);
-  *len = (size_t)n;
-  return b;
-}
-
 /* Decodes and expects failure with `code` and a message containing every keyword
    (NULL-terminated list); also checks *out was zeroed. */
 static void expect_err(const char *what, const uint8_t *d, size_t n, int code, ...) {
@@ -225,7 +201,7 @@ static void test_real_photos(void) {
   for (size_t i = 0; i < sizeof photos / sizeof photos[0]; i++) {
     const photo *p = &photos[i];
     size_t n;
-    uint8_t *d = read_file(skdir(), p->file, &n);
+    uint8_t *d = check_read_file(skdir(), p->file, &n);
     if (!d) continue;
     tt_image im;
     int rc = tt_image_decode(d, n, &im);
@@ -257,7 +233,7 @@ static void test_real_photos(void) {
 
   /* Greyscale sources become R == G == B everywhere. */
   size_t n;
-  uint8_t *d = read_file(skdir(), "camera.png", &n);
+  uint8_t *d = check_read_file(skdir(), "camera.png", &n);
   if (d) {
     tt_image im;
     if (tt_image_decode(d, n, &im) == TT_OK) {
@@ -274,7 +250,7 @@ static void test_real_photos(void) {
 /* Progressive, CMYK, YCCK and interlaced fixtures against the lossless 64x43 original. */
 static void test_fixtures(void) {
   size_t n0;
-  uint8_t *d0 = read_file(fixdir(), "chelsea_64.png", &n0);
+  uint8_t *d0 = check_read_file(fixdir(), "chelsea_64.png", &n0);
   tt_image ref = {0, 0, NULL};
   if (!d0 || tt_image_decode(d0, n0, &ref) != TT_OK) {
     CHECK(0, "chelsea_64.png: %s", tt_last_error());
@@ -293,7 +269,7 @@ static void test_fixtures(void) {
   };
   for (size_t i = 0; i < sizeof fx / sizeof fx[0]; i++) {
     size_t n;
-    uint8_t *d = read_file(fixdir(), fx[i].file, &n);
+    uint8_t *d = check_read_file(fixdir(), fx[i].file, &n);
     if (!d) continue;
     tt_image im;
     int rc = tt_image_decode(d, n, &im);
@@ -327,7 +303,7 @@ static void test_fixtures(void) {
    files against Chromium's own decoding. Bad tags are ignored, as browsers do. */
 static void test_exif(void) {
   size_t n0;
-  uint8_t *d0 = read_file(fixdir(), "chelsea_64.png", &n0);
+  uint8_t *d0 = check_read_file(fixdir(), "chelsea_64.png", &n0);
   tt_image ref = {0, 0, NULL}, mirrored = {0, 0, NULL};
   if (!d0 || tt_image_decode(d0, n0, &ref) != TT_OK) {
     CHECK(0, "chelsea_64.png: %s", tt_last_error());
@@ -345,7 +321,7 @@ static void test_exif(void) {
     char name[64];
     snprintf(name, sizeof name, "chelsea_64_exif%d.jpg", o);
     size_t n;
-    uint8_t *d = read_file(fixdir(), name, &n);
+    uint8_t *d = check_read_file(fixdir(), name, &n);
     if (!d) continue;
     tt_image im;
     int rc = tt_image_decode(d, n, &im);
@@ -395,7 +371,7 @@ static void test_exif(void) {
    expects a "truncated" error naming the format. */
 static void test_truncated(const char *file, const char *fmt, const long *cuts, int ncuts) {
   size_t n;
-  uint8_t *d = read_file(skdir(), file, &n);
+  uint8_t *d = check_read_file(skdir(), file, &n);
   if (!d) return;
   char what[128];
   for (int i = 0; i < ncuts; i++) {
@@ -413,7 +389,7 @@ static void test_truncated(const char *file, const char *fmt, const long *cuts, 
 /* A GIF cut after its first frame still decodes (that frame is all we use), identically. */
 static void test_gif_first_frame_only(void) {
   size_t n;
-  uint8_t *d = read_file(skdir(), "no_time_for_that_tiny.gif", &n);
+  uint8_t *d = check_read_file(skdir(), "no_time_for_that_tiny.gif", &n);
   if (!d) return;
   tt_image a, b;
   int ra = tt_image_decode(d, n, &a), rb = tt_image_decode(d, 1175, &b); /* frame 1 ends at 1175 */
@@ -442,7 +418,7 @@ static void test_bad_input(void) {
   test_gif_first_frame_only();
   {
     size_t n;
-    uint8_t *d = read_file(skdir(), "truncated.jpg", &n); /* skimage's own broken file */
+    uint8_t *d = check_read_file(skdir(), "truncated.jpg", &n); /* skimage's own broken file */
     if (d) expect_err("skimage truncated.jpg", d, n, TT_EFORMAT, "JPEG", (char *)NULL);
     free(d);
   }
@@ -482,7 +458,7 @@ static void test_bad_input(void) {
 /* Huge declared canvases are refused from the header, before any pixel memory. */
 static void test_size_limits(void) {
   size_t n;
-  uint8_t *d = read_file(skdir(), "chelsea.png", &n);
+  uint8_t *d = check_read_file(skdir(), "chelsea.png", &n);
   if (d && n > 33) {
     /* Patch the real file's IHDR (width at 16, height at 20, CRC at 29) and fix the CRC;
        its IDAT stays the 451x300 data, so a decode attempt would fail differently. */
@@ -630,7 +606,7 @@ static void test_tiny_and_crafted(void) {
 
   /* JPEG header surgery on a real file: SOF0 precision, coding process, components. */
   size_t jn;
-  uint8_t *j = read_file(skdir(), "rocket.jpg", &jn);
+  uint8_t *j = check_read_file(skdir(), "rocket.jpg", &jn);
   if (j) {
     size_t sof = 0;
     for (size_t i = 2; i + 1 < jn; i++)
@@ -699,7 +675,7 @@ static void test_tiny_and_crafted(void) {
   }
   /* Corrupt zlib data inside a real PNG's IDAT */
   size_t pn;
-  uint8_t *p = read_file(skdir(), "coffee.png", &pn);
+  uint8_t *p = check_read_file(skdir(), "coffee.png", &pn);
   if (p) {
     for (size_t i = 200; i < 264 && i < pn; i++) p[i] ^= 0x5a;
     tt_image g;
@@ -724,7 +700,7 @@ static void test_mutations(void) {
   int ok = 0, err = 0, insane = 0;
   for (size_t i = 0; i < sizeof f / sizeof f[0]; i++) {
     size_t n;
-    uint8_t *d = read_file(f[i].fix ? fixdir() : skdir(), f[i].file, &n);
+    uint8_t *d = check_read_file(f[i].fix ? fixdir() : skdir(), f[i].file, &n);
     if (!d) continue;
     uint8_t *m = malloc(n);
     for (int it = 0; it < 300; it++) {
@@ -859,7 +835,7 @@ static void test_tfjs_wasm_bits(void) {
 
 static void test_sampling(void) {
   size_t n;
-  uint8_t *d = read_file(skdir(), "chelsea.png", &n);
+  uint8_t *d = check_read_file(skdir(), "chelsea.png", &n);
   tt_image im = {0, 0, NULL};
   if (!d || tt_image_decode(d, n, &im) != TT_OK) {
     CHECK(0, "chelsea.png for sampling: %s", tt_last_error());
@@ -1081,6 +1057,32 @@ static void test_sampling(void) {
   tt_image_free(&im);
 }
 
+/* Raw pixels (a canvas's RGBA, a grey camera frame): every channel count becomes the RGB
+   the decoder would give, alpha dropped; sizes beyond the decoder's limits are refused. */
+static void test_from_pixels(void) {
+  static const uint8_t px[4][2 * 4] = {{10, 200}, {10, 99, 200, 98}, {1, 2, 3, 4, 5, 6},
+                                       {1, 2, 3, 77, 4, 5, 6, 78}};
+  static const uint8_t want[4][6] = {{10, 10, 10, 200, 200, 200}, {10, 10, 10, 200, 200, 200},
+                                     {1, 2, 3, 4, 5, 6}, {1, 2, 3, 4, 5, 6}};
+  for (int ch = 1; ch <= 4; ch++) {
+    tt_image im;
+    int rc = tt_image_from_pixels(px[ch - 1], 2, 1, ch, &im);
+    CHECK(rc == TT_OK && im.w == 2 && im.h == 1 && memcmp(im.rgb, want[ch - 1], 6) == 0,
+          "%d channels: rc %d, %dx%d", ch, rc, im.w, im.h);
+    tt_image_free(&im);
+  }
+  static const struct { int w, h, ch; } bad[] = {{0, 1, 3}, {1, -1, 3}, {16385, 1, 3}, {8000, 8000, 3},
+                                                 {2, 1, 0}, {2, 1, 5}};
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    tt_image im = {7, 7, NULL};
+    int rc = tt_image_from_pixels(px[3], bad[i].w, bad[i].h, bad[i].ch, &im);
+    char msg[96];
+    snprintf(msg, sizeof msg, "pixels: %dx%d with %d channels is out of range", bad[i].w, bad[i].h, bad[i].ch);
+    CHECK(rc == TT_EINVAL && strcmp(tt_last_error(), msg) == 0 && im.w == 0 && im.h == 0 && !im.rgb,
+          "%dx%dx%d: rc %d, '%s'", bad[i].w, bad[i].h, bad[i].ch, rc, tt_last_error());
+  }
+}
+
 int main(void) {
   test_real_photos();
   test_fixtures();
@@ -1091,5 +1093,6 @@ int main(void) {
   test_mutations();
   test_tfjs_wasm_bits();
   test_sampling();
+  test_from_pixels();
   return check_report("image");
 }

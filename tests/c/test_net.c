@@ -339,20 +339,18 @@ static void test_zero_grad(void) {
 }
 
 /* Inference runs expand -> depthwise -> project blocks fused, a band of rows at a time
-   (net.c, run_block): images large enough for several bands, both strides, a block
+   (infer.c, run_block): images large enough for several bands, both strides, a block
    without expansion, odd sizes, a folded residual add reading the block's own input,
    and one whose expansion is also read elsewhere (not fused). Compared with the
    training forward, which runs op by op. */
-extern size_t tt_band_bytes;
 /* quant: pointwise convs by their integer codes, whose rounding of activations (~1e-5 of
    each row's range per layer) the tolerance allows for; training still runs in float. */
 static void test_fused_blocks(int quant) {
   const float tol = quant ? 2e-3f : 1e-5f;
   g_quant = quant;
   int n = 2, H = 13, W = 11, C = 8;
-  const size_t band_bytes = tt_band_bytes;
-  tt_band_bytes = 2000; /* bands of 1 to 5 rows at these sizes */
   tt_net *net = tt_net_create(H, W, C);
+  tt_net_set_bands(net, 2000, 0); /* bands of 1 to 5 rows at these sizes */
   tt_op_desc pw = {.type = TT_OP_CONV2D, .kh = 1, .kw = 1, .sh = 1, .sw = 1};
   tt_op_desc dw = {.type = TT_OP_DEPTHWISE, .kh = 3, .kw = 3, .sh = 1, .sw = 1, .same = 1, .act = TT_ACT_RELU6};
   /* no expansion: depthwise straight on the input, then project */
@@ -423,7 +421,6 @@ static void test_fused_blocks(int quant) {
   }
   free(want), free(x);
   tt_net_free(net);
-  tt_band_bytes = band_bytes;
   g_quant = 0;
 }
 

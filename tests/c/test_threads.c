@@ -3,6 +3,7 @@
    and a network split across threads give bit for bit the results of one thread (what
    tinytune promises: the number of threads never changes an answer). */
 #include "check.h"
+#include "image.h"
 #include "kernels/kernels.h"
 #include "net.h"
 #include "threads.h"
@@ -214,7 +215,7 @@ static void test_backward_split(void) {
 /* A stem (only for inference: its 3x3 convolution does not train), three inverted
    residual blocks, pooling and a dense layer. */
 /* quant: weights on a uint8 grid, declared so (tt_net_quantized): pointwise convs then
-   infer by their codes, and a block may be cut in stripes of rows (net.c, block_cut). */
+   infer by their codes, and a block may be cut in stripes of rows (infer.c, block_cut). */
 static tt_net *small_mobilenet(int stem_too, int quant) {
   tt_net *net = stem_too ? tt_net_create(40, 36, 3) : tt_net_create(20, 18, 16);
   tt_op_desc stem = {.type = TT_OP_CONV2D, .in0 = 0, .kh = 3, .kw = 3, .sh = 2, .sw = 2,
@@ -338,6 +339,47 @@ static float *train_weights(size_t *count, int half) {
   return w;
 }
 
+/* ---- decoding on two threads at once -----------------------------------------------
+   A decode keeps its allocation bound and stb's failed checks to itself (decode.c):
+   threads decoding different files at once get the pixels one thread gets (and under
+   ThreadSanitizer a bound shared between decodes is a reported race). */
+typedef struct {
+  const uint8_t *data;
+  size_t len;
+  tt_image want;
+  int bad; /* checked by the caller after joining: CHECK is not thread-safe */
+} decoding;
+
+static void *decode_repeatedly(void *p) {
+  decoding *d = p;
+  for (int r = 0; r < 25; r++) {
+    tt_image im;
+    if (tt_image_decode(d->data, d->len, &im) != TT_OK || im.w != d->want.w || im.h != d->want.h ||
+        memcmp(im.rgb, d->want.rgb, (size_t)im.w * im.h * 3) != 0)
+      d->bad++;
+    tt_image_free(&im);
+  }
+  return NULL;
+}
+
+static void test_decode_threads(void) {
+  static const char *files[3] = {"chelsea_64.png", "chelsea_64_progressive.jpg", "chelsea_64_exif6.jpg"};
+  decoding d[3];
+  pthread_t th[3];
+  for (int i = 0; i < 3; i++) {
+    d[i].data = check_read_file(NULL, files[i], &d[i].len), d[i].bad = 0;
+    CHECK(d[i].len && tt_image_decode(d[i].data, d[i].len, &d[i].want) == TT_OK, "%s: %s", files[i],
+          tt_last_error());
+  }
+  for (int i = 0; i < 3; i++) pthread_create(&th[i], NULL, decode_repeatedly, &d[i]);
+  for (int i = 0; i < 3; i++) {
+    pthread_join(th[i], NULL);
+    CHECK(d[i].bad == 0, "%s decoded on three threads at once: %d of 25 decodes differ", files[i], d[i].bad);
+    tt_image_free(&d[i].want);
+    free((void *)d[i].data);
+  }
+}
+
 int main(void) {
   CHECK(tt_threads_supported(), "native builds support threads");
   pthread_t th[LENT];
@@ -346,8 +388,8 @@ int main(void) {
 
   tt_net *full = small_mobilenet(1, 0), *fullq = small_mobilenet(1, 1), *net = small_mobilenet(0, 0);
   float *x = rnd((size_t)5 * 40 * 36 * 3, 1.0f), *xt = rnd((size_t)3 * 20 * 18 * 16, 1.0f);
-  extern int tt_stripe_rows;
-  tt_stripe_rows = 2; /* 20 output rows of the first block in 4 stripes, 10 of the others */
+  /* 20 output rows of the first block in 4 stripes, 10 of the others */
+  tt_net_set_bands(full, 0, 2), tt_net_set_bands(fullq, 0, 2), tt_net_set_bands(net, 0, 2);
   run with = run_nets(full, fullq, x, net, xt, 3);
   size_t nk, nt;
   float *kwith = ksplit_products(&nk), *twith = train_weights(&nt, 0);
@@ -357,6 +399,7 @@ int main(void) {
   test_spatial_split();
   test_adam_split();
   test_backward_split();
+  test_decode_threads();
 
   tt_threads_stop();
   for (int i = 0; i < LENT; i++) {
