@@ -9,7 +9,9 @@
 // then one shared pass fuses them into engine ops (BN and activations folded into
 // convs, padding into the conv that follows it, identity-like nodes into aliases),
 // infers shapes and checks every weight against the op that uses it. Everything is
-// refused with an Error that names the node, layer or weight at fault.
+// refused with an EngineError that names the node, layer or weight at fault.
+
+import { EngineError } from './errors.mjs';
 
 const MAX_ELEMENTS = 2 ** 28; // bigger than any real CNN tensor; stops absurd allocations
 // All weights of a model, and any one file read: the engine's 2 GiB of memory must hold
@@ -26,7 +28,7 @@ const WEIGHTED = new Set(['conv2d', 'depthwise', 'dense']);
 /* Small helpers                                                                   */
 /* ------------------------------------------------------------------------------ */
 
-const fail = (msg) => { throw new Error(msg); };
+const fail = (msg) => { throw new EngineError(msg); };
 const fmtShape = (s) => `[${s.join(',')}]`;
 const fmtBytes = (n) => String(n).replace(/\B(?=(\d{3})+(?!\d))/g, ' ');
 const product = (s) => s.reduce((a, b) => a * b, 1);
@@ -83,34 +85,6 @@ function readManifest(manifest) {
     fail(`the weights manifest declares ${fmtBytes(offset)} bytes of weights, more than the limit of ${fmtBytes(MAX_WEIGHT_BYTES)} (512 MiB)`);
   }
   return { specs, groups };
-}
-
-const halfToFloat = (h) => {
-  const e = (h >> 10) & 0x1f, m = h & 0x3ff, s = h & 0x8000 ? -1 : 1;
-  if (e === 0) return s * m * 2 ** -24;
-  if (e === 31) return m ? NaN : s * Infinity;
-  return s * (1 + m / 1024) * 2 ** (e - 15);
-};
-
-/** The values of one weight as a Float32Array (Int32Array for unquantized int32). */
-export function decodeWeight(spec, weightBytes) {
-  const end = spec.offset + spec.byteLength;
-  if (end > weightBytes.length) fail(`weight '${spec.name}' lies beyond the loaded weight bytes`);
-  // slice() copies, so the typed array below is aligned whatever the spec's offset
-  const raw = weightBytes.slice(spec.offset, end);
-  const n = product(spec.shape);
-  const q = spec.quant;
-  if (!q) {
-    if (spec.dtype === 'float32') return new Float32Array(raw.buffer);
-    if (spec.dtype === 'int32') return new Int32Array(raw.buffer);
-    if (spec.dtype === 'float16') return Float32Array.from(new Uint16Array(raw.buffer), halfToFloat);
-    return Float32Array.from(raw); // uint8 / bool
-  }
-  if (q.dtype === 'float16') return Float32Array.from(new Uint16Array(raw.buffer), halfToFloat);
-  const ints = q.dtype === 'uint8' ? raw : new Uint16Array(raw.buffer);
-  const out = new Float32Array(n);
-  for (let i = 0; i < n; i++) out[i] = ints[i] * q.scale + q.min; // double math, as tfjs does
-  return out;
 }
 
 /* ------------------------------------------------------------------------------ */
@@ -912,22 +886,26 @@ function composeHard(op, values = new Map()) {
   if (op.offset === null) op.scale = null;
 }
 
-/** Fills in affine scale/offset whose constants live in the weights (graph models). */
-export function resolveConstants(parsed, weightBytes) {
+/**
+ * Fills in affine scale/offset (and hard activations' constants) whose constants live in
+ * the weights (graph models), and checks a Mean's axes. decode(spec): the values of one
+ * weight, decoded by the engine (tt_weights_decode; wasm/engine.mjs calls this).
+ */
+export function resolveConstants(parsed, decode) {
   for (const op of parsed.ops) {
     if (op.type === 'mean' && op.axes) {
-      const axes = [...decodeWeight(parsed.specs.get(op.axes), weightBytes)].sort();
+      const axes = [...decode(parsed.specs.get(op.axes))].sort();
       if (!sameShape(axes, [1, 2])) fail(`unsupported Mean at node '${op.name}': axes ${fmtShape(axes)}; only the spatial axes [1,2]`);
     }
     if (op.type === 'act' && op.hard) {
       const values = new Map();
-      for (const t of [op.hard.a, op.hard.b]) if (t.spec) values.set(t.spec, decodeWeight(parsed.specs.get(t.spec), weightBytes)[0]);
+      for (const t of [op.hard.a, op.hard.b]) if (t.spec) values.set(t.spec, decode(parsed.specs.get(t.spec))[0]);
       composeHard(op, values);
       if (!Number.isFinite(op.scale) || !Number.isFinite(op.offset)) fail(`${op.act} op '${op.name}' has non-finite constants`);
     }
     if (op.type !== 'affine') continue;
     const values = new Map();
-    for (const t of op.terms) if (t.spec) values.set(t.spec, decodeWeight(parsed.specs.get(t.spec), weightBytes)[0]);
+    for (const t of op.terms) if (t.spec) values.set(t.spec, decode(parsed.specs.get(t.spec))[0]);
     composeAffine(op, values);
     if (!Number.isFinite(op.scale) || !Number.isFinite(op.offset)) fail(`affine op '${op.name}' has a non-finite scale or offset`);
   }
@@ -958,7 +936,7 @@ export function resolveConstants(parsed, weightBytes) {
  *     dense or conv) and '<layer>/softmax' with alias '<layer>', so the layer name
  *     gives the probabilities, as in Keras.
  *   - an 'affine' op keeps its graph constants in `terms`; scale/offset are null until
- *     resolveConstants() has read them from the weights (loadModelFiles does).
+ *     resolveConstants() has read them from the weights (the engine does, as it loads).
  *   - dense ops output [1,1,units]; their input is flattened NHWC.
  *   - defaultCut: the last avgpool op (the pooled features), or a global mean that no
  *     op reads; without one, the input of the first dense op; without that, the last op.
@@ -1052,11 +1030,11 @@ function sizeError(group, gi, got, loaded) {
   const expected = shardSizes(group);
   const i = expected ? got.findIndex((n, k) => n !== expected[k]) : -1;
   if (i >= 0) {
-    return new Error(`weights shard ${group.paths[i]} is ${got[i] < expected[i] ? 'truncated' : 'too long'}: expected ${fmtBytes(expected[i])} bytes, got ${fmtBytes(got[i])}`);
+    return new EngineError(`weights shard ${group.paths[i]} is ${got[i] < expected[i] ? 'truncated' : 'too long'}: expected ${fmtBytes(expected[i])} bytes, got ${fmtBytes(got[i])}`);
   }
   const which = `weights group ${gi + 1} (${group.paths.join(', ')})`;
   const short = loaded < group.byteLength;
-  return new Error(`${which} is ${short ? 'truncated' : 'too long'}: expected ${fmtBytes(group.byteLength)} bytes in total, got ${short ? '' : 'at least '}${fmtBytes(loaded)}`);
+  return new EngineError(`${which} is ${short ? 'truncated' : 'too long'}: expected ${fmtBytes(group.byteLength)} bytes in total, got ${short ? '' : 'at least '}${fmtBytes(loaded)}`);
 }
 
 /**
@@ -1219,8 +1197,9 @@ export function makeFetcher(base) {
 
 /**
  * Reads model.json and its weights. source: URL or path of model.json or of its
- * directory. Returns { json, parsed, weightBytes, card } with affine constants resolved;
- * card is the zoo's card.json next to model.json, or null when there is none.
+ * directory. Returns { json, parsed, weightBytes, card }: card is the zoo's card.json next
+ * to model.json, or null when there is none. Graph constants stay unresolved until the
+ * engine decodes them (resolveConstants).
  */
 export async function loadModelFiles(source, onProgress, opts = {}) {
   let url = await toUrl(source);
@@ -1235,7 +1214,6 @@ export async function loadModelFiles(source, onProgress, opts = {}) {
   if (card) checkCard(card, parsed, opts.inputSize);
   for (const g of parsed.groups) g.paths.forEach(checkShardPath); // before reading any shard
   const weightBytes = await loadWeights(parsed.groups, makeFetcher(url), onProgress);
-  resolveConstants(parsed, weightBytes);
   return { json, parsed, weightBytes, card };
 }
 

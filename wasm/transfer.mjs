@@ -1,13 +1,11 @@
 // Transfer learning on a loaded backbone: cache the frozen part's output for each image
 // (and augmented views of it), train the last K blocks plus a new head in the engine,
 // predict, save and reload. The same code runs in Node, in the CLI and in the page's worker.
-import { EngineError } from './module.mjs';
+import { EngineError } from './errors.mjs';
 import { readOps } from './export-ops.mjs';
 import { exportTfjs } from './export-tfjs.mjs';
 import { exportOnnx } from './export-onnx.mjs';
 
-const OPTIMIZERS = { adam: 0, adamw: 1, sgd: 2 };
-const DROPOUT = 9;
 const FILE_FORMAT = 'tinytune-classifier';
 
 export const TRAIN_DEFAULTS = {
@@ -27,7 +25,7 @@ const normalize = (a) => { const n = Math.sqrt(dot(a, a)) || 1; for (let i = 0; 
 export function toHalf(m, floats) {
   return m.scoped((take) => {
     const x = take(m.put(floats)), y = take(m.alloc(floats.length * 2));
-    m.x.tt_f16_pack(x, floats.length, y);
+    m.x.tt_f16_pack(floats.length, x, y);
     return new Uint16Array(m.x.memory.buffer, y, floats.length).slice();
   });
 }
@@ -76,7 +74,7 @@ function openFile(m, bytes) {
   const { net, meta } = m.scoped((take) => {
     const dp = take(m.put(bytes)), out = take(m.alloc(12));
     m.check(m.x.tt_model_load(dp, bytes.length, out));
-    const [net, off, len] = m.i32.slice(out >> 2, (out >> 2) + 3);
+    const [net, off, len] = m.i32.slice(out >> 2, (out >> 2) + 3); // see tt_model_load
     return { net, meta: new TextDecoder().decode(m.u8.slice(dp + off, dp + off + len)) };
   });
   try {
@@ -86,7 +84,7 @@ function openFile(m, bytes) {
     if (info.version !== 1) throw new EngineError(`saved classifier has version ${info.version}; this engine reads version 1`);
     return { net, info };
   } catch (e) {
-    m.x.tt_net_delete(net);
+    m.x.tt_net_free(net);
     throw e;
   }
 }
@@ -94,7 +92,7 @@ function openFile(m, bytes) {
 /** A saved classifier's metadata (labels, backbone id and hash, settings, metrics), without loading it. */
 export function readClassifierInfo(engine, bytes) {
   const { net, info } = openFile(engine.mod, bytes);
-  engine.mod.x.tt_net_delete(net);
+  engine.mod.x.tt_net_free(net);
   return info;
 }
 
@@ -180,19 +178,19 @@ export class Classifier {
     if (classes < 1) return 0;
     const net = m.ptr(m.x.tt_net_slice(this.model.net, this.first, this.cut));
     try {
-      let last = m.x.tt_net_ops(net) - 1;
+      let last = m.x.tt_net_count(net) - 1;
       m.scoped((take) => {
         if (this.hidden) {
           last = m.check(m.x.tt_net_add_dense(net, take(m.putString('head/hidden')), last, this.hidden, 1, this.seed));
           if (this.dropout > 0) {
-            last = m.check(m.x.tt_net_add_op(net, take(m.putString('head/dropout')),
-              take(m.putInts([DROPOUT, last, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0])), this.dropout, 0, 0, 0, 0, 0));
+            const d = take(m.struct('op_desc', { type: m.abi.value('op', 'dropout'), in0: last, scale: this.dropout }));
+            last = m.check(m.x.tt_net_add(net, take(m.putString('head/dropout')), d, 0, 0, 0, 0));
           }
         }
         m.check(m.x.tt_net_add_dense(net, take(m.putString('head/logits')), last, classes, 0, this.seed + 1));
       });
     } catch (e) {
-      m.x.tt_net_delete(net);
+      m.x.tt_net_free(net);
       throw e;
     }
     return net;
@@ -202,7 +200,7 @@ export class Classifier {
   addClass(label) {
     if (this.labels.includes(label)) throw new EngineError(`class '${label}' exists already`);
     this.labels.push(label);
-    if (this.net) this.mod.x.tt_net_delete(this.net);
+    if (this.net) this.mod.x.tt_net_free(this.net);
     this.net = 0; // rebuilt for the new class count at fit()
   }
 
@@ -254,7 +252,7 @@ export class Classifier {
     if (this.labels.length < 2) throw new EngineError(`training needs at least 2 classes; there ${this.labels.length === 1 ? 'is 1' : `are ${this.labels.length}`}`);
     const empty = this.labels.filter((_, k) => counts[k] === 0);
     if (empty.length) throw new EngineError(`class${empty.length > 1 ? 'es' : ''} ${empty.map((l) => `'${l}'`).join(', ')} ha${empty.length > 1 ? 've' : 's'} no images`);
-    if (OPTIMIZERS[o.optimizer] === undefined) throw new EngineError(`unknown optimizer '${o.optimizer}' (adam, adamw, sgd)`);
+    if (!this.mod.abi.has('optimizer', o.optimizer)) throw new EngineError(`unknown optimizer '${o.optimizer}' (adam, adamw, sgd)`);
     const per = size(this.model.layers[this.cacheBoundary].shape) * this.views;
     const odd = this.images.find((im) => im.data?.length !== per);
     if (odd) throw new EngineError(`image '${odd.name}' holds ${odd.data?.length} floats, not the ${per} of ${this.views} view(s) at the cut`);
@@ -271,7 +269,7 @@ export class Classifier {
       if (this.auto) {
         // Each candidate starts from a fresh net; a net that no candidate keeps is freed.
         this._setBlocks(K);
-        if (this.net && this.net !== kept) this.mod.x.tt_net_delete(this.net);
+        if (this.net && this.net !== kept) this.mod.x.tt_net_free(this.net);
         this.net = 0;
       }
       if (!this.net) this.net = this._buildNet(this.labels.length);
@@ -286,7 +284,7 @@ export class Classifier {
       } : null;
       const inputs = this._inputsAt(this.boundary);
       const r = await this._train({ ...o, learningRate: lr, epochs }, validate && o.refit ? 'validate' : 'train', inputs, probe);
-      const fallBack = () => { this.mod.x.tt_net_delete(this.net); this.net = kept; this._setBlocks(first.blocks); };
+      const fallBack = () => { this.mod.x.tt_net_free(this.net); this.net = kept; this._setBlocks(first.blocks); };
       if (r.probeFailed) { fallBack(); continue; }
       if (auto) auto.tried.push({ blocks: K, validationAccuracy: r.validationAccuracy, validationLoss: r.bestValLoss, seconds: r.seconds });
       if (first && (r.cancelled || r.error)) {
@@ -301,7 +299,7 @@ export class Classifier {
       const better = !first || !r.nVal || r.validationAccuracy > first.validationAccuracy ||
         (r.validationAccuracy === first.validationAccuracy && r.bestValLoss < first.bestValLoss);
       if (better) {
-        if (kept) this.mod.x.tt_net_delete(kept);
+        if (kept) this.mod.x.tt_net_free(kept);
         kept = this.net;
         first = { ...r, learningRate: lr, epochs, inputs };
       } else {
@@ -327,11 +325,11 @@ export class Classifier {
       const second = await this._train({ ...o, learningRate: first.learningRate, epochs, validationFraction: 0, patience: 0 }, 'refit',
         first.inputs);
       if (second.cancelled || second.error) {
-        this.mod.x.tt_net_delete(this.net);
+        this.mod.x.tt_net_free(this.net);
         this.net = kept;
         report.cancelled = true;
       } else {
-        this.mod.x.tt_net_delete(kept);
+        this.mod.x.tt_net_free(kept);
         report.refit = { epochs, images: second.nTrain, trainLoss: second.history.at(-1)?.trainLoss ?? null };
         report.history = [...first.history, ...second.history];
       }
@@ -376,7 +374,7 @@ export class Classifier {
     const out = size(this.model.layers[to].shape);
     return m.scoped((take) => {
       const x = take(m.put(act));
-      return m.floats(m.ptr(m.x.tt_net_run(net, x, n, m.x.tt_net_ops(net) - 1)), out * n);
+      return m.floats(m.ptr(m.x.tt_net_forward(net, x, n, m.x.tt_net_count(net) - 1)), out * n);
     });
   }
 
@@ -391,8 +389,7 @@ export class Classifier {
     // All inputs in half precision if any image holds them so (float32 ones are rounded).
     const half = inputs.some((d) => d instanceof Uint16Array);
     const x = m.alloc(n * per * (half ? 2 : 4)), y = m.alloc(n * 4);
-    const cfg = m.alloc(13 * 8), out = m.alloc(14 * 8);
-    let tr = 0;
+    let cfg = 0, out = 0, tr = 0;
     try {
       if (!half) inputs.forEach((d, i) => m.f32.set(d, (x >> 2) + i * per));
       else {
@@ -402,23 +399,26 @@ export class Classifier {
         });
       }
       m.i32.set(this.images.map((im) => im.label), y >> 2);
-      new Float64Array(m.x.memory.buffer, cfg, 13).set([o.epochs, o.batchSize, OPTIMIZERS[o.optimizer], o.learningRate,
-        o.weightDecay, o.momentum, o.warmup, o.cosine ? 1 : 0, o.labelSmoothing, o.balanced ? 1 : 0,
-        o.validationFraction, o.patience, o.seed]);
-      tr = m.ptr(m.x[half ? 'tt_trainer_create_half' : 'tt_trainer_create'](this.net, cfg, this.labels.length, x, n, this.views, y));
+      cfg = m.struct('train_cfg');
+      m.x.tt_train_defaults(cfg);
+      m.abi.write(m.x.memory, 'train_cfg', cfg, { epochs: o.epochs, batch: o.batchSize, optimizer: m.abi.value('optimizer', o.optimizer),
+        lr: o.learningRate, weight_decay: o.weightDecay, momentum: o.momentum, warmup: o.warmup, cosine: o.cosine ? 1 : 0,
+        label_smoothing: o.labelSmoothing, balanced: o.balanced ? 1 : 0, val_fraction: o.validationFraction, patience: o.patience,
+        seed: o.seed });
+      out = m.struct('progress');
+      tr = m.ptr(m.x[half ? 'tt_trainer_new_half' : 'tt_trainer_new'](this.net, cfg, this.labels.length, x, n, this.views, y));
       let epochStart = performance.now();
       if (probe) {
         const t0 = performance.now();
-        const rc = m.x.tt_trainer_step(tr, 1, out);
-        const v = new Float64Array(m.x.memory.buffer, out, 14);
-        if (rc >= 0 && !probe((performance.now() - t0) / 1000, { batchesPerEpoch: v[2] })) return { probeFailed: true };
+        const rc = m.x.tt_trainer_run(tr, 1, out);
+        if (rc >= 0 && !probe((performance.now() - t0) / 1000, { batchesPerEpoch: m.read('progress', out).batches_per_epoch })) return { probeFailed: true };
       }
       for (;;) {
-        const rc = m.x.tt_trainer_step(tr, o.batchesPerTick ?? 8, out);
-        const v = new Float64Array(m.x.memory.buffer, out, 14);
-        const p = { phase, epoch: v[0], batch: v[1], batchesPerEpoch: v[2], done: !!v[3], stoppedEarly: !!v[4], bestEpoch: v[5],
-          trainLoss: v[6], trainAccuracy: v[7], valLoss: v[8], valAccuracy: v[9], bestValLoss: v[10], learningRate: v[11],
-          nTrain: v[12], nVal: v[13], epochs: o.epochs };
+        const rc = m.x.tt_trainer_run(tr, o.batchesPerTick ?? 8, out);
+        const v = m.read('progress', out);
+        const p = { phase, epoch: v.epoch, batch: v.batch, batchesPerEpoch: v.batches_per_epoch, done: !!v.done, stoppedEarly: !!v.stopped_early,
+          bestEpoch: v.best_epoch, trainLoss: v.train_loss, trainAccuracy: v.train_acc, valLoss: v.val_loss, valAccuracy: v.val_acc,
+          bestValLoss: v.best_val_loss, learningRate: v.lr, nTrain: v.n_train, nVal: v.n_val, epochs: o.epochs };
         last = p;
         if (rc < 0) { error = new EngineError(m.lastError(), rc); break; }
         if (rc >= 1) {
@@ -433,13 +433,13 @@ export class Classifier {
         }
         if (rc === 2) break;
         await yieldNow();
-        if (o.signal?.aborted) { m.x.tt_trainer_cancel(tr); cancelled = true; break; }
+        if (o.signal?.aborted) { m.x.tt_trainer_stop(tr); cancelled = true; break; }
       }
       const C = this.labels.length;
       const { nVal, flat, valIndices } = m.scoped((take) => {
         const cm = take(m.alloc(C * C * 4)), vi = take(m.alloc(n * 4));
-        const nVal = m.check(m.x.tt_trainer_matrix(tr, cm));
-        const nv = m.check(m.x.tt_trainer_val_indices(tr, vi));
+        const nVal = m.check(m.x.tt_trainer_confusion(tr, cm));
+        const nv = m.check(m.x.tt_trainer_validation(tr, vi));
         return { nVal, flat: [...m.i32.slice(cm >> 2, (cm >> 2) + C * C)], valIndices: [...m.i32.slice(vi >> 2, (vi >> 2) + nv)] };
       });
       const confusion = this.labels.map((_, r) => flat.slice(r * C, (r + 1) * C));
@@ -452,7 +452,7 @@ export class Classifier {
         seconds: (performance.now() - started) / 1000, settings: { ...o, onEpoch: undefined, onBatch: undefined, signal: undefined },
       };
     } finally {
-      if (tr) m.x.tt_trainer_delete(tr);
+      if (tr) m.x.tt_trainer_free(tr);
       for (const p of [x, y, cfg, out]) m.free(p);
     }
   }
@@ -464,7 +464,7 @@ export class Classifier {
     return m.scoped((take) => {
       const x = take(m.alloc(acts.length * F * 4)), p = take(m.alloc(acts.length * C * 4));
       acts.forEach((a, i) => m.f32.set(a.subarray(0, F), (x >> 2) + i * F));
-      m.check(m.x.tt_net_predict(this.net, x, acts.length, p));
+      m.check(m.x.tt_predict(this.net, x, acts.length, p));
       const all = m.floats(p, acts.length * C);
       return acts.map((_, i) => all.subarray(i * C, (i + 1) * C));
     });
@@ -499,16 +499,11 @@ export class Classifier {
   // Folds 1/T into the logits layer, so predict, saved files and every export give the
   // calibrated probabilities without knowing about it.
   _setTemperature(t) {
-    const m = this.mod, last = m.x.tt_net_ops(this.net) - 1;
-    m.scoped((take) => {
-      const info = take(m.alloc(21 * 4));
-      m.check(m.x.tt_net_op_info(this.net, last, info));
-      const v = m.i32.slice(info >> 2, (info >> 2) + 21);
-      for (const [p, n] of [[v[17], v[18]], [v[19], v[20]]]) {
-        const w = m.f32.subarray(p >> 2, (p >> 2) + n);
-        for (let i = 0; i < n; i++) w[i] /= t;
-      }
-    });
+    const m = this.mod, op = m.op(this.net, m.x.tt_net_count(this.net) - 1);
+    for (const [p, n] of [[op.wt, op.wn], [op.bias, op.bn]]) {
+      const w = m.f32.subarray(p >> 2, (p >> 2) + n);
+      for (let i = 0; i < n; i++) w[i] /= t;
+    }
     this.temperature = t;
   }
 
@@ -674,7 +669,7 @@ export class Classifier {
       if (!Array.isArray(labels) || labels.length < 1 || !labels.every((l) => typeof l === 'string')) {
         throw new EngineError('saved classifier: its labels are not a list of class names');
       }
-      const last = model.mod.x.tt_net_ops(net) - 1;
+      const last = model.mod.x.tt_net_count(net) - 1;
       const outShape = model.shapeOf(net, last), inShape = model.shapeOf(net, 0);
       if (outShape.join() !== `1,1,${labels.length}`) {
         throw new EngineError(`saved classifier: ${labels.length} labels for a net with ${outShape.join('x')} outputs`);
@@ -693,7 +688,7 @@ export class Classifier {
       c.meta = info;
       return c;
     } catch (e) {
-      model.mod.x.tt_net_delete(net);
+      model.mod.x.tt_net_free(net);
       throw e;
     }
   }
@@ -724,8 +719,8 @@ export class Classifier {
   }
 
   dispose() {
-    if (this.net) this.mod.x.tt_net_delete(this.net);
-    for (const net of this._slices?.values() ?? []) this.mod.x.tt_net_delete(net);
+    if (this.net) this.mod.x.tt_net_free(this.net);
+    for (const net of this._slices?.values() ?? []) this.mod.x.tt_net_free(net);
     this._slices = null;
     this.model.freeRng(this._rng);
     this.net = 0;
