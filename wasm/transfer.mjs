@@ -96,6 +96,16 @@ export function readClassifierInfo(engine, bytes) {
   return info;
 }
 
+/**
+ * Refuses a training set fit() cannot train on (fewer than 2 classes, a class without
+ * images), naming the classes. labels: class names; counts: images per class.
+ */
+export function checkTrainable(labels, counts) {
+  if (labels.length < 2) throw new EngineError(`training needs at least 2 classes; there ${labels.length === 1 ? 'is 1' : `are ${labels.length}`}`);
+  const empty = labels.filter((_, k) => !counts[k]);
+  if (empty.length) throw new EngineError(`class${empty.length > 1 ? 'es' : ''} ${empty.map((l) => `'${l}'`).join(', ')} ha${empty.length > 1 ? 've' : 's'} no images`);
+}
+
 /** Float arrays joined into one Float32Array. */
 export const concatFloats = (arrays) => {
   const out = new Float32Array(arrays.reduce((a, x) => a + x.length, 0));
@@ -196,22 +206,13 @@ export class Classifier {
     return net;
   }
 
-  /** Adds a class after construction (before training). */
-  addClass(label) {
-    if (this.labels.includes(label)) throw new EngineError(`class '${label}' exists already`);
-    this.labels.push(label);
-    if (this.net) this.mod.x.tt_net_free(this.net);
-    this.net = 0; // rebuilt for the new class count at fit()
-  }
-
   /**
    * Runs the frozen part on an image (and its augmented views) and caches the result.
    * An unreadable image is skipped and recorded, not thrown: returns false with the reason
    * in `skipped`.
    */
   addImage(bytes, label, name = `image ${this.images.length + this.skipped.length + 1}`) {
-    const k = typeof label === 'number' ? label : this.labels.indexOf(label);
-    if (k < 0 || k >= this.labels.length) throw new EngineError(`unknown class '${label}'`);
+    const k = this._classIndex(label);
     try {
       let data = this.model.embedViews(bytes, { views: this.views, augment: this.augment, rng: this._rng, upto: this.cacheBoundary });
       if (this.half) data = toHalf(this.mod, data);
@@ -222,6 +223,28 @@ export class Classifier {
       this.skipped.push({ name, reason: e.message });
       return false;
     }
+  }
+
+  /**
+   * Adds an image's activations computed elsewhere (a feature cache, a worker): what
+   * addImage caches, `views` views at this classifier's cache boundary (float32, or half
+   * precision as a Uint16Array). Throws an EngineError for an unknown class or data of
+   * another size.
+   */
+  addFeatures(data, label, name = `image ${this.images.length + this.skipped.length + 1}`) {
+    const k = this._classIndex(label);
+    const per = size(this.model.layers[this.cacheBoundary].shape) * this.views;
+    if (!(data instanceof Float32Array || data instanceof Uint16Array) || data.length !== per) {
+      throw new EngineError(`image '${name}' holds ${data?.length} floats, not the ${per} of ${this.views} view(s) at the cut`);
+    }
+    this.images.push({ label: k, name, data: this.half && data instanceof Float32Array ? toHalf(this.mod, data) : data });
+  }
+
+  // A class name or index as its index; an unknown one is an error naming it.
+  _classIndex(label) {
+    const k = typeof label === 'number' ? label : this.labels.indexOf(label);
+    if (!Number.isInteger(k) || k < 0 || k >= this.labels.length) throw new EngineError(`unknown class '${label}'`);
+    return k;
   }
 
   counts() {
@@ -248,11 +271,8 @@ export class Classifier {
    */
   async fit(opts = {}) {
     const o = { ...TRAIN_DEFAULTS, ...opts };
-    const counts = this.counts();
-    if (this.labels.length < 2) throw new EngineError(`training needs at least 2 classes; there ${this.labels.length === 1 ? 'is 1' : `are ${this.labels.length}`}`);
-    const empty = this.labels.filter((_, k) => counts[k] === 0);
-    if (empty.length) throw new EngineError(`class${empty.length > 1 ? 'es' : ''} ${empty.map((l) => `'${l}'`).join(', ')} ha${empty.length > 1 ? 've' : 's'} no images`);
-    if (!this.mod.abi.has('optimizer', o.optimizer)) throw new EngineError(`unknown optimizer '${o.optimizer}' (adam, adamw, sgd)`);
+    checkTrainable(this.labels, this.counts());
+    if (!this.mod.abi.has('optimizer', o.optimizer)) throw new EngineError(`unknown optimizer '${o.optimizer}' (${Object.keys(this.mod.abi.enums.optimizer).join(', ')})`);
     const per = size(this.model.layers[this.cacheBoundary].shape) * this.views;
     const odd = this.images.find((im) => im.data?.length !== per);
     if (odd) throw new EngineError(`image '${odd.name}' holds ${odd.data?.length} floats, not the ${per} of ${this.views} view(s) at the cut`);

@@ -1,5 +1,6 @@
-// The page's engine worker (a module worker): owns the engine, the backbone, the image
-// set and the classifier, so that decoding, embedding and training never block the page.
+// The library's engine worker (a module worker; "tinytune/worker", driven by client.mjs):
+// owns the engine, the backbone, the image set and the classifier, so that decoding,
+// embedding and training never block the page.
 //
 // Protocol. The page posts { id, type, args }; the worker answers each with
 //   { id, ok: true, result }  or  { id, ok: false, error: { name, message, code } }
@@ -24,8 +25,6 @@
 //                                        -> Classifier.evaluate's report on a labelled test set (a label the model lacks: its error)
 //   save                                 -> { bytes: Uint8Array (transferred), labels, backbone }
 //   load {bytes}                         -> { labels, report, meta }; a file made on another backbone is refused
-//   status                               -> counts of images, pending; `computed`: features computed by the engine (not read
-//                                           from the feature cache) since the worker started; the engine's wasm memory in bytes
 // Other events: 'embedded' {id, pending} as features are computed, 'skipped'
 // {id, name, reason} when a stored image turns out unreadable.
 //
@@ -35,7 +34,7 @@
 // embedded one by one in the background, so Train usually starts on cached features.
 // Training yields between small groups of batches (Classifier.fit), so 'cancel' arrives.
 import { createEngine, EngineError } from './engine.mjs';
-import { Classifier, trainableRange } from './transfer.mjs';
+import { Classifier, trainableRange, checkTrainable } from './transfer.mjs';
 import { FeatureCache } from './featurecache.mjs';
 import { tfjsFiles } from './export-tfjs.mjs';
 
@@ -48,7 +47,6 @@ const S = {
   classifier: null,
   abort: null, // AbortController of the running train
   cache: FeatureCache.open(), // a promise: features kept in IndexedDB across reloads
-  computed: 0, // embeddings the engine ran (cache misses)
 };
 
 const post = (msg, transfer) => self.postMessage(msg, transfer ?? []);
@@ -124,7 +122,6 @@ async function embed(rec) {
       const bytes = await toBytes(rec.blob);
       if (S.cfg !== cfg || !S.images.has(rec.id)) return;
       rec.data = S.model.embedViews(bytes, { views: cfg.views, augment: cfg.augment, rng: cfg.rng, upto: cfg.boundary });
-      S.computed++;
       cache.put(ckey, rec.id, rec.data);
     }
     rec.key = cfg.key;
@@ -181,13 +178,11 @@ const handlers = {
 
   async train({ classes, settings = {} }) {
     needModel();
-    if (!Array.isArray(classes) || classes.length < 2) {
-      throw new EngineError(`training needs at least 2 classes; there ${classes?.length === 1 ? 'is 1' : `are ${classes?.length ?? 0}`}`);
-    }
+    if (!Array.isArray(classes)) throw new EngineError('train needs the list of classes');
     const counts = new Map(classes.map((c) => [c.id, 0]));
     for (const r of S.images.values()) if (counts.has(r.classId)) counts.set(r.classId, counts.get(r.classId) + 1);
-    const empty = classes.filter((c) => !counts.get(c.id));
-    if (empty.length) throw new EngineError(`class${empty.length > 1 ? 'es' : ''} ${empty.map((c) => `'${c.name}'`).join(', ')} ha${empty.length > 1 ? 've' : 's'} no images`);
+    // fit()'s own checks, before the images are embedded rather than after
+    checkTrainable(classes.map((c) => c.name), classes.map((c) => counts.get(c.id)));
     const cfg = configure(settings);
     const ac = new AbortController();
     S.abort = ac;
@@ -209,9 +204,8 @@ const handlers = {
       const index = new Map(classes.map((c, k) => [c.id, k]));
       const c = new Classifier(m, { labels: classes.map((x) => x.name), blocks: cfg.blocks, augment: cfg.augment, views: cfg.views, seed: cfg.seed });
       try {
-        // The cached features go straight into the classifier's image list ({label, name, data}),
-        // exactly what its addImage would have computed under this config.
-        for (const r of S.images.values()) if (index.has(r.classId) && r.key === cfg.key) c.images.push({ label: index.get(r.classId), name: r.name, data: r.data });
+        // The features computed (or cached) under this config: what its addImage would compute.
+        for (const r of S.images.values()) if (index.has(r.classId) && r.key === cfg.key) c.addFeatures(r.data, index.get(r.classId), r.name);
         const epochs = Math.max(1, Math.round(Number(settings.epochs ?? 30)));
         const report = await c.fit({
           epochs, learningRate: settings.learningRate == null ? undefined : Number(settings.learningRate),
@@ -279,11 +273,6 @@ const handlers = {
     if (S.classifier) S.classifier.dispose();
     S.classifier = null;
     return true;
-  },
-
-  status() {
-    return { images: S.images.size, pending: pendingImages().length, trained: !!S.classifier, model: S.modelId, computed: S.computed,
-      memory: S.engine?.memoryBytes() ?? 0 };
   },
 };
 
