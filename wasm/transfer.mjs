@@ -1,12 +1,18 @@
 // Transfer learning on a loaded backbone: cache the frozen part's output for each image
 // (and augmented views of it), train the last K blocks plus a new head in the engine,
 // predict, save and reload. The same code runs in Node, in the CLI and in the page's worker.
+// Longer than most files (~680 lines) because it is one class whose parts (the cache, the
+// fit / auto mode / refit loop, calibration, "none of these") all work on the same state:
+// its nets, cached activations and labels. What stands apart lives beside it: the saved
+// file in classifier-file.mjs, the exporters in export-*.mjs.
 import { EngineError } from './errors.mjs';
 import { readOps } from './export-ops.mjs';
 import { exportTfjs } from './export-tfjs.mjs';
 import { exportOnnx } from './export-onnx.mjs';
+import { FILE_FORMAT, writeClassifier, openClassifier, checkClassifier, floatsToBase64, readUnknown } from './classifier-file.mjs';
 
-const FILE_FORMAT = 'tinytune-classifier';
+export { readClassifierInfo } from './classifier-file.mjs';
+
 
 export const TRAIN_DEFAULTS = {
   // learningRate null: 2e-3 for a head alone, 5e-4 once backbone blocks train (measured on
@@ -68,34 +74,6 @@ export function trainableRange(model, blocks, cut = model.cut) {
   return { first, boundary: first - 1 };
 }
 
-// Parses and checks a saved classifier: the engine validates the file and rebuilds its
-// net; the metadata must be ours and of a version we read.
-function openFile(m, bytes) {
-  const { net, meta } = m.scoped((take) => {
-    const dp = take(m.put(bytes)), out = take(m.alloc(12));
-    m.check(m.x.tt_model_load(dp, bytes.length, out));
-    const [net, off, len] = m.i32.slice(out >> 2, (out >> 2) + 3); // see tt_model_load
-    return { net, meta: new TextDecoder().decode(m.u8.slice(dp + off, dp + off + len)) };
-  });
-  try {
-    let info;
-    try { info = JSON.parse(meta); } catch { throw new EngineError('saved model metadata is not valid JSON'); }
-    if (info.format !== FILE_FORMAT) throw new EngineError(`not a tinytune classifier (format '${info.format}')`);
-    if (info.version !== 1) throw new EngineError(`saved classifier has version ${info.version}; this engine reads version 1`);
-    return { net, info };
-  } catch (e) {
-    m.x.tt_net_free(net);
-    throw e;
-  }
-}
-
-/** A saved classifier's metadata (labels, backbone id and hash, settings, metrics), without loading it. */
-export function readClassifierInfo(engine, bytes) {
-  const { net, info } = openFile(engine.mod, bytes);
-  engine.mod.x.tt_net_free(net);
-  return info;
-}
-
 /**
  * Refuses a training set fit() cannot train on (fewer than 2 classes, a class without
  * images), naming the classes. labels: class names; counts: images per class.
@@ -113,29 +91,6 @@ export const concatFloats = (arrays) => {
   for (const x of arrays) out.set(x, at), (at += x.length);
   return out;
 };
-const toBase64 = (f32) => {
-  const b = new Uint8Array(f32.buffer, f32.byteOffset, f32.byteLength);
-  let s = '';
-  for (let i = 0; i < b.length; i += 0x8000) s += String.fromCharCode(...b.subarray(i, i + 0x8000));
-  return btoa(s);
-};
-
-// The "none of these" data of a saved classifier, checked: a crafted file can say anything.
-function readUnknown(u, classes, features) {
-  const bad = (why) => new EngineError(`saved classifier: its "none of these" data ${why}`);
-  if (typeof u.threshold !== 'number' || !Number.isFinite(u.threshold)) throw bad('has no finite threshold');
-  const floats = (b64, n, what) => {
-    let bytes;
-    try { bytes = Uint8Array.from(atob(b64), (ch) => ch.charCodeAt(0)); } catch { throw bad('is not base64'); }
-    if (bytes.length !== n * 4) throw bad(`holds ${bytes.length} bytes, not the ${n * 4} of ${what}`);
-    const f = new Float32Array(bytes.buffer);
-    if (!f.every(Number.isFinite)) throw bad('holds a non-finite value');
-    return f;
-  };
-  const all = floats(u.centroids, classes * features, `${classes} classes x ${features} features`);
-  return { threshold: u.threshold, centroids: Array.from({ length: classes }, (_, k) => all.subarray(k * features, (k + 1) * features)) };
-}
-
 export class Classifier {
   /**
    * opts: labels (class names), blocks (K, default 0), hidden (units of a hidden ReLU
@@ -643,7 +598,6 @@ export class Classifier {
   /** Everything needed to use the result again, in one file. */
   save() {
     if (!this.net) throw new EngineError('nothing to save: this classifier has not been trained');
-    const m = this.mod;
     const meta = {
       format: FILE_FORMAT, version: 1, labels: this.labels,
       backbone: { id: this.model.id, hash: this.model.weightHash, inputShape: this.model.inputShape },
@@ -655,45 +609,21 @@ export class Classifier {
       metrics: this.report ? { validationAccuracy: this.report.validationAccuracy, bestEpoch: this.report.bestEpoch,
         perClassAccuracy: this.report.perClassAccuracy, confusion: this.report.confusion, history: this.report.history } : null,
       calibration: { temperature: this.temperature ?? 1 },
-      unknown: this.unknown ? { threshold: this.unknown.threshold, centroids: toBase64(concatFloats(this.unknown.centroids)) } : null,
+      unknown: this.unknown ? { threshold: this.unknown.threshold, centroids: floatsToBase64(concatFloats(this.unknown.centroids)) } : null,
       created: new Date().toISOString(),
     };
-    const bytes = new TextEncoder().encode(JSON.stringify(meta));
-    return m.scoped((take) => {
-      const mp = take(m.put(bytes)), out = take(m.alloc(8));
-      m.check(m.x.tt_model_save(this.net, mp, bytes.length, out));
-      const [p, n] = m.i32.slice(out >> 2, (out >> 2) + 2);
-      take(p);
-      return m.u8.slice(p, p + n);
-    });
+    return writeClassifier(this.mod, this.net, meta);
   }
 
-  /** Reads a saved classifier onto a loaded backbone; refuses a file made on another. */
+  /**
+   * Reads a saved classifier onto a loaded backbone; refuses a file made on another, and
+   * one whose metadata disagrees with its net (classifier-file.mjs).
+   */
   static load(model, bytes) {
-    const { net, info } = openFile(model.mod, bytes);
+    const { net, info } = openClassifier(model.mod, bytes);
     try {
-      if (info.backbone?.hash !== model.weightHash) {
-        throw new EngineError(`this classifier was trained on backbone '${info.backbone?.id}' (weights ${info.backbone?.hash}); ` +
-          `the loaded backbone is '${model.id}' (weights ${model.weightHash})`);
-      }
-      // A fully convolutional backbone loads at several input sizes (loadModel's
-      // inputSize), with the same weights but other features.
-      const trainedAt = info.backbone?.inputShape; // not `size`: that is the shape helper, used below
-      if (Array.isArray(trainedAt) && trainedAt.join() !== model.inputShape.join()) {
-        throw new EngineError(`this classifier was trained on '${info.backbone.id}' at a ${trainedAt.join('x')} input; ` +
-          `the loaded backbone runs at ${model.inputShape.join('x')} (load it with inputSize ${trainedAt[0]})`);
-      }
-      // The checksum only catches accidents; a crafted file can say anything, so the
-      // metadata must agree with the net the engine rebuilt before anything runs.
-      const labels = info.labels;
-      if (!Array.isArray(labels) || labels.length < 1 || !labels.every((l) => typeof l === 'string')) {
-        throw new EngineError('saved classifier: its labels are not a list of class names');
-      }
-      const last = model.mod.x.tt_net_count(net) - 1;
-      const outShape = model.shapeOf(net, last), inShape = model.shapeOf(net, 0);
-      if (outShape.join() !== `1,1,${labels.length}`) {
-        throw new EngineError(`saved classifier: ${labels.length} labels for a net with ${outShape.join('x')} outputs`);
-      }
+      const labels = checkClassifier(model, net, info);
+      const inShape = model.shapeOf(net, 0);
       const c = new Classifier(model, { labels, cut: info.cut, blocks: info.blocks, hidden: info.head?.hidden ?? 0,
         dropout: info.head?.dropout ?? 0, augment: info.augment, views: info.views, seed: info.seed, _net: net });
       if (model.layers[c.boundary].name !== info.boundary || c.inputShape.join() !== inShape.join()) {
