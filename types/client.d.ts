@@ -75,6 +75,7 @@ export interface WorkerRequests {
   /** Classifier.evaluate on labelled images (a label the model lacks: its error, naming it). */
   evaluate: [{ items: { label: string; name?: string; bytes: Uint8Array | ArrayBuffer | Blob }[] }, Evaluation];
   load: [{ bytes: Uint8Array | ArrayBuffer | Blob }, { labels: string[]; report: FitReport | null; meta: Record<string, unknown>; backbone: string | null }];
+  status: [Record<string, never>, { images: number; pending: number; trained: boolean; model: string | null }];
 }
 
 /** The worker's raw protocol: one promise per request, listeners for events. */
@@ -144,5 +145,7 @@ export class TinytuneClient extends EngineClient {
   load(bytes: Uint8Array | ArrayBuffer | Blob): Promise<{ labels: string[]; report: FitReport | null; meta: Record<string, unknown>; backbone: string | null }>;
   /** Drops every image and the classifier. */
   reset(): Promise<true>;
+  /** Counts of images and pending embeddings, and whether a classifier is trained. */
+  status(): Promise<{ images: number; pending: number; trained: boolean; model: string | null }>;
 }
 

@@ -150,4 +150,7 @@ export class TinytuneClient extends EngineClient {
 
   /** Drops every image and the classifier. */
   async reset() { this.classes = []; return this.call('reset'); }
+
+  /** Counts of images, pending embeddings, whether a classifier is trained. */
+  status() { return this.call('status'); }
 }

@@ -25,6 +25,8 @@
 //                                        -> Classifier.evaluate's report on a labelled test set (a label the model lacks: its error)
 //   save                                 -> { bytes: Uint8Array (transferred), labels, backbone }
 //   load {bytes}                         -> { labels, report, meta }; a file made on another backbone is refused
+//   status                               -> counts of images, pending; `computed`: features computed by the engine (not read
+//                                           from the feature cache) since the worker started; the engine's wasm memory in bytes
 // Other events: 'embedded' {id, pending} as features are computed, 'skipped'
 // {id, name, reason} when a stored image turns out unreadable.
 //
@@ -47,6 +49,7 @@ const S = {
   classifier: null,
   abort: null, // AbortController of the running train
   cache: FeatureCache.open(), // a promise: features kept in IndexedDB across reloads
+  computed: 0, // embeddings the engine ran (cache misses)
 };
 
 const post = (msg, transfer) => self.postMessage(msg, transfer ?? []);
@@ -122,6 +125,7 @@ async function embed(rec) {
       const bytes = await toBytes(rec.blob);
       if (S.cfg !== cfg || !S.images.has(rec.id)) return;
       rec.data = S.model.embedViews(bytes, { views: cfg.views, augment: cfg.augment, rng: cfg.rng, upto: cfg.boundary });
+      S.computed++;
       cache.put(ckey, rec.id, rec.data);
     }
     rec.key = cfg.key;
@@ -178,7 +182,7 @@ const handlers = {
 
   async train({ classes, settings = {} }) {
     needModel();
-    if (!Array.isArray(classes)) throw new EngineError('train needs the list of classes');
+    if (!Array.isArray(classes)) classes = [];
     const counts = new Map(classes.map((c) => [c.id, 0]));
     for (const r of S.images.values()) if (counts.has(r.classId)) counts.set(r.classId, counts.get(r.classId) + 1);
     // fit()'s own checks, before the images are embedded rather than after
@@ -273,6 +277,11 @@ const handlers = {
     if (S.classifier) S.classifier.dispose();
     S.classifier = null;
     return true;
+  },
+
+  status() {
+    return { images: S.images.size, pending: pendingImages().length, trained: !!S.classifier, model: S.modelId, computed: S.computed,
+      memory: S.engine?.memoryBytes() ?? 0 };
   },
 };
 
