@@ -5,8 +5,24 @@ EMCC    ?= emcc
 CFLAGS  ?= -O2 -g
 CFLAGS  += -std=c99 -Wall -Wextra -Wno-unused-parameter -Isrc
 EMFLAGS  = -O3 -std=c99 -Wall -Isrc -sSTANDALONE_WASM --no-entry -sALLOW_MEMORY_GROWTH=1 \
-           -sINITIAL_MEMORY=33554432 -sMAXIMUM_MEMORY=2147483648 -sTOTAL_STACK=1048576
+           -sINITIAL_MEMORY=33554432 -sMAXIMUM_MEMORY=2147483648 -sTOTAL_STACK=1048576 $(EXPORT_FLAGS)
 export NODE_PATH ?= /usr/share/nodejs
+
+# The module's exports, each under its C name. src/api.c holds the few that exist only
+# for the module; src/abi.h declares the structs they take and return and the enum
+# names JS uses (tt_abi). tt_bench_kernel exports itself (src/kernels/microbench.c).
+EXPORTS = tt_abi tt_last_error tt_last_code tt_alloc tt_free tt_hash \
+  tt_threads tt_threads_lend tt_threads_stop tt_threads_crashed tt_threads_lost tt_test_crash_thread \
+  tt_net_create tt_net_free tt_net_add tt_net_fold_bn tt_net_quantized tt_net_forward tt_net_count \
+  tt_net_op tt_net_activation_bytes tt_net_slice tt_net_add_dense tt_weights_decode \
+  tt_img_decode tt_img_from_pixels tt_img_delete tt_img_sample tt_img_sample_aug tt_rng_new \
+  tt_train_defaults tt_trainer_new tt_trainer_new_half tt_trainer_run tt_trainer_stop \
+  tt_trainer_confusion tt_trainer_validation tt_trainer_free tt_predict tt_f16_pack \
+  tt_model_save tt_model_load
+comma := ,
+empty :=
+space := $(empty) $(empty)
+EXPORT_FLAGS = -sEXPORTED_FUNCTIONS=$(subst $(space),$(comma),$(addprefix _,$(strip $(EXPORTS))))
 
 SRC      = $(wildcard src/*.c src/kernels/*.c)
 HDR      = $(wildcard src/*.h src/kernels/*.h src/third_party/*.h)
@@ -69,7 +85,7 @@ build/tinytune-relaxed.wasm: $(SRC) $(HDR) tools/relaxed_fma.mjs
 MTCFLAGS = -O3 -std=c99 -Wall -Isrc -pthread -msimd128
 MTLINK   = -O2 -pthread -msimd128 -Wno-pthreads-mem-growth --no-entry -sALLOW_MEMORY_GROWTH=1 \
            -sINITIAL_MEMORY=33554432 -sMAXIMUM_MEMORY=2147483648 -sTOTAL_STACK=1048576 \
-           -sENVIRONMENT=web,worker,node
+           -sENVIRONMENT=web,worker,node $(EXPORT_FLAGS)
 MT_OBJ   = $(patsubst %.c,build/mt/simd/%.o,$(SRC))
 MT_ROBJ  = $(patsubst %.c,build/mt/relaxed/%.o,$(SRC))
 build/mt/simd/%.o: %.c $(HDR)
@@ -101,7 +117,7 @@ build/test_%.wasm: tests/c/test_%.c tests/c/check.h $(SRC) $(HDR)
 	$(EMCC) -O2 -std=c99 -Isrc -Itests/c -msimd128 -sSTANDALONE_WASM -sALLOW_MEMORY_GROWTH=1 -o $@ $< $(filter-out src/api.c,$(SRC))
 
 models: models/.built
-models/.built: models/build.mjs models/zoo.json wasm/tfjs.mjs node_modules/nsfwjs/package.json
+models/.built: models/build.mjs models/zoo.json $(wildcard wasm/tfjs*.mjs) node_modules/nsfwjs/package.json
 	node models/build.mjs
 	@touch $@
 

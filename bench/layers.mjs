@@ -19,8 +19,6 @@ const N = Number(o.batch), RUNS = Number(o.runs);
 const engine = await createEngine({ ...(o.threads ? { threads: Number(o.threads) } : {}), ...(o.simd ? { simd: o.simd === 'true' } : {}), ...(o.wasm ? { url: new URL(o.wasm, `file://${process.cwd()}/`) } : {}) });
 const model = await engine.loadModel(modelDir(o.model), { integer: !o.float });
 const m = engine.mod;
-const OP_TYPES = { conv2d: 1, depthwise: 2, dense: 3, add: 4, avgpool: 5, act: 6, softmax: 7, affine: 8, dropout: 9 };
-const ACTS = { none: 0, relu: 1, relu6: 2 };
 const median = (xs) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
 // Per op, the fastest sample: on a shared machine it is the least disturbed one.
 const best = (xs) => Math.min(...xs);
@@ -36,32 +34,32 @@ const rows = [];
 model.parsed.ops.forEach((op, i) => {
   if (i === 0) return;
   const [h, w, c] = model.layers[op.inputs[0]].shape, out = model.layers[i].shape;
-  const type = OP_TYPES[op.type];
-  const [kh, kw] = op.kernel ?? [0, 0], [sh, sw] = op.strides ?? [0, 0];
+  const [kh, kw] = op.kernel ?? [0, 0], [sh, sw] = op.strides ?? [0, 0], [pt, pb, pl, pr] = op.pads ?? [0, 0, 0, 0];
   const wn = op.type === 'conv2d' ? kh * kw * c * op.channels : op.type === 'depthwise' ? kh * kw * c
     : op.type === 'dense' ? h * w * c * op.channels : 0;
-  const net = m.ptr(m.x.tt_net_new(h, w, c));
-  const ints = [type, 0, 0, kh, kw, sh, sw, op.padding === 'same' ? 1 : 0, ...(op.pads ?? [0, 0, 0, 0]), op.channels ?? 0, ACTS[op.act ?? 'none']];
+  const net = m.ptr(m.x.tt_net_create(h, w, c));
   // Pointwise weights as uint8 codes (like the real ones), so they run as the engine runs
   // them: by the integer GEMM, unless --float.
   const codes = !o.float && op.type === 'conv2d' && kh === 1;
   const Q = { min: -0.128, scale: 0.001 };
   const wp = !wn ? 0 : codes ? m.put(new Float32Array(wn).map((_, i) => ((i * 37) % 256) * Q.scale + Q.min)) : rand(wn);
-  m.scoped((t) => m.check(m.x.tt_net_add_op(net, t(m.putString(op.name)), t(m.putInts(ints)), op.scale ?? 1, op.offset ?? 0, wp, wn, 0, 0)));
-  if (codes) m.check(m.x.tt_net_quant(net, 1, Q.min, Q.scale));
+  m.scoped((t) => m.check(m.x.tt_net_add(net, t(m.putString(op.name)), t(m.struct('op_desc', { type: m.abi.value('op', op.type),
+    kh, kw, sh, sw, same: op.padding === 'same' ? 1 : 0, pt, pb, pl, pr, channels: op.channels ?? 0,
+    act: m.abi.value('act', op.act ?? 'none'), scale: op.scale ?? 1, offset: op.offset ?? 0 })), wp, wn, 0, 0)));
+  if (codes) m.check(m.x.tt_net_quantized(net, 1, Q.min, Q.scale));
   m.free(wp);
   const x = rand(N * h * w * c);
-  for (let r = 0; r < 3; r++) m.x.tt_net_run(net, x, N, -1);
+  for (let r = 0; r < 3; r++) m.x.tt_net_forward(net, x, N, -1);
   const ts = [];
   // Enough repetitions per sample that tiny ops are not measured at timer resolution.
-  const t0 = performance.now(); m.x.tt_net_run(net, x, N, -1); const once = performance.now() - t0;
+  const t0 = performance.now(); m.x.tt_net_forward(net, x, N, -1); const once = performance.now() - t0;
   const reps = Math.max(1, Math.ceil(2 / Math.max(once, 1e-3)));
   for (let r = 0; r < RUNS; r++) {
     const a = performance.now();
-    for (let k = 0; k < reps; k++) m.x.tt_net_run(net, x, N, -1);
+    for (let k = 0; k < reps; k++) m.x.tt_net_forward(net, x, N, -1);
     ts.push((performance.now() - a) / reps);
   }
-  m.free(x); m.x.tt_net_delete(net);
+  m.free(x); m.x.tt_net_free(net);
   const macs = op.type === 'conv2d' || op.type === 'dense' ? size(out) * (wn / op.channels)
     : op.type === 'depthwise' ? size(out) * kh * kw : 0;
   const kind = op.type === 'conv2d' ? (kh === 1 ? (op.act === 'relu6' ? 'pw expand' : 'pw project') : 'stem conv')
@@ -90,7 +88,7 @@ if (o.prefix) {
   const pre = [0];
   model.runInput(x, N); // leaves x in the model's input buffer
   // Straight through the export, not runInput: that copies the last op's output out.
-  const run = (last) => m.x.tt_net_run(model.net, model._input, N, last);
+  const run = (last) => m.x.tt_net_forward(model.net, model._input, N, last);
   for (let i = 1; i < model.layers.length; i++) {
     const ts = [];
     for (let r = 0; r < RUNS; r++) { const a = performance.now(); run(i); ts.push(performance.now() - a); }

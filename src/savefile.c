@@ -2,6 +2,7 @@
    checksummed file. The reader treats every byte as hostile: each length is checked
    against what remains before it is used, and the net is rebuilt through tt_net_add so
    shapes and weight counts are validated exactly as at load. */
+#include "abi.h"
 #include "net.h"
 #include "tt.h"
 #include "weights.h"
@@ -10,7 +11,9 @@
 #include <string.h>
 
 static const char MAGIC[8] = {'T', 'T', 'M', 'O', 'D', 'E', 'L', 0};
-#define DESC_INTS 14
+/* An op's descriptor is stored as its members in src/abi.h's order, 4 bytes each. */
+#define ONE_(m, kind) +1
+#define DESC_BYTES (4 * (0 TT_ABI_OP_DESC(ONE_)))
 #define MAX_META (1u << 20)
 
 typedef struct { uint8_t *p; size_t n, cap; int oom; } wbuf;
@@ -33,11 +36,9 @@ static void put32(wbuf *b, uint32_t v) {
 }
 static void putf(wbuf *b, float f) { uint32_t u; memcpy(&u, &f, 4); put32(b, u); }
 
-static void desc_ints(const tt_op_desc *d, int32_t *v) {
-  int32_t t[DESC_INTS] = {d->type, d->in0, d->in1, d->kh, d->kw, d->sh, d->sw, d->same,
-                          d->pt, d->pb, d->pl, d->pr, d->channels, d->act};
-  memcpy(v, t, sizeof t);
-}
+#define PUT_i32(b, x) put32(b, (uint32_t)(x))
+#define PUT_f32(b, x) putf(b, x)
+#define PUT_DESC_(m, kind) PUT_##kind(&b, o->d.m);
 
 int tt_save(const tt_net *net, const uint8_t *meta, size_t meta_len, uint8_t **out, size_t *out_len) {
   if (meta_len > MAX_META) return tt_fail(TT_EINVAL, "model metadata is %zu bytes, the limit is %u", meta_len, MAX_META);
@@ -51,13 +52,10 @@ int tt_save(const tt_net *net, const uint8_t *meta, size_t meta_len, uint8_t **o
   put32(&b, (uint32_t)in->h), put32(&b, (uint32_t)in->w), put32(&b, (uint32_t)in->c);
   for (int i = 1; i < tt_net_count(net); i++) {
     const tt_op *o = tt_net_op(net, i);
-    int32_t v[DESC_INTS];
-    desc_ints(&o->d, v);
     uint8_t nl = (uint8_t)strlen(o->name);
     put(&b, &nl, 1);
     put(&b, o->name, nl);
-    for (int k = 0; k < DESC_INTS; k++) put32(&b, (uint32_t)v[k]);
-    putf(&b, o->d.scale), putf(&b, o->d.offset);
+    TT_ABI_OP_DESC(PUT_DESC_)
     put32(&b, (uint32_t)o->wn), put32(&b, (uint32_t)o->bn);
     for (size_t k = 0; k < o->wn; k++) putf(&b, o->wt[k]);
     for (size_t k = 0; k < o->bn; k++) putf(&b, o->bias[k]);
@@ -88,6 +86,15 @@ static int getf(rbuf *r, float *f) {
   memcpy(f, &u, 4);
   return 1;
 }
+static int geti(rbuf *r, int *i) {
+  uint32_t u;
+  if (!get32(r, &u)) return 0;
+  *i = (int32_t)u;
+  return 1;
+}
+#define GET_i32 geti
+#define GET_f32 getf
+#define GET_DESC_(m, kind) ok = ok && GET_##kind(&r, &d.m);
 
 /* Whether the records need more bytes than the file has: on a checksum mismatch, tells a
    file cut short (an incomplete download) from one with damaged bytes. */
@@ -108,8 +115,8 @@ static int cut_short(const uint8_t *d, size_t len) {
     size_t nl = d[at++];
     if (nl > len - at) return 1;
     at += nl;
-    if (len - at < DESC_INTS * 4 + 16) return 1;
-    at += DESC_INTS * 4 + 8;
+    if (len - at < DESC_BYTES + 8) return 1;
+    at += DESC_BYTES;
     uint64_t wb = ((uint64_t)rd32(d + at) + rd32(d + at + 4)) * 4;
     at += 8;
     if (wb > len - at) return 1;
@@ -156,17 +163,13 @@ int tt_load(const uint8_t *data, size_t len, tt_net **netp, const uint8_t **meta
     if (nl >= sizeof name || nl > r.n - r.at) { rc = TRUNC(); break; }
     memcpy(name, r.p + r.at, nl), name[nl] = 0;
     r.at += nl;
-    uint32_t v[DESC_INTS], wn, bn;
-    tt_op_desc d;
+    uint32_t wn, bn;
+    tt_op_desc d = {0};
     int ok = 1;
-    for (int k = 0; k < DESC_INTS; k++) ok &= get32(&r, &v[k]);
-    ok = ok && getf(&r, &d.scale) && getf(&r, &d.offset) && get32(&r, &wn) && get32(&r, &bn);
+    TT_ABI_OP_DESC(GET_DESC_)
+    ok = ok && get32(&r, &wn) && get32(&r, &bn);
     if (!ok) { rc = TRUNC(); break; }
     if ((size_t)wn > (r.n - r.at) / 4 || (size_t)bn > (r.n - r.at - (size_t)wn * 4) / 4) { rc = TRUNC(); break; }
-    d.type = (int32_t)v[0], d.in0 = (int32_t)v[1], d.in1 = (int32_t)v[2], d.kh = (int32_t)v[3];
-    d.kw = (int32_t)v[4], d.sh = (int32_t)v[5], d.sw = (int32_t)v[6], d.same = (int32_t)v[7];
-    d.pt = (int32_t)v[8], d.pb = (int32_t)v[9], d.pl = (int32_t)v[10], d.pr = (int32_t)v[11];
-    d.channels = (int32_t)v[12], d.act = (int32_t)v[13];
     w = malloc((size_t)wn * 4 + 4), b = malloc((size_t)bn * 4 + 4);
     if (!w || !b) { rc = tt_fail(TT_ENOMEM, "out of memory reading the saved model"); break; }
     for (uint32_t k = 0; k < wn; k++) getf(&r, &w[k]);

@@ -23,6 +23,9 @@ int tt_fail(int code, const char *fmt, ...)
 #endif
     ;
 const char *tt_last_error(void);
+/* The code of that message: what a caller that only saw a NULL returns (a failed
+   tt_net_forward, say) so it reports what failed, not a guess. */
+int tt_last_code(void);
 void tt_clear_error(void);
 
 #endif

@@ -1,3 +1,4 @@
+/* tfjs weight bytes to float32 (see weights.h), and the hash that names a backbone. */
 #include "weights.h"
 #include "tt.h"
 #include <math.h>
@@ -5,7 +6,7 @@
 
 size_t tt_weights_elem_size(int enc) {
   switch (enc) {
-  case TT_W_F32: return 4;
+  case TT_W_F32: case TT_W_I32: return 4;
   case TT_W_F16: case TT_W_U16: return 2;
   case TT_W_U8: return 1;
   default: return 0;
@@ -42,6 +43,7 @@ int tt_weights_decode(const char *name, const uint8_t *src, size_t src_len,
       uint32_t u = (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
       memcpy(&v, &u, 4);
     } break;
+    case TT_W_I32: v = (float)(int32_t)((uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24); break;
     case TT_W_F16: v = half_to_float((uint16_t)(p[0] | p[1] << 8)); break;
     case TT_W_U8: v = (float)((double)p[0] * qscale + qmin); break;
     default: v = (float)((double)(p[0] | p[1] << 8) * qscale + qmin); break;

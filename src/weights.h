@@ -1,13 +1,14 @@
 /* Weight decoding: tfjs stores tensors as float32, float16, or affine-quantised uint8 /
    uint16 (value = q*scale + min, computed in double like tfjs so results match it
-   bit for bit). Decoding happens once at load; the engine computes in
-   float32 only. */
+   bit for bit), and a graph's integer constants (a Mean's axes) as int32. Decoding
+   happens once at load, here only (wasm/engine.mjs calls it for every weight and graph
+   constant); the engine computes in float32 only. */
 #ifndef TT_WEIGHTS_H
 #define TT_WEIGHTS_H
 #include <stddef.h>
 #include <stdint.h>
 
-enum { TT_W_F32 = 0, TT_W_F16 = 1, TT_W_U8 = 2, TT_W_U16 = 3 };
+enum { TT_W_F32 = 0, TT_W_F16 = 1, TT_W_U8 = 2, TT_W_U16 = 3, TT_W_I32 = 4 };
 
 size_t tt_weights_elem_size(int enc); /* 0 for an unknown encoding */
 

@@ -28,10 +28,10 @@ function stillWorks(after) {
   assert.ok(sameBits(e, ref), `after ${after}, the good image no longer embeds as on a fresh engine`);
 }
 
-/** fn must throw an EngineError (or the parser's Error) whose message matches re; then the engine still works. */
+/** fn must throw an EngineError whose message matches re; then the engine still works. */
 function refuses(what, fn, re) {
   assert.throws(fn, (e) => {
-    assert.ok(e instanceof Error, `${what}: threw ${e}`);
+    assert.ok(e instanceof EngineError, `${what}: threw ${e}`);
     assert.ok(!(e instanceof WebAssembly.RuntimeError), `${what}: the engine trapped: ${e.message}`);
     assert.match(e.message, re, `${what}: message`);
     return true;
@@ -41,6 +41,7 @@ function refuses(what, fn, re) {
 
 async function refusesAsync(what, promise, re) {
   await assert.rejects(promise, (e) => {
+    assert.ok(e instanceof EngineError, `${what}: threw ${e}`);
     assert.ok(!(e instanceof WebAssembly.RuntimeError), `${what}: the engine trapped: ${e.message}`);
     assert.match(e.message, re, `${what}: message`);
     return true;

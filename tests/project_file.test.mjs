@@ -1,4 +1,4 @@
-// The project file (.ttproject, wasm/project.mjs) as an untrusted input and as a format
+// The project file (.ttproject, web/project.mjs) as an untrusted input and as a format
 // that must keep opening: the first release's files (tests/fixtures/project/v1.ttproject,
 // a real project with a trained classifier) open unchanged after the format moved to
 // version 2; hostile files get the exact messages README lists; and a seeded mutation run
@@ -8,7 +8,7 @@ import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { pack, unpack, crc32, ProjectFileError, PROJECT_LIMITS } from '../wasm/project.mjs';
+import { pack, unpack, crc32, ProjectFileError, PROJECT_LIMITS } from '../web/project.mjs';
 import { createEngine } from '../wasm/engine.mjs';
 import { Classifier } from '../wasm/transfer.mjs';
 import { ROOT, modelDir, seeded } from './helpers.mjs';

@@ -8,10 +8,11 @@ import { copyFile, mkdtemp, readFile, rm, stat, truncate, unlink, writeFile, app
 import { createServer } from 'node:http';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { fileURLToPath } from 'node:url';
 import {
-  decodeWeight, findOp, loadModelFiles, loadWeights, makeFetcher, parseModel,
+  findOp, loadModelFiles, loadWeights, makeFetcher, parseModel,
 } from '../wasm/tfjs.mjs';
+import { createEngine } from '../wasm/engine.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const MID = join(root, 'models', 'mobilenet_v2_mid');
@@ -179,41 +180,21 @@ describe('loading weights', () => {
     }
   });
 
-  test('loadModelFiles resolves the [0,1] -> [-1,1] affine and decodes weights', async () => {
+  // (The decoding itself, C's tt_weights_decode against tfjs: tests/weights.test.mjs.)
+  test('loadModelFiles reads the files; the engine resolves the [0,1] -> [-1,1] affine from them', async () => {
     const { parsed, weightBytes, json, card } = await loadModelFiles(MID);
     assert.equal(json.format, 'graph-model');
     assert.equal(card.id, 'mobilenet_v2_mid');
     assert.deepEqual(card.labels, LABELS);
     assert.equal(parsed.ops[1].type, 'affine');
-    assert.equal(parsed.ops[1].scale, 2);
-    assert.equal(parsed.ops[1].offset, -1);
-    const stem = decodeWeight(parsed.specs.get(STEM_W), weightBytes);
-    assert.equal(stem.length, 3 * 3 * 3 * 48);
-    assert.ok(stem.every(Number.isFinite));
-    const v = await loadModelFiles(pathToFileURL(join(V2, 'model.json')));
-    // uint8 quantization rounds some tiny variances to exactly 0 (epsilon keeps BN finite)
-    const variance = decodeWeight(v.parsed.specs.get('bn_Conv1/moving_variance'), v.weightBytes);
-    assert.ok(variance.every((x) => x >= 0) && variance.some((x) => x > 0));
-  });
-
-  test('decodeWeight matches tfjs bit for bit', async (t) => {
-    let tf;
-    try {
-      tf = await import('@tensorflow/tfjs-core');
-      await import('@tensorflow/tfjs-backend-cpu');
-    } catch {
-      t.skip('@tensorflow/tfjs-core is not installed');
-      return;
-    }
-    for (const dir of [MID, V2]) {
-      const { json, parsed, weightBytes } = await loadModelFiles(dir);
-      const specs = json.weightsManifest.flatMap((g) => g.weights);
-      const ref = tf.io.decodeWeights(weightBytes.slice().buffer, specs);
-      for (const spec of parsed.specs.values()) {
-        assert.deepEqual(decodeWeight(spec, weightBytes), ref[spec.name].dataSync(), spec.name);
-        ref[spec.name].dispose();
-      }
-    }
+    assert.equal(parsed.ops[1].scale, null); // a graph constant, until decoded
+    const spec = parsed.specs.get(STEM_W);
+    assert.ok(spec.offset + spec.byteLength <= weightBytes.length);
+    const engine = await createEngine({ threads: 1 });
+    const model = await engine.loadModel(MID);
+    assert.deepEqual([model.parsed.ops[1].scale, model.parsed.ops[1].offset], [2, -1]);
+    assert.deepEqual(model.layers[1].shape, [224, 224, 3]);
+    model.dispose();
   });
 
   test('over http, with a 404 for a missing shard', async () => {
@@ -250,7 +231,7 @@ describe('refusals', () => {
   test('model.json that is not JSON', async () => {
     const dir = await copyModel(MID);
     await writeFile(join(dir, 'model.json'), '{"modelTopology": ');
-    await assert.rejects(loadModelFiles(dir), /^Error: model\.json at .*model\.json is not valid JSON: /);
+    await assert.rejects(loadModelFiles(dir), /^EngineError: model\.json at .*model\.json is not valid JSON: /);
   });
 
   test('JSON without modelTopology', async () => {
@@ -389,7 +370,7 @@ describe('refusals', () => {
   test('batch norm or padding that cannot be fused', () => {
     const layers = (j) => j.modelTopology.model_config.config.layers;
     assert.throws(bad((j) => { layers(j).find((l) => l.name === 'block_1_expand_BN').inbound_nodes = [[['expanded_conv_project_BN', 0, 0, {}]]]; }, v2Json),
-      /^Error: bn 'block_1_expand_BN' cannot be folded into the op before it/);
+      /^EngineError: bn 'block_1_expand_BN' cannot be folded into the op before it/);
     assert.throws(bad((j) => { layers(j).find((l) => l.name === 'block_1_depthwise').config.padding = 'same'; }, v2Json),
       { message: "pad 'block_1_pad' is not followed only by 'valid' convolutions; standalone padding is not supported" });
   });

@@ -173,7 +173,9 @@ test('bad input: empty class, one class, unreadable images, NaN loss, unknown fi
   });
   const after = d.predict(set.test[0].pixels);
   assert.ok(after.every((p) => Number.isFinite(p.probability)), 'weights are not finite after the NaN stop');
-  assert.ok(before.length === after.length);
+  // still a distribution over every class, as before the failed fit
+  assert.deepEqual(after.map((p) => p.label).sort(), before.map((p) => p.label).sort());
+  assert.ok(Math.abs(after.reduce((a, p) => a + p.probability, 0) - 1) < 1e-5, 'probabilities do not sum to 1');
 
   const file = d.save();
   const v2 = file.slice();

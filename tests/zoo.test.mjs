@@ -106,7 +106,7 @@ test('fine-tuning the last 2 blocks of MobileNetV3 (squeeze-and-excitation, hard
     const m = engine.mod;
     const hs = c.ops().findIndex((op) => op.type === 'act' && op.act === 'hswish');
     assert.ok(hs > 0, 'no hard-swish op in the trained part');
-    assert.deepEqual([m.x.tt_net_op_scale(c.net, hs), m.x.tt_net_op_offset(c.net, hs)], [0.1666259765625, 3]);
+    assert.deepEqual([m.op(c.net, hs).d.scale, m.op(c.net, hs).d.offset], [0.1666259765625, 3]);
     // the trained blocks survive a save and reload, at the size they were trained at only
     const file = c.save();
     const again = Classifier.load(model, file);

@@ -4,7 +4,9 @@
 /**
  * The error every engine call throws for bad input or a failed load: its message names the
  * problem (the file, URL, layer, class or setting at fault). `code` is the engine's negative
- * return code when the C side refused, else undefined.
+ * return code (src/tt.h; by name in the module's `abi.enums.error`) when the C side refused
+ * or a model's files were rejected (TT_EFORMAT, -3, when the engine gave no other), else
+ * undefined.
  */
 export class EngineError extends Error {
   name: 'EngineError';

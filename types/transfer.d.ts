@@ -4,7 +4,7 @@ import type { Model, ImageInput, AugmentSettings, Engine } from './engine.js';
 
 /** Options of new Classifier(model, opts). */
 export interface ClassifierOptions {
-  /** Class names (unique). More can be added with addClass before fit. */
+  /** Class names (unique). */
   labels?: string[];
   /**
    * Backbone blocks to train with the head: 'auto' (the default: fit tries a head alone and
@@ -233,8 +233,12 @@ export class Classifier {
   temperature?: number;
   /** A loaded classifier's metadata. */
   meta?: ClassifierInfo;
-  /** Adds a class before training. Throws an EngineError if it exists already. */
-  addClass(label: string): void;
+  /**
+   * Adds activations computed elsewhere (a feature cache, a worker): `views` views at the
+   * classifier's cache boundary, as addImage caches them. Throws an EngineError for an
+   * unknown class or data of another size.
+   */
+  addFeatures(data: Float32Array | Uint16Array, label: string | number, name?: string): void;
   /**
    * Runs the frozen backbone on an image (and its augmented views) and caches the result.
    * Returns false, with the reason in `skipped`, for an unreadable image. Throws an
@@ -297,6 +301,8 @@ export function trainableRange(model: Model, blocks: 'auto' | number, cut?: numb
 
 /** The backbone's block ids before the cut, in order. */
 export function backboneBlocks(model: Model, cut?: number): string[];
+/** Throws an EngineError when fit() could not train: fewer than 2 classes, or a class (named) without images. */
+export function checkTrainable(labels: string[], counts: number[]): void;
 
 /** A saved classifier's metadata without loading it. Throws an EngineError for a bad file. */
 export function readClassifierInfo(engine: Engine, bytes: Uint8Array): ClassifierInfo;

@@ -1,14 +1,11 @@
 // The engine's JS API, the same in Node and browsers: load a tfjs model into the C
 // engine, embed and classify images. Everything numeric happens in wasm; this file only
 // maps the parsed model onto engine calls and moves bytes.
-import { loadModule, EngineError } from './module.mjs';
-import { loadModelFiles } from './tfjs.mjs';
+import { loadModule } from './module.mjs';
+import { EngineError } from './errors.mjs';
+import { loadModelFiles, resolveConstants } from './tfjs.mjs';
 
 export { EngineError };
-
-const OP_TYPES = { input: 0, conv2d: 1, depthwise: 2, dense: 3, add: 4, avgpool: 5, act: 6, softmax: 7, affine: 8, dropout: 9, mean: 10, gate: 11, prelu: 12 };
-const ACTS = { none: 0, relu: 1, relu6: 2, hswish: 3, hsigmoid: 4 };
-const ENCODINGS = { float32: 0, float16: 1, uint8: 2, uint16: 3 };
 
 export async function createEngine(opts = {}) {
   return new Engine(await loadModule(opts));
@@ -40,22 +37,31 @@ export class Engine {
    * is refused with an EngineError naming the op and node, or the disagreement.
    */
   async loadModel(source, opts = {}) {
+    // Every refusal is an EngineError; one from the model's files (or a fetch, or a
+    // constant the graph holds) carries the engine's code for bad input, TT_EFORMAT.
+    const refused = (e) => {
+      const err = e instanceof EngineError ? e : new EngineError(e.message);
+      err.code ??= this.mod.abi.value('error', 'format');
+      return err;
+    };
     let files;
     try {
       files = await loadModelFiles(source, opts.onProgress, { inputSize: opts.inputSize });
     } catch (e) {
-      throw e instanceof EngineError ? e : new EngineError(e.message);
+      throw refused(e);
     }
-    return Model.build(this.mod, files, opts);
+    try {
+      return Model.build(this.mod, files, opts);
+    } catch (e) {
+      throw refused(e);
+    }
   }
 
   /** Decoded 8-bit RGB pixels, for tests and thumbnails: {width, height, rgb}. Throws a clear error for a non-image. */
   decodeImage(image) {
     return withImage(this.mod, image, (im) => {
-      const m = this.mod;
-      const width = m.x.tt_img_width(im), height = m.x.tt_img_height(im);
-      const p = m.x.tt_img_pixels(im);
-      return { width, height, rgb: m.u8.slice(p, p + width * height * 3) };
+      const { w: width, h: height, rgb } = this.mod.read('image', im);
+      return { width, height, rgb: this.mod.u8.slice(rgb, rgb + width * height * 3) };
     });
   }
 
@@ -83,26 +89,29 @@ function withImage(m, image, fn) {
   });
 }
 
-function weightEncoding(spec) {
-  const enc = ENCODINGS[spec.quant ? spec.quant.dtype : spec.dtype];
-  if (enc === undefined) throw new EngineError(`weight '${spec.name}' has unsupported dtype ${spec.quant?.dtype ?? spec.dtype}`);
-  return enc;
+// The engine's encoding of a weight; int32 only for a graph's integer constants.
+function weightEncoding(abi, spec, constant = false) {
+  const dtype = spec.quant ? spec.quant.dtype : spec.dtype;
+  if (!abi.has('encoding', dtype) || (dtype === 'int32' && !constant)) throw new EngineError(`weight '${spec.name}' has unsupported dtype ${dtype}`, abi.value('error', 'unsupported'));
+  return abi.value('encoding', dtype);
 }
 
 /** Augmentation settings: a random resized crop, flips and colour jitter; `true` means these defaults. */
 // Mild on purpose: stronger crops and jitter lost accuracy on held-out digits and textures.
 export const DEFAULT_AUGMENT = { scaleMin: 0.8, ratioMin: 3 / 4, ratioMax: 4 / 3, flip: true, brightness: 0.1, contrast: 0.1, saturation: 0.1 };
 
+// The augmentation settings as the engine's tt_aug.
 function augmentParams(a) {
   const o = { ...DEFAULT_AUGMENT, ...(a && a !== true ? a : {}) };
-  return [o.scaleMin, o.ratioMin, o.ratioMax, o.flip ? 1 : 0, o.brightness, o.contrast, o.saturation];
+  return { scale_min: o.scaleMin, ratio_min: o.ratioMin, ratio_max: o.ratioMax, flip: o.flip ? 1 : 0,
+    brightness: o.brightness, contrast: o.contrast, saturation: o.saturation };
 }
 
 export class Model {
   static build(mod, files, opts) {
     const { parsed, weightBytes } = files;
     const [h, w, c] = parsed.inputShape;
-    const net = mod.ptr(mod.x.tt_net_new(h, w, c));
+    const net = mod.ptr(mod.x.tt_net_create(h, w, c));
     const model = new Model(mod, net, files, opts);
     try {
       model._addOps();
@@ -129,16 +138,17 @@ export class Model {
     this.integer = opts.integer !== false;
   }
 
-  // Decodes a weight spec into a fresh float buffer inside wasm memory.
-  _decode(name, wp, take) {
+  // Decodes a weight spec into a fresh float buffer inside wasm memory (the weight
+  // bytes at wp): every weight and graph constant goes through tt_weights_decode.
+  _decode(name, wp, take, constant = false) {
     const m = this.mod;
     const spec = this.parsed.specs.get(name);
     if (!spec) throw new EngineError(`weight '${name}' is not in the weights manifest`);
     const count = spec.shape.reduce((a, b) => a * b, 1);
     const dst = take(m.alloc(count * 4));
     const q = spec.quant ?? {};
-    m.scoped((t) => m.check(m.x.tt_decode_weights(t(m.putString(name)), wp + spec.offset,
-      Math.max(0, this._weightBytes.length - spec.offset), count, weightEncoding(spec), q.min ?? 0, q.scale ?? 1, dst)));
+    m.scoped((t) => m.check(m.x.tt_weights_decode(t(m.putString(name)), wp + spec.offset,
+      Math.max(0, this._weightBytes.length - spec.offset), count, weightEncoding(m.abi, spec, constant), q.min ?? 0, q.scale ?? 1, dst)));
     return { p: dst, n: count };
   }
 
@@ -149,6 +159,10 @@ export class Model {
       const hv = take(m.alloc(8));
       m.x.tt_hash(wp, this._weightBytes.length, hv);
       this.weightHash = [...m.u8.slice(hv, hv + 8)].map((b) => b.toString(16).padStart(2, '0')).join('');
+      resolveConstants(this.parsed, (spec) => m.scoped((t) => {
+        const { p, n } = this._decode(spec.name, wp, t, true);
+        return m.floats(p, n);
+      }));
       this.parsed.ops.forEach((op, i) => {
         if (i === 0) return; // the input, created with the net
         m.scoped((t) => {
@@ -159,21 +173,20 @@ export class Model {
             for (let j = 0; j < f.length; j++) f[j] = f[j] * W.kernelScale + W.kernelShift;
           }
           const b = W.bias ? this._decode(W.bias, wp, t) : { p: 0, n: 0 };
-          const type = OP_TYPES[op.type];
-          if (type === undefined) throw new EngineError(`op '${op.name}' has unsupported type '${op.type}'`);
-          const [kh, kw] = op.kernel ?? [0, 0], [sh, sw] = op.strides ?? [0, 0], pads = op.pads ?? [0, 0, 0, 0];
-          const ints = [type, op.inputs[0] ?? 0, op.inputs[1] ?? 0, kh, kw, sh, sw, op.padding === 'same' ? 1 : 0,
-            ...pads, op.channels ?? 0, ACTS[op.act ?? 'none']];
-          const idx = m.check(m.x.tt_net_add_op(this.net, t(m.putString(op.name)), t(m.putInts(ints)),
-            op.scale ?? 1, op.offset ?? 0, k.p, k.n, b.p, b.n));
+          if (!m.abi.has('op', op.type)) throw new EngineError(`op '${op.name}' has unsupported type '${op.type}'`, m.abi.value('error', 'unsupported'));
+          const [kh, kw] = op.kernel ?? [0, 0], [sh, sw] = op.strides ?? [0, 0], [pt, pb, pl, pr] = op.pads ?? [0, 0, 0, 0];
+          const d = t(m.struct('op_desc', { type: m.abi.value('op', op.type), in0: op.inputs[0] ?? 0, in1: op.inputs[1] ?? 0,
+            kh, kw, sh, sw, same: op.padding === 'same' ? 1 : 0, pt, pb, pl, pr, channels: op.channels ?? 0,
+            act: m.abi.value('act', op.act ?? 'none'), scale: op.scale ?? 1, offset: op.offset ?? 0 }));
+          const idx = m.check(m.x.tt_net_add(this.net, t(m.putString(op.name)), d, k.p, k.n, b.p, b.n));
           if (idx !== i) throw new EngineError(`internal: op '${op.name}' landed at ${idx}, expected ${i}`);
           const kq = W.kernel && this.parsed.specs.get(W.kernel).quant;
-          if (this.integer && kq?.dtype === 'uint8') m.check(m.x.tt_net_quant(this.net, i, kq.min, kq.scale));
+          if (this.integer && kq?.dtype === 'uint8') m.check(m.x.tt_net_quantized(this.net, i, kq.min, kq.scale));
           const bn = W.bn;
           if (bn) {
             const dec = (nm) => (nm ? this._decode(nm, wp, t) : { p: 0, n: 0 });
             const g = dec(bn.gamma), be = dec(bn.beta), mu = dec(bn.mean), v = dec(bn.variance);
-            m.check(m.x.tt_net_fold(this.net, i, g.p, be.p, mu.p, v.p, mu.n, bn.epsilon ?? 1e-3));
+            m.check(m.x.tt_net_fold_bn(this.net, i, g.p, be.p, mu.p, v.p, mu.n, bn.epsilon ?? 1e-3));
           }
         });
       });
@@ -190,12 +203,8 @@ export class Model {
 
   /** [h, w, c] of op i's output in any engine net (the backbone's, or a classifier's). */
   shapeOf(net, i) {
-    const m = this.mod;
-    return m.scoped((take) => {
-      const p = take(m.alloc(12));
-      m.check(m.x.tt_net_shape(net, i, p));
-      return [...m.i32.slice(p >> 2, (p >> 2) + 3)];
-    });
+    const { h, w, c } = this.mod.op(net, i);
+    return [h, w, c];
   }
 
   /** Finds a layer by name (or alias) or index; throws a clear error if there is none. */
@@ -214,7 +223,7 @@ export class Model {
   /** Input floats for one image, preprocessed as the model card says (whole image, align corners). */
   _prepare(image, opts) {
     const [h, w] = this.inputShape;
-    withImage(this.mod, image, (im) => this.mod.check(this.mod.x.tt_img_sample(im, opts.crop === 'center' ? 1 : 0, 0, w, h, 1, this._input)));
+    withImage(this.mod, image, (im) => this.mod.check(this.mod.x.tt_img_sample(im, opts.crop === 'center' ? 1 : 0, w, h, 1, this._input)));
   }
 
   _ensureInput(n) {
@@ -231,7 +240,7 @@ export class Model {
   /** Runs the network to layer `upto` on a float input already in place; returns a copy. */
   _run(n, upto) {
     const m = this.mod;
-    const out = m.ptr(m.x.tt_net_run(this.net, this._input, n, upto));
+    const out = m.ptr(m.x.tt_net_forward(this.net, this._input, n, upto));
     const size = this.layers[upto].shape.reduce((a, b) => a * b, 1);
     return m.floats(out, size * n);
   }
@@ -255,11 +264,10 @@ export class Model {
     const per = h * w * c * 4;
     this._ensureInput(views);
     withImage(m, bytes, (im) => {
-      m.check(m.x.tt_img_sample(im, 0, 0, w, h, 1, this._input));
+      m.check(m.x.tt_img_sample(im, 0, w, h, 1, this._input));
       if (views > 1) {
         m.scoped((take) => {
-          const a = take(m.alloc(7 * 4));
-          m.f32.set(augmentParams(augment), a >> 2);
+          const a = take(m.struct('aug', augmentParams(augment)));
           for (let v = 1; v < views; v++) m.check(m.x.tt_img_sample_aug(im, a, rng, w, h, this._input + v * per));
         });
       }
@@ -285,7 +293,7 @@ export class Model {
       .sort((a, b) => b.probability - a.probability).slice(0, opts.topk ?? probs.length);
   }
 
-  memoryBytes() { return this.mod.x.tt_net_memory(this.net); }
+  memoryBytes() { return this.mod.x.tt_net_activation_bytes(this.net); }
 
   /** A seeded random generator living in wasm memory (free with freeRng). */
   newRng(seed) {
@@ -296,7 +304,7 @@ export class Model {
 
 
   dispose() {
-    if (this.net) this.mod.x.tt_net_delete(this.net);
+    if (this.net) this.mod.x.tt_net_free(this.net);
     this.mod.free(this._input);
     this.net = 0;
     this._input = 0;

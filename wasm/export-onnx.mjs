@@ -5,7 +5,7 @@
 // the output is 'probabilities' [N, classes]. The ops come from export-ops.mjs; each
 // engine op type is one entry of NODES below, each activation one entry of ACTIVATIONS.
 import { exportGraph, exportMetadata, unsupported, namer, readOps } from './export-ops.mjs';
-import { EngineError } from './module.mjs';
+import { EngineError } from './errors.mjs';
 
 const FORMAT = 'ONNX';
 const OPSET = 13;

@@ -1,39 +1,28 @@
 // The exporters' view of a trained classifier: the engine's ops and weights read back out
-// of wasm memory (tt_net_op_info, see src/api.c) as plain records, for the whole path from
+// of wasm memory (tt_net_op: the C struct, by member through src/abi.h) as plain records, for the whole path from
 // image to probabilities (the backbone's frozen ops up to the cached boundary, then the
 // classifier's trainable blocks and head) or for the trainable part alone. The TensorFlow.js
 // and ONNX writers (export-tfjs.mjs, export-onnx.mjs) turn these records into files.
-import { EngineError } from './module.mjs';
-
-/** Op type names in the order src/net.h numbers them (the exporters' tables are keyed by name). */
-export const OP_NAMES = ['input', 'conv2d', 'depthwise', 'dense', 'add', 'avgpool', 'act', 'softmax', 'affine', 'dropout', 'mean', 'gate', 'prelu'];
-/** Activation codes as src/kernels/kernels.h numbers them. */
-export const ACT_NAMES = ['none', 'relu', 'relu6', 'hswish', 'hsigmoid'];
-
-const INFO_INTS = 21;
+import { EngineError } from './errors.mjs';
 
 /**
- * Ops first..last of an engine net: { name, type (a name from OP_NAMES, or 'op type N'),
+ * Ops first..last of an engine net: { name, type (src/abi.h's name, or 'type N' for one the
+ * module does not name),
  * in0, in1, kernel, strides, same, pads [t, b, l, r], act (name), shape [h, w, c], scale,
  * offset, weights, bias } with weights and bias copied out of wasm memory.
  */
-export function readOps(mod, net, first = 0, last = mod.x.tt_net_ops(net) - 1) {
-  return mod.scoped((take) => {
-    const info = take(mod.alloc(INFO_INTS * 4));
-    const ops = [];
-    for (let i = first; i <= last; i++) {
-      mod.check(mod.x.tt_net_op_info(net, i, info));
-      const v = mod.i32.slice(info >> 2, (info >> 2) + INFO_INTS);
-      ops.push({
-        name: mod.string(mod.x.tt_net_op_name(net, i)), type: OP_NAMES[v[0]] ?? `type ${v[0]}`, in0: v[1], in1: v[2],
-        kernel: [v[3], v[4]], strides: [v[5], v[6]], same: !!v[7], pads: [v[8], v[9], v[10], v[11]],
-        act: ACT_NAMES[v[13]] ?? `activation ${v[13]}`, shape: [v[14], v[15], v[16]],
-        scale: mod.x.tt_net_op_scale(net, i), offset: mod.x.tt_net_op_offset(net, i),
-        weights: mod.floats(v[17], v[18]), bias: mod.floats(v[19], v[20]),
-      });
-    }
-    return ops;
-  });
+export function readOps(mod, net, first = 0, last = mod.x.tt_net_count(net) - 1) {
+  const ops = [];
+  for (let i = first; i <= last; i++) {
+    const o = mod.op(net, i), d = o.d;
+    ops.push({
+      name: o.name, type: mod.abi.name('op', d.type) ?? `type ${d.type}`, in0: d.in0, in1: d.in1,
+      kernel: [d.kh, d.kw], strides: [d.sh, d.sw], same: !!d.same, pads: [d.pt, d.pb, d.pl, d.pr],
+      act: mod.abi.name('act', d.act) ?? `activation ${d.act}`, shape: [o.h, o.w, o.c],
+      scale: d.scale, offset: d.offset, weights: mod.floats(o.wt, o.wn), bias: mod.floats(o.bias, o.bn),
+    });
+  }
+  return ops;
 }
 
 /**
@@ -74,8 +63,9 @@ export function exportGraph(classifier, { whole = false } = {}) {
  * table entry for: it names the op, the format and what is missing.
  */
 export function unsupported(format, op, act = false) {
-  const what = act ? (ACT_NAMES.includes(op.act) ? `its activation '${op.act}'` : `its ${op.act}`)
-    : OP_NAMES.includes(op.type) ? `op type '${op.type}'` : `engine op ${op.type}`;
+  // (readOps names an op type or activation the module does not know 'type N' / 'activation N'.)
+  const what = act ? (/^activation \d+$/.test(op.act) ? `its ${op.act}` : `its activation '${op.act}'`)
+    : /^type \d+$/.test(op.type) ? `engine op ${op.type}` : `op type '${op.type}'`;
   return new EngineError(`cannot export op '${op.name}' to ${format}: ${what} is not supported by this exporter`);
 }
 

@@ -2,7 +2,7 @@
 // transfer-learning API (transfer.mjs) in one import, plus loadBackbone, which loads a
 // model from a folder the user hosts. The package ships no model files and has no CDN
 // default: the models are ~3-4 MB each, more than the whole engine (see docs/API.md).
-import { EngineError } from './module.mjs';
+import { EngineError } from './errors.mjs';
 import { DEFAULT_MODEL, modelUrl, hasScheme } from './models.mjs';
 
 export { createEngine, Engine, Model, EngineError, DEFAULT_AUGMENT } from './engine.mjs';

@@ -2,7 +2,7 @@
 // holding <id>/model.json, its weight shards and card.json. Shared by the main entry
 // (index.mjs) and the worker client (client.mjs), which resolves URLs against the page
 // before handing them to the worker.
-import { EngineError } from './module.mjs';
+import { EngineError } from './errors.mjs';
 
 /** The model loadBackbone picks when none is named: MobileNetV2 1.4 (224), 1792 features. */
 export const DEFAULT_MODEL = 'mobilenet_v2_mid';

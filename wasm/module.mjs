@@ -2,6 +2,10 @@
 // wraps its exports in small helpers for moving bytes and errors across the boundary.
 // Emscripten's own JS glue is not used: the single-threaded builds are -sSTANDALONE_WASM,
 // and threads.mjs instantiates the threaded ones.
+import { EngineError, cString } from './errors.mjs';
+import { Abi } from './abi.mjs';
+
+export { EngineError, cString };
 
 const isNode = typeof process !== 'undefined' && !!process.versions?.node;
 
@@ -24,14 +28,6 @@ const RELAXED_PROBE = new Uint8Array([0, 97, 115, 109, 1, 0, 0, 0, 1, 5, 1, 96, 
 
 export function hasRelaxedSimd() {
   try { return WebAssembly.validate(RELAXED_PROBE); } catch { return false; }
-}
-
-export class EngineError extends Error {
-  constructor(message, code) {
-    super(message);
-    this.name = 'EngineError';
-    this.code = code;
-  }
 }
 
 async function readBytes(url) {
@@ -168,15 +164,6 @@ export async function loadModule(opts = {}) {
 }
 
 const utf8 = new TextEncoder();
-const utf8d = new TextDecoder();
-
-/** The NUL-terminated UTF-8 string at p in a wasm memory (shared or not). */
-export function cString(memory, p) {
-  const u8 = new Uint8Array(memory.buffer);
-  let e = p;
-  while (u8[e]) e++;
-  return utf8d.decode(u8.slice(p, e)); // a copy: browsers do not decode shared memory
-}
 
 /**
  * A threaded build's exports, each of which turns the trap the engine raises when one
@@ -209,6 +196,7 @@ export class Module {
     this.simd = simd;
     this.relaxed = relaxed; // the relaxed-SIMD (FMA) build
     this.pool = pool; // the lent threads of a threaded build
+    this.abi = Abi.read(this.x, this.x.memory); // enum values and struct layouts (src/abi.h)
   }
 
   /** Threads the engine's kernels run on (1: this thread only). */
@@ -227,7 +215,7 @@ export class Module {
   /** The NUL-terminated UTF-8 string at p. */
   string(p) { return cString(this.x.memory, p); }
 
-  lastError() { return this.string(this.x.tt_error()); }
+  lastError() { return this.string(this.x.tt_last_error()); }
 
   /** Throws the engine's message when a call returned a negative code. */
   check(rc) {
@@ -235,9 +223,9 @@ export class Module {
     return rc;
   }
 
-  /** Throws the engine's message when a call returned a null pointer. */
+  /** Throws the engine's message (and its code) when a call returned a null pointer. */
   ptr(p) {
-    if (!p) throw new EngineError(this.lastError());
+    if (!p) throw new EngineError(this.lastError(), this.x.tt_last_code());
     return p;
   }
 
@@ -245,10 +233,10 @@ export class Module {
     // The wasm side takes a 32-bit size: anything larger would wrap to a small block the
     // caller then overruns. Memory cannot grow past 2 GiB anyway.
     if (!Number.isSafeInteger(nbytes) || nbytes < 0 || nbytes > 0x7fffffff) {
-      throw new EngineError(`out of memory allocating ${nbytes} bytes (the engine's memory is limited to 2 GiB)`, -2);
+      throw new EngineError(`out of memory allocating ${nbytes} bytes (the engine's memory is limited to 2 GiB)`, this.abi.value('error', 'nomem'));
     }
     const p = this.x.tt_alloc(nbytes);
-    if (!p) throw new EngineError(this.lastError(), -2);
+    if (!p) throw new EngineError(this.lastError(), this.abi.value('error', 'nomem'));
     return p;
   }
 
@@ -274,6 +262,23 @@ export class Module {
   }
 
   floats(p, n) { return this.f32.slice(p >> 2, (p >> 2) + n); }
+
+  /** A new zeroed C struct (src/abi.h's name for it) with the given members set; free it. */
+  struct(name, values = {}) {
+    const p = this.alloc(this.abi.size(name));
+    this.u8.fill(0, p, p + this.abi.size(name));
+    this.abi.write(this.x.memory, name, p, values);
+    return p;
+  }
+
+  /** The C struct `name` at p, by member (see abi.mjs). */
+  read(name, p) { return this.abi.read(this.x.memory, name, p); }
+
+  /** Op i of a net as C holds it (tt_op: descriptor d, output h/w/c, weights, name). */
+  op(net, i) {
+    if (!Number.isInteger(i) || i < 0 || i >= this.x.tt_net_count(net)) throw new EngineError(`op ${i} does not exist`, this.abi.value('error', 'invalid'));
+    return this.read('op', this.x.tt_net_op(net, i));
+  }
 
   /** Runs fn with temporary allocations that are freed afterwards, whatever happens. */
   scoped(fn) {

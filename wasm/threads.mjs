@@ -4,7 +4,7 @@
 // thread in a worker (thread-entry.mjs: Web Worker or worker_threads) that gives itself
 // to the engine's pool by calling tt_threads_lend. Lent threads only run kernels on
 // buffers the engine allocated; everything else stays on the caller's thread.
-import { EngineError, cString } from './module.mjs';
+import { EngineError, cString } from './errors.mjs';
 
 const isNode = typeof process !== 'undefined' && !!process.versions?.node;
 

@@ -1,14 +1,18 @@
 // Transfer learning on a loaded backbone: cache the frozen part's output for each image
 // (and augmented views of it), train the last K blocks plus a new head in the engine,
 // predict, save and reload. The same code runs in Node, in the CLI and in the page's worker.
-import { EngineError } from './module.mjs';
+// Longer than most files (~680 lines) because it is one class whose parts (the cache, the
+// fit / auto mode / refit loop, calibration, "none of these") all work on the same state:
+// its nets, cached activations and labels. What stands apart lives beside it: the saved
+// file in classifier-file.mjs, the exporters in export-*.mjs.
+import { EngineError } from './errors.mjs';
 import { readOps } from './export-ops.mjs';
 import { exportTfjs } from './export-tfjs.mjs';
 import { exportOnnx } from './export-onnx.mjs';
+import { FILE_FORMAT, writeClassifier, openClassifier, checkClassifier, floatsToBase64, readUnknown } from './classifier-file.mjs';
 
-const OPTIMIZERS = { adam: 0, adamw: 1, sgd: 2 };
-const DROPOUT = 9;
-const FILE_FORMAT = 'tinytune-classifier';
+export { readClassifierInfo } from './classifier-file.mjs';
+
 
 export const TRAIN_DEFAULTS = {
   // learningRate null: 2e-3 for a head alone, 5e-4 once backbone blocks train (measured on
@@ -35,7 +39,7 @@ const normalize = (a) => { const n = Math.sqrt(dot(a, a)) || 1; for (let i = 0; 
 export function toHalf(m, floats) {
   return m.scoped((take) => {
     const x = take(m.put(floats)), y = take(m.alloc(floats.length * 2));
-    m.x.tt_f16_pack(x, floats.length, y);
+    m.x.tt_f16_pack(floats.length, x, y);
     return new Uint16Array(m.x.memory.buffer, y, floats.length).slice();
   });
 }
@@ -78,32 +82,14 @@ export function trainableRange(model, blocks, cut = model.cut) {
   return { first, boundary: first - 1 };
 }
 
-// Parses and checks a saved classifier: the engine validates the file and rebuilds its
-// net; the metadata must be ours and of a version we read.
-function openFile(m, bytes) {
-  const { net, meta } = m.scoped((take) => {
-    const dp = take(m.put(bytes)), out = take(m.alloc(12));
-    m.check(m.x.tt_model_load(dp, bytes.length, out));
-    const [net, off, len] = m.i32.slice(out >> 2, (out >> 2) + 3);
-    return { net, meta: new TextDecoder().decode(m.u8.slice(dp + off, dp + off + len)) };
-  });
-  try {
-    let info;
-    try { info = JSON.parse(meta); } catch { throw new EngineError('saved model metadata is not valid JSON'); }
-    if (info.format !== FILE_FORMAT) throw new EngineError(`not a tinytune classifier (format '${info.format}')`);
-    if (info.version !== 1) throw new EngineError(`saved classifier has version ${info.version}; this engine reads version 1`);
-    return { net, info };
-  } catch (e) {
-    m.x.tt_net_delete(net);
-    throw e;
-  }
-}
-
-/** A saved classifier's metadata (labels, backbone id and hash, settings, metrics), without loading it. */
-export function readClassifierInfo(engine, bytes) {
-  const { net, info } = openFile(engine.mod, bytes);
-  engine.mod.x.tt_net_delete(net);
-  return info;
+/**
+ * Refuses a training set fit() cannot train on (fewer than 2 classes, a class without
+ * images), naming the classes. labels: class names; counts: images per class.
+ */
+export function checkTrainable(labels, counts) {
+  if (labels.length < 2) throw new EngineError(`training needs at least 2 classes; there ${labels.length === 1 ? 'is 1' : `are ${labels.length}`}`);
+  const empty = labels.filter((_, k) => !counts[k]);
+  if (empty.length) throw new EngineError(`class${empty.length > 1 ? 'es' : ''} ${empty.map((l) => `'${l}'`).join(', ')} ha${empty.length > 1 ? 've' : 's'} no images`);
 }
 
 /** Float arrays joined into one Float32Array. */
@@ -113,29 +99,6 @@ export const concatFloats = (arrays) => {
   for (const x of arrays) out.set(x, at), (at += x.length);
   return out;
 };
-const toBase64 = (f32) => {
-  const b = new Uint8Array(f32.buffer, f32.byteOffset, f32.byteLength);
-  let s = '';
-  for (let i = 0; i < b.length; i += 0x8000) s += String.fromCharCode(...b.subarray(i, i + 0x8000));
-  return btoa(s);
-};
-
-// The "none of these" data of a saved classifier, checked: a crafted file can say anything.
-function readUnknown(u, classes, features) {
-  const bad = (why) => new EngineError(`saved classifier: its "none of these" data ${why}`);
-  if (typeof u.threshold !== 'number' || !Number.isFinite(u.threshold)) throw bad('has no finite threshold');
-  const floats = (b64, n, what) => {
-    let bytes;
-    try { bytes = Uint8Array.from(atob(b64), (ch) => ch.charCodeAt(0)); } catch { throw bad('is not base64'); }
-    if (bytes.length !== n * 4) throw bad(`holds ${bytes.length} bytes, not the ${n * 4} of ${what}`);
-    const f = new Float32Array(bytes.buffer);
-    if (!f.every(Number.isFinite)) throw bad('holds a non-finite value');
-    return f;
-  };
-  const all = floats(u.centroids, classes * features, `${classes} classes x ${features} features`);
-  return { threshold: u.threshold, centroids: Array.from({ length: classes }, (_, k) => all.subarray(k * features, (k + 1) * features)) };
-}
-
 export class Classifier {
   /**
    * opts: labels (class names), blocks (K, default 0), hidden (units of a hidden ReLU
@@ -188,30 +151,22 @@ export class Classifier {
     if (classes < 1) return 0;
     const net = m.ptr(m.x.tt_net_slice(this.model.net, this.first, this.cut));
     try {
-      let last = m.x.tt_net_ops(net) - 1;
+      let last = m.x.tt_net_count(net) - 1;
       m.scoped((take) => {
         if (this.hidden) {
           last = m.check(m.x.tt_net_add_dense(net, take(m.putString('head/hidden')), last, this.hidden, 1, this.seed));
           if (this.dropout > 0) {
-            last = m.check(m.x.tt_net_add_op(net, take(m.putString('head/dropout')),
-              take(m.putInts([DROPOUT, last, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0])), this.dropout, 0, 0, 0, 0, 0));
+            const d = take(m.struct('op_desc', { type: m.abi.value('op', 'dropout'), in0: last, scale: this.dropout }));
+            last = m.check(m.x.tt_net_add(net, take(m.putString('head/dropout')), d, 0, 0, 0, 0));
           }
         }
         m.check(m.x.tt_net_add_dense(net, take(m.putString('head/logits')), last, classes, 0, this.seed + 1));
       });
     } catch (e) {
-      m.x.tt_net_delete(net);
+      m.x.tt_net_free(net);
       throw e;
     }
     return net;
-  }
-
-  /** Adds a class after construction (before training). */
-  addClass(label) {
-    if (this.labels.includes(label)) throw new EngineError(`class '${label}' exists already`);
-    this.labels.push(label);
-    if (this.net) this.mod.x.tt_net_delete(this.net);
-    this.net = 0; // rebuilt for the new class count at fit()
   }
 
   /**
@@ -220,8 +175,7 @@ export class Classifier {
    * in `skipped`.
    */
   addImage(bytes, label, name = `image ${this.images.length + this.skipped.length + 1}`) {
-    const k = typeof label === 'number' ? label : this.labels.indexOf(label);
-    if (k < 0 || k >= this.labels.length) throw new EngineError(`unknown class '${label}'`);
+    const k = this._classIndex(label);
     try {
       let data = this.model.embedViews(bytes, { views: this.views, augment: this.augment, rng: this._rng, upto: this.cacheBoundary });
       if (this.half) data = toHalf(this.mod, data);
@@ -232,6 +186,28 @@ export class Classifier {
       this.skipped.push({ name, reason: e.message });
       return false;
     }
+  }
+
+  /**
+   * Adds an image's activations computed elsewhere (a feature cache, a worker): what
+   * addImage caches, `views` views at this classifier's cache boundary (float32, or half
+   * precision as a Uint16Array). Throws an EngineError for an unknown class or data of
+   * another size.
+   */
+  addFeatures(data, label, name = `image ${this.images.length + this.skipped.length + 1}`) {
+    const k = this._classIndex(label);
+    const per = size(this.model.layers[this.cacheBoundary].shape) * this.views;
+    if (!(data instanceof Float32Array || data instanceof Uint16Array) || data.length !== per) {
+      throw new EngineError(`image '${name}' holds ${data?.length} floats, not the ${per} of ${this.views} view(s) at the cut`);
+    }
+    this.images.push({ label: k, name, data: this.half && data instanceof Float32Array ? toHalf(this.mod, data) : data });
+  }
+
+  // A class name or index as its index; an unknown one is an error naming it.
+  _classIndex(label) {
+    const k = typeof label === 'number' ? label : this.labels.indexOf(label);
+    if (!Number.isInteger(k) || k < 0 || k >= this.labels.length) throw new EngineError(`unknown class '${label}'`);
+    return k;
   }
 
   counts() {
@@ -258,11 +234,8 @@ export class Classifier {
    */
   async fit(opts = {}) {
     const o = { ...TRAIN_DEFAULTS, ...opts };
-    const counts = this.counts();
-    if (this.labels.length < 2) throw new EngineError(`training needs at least 2 classes; there ${this.labels.length === 1 ? 'is 1' : `are ${this.labels.length}`}`);
-    const empty = this.labels.filter((_, k) => counts[k] === 0);
-    if (empty.length) throw new EngineError(`class${empty.length > 1 ? 'es' : ''} ${empty.map((l) => `'${l}'`).join(', ')} ha${empty.length > 1 ? 've' : 's'} no images`);
-    if (OPTIMIZERS[o.optimizer] === undefined) throw new EngineError(`unknown optimizer '${o.optimizer}' (adam, adamw, sgd)`);
+    checkTrainable(this.labels, this.counts());
+    if (!this.mod.abi.has('optimizer', o.optimizer)) throw new EngineError(`unknown optimizer '${o.optimizer}' (${Object.keys(this.mod.abi.enums.optimizer).join(', ')})`);
     const per = size(this.model.layers[this.cacheBoundary].shape) * this.views;
     const odd = this.images.find((im) => im.data?.length !== per);
     if (odd) throw new EngineError(`image '${odd.name}' holds ${odd.data?.length} floats, not the ${per} of ${this.views} view(s) at the cut`);
@@ -285,7 +258,7 @@ export class Classifier {
       if (candidates.length > 1) {
         // Each candidate starts from a fresh net; a net that no candidate keeps is freed.
         this._setBlocks(K);
-        if (this.net && this.net !== kept) this.mod.x.tt_net_delete(this.net);
+        if (this.net && this.net !== kept) this.mod.x.tt_net_free(this.net);
         this.net = 0;
       }
       if (!this.net) this.net = this._buildNet(this.labels.length);
@@ -301,13 +274,13 @@ export class Classifier {
       } : null;
       const inputs = this._inputsAt(this.boundary);
       const r = await this._train({ ...o, learningRate: lr, epochs }, validate && o.refit ? 'validate' : 'train', inputs, probe);
-      const fallBack = () => { this.mod.x.tt_net_delete(this.net); this.net = kept; this._setBlocks(first.blocks); };
+      const fallBack = () => { this.mod.x.tt_net_free(this.net); this.net = kept; this._setBlocks(first.blocks); };
       if (r.probeFailed) { fallBack(); continue; }
       if (warm && !K && !r.cancelled && !r.error) head0 = { weights: this._head(), inputs, history: r.history };
       if (!this.auto && K !== target) {
         // Manual blocks: the head phase only seeds the blocks' run.
         if (r.cancelled || r.error) { first = { ...r, learningRate: lr, epochs, inputs }; kept = this.net; break; }
-        this.mod.x.tt_net_delete(this.net);
+        this.mod.x.tt_net_free(this.net);
         this.net = 0;
         continue;
       }
@@ -324,7 +297,7 @@ export class Classifier {
       const better = !first || !r.nVal || r.validationAccuracy > first.validationAccuracy ||
         (r.validationAccuracy === first.validationAccuracy && r.bestValLoss < first.bestValLoss);
       if (better) {
-        if (kept) this.mod.x.tt_net_delete(kept);
+        if (kept) this.mod.x.tt_net_free(kept);
         kept = this.net;
         first = { ...r, learningRate: lr, epochs, inputs };
       } else {
@@ -355,7 +328,7 @@ export class Classifier {
         second = await this._train({ ...o, learningRate: o.learningRate ?? 2e-3, epochs: o.epochs ?? 50, validationFraction: 0, patience: 0 },
           'refit', head0.inputs);
         if (!second.cancelled && !second.error) init = this._head();
-        this.mod.x.tt_net_delete(this.net);
+        this.mod.x.tt_net_free(this.net);
         this._setBlocks(blocks);
       }
       if (!second || init) {
@@ -369,11 +342,11 @@ export class Classifier {
         this.net = 0;
       }
       if (second.cancelled || second.error) {
-        if (this.net) this.mod.x.tt_net_delete(this.net);
+        if (this.net) this.mod.x.tt_net_free(this.net);
         this.net = kept;
         report.cancelled = true;
       } else {
-        this.mod.x.tt_net_delete(kept);
+        this.mod.x.tt_net_free(kept);
         report.refit = { epochs, images: second.nTrain, trainLoss: second.history.at(-1)?.trainLoss ?? null };
         report.history = [...first.history, ...second.history];
       }
@@ -418,7 +391,7 @@ export class Classifier {
     const out = size(this.model.layers[to].shape);
     return m.scoped((take) => {
       const x = take(m.put(act));
-      return m.floats(m.ptr(m.x.tt_net_run(net, x, n, m.x.tt_net_ops(net) - 1)), out * n);
+      return m.floats(m.ptr(m.x.tt_net_forward(net, x, n, m.x.tt_net_count(net) - 1)), out * n);
     });
   }
 
@@ -433,8 +406,7 @@ export class Classifier {
     // All inputs in half precision if any image holds them so (float32 ones are rounded).
     const half = inputs.some((d) => d instanceof Uint16Array);
     const x = m.alloc(n * per * (half ? 2 : 4)), y = m.alloc(n * 4);
-    const cfg = m.alloc(13 * 8), out = m.alloc(14 * 8);
-    let tr = 0;
+    let cfg = 0, out = 0, tr = 0;
     try {
       if (!half) inputs.forEach((d, i) => m.f32.set(d, (x >> 2) + i * per));
       else {
@@ -444,23 +416,26 @@ export class Classifier {
         });
       }
       m.i32.set(this.images.map((im) => im.label), y >> 2);
-      new Float64Array(m.x.memory.buffer, cfg, 13).set([o.epochs, o.batchSize, OPTIMIZERS[o.optimizer], o.learningRate,
-        o.weightDecay, o.momentum, o.warmup, o.cosine ? 1 : 0, o.labelSmoothing, o.balanced ? 1 : 0,
-        o.validationFraction, o.patience, o.seed]);
-      tr = m.ptr(m.x[half ? 'tt_trainer_create_half' : 'tt_trainer_create'](this.net, cfg, this.labels.length, x, n, this.views, y));
+      cfg = m.struct('train_cfg');
+      m.x.tt_train_defaults(cfg);
+      m.abi.write(m.x.memory, 'train_cfg', cfg, { epochs: o.epochs, batch: o.batchSize, optimizer: m.abi.value('optimizer', o.optimizer),
+        lr: o.learningRate, weight_decay: o.weightDecay, momentum: o.momentum, warmup: o.warmup, cosine: o.cosine ? 1 : 0,
+        label_smoothing: o.labelSmoothing, balanced: o.balanced ? 1 : 0, val_fraction: o.validationFraction, patience: o.patience,
+        seed: o.seed });
+      out = m.struct('progress');
+      tr = m.ptr(m.x[half ? 'tt_trainer_new_half' : 'tt_trainer_new'](this.net, cfg, this.labels.length, x, n, this.views, y));
       let epochStart = performance.now();
       if (probe) {
         const t0 = performance.now();
-        const rc = m.x.tt_trainer_step(tr, 1, out);
-        const v = new Float64Array(m.x.memory.buffer, out, 14);
-        if (rc >= 0 && !probe((performance.now() - t0) / 1000, { batchesPerEpoch: v[2] })) return { probeFailed: true };
+        const rc = m.x.tt_trainer_run(tr, 1, out);
+        if (rc >= 0 && !probe((performance.now() - t0) / 1000, { batchesPerEpoch: m.read('progress', out).batches_per_epoch })) return { probeFailed: true };
       }
       for (;;) {
-        const rc = m.x.tt_trainer_step(tr, o.batchesPerTick ?? 8, out);
-        const v = new Float64Array(m.x.memory.buffer, out, 14);
-        const p = { phase, epoch: v[0], batch: v[1], batchesPerEpoch: v[2], done: !!v[3], stoppedEarly: !!v[4], bestEpoch: v[5],
-          trainLoss: v[6], trainAccuracy: v[7], valLoss: v[8], valAccuracy: v[9], bestValLoss: v[10], learningRate: v[11],
-          nTrain: v[12], nVal: v[13], epochs: o.epochs };
+        const rc = m.x.tt_trainer_run(tr, o.batchesPerTick ?? 8, out);
+        const v = m.read('progress', out);
+        const p = { phase, epoch: v.epoch, batch: v.batch, batchesPerEpoch: v.batches_per_epoch, done: !!v.done, stoppedEarly: !!v.stopped_early,
+          bestEpoch: v.best_epoch, trainLoss: v.train_loss, trainAccuracy: v.train_acc, valLoss: v.val_loss, valAccuracy: v.val_acc,
+          bestValLoss: v.best_val_loss, learningRate: v.lr, nTrain: v.n_train, nVal: v.n_val, epochs: o.epochs };
         last = p;
         if (rc < 0) { error = new EngineError(m.lastError(), rc); break; }
         if (rc >= 1) {
@@ -475,13 +450,13 @@ export class Classifier {
         }
         if (rc === 2) break;
         await yieldNow();
-        if (o.signal?.aborted) { m.x.tt_trainer_cancel(tr); cancelled = true; break; }
+        if (o.signal?.aborted) { m.x.tt_trainer_stop(tr); cancelled = true; break; }
       }
       const C = this.labels.length;
       const { nVal, flat, valIndices } = m.scoped((take) => {
         const cm = take(m.alloc(C * C * 4)), vi = take(m.alloc(n * 4));
-        const nVal = m.check(m.x.tt_trainer_matrix(tr, cm));
-        const nv = m.check(m.x.tt_trainer_val_indices(tr, vi));
+        const nVal = m.check(m.x.tt_trainer_confusion(tr, cm));
+        const nv = m.check(m.x.tt_trainer_validation(tr, vi));
         return { nVal, flat: [...m.i32.slice(cm >> 2, (cm >> 2) + C * C)], valIndices: [...m.i32.slice(vi >> 2, (vi >> 2) + nv)] };
       });
       const confusion = this.labels.map((_, r) => flat.slice(r * C, (r + 1) * C));
@@ -494,7 +469,7 @@ export class Classifier {
         seconds: (performance.now() - started) / 1000, settings: { ...o, onEpoch: undefined, onBatch: undefined, signal: undefined },
       };
     } finally {
-      if (tr) m.x.tt_trainer_delete(tr);
+      if (tr) m.x.tt_trainer_free(tr);
       for (const p of [x, y, cfg, out]) m.free(p);
     }
   }
@@ -506,7 +481,7 @@ export class Classifier {
     return m.scoped((take) => {
       const x = take(m.alloc(acts.length * F * 4)), p = take(m.alloc(acts.length * C * 4));
       acts.forEach((a, i) => m.f32.set(a.subarray(0, F), (x >> 2) + i * F));
-      m.check(m.x.tt_net_predict(this.net, x, acts.length, p));
+      m.check(m.x.tt_predict(this.net, x, acts.length, p));
       const all = m.floats(p, acts.length * C);
       return acts.map((_, i) => all.subarray(i * C, (i + 1) * C));
     });
@@ -541,16 +516,12 @@ export class Classifier {
   // The weights and biases of this.net's head ops (named head/ by _buildNet), as copies;
   // _setHead writes such copies into a net of the same head shape.
   _headViews() {
-    const m = this.mod, n = m.x.tt_net_ops(this.net), views = [];
-    m.scoped((take) => {
-      const info = take(m.alloc(21 * 4));
-      for (let i = 0; i < n; i++) {
-        if (!m.string(m.x.tt_net_op_name(this.net, i)).startsWith('head/')) continue;
-        m.check(m.x.tt_net_op_info(this.net, i, info));
-        const v = m.i32.slice(info >> 2, (info >> 2) + 21);
-        for (const [p, k] of [[v[17], v[18]], [v[19], v[20]]]) if (k) views.push(m.f32.subarray(p >> 2, (p >> 2) + k));
-      }
-    });
+    const m = this.mod, views = [];
+    for (let i = 0; i < m.x.tt_net_count(this.net); i++) {
+      const op = m.op(this.net, i);
+      if (!op.name.startsWith('head/')) continue;
+      for (const [p, k] of [[op.wt, op.wn], [op.bias, op.bn]]) if (k) views.push(m.f32.subarray(p >> 2, (p >> 2) + k));
+    }
     return views;
   }
   _head() { return this._headViews().map((v) => v.slice()); }
@@ -563,16 +534,11 @@ export class Classifier {
   // Folds 1/T into the logits layer, so predict, saved files and every export give the
   // calibrated probabilities without knowing about it.
   _setTemperature(t) {
-    const m = this.mod, last = m.x.tt_net_ops(this.net) - 1;
-    m.scoped((take) => {
-      const info = take(m.alloc(21 * 4));
-      m.check(m.x.tt_net_op_info(this.net, last, info));
-      const v = m.i32.slice(info >> 2, (info >> 2) + 21);
-      for (const [p, n] of [[v[17], v[18]], [v[19], v[20]]]) {
-        const w = m.f32.subarray(p >> 2, (p >> 2) + n);
-        for (let i = 0; i < n; i++) w[i] /= t;
-      }
-    });
+    const m = this.mod, op = m.op(this.net, m.x.tt_net_count(this.net) - 1);
+    for (const [p, n] of [[op.wt, op.wn], [op.bias, op.bn]]) {
+      const w = m.f32.subarray(p >> 2, (p >> 2) + n);
+      for (let i = 0; i < n; i++) w[i] /= t;
+    }
     this.temperature = t;
   }
 
@@ -692,7 +658,6 @@ export class Classifier {
   /** Everything needed to use the result again, in one file. */
   save() {
     if (!this.net) throw new EngineError('nothing to save: this classifier has not been trained');
-    const m = this.mod;
     const meta = {
       format: FILE_FORMAT, version: 1, labels: this.labels,
       backbone: { id: this.model.id, hash: this.model.weightHash, inputShape: this.model.inputShape },
@@ -704,45 +669,21 @@ export class Classifier {
       metrics: this.report ? { validationAccuracy: this.report.validationAccuracy, bestEpoch: this.report.bestEpoch,
         perClassAccuracy: this.report.perClassAccuracy, confusion: this.report.confusion, history: this.report.history } : null,
       calibration: { temperature: this.temperature ?? 1 },
-      unknown: this.unknown ? { threshold: this.unknown.threshold, centroids: toBase64(concatFloats(this.unknown.centroids)) } : null,
+      unknown: this.unknown ? { threshold: this.unknown.threshold, centroids: floatsToBase64(concatFloats(this.unknown.centroids)) } : null,
       created: new Date().toISOString(),
     };
-    const bytes = new TextEncoder().encode(JSON.stringify(meta));
-    return m.scoped((take) => {
-      const mp = take(m.put(bytes)), out = take(m.alloc(8));
-      m.check(m.x.tt_model_save(this.net, mp, bytes.length, out));
-      const [p, n] = m.i32.slice(out >> 2, (out >> 2) + 2);
-      take(p);
-      return m.u8.slice(p, p + n);
-    });
+    return writeClassifier(this.mod, this.net, meta);
   }
 
-  /** Reads a saved classifier onto a loaded backbone; refuses a file made on another. */
+  /**
+   * Reads a saved classifier onto a loaded backbone; refuses a file made on another, and
+   * one whose metadata disagrees with its net (classifier-file.mjs).
+   */
   static load(model, bytes) {
-    const { net, info } = openFile(model.mod, bytes);
+    const { net, info } = openClassifier(model.mod, bytes);
     try {
-      if (info.backbone?.hash !== model.weightHash) {
-        throw new EngineError(`this classifier was trained on backbone '${info.backbone?.id}' (weights ${info.backbone?.hash}); ` +
-          `the loaded backbone is '${model.id}' (weights ${model.weightHash})`);
-      }
-      // A fully convolutional backbone loads at several input sizes (loadModel's
-      // inputSize), with the same weights but other features.
-      const trainedAt = info.backbone?.inputShape; // not `size`: that is the shape helper, used below
-      if (Array.isArray(trainedAt) && trainedAt.join() !== model.inputShape.join()) {
-        throw new EngineError(`this classifier was trained on '${info.backbone.id}' at a ${trainedAt.join('x')} input; ` +
-          `the loaded backbone runs at ${model.inputShape.join('x')} (load it with inputSize ${trainedAt[0]})`);
-      }
-      // The checksum only catches accidents; a crafted file can say anything, so the
-      // metadata must agree with the net the engine rebuilt before anything runs.
-      const labels = info.labels;
-      if (!Array.isArray(labels) || labels.length < 1 || !labels.every((l) => typeof l === 'string')) {
-        throw new EngineError('saved classifier: its labels are not a list of class names');
-      }
-      const last = model.mod.x.tt_net_ops(net) - 1;
-      const outShape = model.shapeOf(net, last), inShape = model.shapeOf(net, 0);
-      if (outShape.join() !== `1,1,${labels.length}`) {
-        throw new EngineError(`saved classifier: ${labels.length} labels for a net with ${outShape.join('x')} outputs`);
-      }
+      const labels = checkClassifier(model, net, info);
+      const inShape = model.shapeOf(net, 0);
       const c = new Classifier(model, { labels, cut: info.cut, blocks: info.blocks, hidden: info.head?.hidden ?? 0,
         dropout: info.head?.dropout ?? 0, augment: info.augment, views: info.views, seed: info.seed, _net: net });
       if (model.layers[c.boundary].name !== info.boundary || c.inputShape.join() !== inShape.join()) {
@@ -757,7 +698,7 @@ export class Classifier {
       c.meta = info;
       return c;
     } catch (e) {
-      model.mod.x.tt_net_delete(net);
+      model.mod.x.tt_net_free(net);
       throw e;
     }
   }
@@ -788,8 +729,8 @@ export class Classifier {
   }
 
   dispose() {
-    if (this.net) this.mod.x.tt_net_delete(this.net);
-    for (const net of this._slices?.values() ?? []) this.mod.x.tt_net_delete(net);
+    if (this.net) this.mod.x.tt_net_free(this.net);
+    for (const net of this._slices?.values() ?? []) this.mod.x.tt_net_free(net);
     this._slices = null;
     this.model.freeRng(this._rng);
     this.net = 0;

@@ -1,5 +1,6 @@
-// The page's engine worker (a module worker): owns the engine, the backbone, the image
-// set and the classifier, so that decoding, embedding and training never block the page.
+// The library's engine worker (a module worker; "tinytune/worker", driven by client.mjs):
+// owns the engine, the backbone, the image set and the classifier, so that decoding,
+// embedding and training never block the page.
 //
 // Protocol. The page posts { id, type, args }; the worker answers each with
 //   { id, ok: true, result }  or  { id, ok: false, error: { name, message, code } }
@@ -35,7 +36,7 @@
 // embedded one by one in the background, so Train usually starts on cached features.
 // Training yields between small groups of batches (Classifier.fit), so 'cancel' arrives.
 import { createEngine, EngineError } from './engine.mjs';
-import { Classifier, trainableRange } from './transfer.mjs';
+import { Classifier, trainableRange, checkTrainable } from './transfer.mjs';
 import { FeatureCache } from './featurecache.mjs';
 import { tfjsFiles } from './export-tfjs.mjs';
 
@@ -181,13 +182,11 @@ const handlers = {
 
   async train({ classes, settings = {} }) {
     needModel();
-    if (!Array.isArray(classes) || classes.length < 2) {
-      throw new EngineError(`training needs at least 2 classes; there ${classes?.length === 1 ? 'is 1' : `are ${classes?.length ?? 0}`}`);
-    }
+    if (!Array.isArray(classes)) classes = [];
     const counts = new Map(classes.map((c) => [c.id, 0]));
     for (const r of S.images.values()) if (counts.has(r.classId)) counts.set(r.classId, counts.get(r.classId) + 1);
-    const empty = classes.filter((c) => !counts.get(c.id));
-    if (empty.length) throw new EngineError(`class${empty.length > 1 ? 'es' : ''} ${empty.map((c) => `'${c.name}'`).join(', ')} ha${empty.length > 1 ? 've' : 's'} no images`);
+    // fit()'s own checks, before the images are embedded rather than after
+    checkTrainable(classes.map((c) => c.name), classes.map((c) => counts.get(c.id)));
     const cfg = configure(settings);
     const ac = new AbortController();
     S.abort = ac;
@@ -209,9 +208,8 @@ const handlers = {
       const index = new Map(classes.map((c, k) => [c.id, k]));
       const c = new Classifier(m, { labels: classes.map((x) => x.name), blocks: cfg.blocks, augment: cfg.augment, views: cfg.views, seed: cfg.seed });
       try {
-        // The cached features go straight into the classifier's image list ({label, name, data}),
-        // exactly what its addImage would have computed under this config.
-        for (const r of S.images.values()) if (index.has(r.classId) && r.key === cfg.key) c.images.push({ label: index.get(r.classId), name: r.name, data: r.data });
+        // The features computed (or cached) under this config: what its addImage would compute.
+        for (const r of S.images.values()) if (index.has(r.classId) && r.key === cfg.key) c.addFeatures(r.data, index.get(r.classId), r.name);
         const epochs = Math.max(1, Math.round(Number(settings.epochs ?? 30)));
         const report = await c.fit({
           epochs, learningRate: settings.learningRate == null ? undefined : Number(settings.learningRate),

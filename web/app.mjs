@@ -1,7 +1,7 @@
 // tinytune's page: classes of images, training in a worker, predictions, model files and a
 // project that survives reloads. Plain DOM; the engine runs in wasm/worker.mjs.
 import { hasSimd } from '../wasm/module.mjs';
-import { ProjectStore, pack, unpack } from '../wasm/project.mjs';
+import { ProjectStore, pack, unpack } from './project.mjs';
 import { EngineClient } from './client.mjs';
 import { droppedGroups, makeThumbnail, download, safeName, formatBytes } from './files.mjs';
 import { drawCurves, renderPerClass, renderConfusion, renderPredictions } from './charts.mjs';

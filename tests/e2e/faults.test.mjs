@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { photoCrops } from './images.mjs';
 import { ROOT, launch, serve, newContext, ready, selectModel, classes, renameClass, addImages, messages, waitMessage } from './browser.mjs';
-import { pack, unpack, crc32 } from '../../wasm/project.mjs';
+import { pack, unpack, crc32 } from '../../web/project.mjs';
 
 const log = (...a) => console.log('#', ...a);
 const V1 = fs.readFileSync(path.join(ROOT, 'tests/fixtures/project/v1.ttproject'));

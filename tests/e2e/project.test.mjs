@@ -1,8 +1,8 @@
-// The project file container (wasm/project.mjs pack/unpack), in Node: a round trip keeps
+// The project file container (web/project.mjs pack/unpack), in Node: a round trip keeps
 // every byte, and damaged or foreign files are refused with a clear message.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { pack, unpack, ProjectFileError } from '../../wasm/project.mjs';
+import { pack, unpack, ProjectFileError } from '../../web/project.mjs';
 
 const bytes = (n, seed) => Uint8Array.from({ length: n }, (_, i) => (i * 31 + seed) & 255);
 // a stand-in classifier: the .ttm header the reader checks (magic, file version 1), then filler
