@@ -139,20 +139,8 @@ int tt_model_load(const uint8_t *data, size_t len, uint32_t *out3) {
 /* An image from raw 8-bit pixels (grey, grey+alpha, RGB or RGBA: channels 1-4), as a
    canvas or camera frame gives them; alpha is dropped like the decoder does. */
 tt_image *tt_img_from_pixels(const uint8_t *px, int w, int h, int channels) {
-  if (w < 1 || h < 1 || w > TT_IMAGE_MAX_DIM || h > TT_IMAGE_MAX_DIM || (int64_t)w * h > TT_IMAGE_MAX_PIXELS ||
-      channels < 1 || channels > 4) {
-    tt_fail(TT_EINVAL, "pixels: %dx%d with %d channels is out of range", w, h, channels);
-    return NULL;
-  }
   tt_image *im = malloc(sizeof *im);
-  size_t n = (size_t)w * h;
-  uint8_t *rgb = malloc(n * 3);
-  if (!im || !rgb) { free(im), free(rgb); tt_fail(TT_ENOMEM, "out of memory for a %dx%d image", w, h); return NULL; }
-  for (size_t i = 0; i < n; i++) {
-    const uint8_t *p = px + i * channels;
-    int grey = channels < 3;
-    rgb[i * 3] = p[0], rgb[i * 3 + 1] = p[grey ? 0 : 1], rgb[i * 3 + 2] = p[grey ? 0 : 2];
-  }
-  im->w = w, im->h = h, im->rgb = rgb;
+  if (!im) { tt_fail(TT_ENOMEM, "out of memory for a %dx%d image", w, h); return NULL; }
+  if (tt_image_from_pixels(px, w, h, channels, im) < 0) { free(im); return NULL; }
   return im;
 }

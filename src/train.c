@@ -89,7 +89,7 @@ float tt_softmax_xent(const float *logits, const int *labels, int n, int classes
 
 int tt_predict(tt_net *net, const float *x, int n, float *probs) {
   const float *z = tt_net_forward(net, x, n, -1);
-  if (!z) return TT_ENOMEM;
+  if (!z) return tt_last_code(); /* what tt_net_forward failed on */
   const tt_op *o = tt_net_op(net, tt_net_count(net) - 1);
   tt_softmax(n, o->c, z, probs);
   return TT_OK;
@@ -292,7 +292,7 @@ static int evaluate(tt_trainer *tr, const int *idx, int count, float *loss, floa
       tr->by[r] = tr->labels[i];
     }
     const float *z = tt_net_forward(tr->net, tr->bx, n, -1);
-    if (!z) return TT_ENOMEM;
+    if (!z) return tt_last_code();
     total += (double)tt_softmax_xent(z, tr->by, n, C, 0.0f, NULL) * n;
     for (int r = 0; r < n; r++) {
       int best = 0;
@@ -355,7 +355,7 @@ int tt_trainer_run(tt_trainer *tr, int max_batches, tt_progress *p) {
       tr->by[r] = tr->labels[i];
     }
     const float *z = tt_net_forward_train(tr->net, tr->bx, n, &tr->rng);
-    if (!z) return TT_ENOMEM;
+    if (!z) return tt_last_code();
     float loss = tt_softmax_xent(z, tr->by, n, C, tr->cfg.label_smoothing, tr->dlogits);
     if (!isfinite(loss)) return diverged(tr, p, loss);
     for (int r = 0; r < n; r++) {
@@ -377,7 +377,7 @@ int tt_trainer_run(tt_trainer *tr, int max_batches, tt_progress *p) {
     if (++tr->batch_in_epoch < tr->batches_per_epoch) continue;
     /* end of an epoch */
     p->train_loss = (float)(tr->loss_sum / tr->seen), p->train_acc = (float)(tr->correct / tr->seen);
-    if (evaluate(tr, tr->val_idx, tr->n_val, &p->val_loss, &p->val_acc, NULL) < 0) return TT_ENOMEM;
+    if (evaluate(tr, tr->val_idx, tr->n_val, &p->val_loss, &p->val_acc, NULL) < 0) return tt_last_code();
     /* With a validation set the best epoch's weights are kept; without one, the epoch's
        training loss only drives early stopping and the final weights stay. */
     float crit = tr->n_val ? p->val_loss : p->train_loss;
