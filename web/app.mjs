@@ -1042,12 +1042,15 @@ async function restoreProject(given = null) {
   const byClass = new Map();
   for (const rec of saved.images) { if (!byClass.has(rec.classId)) byClass.set(rec.classId, []); byClass.get(rec.classId).push(rec); }
   const classes = saved.meta?.classes ?? [];
+  let shown = 0;
   for (const { id, name } of classes) {
     const cls = { id, name, images: [], el: null };
     state.classes.push(cls);
     cls.el = renderClassCard(cls);
     $('classes').insertBefore(cls.el, $('add-class'));
     for (const rec of byClass.get(id) ?? []) {
+      // a big project's thumbnails go in by the hundred, with the page free to respond between
+      if (++shown % 200 === 0) { updateCount(cls); await new Promise((r) => setTimeout(r, 0)); }
       // im.blob is IndexedDB's handle on the stored file, not its bytes
       const im = { id: rec.id, name: rec.name, url: rec.thumb ? URL.createObjectURL(rec.thumb) : null, status: 'ok', blob: rec.blob };
       cls.images.push(im);
