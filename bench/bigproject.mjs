@@ -19,7 +19,8 @@ import path from 'node:path';
 import crypto from 'node:crypto';
 import { parseArgs } from 'node:util';
 import { SKIMAGE } from '../tests/helpers.mjs';
-import { launch, serve, newContext, ready } from '../tests/e2e/browser.mjs';
+import { chromium } from 'playwright-core';
+import { CHROMIUM, launch, serve, newContext, ready } from '../tests/e2e/browser.mjs';
 
 const { values: opt } = parseArgs({ options: {
   images: { type: 'string', default: '2000' }, epochs: { type: 'string', default: '10' }, 'epochs-k2': { type: 'string', default: '3' },
@@ -143,23 +144,31 @@ const worst = (page, from, to) => page.evaluate(([a, b]) => {
 
 // ---------------------------------------------------------------------------------------
 
-const browser = await launch([marker, '--enable-precise-memory-info']);
-await generate(browser);
-if (opt['generate-only']) { await browser.close(); process.exit(0); }
+if (names.some((n) => !fs.existsSync(path.join(opt.dir, n)))) {
+  const gen = await launch();
+  await generate(gen);
+  await gen.close();
+}
+if (opt['generate-only']) process.exit(0);
 const bytes = names.reduce((a, n) => a + fs.statSync(path.join(opt.dir, n)).size, 0);
 log(`${N} JPEGs, ${W}x${H}, ${MiB(bytes)} (${(bytes / N / 1048576).toFixed(1)} MiB each on average), 10 classes`);
 
 let peakRss = 0;
 const sampler = setInterval(() => { peakRss = Math.max(peakRss, chromiumRss()); }, 1000);
 const srv = await serve();
-const { context, errors } = await newContext(browser);
+// A profile on disk, as a user's: IndexedDB then keeps the photos on disk (an incognito
+// context, playwright's default, keeps them all in memory).
+const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'tinytune-bigproject-profile-'));
+const context = await chromium.launchPersistentContext(profile, { executablePath: CHROMIUM, viewport: { width: 1280, height: 800 },
+  args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--no-first-run', marker] });
+const errors = [];
+context.on('page', (p) => p.on('pageerror', (e) => errors.push(`pageerror: ${e.message}`)));
 await context.addInitScript(PROBE);
 const rows = [];
 try {
-  // the peer: an empty page in the same browser with the same probe; its gaps are what the
+  // the peer: an empty page of the same browser with the same probe; its gaps are what the
   // (shared) machine does to any page's main thread, not this page's work
-  const peer = await (await browser.newContext()).newPage();
-  await peer.addInitScript(PROBE);
+  const peer = await context.newPage();
   await peer.goto(`${srv.origin}/models/index.json`);
   const page = await context.newPage();
   page.setDefaultTimeout(0);
@@ -235,6 +244,6 @@ try {
 } finally {
   clearInterval(sampler);
   await context.close();
-  await browser.close();
   await srv.close();
+  fs.rmSync(profile, { recursive: true, force: true });
 }
