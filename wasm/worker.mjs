@@ -146,7 +146,7 @@ const pendingImages = () => [...S.images.values()].filter((r) => r.key !== S.cfg
 // 4 views, the last 2 blocks of the default backbone: 350 MB; 4 blocks, 8 views: 1.7 GB).
 // Beyond the budget (the page may set it; 1 GiB by default) nothing is computed and
 // training is refused with what to change, before memory runs out.
-const mb = (n) => (n < 1048576 ? `${Math.round(n / 1024)} KB` : `${Math.round(n / 1048576)} MB`);
+const mb = (n) => (n < 1048576 ? `${Math.round(n / 1024)} KB` : n < 1073741824 ? `${Math.round(n / 1048576)} MB` : `${(n / 1073741824).toFixed(1)} GB`);
 function overBudget(n) {
   const need = n * S.cfg.perImage;
   if (need <= S.featureBudget) return null;
