@@ -2,14 +2,15 @@
 // behind (tests/fixtures/idb/v1.json, made by tests/fixtures/idb/make_v1.mjs with that
 // page) is put back into a fresh profile exactly as it was, then this page opens it. The
 // upgrade must keep every class, image byte and the trained model, add what the new
-// schema has (wasm/project.mjs, UPGRADES), and leave a project the page can work on.
+// schema has (wasm/project.mjs, UPGRADES), and leave a project the page can work on. An
+// older page still open in another tab holds the upgrade back: the new page says so.
 // (A .ttproject from the first release importing: tests/project_file.test.mjs and
 // tests/e2e/faults.test.mjs.)
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { ROOT, launch, serve, newContext, ready, classes, addImages, predict } from './browser.mjs';
+import { ROOT, launch, serve, newContext, ready, classes, addImages, predict, waitMessage } from './browser.mjs';
 import { dumpDb, replayDb } from './idb.mjs';
 import { DB_VERSION } from '../../wasm/project.mjs';
 
@@ -65,6 +66,32 @@ test('a project kept by the version 1 page opens after the IndexedDB upgrade, no
     assert.deepEqual(await classes(page), [{ name: 'brick', count: 4 }, { name: 'grass', count: 3 }]);
     assert.deepEqual(await page.$$eval('.class-card:first-child .thumb', (ts) => ts.map((t) => t.title)), ['brick_0.png', 'brick_1.png', 'brick_2.png', 'brick_new.png']);
     assert.deepEqual(errors, []);
+  } finally {
+    await context.close();
+  }
+});
+
+test('an older page still open in another tab holds the upgrade back: the new page says so, works for the session, and upgrades once it is closed', async () => {
+  const { context } = await newContext(browser);
+  try {
+    const old = await context.newPage();
+    await old.goto(`${srv.origin}/models/index.json`);
+    await replayDb(old, V1);
+    // the older page: a connection at version 1 that does not close when asked
+    await old.evaluate(() => new Promise((resolve, reject) => { const r = indexedDB.open('tinytune', 1); r.onsuccess = () => { window.oldDb = r.result; resolve(); }; r.onerror = () => reject(r.error); }));
+    const page = await context.newPage();
+    await page.goto(`${srv.origin}/`);
+    await ready(page, 120000);
+    const m = await waitMessage(page, /older version/);
+    assert.equal(m.text.split('\n')[0], 'This browser does not let the page store data (another tab has the project open with an older version of this page; close it and reload). ' +
+      'Everything works for this session, but nothing will be kept: closing or reloading the page loses the project. Export it (.ttproject) to keep it.');
+    assert.equal(await page.textContent('#chip-storage'), 'Not saved');
+
+    await old.evaluate(() => window.oldDb.close());
+    await page.reload();
+    await ready(page, 120000);
+    assert.deepEqual(await classes(page), [{ name: 'brick', count: 3 }, { name: 'grass', count: 3 }]);
+    assert.equal((await dumpDb(page, 'tinytune')).version, DB_VERSION);
   } finally {
     await context.close();
   }
