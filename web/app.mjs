@@ -1049,7 +1049,7 @@ async function restoreProject(given = null) {
     cls.el = renderClassCard(cls);
     $('classes').insertBefore(cls.el, $('add-class'));
     for (const rec of byClass.get(id) ?? []) {
-      // a big project's thumbnails go in by the hundred, with the page free to respond between
+      // a big project's thumbnails go in by the hundred, the page free between
       if (++shown % 200 === 0) { updateCount(cls); await new Promise((r) => setTimeout(r, 0)); }
       // im.blob is IndexedDB's handle on the stored file, not its bytes
       const im = { id: rec.id, name: rec.name, url: rec.thumb ? URL.createObjectURL(rec.thumb) : null, status: 'ok', blob: rec.blob };
@@ -1269,8 +1269,10 @@ async function startEngine() {
     notify(`The engine could not start: ${e.message}`, 'error');
     return;
   }
+  let sent = 0;
   for (const c of state.classes) for (const im of c.images) {
     if (im.blob) state.client.call('addImage', { classId: c.id, bytes: im.blob, id: im.id, name: im.name, trusted: true }).catch(() => {});
+    if (++sent % 200 === 0) await new Promise((r) => setTimeout(r, 0)); // a big project's images go in by the hundred, the page free between
   }
   return true;
 }
