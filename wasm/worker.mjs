@@ -49,7 +49,7 @@ const S = {
   abort: null, // AbortController of the running train
   cache: FeatureCache.open(), // a promise: features kept in IndexedDB across reloads
   computed: 0, // embeddings the engine ran (cache misses)
-  featureBudget: 1024 * 1048576, // bytes of features the worker may hold (overBudget)
+  featureBudget: 512 * 1048576, // bytes of features the worker may hold (overBudget)
 };
 
 const post = (msg, transfer) => self.postMessage(msg, transfer ?? []);
@@ -143,9 +143,11 @@ const pendingImages = () => [...S.images.values()].filter((r) => r.key !== S.cfg
 
 // The features of every image are held here and copied into the engine to train: at the
 // settings' cut, views and trainable blocks they can outgrow a tab's memory (2,000 images,
-// 4 views, the last 2 blocks of the default backbone: 350 MB; 4 blocks, 8 views: 1.7 GB).
-// Beyond the budget (the page may set it; 1 GiB by default) nothing is computed and
-// training is refused with what to change, before memory runs out.
+// 4 views, the last 2 blocks of the default backbone: 344 MB; 4 blocks, 8 views: 1.7 GB).
+// Training takes about 2.4 times their size in wasm memory besides ~225 MB
+// (bench/bigproject.mjs: 266 MiB at 100 images, 472 MiB at 600), and the engine has 2 GiB.
+// Beyond the budget (512 MiB by default, so training stays under ~1.5 GiB; the page may set
+// it) nothing is computed and training is refused with what to change, before memory runs out.
 const mb = (n) => (n < 1048576 ? `${Math.round(n / 1024)} KB` : n < 1073741824 ? `${Math.round(n / 1048576)} MB` : `${(n / 1073741824).toFixed(1)} GB`);
 function overBudget(n) {
   const need = n * S.cfg.perImage;

@@ -13,12 +13,12 @@ import { zip } from './zip.mjs';
 const $ = (id) => document.getElementById(id);
 const MAX_FILE = 64 * 1024 * 1024;
 const DEFAULTS = { modelId: null, cut: '', blocks: 'auto', epochs: 30, learningRate: null, augment: true, views: 4 };
-// The largest project the page takes. Images: 5,000 (bench/bigproject.mjs runs 2,000 phone
-// photos); their features at the default settings then fill most of the worker's budget
-// (featureBytes, wasm/worker.mjs overBudget), which refuses heavier settings by itself.
+// The largest project the page takes: 3,000 images, where the default settings' features
+// (172 KB an image) reach the worker's budget, featureBytes (wasm/worker.mjs overBudget,
+// which refuses heavier settings by itself). bench/bigproject.mjs ran 2,000 phone photos.
 // Beyond it, an add or an import is refused with a message, before memory runs out.
 // The tests lower these (window.tinytune.limits).
-const LIMITS = { images: 5000, featureBytes: 1024 * 1024 * 1024 };
+const LIMITS = { images: 3000, featureBytes: 512 * 1024 * 1024 };
 
 const state = {
   store: null, // ProjectStore, or null where the browser gives no IndexedDB
