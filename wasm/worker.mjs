@@ -50,6 +50,7 @@ const S = {
   abort: null, // AbortController of the running train
   cache: FeatureCache.open(), // a promise: features kept in IndexedDB across reloads
   computed: 0, // embeddings the engine ran (cache misses)
+  featureBudget: 512 * 1048576, // bytes of features the worker may hold (overBudget)
 };
 
 const post = (msg, transfer) => self.postMessage(msg, transfer ?? []);
@@ -106,9 +107,11 @@ function configure(s = {}) {
   const seed = Number(s.seed ?? 1);
   const { boundary } = trainableRange(m, blocks, cut);
   const key = [S.modelId, cut, blocks, augment ? 1 : 0, views, seed].join('|');
+  if (Number(s.featureBudget) > 0) S.featureBudget = Number(s.featureBudget);
   if (S.cfg?.key === key) return S.cfg;
   if (S.cfg?.rng) m.freeRng(S.cfg.rng);
-  S.cfg = { key, cut, cutName: m.layers[cut].name, blocks, augment, views, seed, boundary, rng: m.newRng(seed) };
+  const perImage = views * m.layers[boundary].shape.reduce((a, b) => a * b, 1) * 4;
+  S.cfg = { key, cut, cutName: m.layers[cut].name, blocks, augment, views, seed, boundary, perImage, rng: m.newRng(seed) };
   return S.cfg;
 }
 
@@ -139,9 +142,24 @@ async function embed(rec) {
 
 const pendingImages = () => [...S.images.values()].filter((r) => r.key !== S.cfg?.key);
 
+// The features of every image are held here and copied into the engine to train: at the
+// settings' cut, views and trainable blocks they can outgrow a tab's memory (2,000 images,
+// 4 views, the last 2 blocks of the default backbone: 344 MB; 4 blocks, 8 views: 1.7 GB).
+// Training takes about 2.4 times their size in wasm memory besides ~225 MB
+// (bench/bigproject.mjs: 266 MiB at 100 images, 472 MiB at 600), and the engine has 2 GiB.
+// Beyond the budget (512 MiB by default, so training stays under ~1.5 GiB; the page may set
+// it) nothing is computed and training is refused with what to change, before memory runs out.
+const mb = (n) => (n < 1048576 ? `${Math.round(n / 1024)} KB` : n < 1073741824 ? `${Math.round(n / 1048576)} MB` : `${(n / 1073741824).toFixed(1)} GB`);
+function overBudget(n) {
+  const need = n * S.cfg.perImage;
+  if (need <= S.featureBudget) return null;
+  return `${n} images at these settings need ${mb(need)} of memory for their features, more than the ${mb(S.featureBudget)} this page allows: ` +
+    'train fewer final blocks (or Auto), use fewer augmented views, or fewer images';
+}
+
 /** One background embedding step; false when there is nothing to do. */
 async function embedOne() {
-  if (!S.model || !S.cfg) return false;
+  if (!S.model || !S.cfg || overBudget(S.images.size)) return false;
   const rec = pendingImages()[0];
   if (!rec) return false;
   await embed(rec);
@@ -188,6 +206,8 @@ const handlers = {
     // fit()'s own checks, before the images are embedded rather than after
     checkTrainable(classes.map((c) => c.name), classes.map((c) => counts.get(c.id)));
     const cfg = configure(settings);
+    const tooBig = overBudget([...S.images.values()].filter((r) => counts.has(r.classId)).length);
+    if (tooBig) throw new EngineError(tooBig);
     const ac = new AbortController();
     S.abort = ac;
     try {

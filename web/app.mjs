@@ -13,6 +13,12 @@ import { zip } from './zip.mjs';
 const $ = (id) => document.getElementById(id);
 const MAX_FILE = 64 * 1024 * 1024;
 const DEFAULTS = { modelId: null, cut: '', blocks: 'auto', epochs: 30, learningRate: null, augment: true, views: 4 };
+// The largest project the page takes: 3,000 images, where the default settings' features
+// (172 KB an image) reach the worker's budget, featureBytes (wasm/worker.mjs overBudget,
+// which refuses heavier settings by itself). bench/bigproject.mjs ran 2,000 phone photos.
+// Beyond it, an add or an import is refused with a message, before memory runs out.
+// The tests lower these (window.tinytune.limits).
+const LIMITS = { images: 3000, featureBytes: 512 * 1024 * 1024 };
 
 const state = {
   store: null, // ProjectStore, or null where the browser gives no IndexedDB
@@ -21,6 +27,7 @@ const state = {
   zoo: [], // models/index.json entries
   model: null, // the worker's model info
   settings: { ...DEFAULTS },
+  limits: { ...LIMITS },
   classes: [], // [{ id, name, images: [{ id, name, url, status }], el }]
   training: false,
   trained: null, // { labels, report, backbone, source }
@@ -205,6 +212,15 @@ function removeImage(cls, im, { silent = false } = {}) {
  */
 async function addFiles(cls, files) {
   if (!files.length) return;
+  const room = Math.max(0, state.limits.images - projectImages());
+  if (files.length > room) {
+    const left = files.slice(room);
+    const names = left.slice(0, 3).map((f) => `'${f.webkitRelativePath || f.name}'`).join(', ') + (left.length > 3 ? ` and ${left.length - 3} more` : '');
+    notify(`This project is at the page's limit of ${fmtCount(state.limits.images)} images: ${plural(left.length, 'file')} (${names}) ${left.length === 1 ? 'was' : 'were'} not added to '${cls.name}'${room ? ` (${plural(room, 'other')} ${room === 1 ? 'was' : 'were'})` : ''}. ` +
+      'Everything already in the project is kept and works. To add more, remove images, or export this project (.ttproject) and start another.', 'warn', { topic: 'limit' });
+    files = files.slice(0, room);
+    if (!files.length) return;
+  }
   const skipped = [];
   let added = 0;
   const base = Date.now();
@@ -224,6 +240,10 @@ async function addFiles(cls, files) {
   }
   requestPersistence();
 }
+
+/** Images in the project, counting those still being added. */
+const projectImages = () => state.classes.reduce((a, c) => a + c.images.length + (c.queued ?? 0), 0);
+const fmtCount = (n) => String(n).replace(/\B(?=(\d{3})+(?!\d))/g, ',');
 
 let inFlight = 0;
 function adding(n) {
@@ -540,7 +560,7 @@ function writeSettings() {
 }
 
 const trainSettings = () => ({ cut: state.settings.cut || null, blocks: state.settings.blocks, augment: state.settings.augment,
-  views: state.settings.views, epochs: state.settings.epochs, learningRate: state.settings.learningRate });
+  views: state.settings.views, epochs: state.settings.epochs, learningRate: state.settings.learningRate, featureBudget: state.limits.featureBytes });
 
 async function configure() {
   if (!state.model) return;
@@ -959,6 +979,10 @@ async function importProject(file) {
   try {
     // unpack checks the whole file first: a damaged or hostile one leaves the project as it was
     const p = await unpack(file);
+    if (p.images.length > state.limits.images) {
+      notify(`Could not import '${file.name}': it has ${fmtCount(p.images.length)} images, more than the ${fmtCount(state.limits.images)} this page works with. The current project is unchanged.`, 'error', { topic: 'import' });
+      return;
+    }
     const images = p.images.map((im) => ({ ...im, size: im.blob?.size ?? 0 }));
     const model = p.model ? { ...p.model, bytes: p.model.bytes } : null;
     const settings = { ...DEFAULTS, ...p.settings };
@@ -1018,12 +1042,15 @@ async function restoreProject(given = null) {
   const byClass = new Map();
   for (const rec of saved.images) { if (!byClass.has(rec.classId)) byClass.set(rec.classId, []); byClass.get(rec.classId).push(rec); }
   const classes = saved.meta?.classes ?? [];
+  let shown = 0;
   for (const { id, name } of classes) {
     const cls = { id, name, images: [], el: null };
     state.classes.push(cls);
     cls.el = renderClassCard(cls);
     $('classes').insertBefore(cls.el, $('add-class'));
     for (const rec of byClass.get(id) ?? []) {
+      // a big project's thumbnails go in by the hundred, the page free between
+      if (++shown % 200 === 0) { updateCount(cls); await new Promise((r) => setTimeout(r, 0)); }
       // im.blob is IndexedDB's handle on the stored file, not its bytes
       const im = { id: rec.id, name: rec.name, url: rec.thumb ? URL.createObjectURL(rec.thumb) : null, status: 'ok', blob: rec.blob };
       cls.images.push(im);
@@ -1242,8 +1269,10 @@ async function startEngine() {
     notify(`The engine could not start: ${e.message}`, 'error');
     return;
   }
+  let sent = 0;
   for (const c of state.classes) for (const im of c.images) {
     if (im.blob) state.client.call('addImage', { classId: c.id, bytes: im.blob, id: im.id, name: im.name, trusted: true }).catch(() => {});
+    if (++sent % 200 === 0) await new Promise((r) => setTimeout(r, 0)); // a big project's images go in by the hundred, the page free between
   }
   return true;
 }

@@ -1,5 +1,5 @@
 // Files in and out of the page: what a drop contains (folders included), small
-// thumbnails, and downloads.
+// thumbnails (made in a worker that runs this same module), and downloads.
 
 const THUMB = 96;
 
@@ -65,11 +65,13 @@ export async function droppedGroups(dataTransfer) {
   return groups;
 }
 
-/**
- * A small square JPEG thumbnail (cover-cropped, THUMB px) of an image file, or null when
- * the browser cannot decode it. Only the bitmap is decoded, briefly; it is closed at once.
- */
-export async function makeThumbnail(blob) {
+// Thumbnails are made off the page's main thread: a phone photo has 12 megapixels, and
+// scaling one down there stalls the page for most of a second (bench/bigproject.mjs). This
+// module is also the script of that worker (where it has no document): createImageBitmap
+// decodes (EXIF orientation applied, as the page shows images), an OffscreenCanvas scales
+// and encodes, one image at a time so at most one decoded photo is held. Where module
+// workers or OffscreenCanvas are missing, the page does it itself.
+async function thumbnailOf(blob, canvas) {
   let bmp;
   try {
     bmp = await createImageBitmap(blob);
@@ -78,15 +80,53 @@ export async function makeThumbnail(blob) {
   }
   try {
     const s = Math.min(bmp.width, bmp.height);
-    const canvas = document.createElement('canvas');
     canvas.width = canvas.height = THUMB;
     const ctx = canvas.getContext('2d');
     ctx.imageSmoothingQuality = 'high';
     ctx.drawImage(bmp, (bmp.width - s) / 2, (bmp.height - s) / 2, s, s, 0, 0, THUMB, THUMB);
-    return await new Promise((resolve) => canvas.toBlob(resolve, 'image/jpeg', 0.85));
+    return canvas.convertToBlob ? await canvas.convertToBlob({ type: 'image/jpeg', quality: 0.85 })
+      : await new Promise((resolve) => canvas.toBlob(resolve, 'image/jpeg', 0.85));
   } finally {
     bmp.close();
   }
+}
+
+if (typeof document === 'undefined' && typeof self !== 'undefined' && typeof self.postMessage === 'function' && typeof OffscreenCanvas === 'function') {
+  let chain = Promise.resolve();
+  self.onmessage = ({ data: { id, blob } }) => {
+    chain = chain.then(() => thumbnailOf(blob, new OffscreenCanvas(THUMB, THUMB)).catch(() => null)).then((thumb) => self.postMessage({ id, thumb }));
+  };
+}
+
+let thumbWorker; // undefined: not started yet; null: none (the page makes its own)
+const waiting = new Map();
+let lastId = 0;
+
+function startThumbWorker() {
+  try {
+    if (typeof OffscreenCanvas !== 'function') return null;
+    const w = new Worker(import.meta.url, { type: 'module' });
+    w.onmessage = ({ data: { id, thumb } }) => { waiting.get(id)?.resolve(thumb); waiting.delete(id); };
+    w.onerror = () => { // it could not start: the page makes the thumbnails waiting for it, and all later ones
+      thumbWorker = null;
+      for (const { blob, resolve } of waiting.values()) resolve(thumbnailOf(blob, document.createElement('canvas')));
+      waiting.clear();
+    };
+    return w;
+  } catch {
+    return null;
+  }
+}
+
+/** A small square JPEG thumbnail (cover-cropped, THUMB px) of an image file, or null when the browser cannot decode it. */
+export function makeThumbnail(blob) {
+  if (thumbWorker === undefined) thumbWorker = startThumbWorker();
+  if (!thumbWorker) return thumbnailOf(blob, document.createElement('canvas'));
+  return new Promise((resolve) => {
+    const id = ++lastId;
+    waiting.set(id, { blob, resolve });
+    thumbWorker.postMessage({ id, blob });
+  });
 }
 
 /** Offers bytes as a file download. */

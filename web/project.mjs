@@ -248,14 +248,46 @@ export async function unpack(file) {
 }
 
 // ---------------------------------------------------------------------------------------
-// IndexedDB: database 'tinytune', stores
+// IndexedDB: database 'tinytune', schema version 2, stores
 //   meta   key 'project' -> { settings, classes: [{id, name}] }
-//   images keyPath 'id'  -> { id, classId, name, type, size, added, blob, thumb }   (index classId)
+//   images keyPath 'id'  -> { id, classId, name, type, size, added, blob, thumb }   (indexes classId, added)
 //   model  key 'current' -> { backbone, labels, saved, report, bytes: Blob }
 // Every change is written at once, so whatever the page shows is what a reload restores.
+//
+// Upgrades. A browser keeps the database of whatever page version last opened it; a newer
+// page opens it at its own version and onupgradeneeded runs each step from the stored
+// version up, in order, inside one versionchange transaction (so an upgrade cut short
+// leaves the old version intact). A step never drops what an older page wrote. The
+// database the version 1 page wrote is kept as a fixture (tests/fixtures/idb/v1.json) and
+// tests/e2e/upgrade.test.mjs opens it with this page. A new version: add a step here, and
+// dump a fixture of the version before it.
+//   1: the three stores, images indexed by class.
+//   2: images indexed by the time added (the page restores them in that order, reading
+//      them in batches rather than all at once); every image record has its size in bytes,
+//      which the page's project limits count (version 1 imports stored none).
 // ---------------------------------------------------------------------------------------
 
-const DB_VERSION = 1;
+export const DB_VERSION = 2;
+const UPGRADES = {
+  1: (db) => {
+    db.createObjectStore('meta');
+    db.createObjectStore('images', { keyPath: 'id' }).createIndex('classId', 'classId');
+    db.createObjectStore('model');
+  },
+  2: (db, tx) => {
+    const images = tx.objectStore('images');
+    images.createIndex('added', 'added');
+    const cur = images.openCursor();
+    cur.onsuccess = () => {
+      const c = cur.result;
+      if (!c) return;
+      const rec = c.value;
+      const size = rec.blob instanceof Blob ? rec.blob.size : 0;
+      if (rec.size !== size) c.update({ ...rec, size });
+      c.continue();
+    };
+  },
+};
 const req = (r) => new Promise((resolve, reject) => { r.onsuccess = () => resolve(r.result); r.onerror = () => reject(r.error); });
 const done = (tx) => new Promise((resolve, reject) => {
   tx.oncomplete = () => resolve();
@@ -264,18 +296,15 @@ const done = (tx) => new Promise((resolve, reject) => {
 });
 
 export class ProjectStore {
-  /** Opens (creating if needed) the project database. Rejects where IndexedDB is unavailable. */
-  static async open(name = 'tinytune') {
+  /** Opens (creating or upgrading if needed) the project database. Rejects where IndexedDB is unavailable. */
+  static async open(name = 'tinytune', version = DB_VERSION) {
     if (!globalThis.indexedDB) throw new Error('IndexedDB is not available in this browser');
-    const open = indexedDB.open(name, DB_VERSION);
+    const open = indexedDB.open(name, version);
     // Another tab with an older page holds the database open at its version: say so
     // rather than wait forever for it to close.
     const blocked = new Promise((_, reject) => { open.onblocked = () => reject(new Error('another tab has the project open with an older version of this page; close it and reload')); });
-    open.onupgradeneeded = () => {
-      const db = open.result;
-      if (!db.objectStoreNames.contains('meta')) db.createObjectStore('meta');
-      if (!db.objectStoreNames.contains('images')) db.createObjectStore('images', { keyPath: 'id' }).createIndex('classId', 'classId');
-      if (!db.objectStoreNames.contains('model')) db.createObjectStore('model');
+    open.onupgradeneeded = (e) => {
+      for (let v = e.oldVersion + 1; v <= version; v++) UPGRADES[v](open.result, open.transaction);
     };
     return new ProjectStore(await Promise.race([req(open), blocked]));
   }
