@@ -116,7 +116,9 @@ static void ksplit_task(void *p, int t) {
 __attribute__((noinline)) static void gemm_ksplit(const gemm_args *g) {
   float part[KPARTS * KSPLIT_MAX_MN];
   const int T = tt_threads(), M = g->M, N = g->N;
-  ksplit s = {*g, (g->K + 4 * KPARTS - 1) / (4 * KPARTS) * 4, T < KPARTS ? T : KPARTS, part};
+  /* a part a task, taken by whichever thread is free (two parts a thread on two cores
+     waited on the slower one) */
+  ksplit s = {*g, (g->K + 4 * KPARTS - 1) / (4 * KPARTS) * 4, T < 2 ? 1 : KPARTS, part};
   tt_parallel(s.tasks, ksplit_task, &s);
   const size_t mn = (size_t)M * N;
   for (int i = 0; i < M; i++) {
