@@ -8,8 +8,9 @@ import { Classifier } from '../wasm/transfer.mjs';
 import { modelDir } from '../tests/helpers.mjs';
 
 const { values: o } = parseArgs({ options: { model: { type: 'string', default: 'mobilenet_v2_mid' },
-  threads: { type: 'string', default: '1' }, runs: { type: 'string', default: '3' } } });
-const engine = await createEngine({ threads: Number(o.threads) });
+  threads: { type: 'string', default: '1' }, 'wasm-base': { type: 'string' }, runs: { type: 'string', default: '3' } } });
+// --wasm-base DIR: the builds from another folder (an A/B run against other code)
+const engine = await createEngine({ threads: Number(o.threads), ...(o['wasm-base'] ? { wasmBase: new URL(`file://${o['wasm-base'].replace(/\/?$/, '/')}`) } : {}) });
 const m = await engine.loadModel(modelDir(o.model));
 const F = m.layers[m.cut].shape[2], N = 1000, K = 10;
 const feats = new Float32Array(N * F), labels = new Int32Array(N);

@@ -9,9 +9,10 @@ import { Classifier } from '../wasm/transfer.mjs';
 import { PHOTOS, modelDir, readPhoto } from '../tests/helpers.mjs';
 
 const { values: o } = parseArgs({ options: { model: { type: 'string', default: 'mobilenet_v2' },
-  threads: { type: 'string', default: '1' }, steps: { type: 'string', default: '10' } } });
+  threads: { type: 'string', default: '1' }, 'wasm-base': { type: 'string' }, steps: { type: 'string', default: '10' } } });
 const B = 16, C = 2;
-const engine = await createEngine({ threads: Number(o.threads) });
+// --wasm-base DIR: the builds from another folder (an A/B run against other code)
+const engine = await createEngine({ threads: Number(o.threads), ...(o['wasm-base'] ? { wasmBase: new URL(`file://${o['wasm-base'].replace(/\/?$/, '/')}`) } : {}) });
 const m = await engine.loadModel(modelDir(o.model));
 const c = new Classifier(m, { labels: ['a', 'b'], blocks: 2, augment: false });
 const acts = PHOTOS.slice(0, 8).map(readPhoto).map((p) => m.embedViews(p, { views: 1, upto: c.boundary }));
