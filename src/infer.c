@@ -177,22 +177,30 @@ static void block_rows(const block_run *br, int b0, int b1, int oy_lo, int oy_hi
   }
 }
 
-/* A stripe of rows with band buffers of its own, or one image with the first free set of
-   band buffers: images are tasks of their own, taken by whichever thread is free (a
-   slower core takes fewer), and at most one task a thread runs at a time, so a set of
-   buffers a thread is always free. */
+/* A stripe of rows or one image, with the first free set of band buffers: tasks taken by
+   whichever thread is free (a slower core takes fewer), and at most one task a thread
+   runs at a time, so a set of buffers a thread is always free. */
 static void block_task(void *p, int t) {
   const block_run *br = p;
   const int OH = br->net->ops[br->bk->d].h;
-  if (br->rows) {
-    block_rows(br, 0, br->n, t * OH / br->tasks, (t + 1) * OH / br->tasks,
-               br->net->band[2 * t].p, br->net->band[2 * t + 1].p);
-    return;
-  }
   int s = 0;
   while (__atomic_exchange_n(&br->busy[s], 1, __ATOMIC_ACQUIRE)) s = s + 1 < br->sets ? s + 1 : 0;
-  block_rows(br, t, t + 1, 0, OH, br->net->band[2 * s].p, br->net->band[2 * s + 1].p);
+  if (br->rows)
+    block_rows(br, 0, br->n, t * OH / br->tasks, (t + 1) * OH / br->tasks,
+               br->net->band[2 * s].p, br->net->band[2 * s + 1].p);
+  else
+    block_rows(br, t, t + 1, 0, OH, br->net->band[2 * s].p, br->net->band[2 * s + 1].p);
   __atomic_store_n(&br->busy[s], 0, __ATOMIC_RELEASE);
+}
+
+/* Stripes: up to 3 a thread, taken by whichever thread is free, so a slower core takes
+   fewer (one a thread waited on the slowest core); a multiple of the threads, of at
+   least stripe_rows rows, as each stripe recomputes the expanded rows at its edges. */
+static int stripe_tasks(const tt_net *net, int OH, int sets) {
+  const int stripe_rows = net->stripe_rows ? net->stripe_rows : TT_STRIPE_ROWS;
+  int k = OH / (sets * stripe_rows);
+  k = k < 1 ? 1 : k > 3 ? 3 : k;
+  return sets * k;
 }
 
 /* How a block's work goes to the threads (see run_block): whole images (1), stripes of
@@ -233,7 +241,8 @@ static int run_block(tt_net *net, const block *bk, int cut, const float *x, floa
   const int ex = bk->e >= 0;
   int busy[TT_POOL_MAX] = {0};
   const int sets = cut ? (T < TT_POOL_MAX ? T : TT_POOL_MAX) : 1; /* band buffer sets */
-  block_run br = {net, bk, x, res, y, n, cut == 1 ? n : sets, cut == 2, 0, busy, sets};
+  block_run br = {net, bk, x, res, y, n, cut == 1 ? n : cut == 2 ? stripe_tasks(net, OH, sets) : 1,
+                  cut == 2, 0, busy, sets};
   const size_t band_bytes = net->band_bytes ? net->band_bytes : TT_BAND_BYTES;
   int R = (int)(band_bytes / sizeof(float) / ((ex ? (size_t)s * rowE : 0) + rowD));
   br.R = R < 1 ? 1 : R > OH ? OH : R;

@@ -59,7 +59,7 @@ export interface WorkerModelInfo {
 
 /** The worker's requests: arguments and results (see docs/API.md, "Worker protocol"). */
 export interface WorkerRequests {
-  init: [{ simd?: boolean; threads?: number; wasmBase?: string }, { simd: boolean; build: string; threads: number; memory: number }];
+  init: [{ simd?: boolean; threads?: number; wasmBase?: string }, { simd: boolean; build: string; threads: number; memory: number; wasm: string }];
   loadModel: [{ url: string; id?: string }, WorkerModelInfo];
   configure: [WorkerTrainSettings, { cut: number; cutName: string; blocks: number | 'auto'; views: number; augment: boolean | AugmentSettings; pending: number }];
   addImage: [{ classId: string; bytes: Uint8Array | ArrayBuffer | Blob; id: string; name?: string; trusted?: boolean }, { ok: true; width?: number; height?: number } | { ok: false; reason: string }];
@@ -109,7 +109,7 @@ export class TinytuneClient extends EngineClient {
   /** Starts the worker and its engine (`ready` settles when the engine is loaded). */
   constructor(opts?: TinytuneClientOptions);
   /** The engine's build; rejects with a WorkerError naming the .wasm URLs tried when none loads. */
-  readonly ready: Promise<{ simd: boolean; build: string; threads: number; memory: number }>;
+  readonly ready: Promise<{ simd: boolean; build: string; threads: number; memory: number; wasm: string }>;
   /** Class names in the order their first image was added. */
   classes: string[];
   /**

@@ -45,6 +45,10 @@ async function readBytes(url) {
       throw err;
     }
   }
+  return new Uint8Array(await (await fetchOk(url)).arrayBuffer());
+}
+
+async function fetchOk(url) {
   let r;
   try {
     r = await fetch(url);
@@ -52,7 +56,17 @@ async function readBytes(url) {
     throw new EngineError(`cannot load the engine from ${url}: ${e.message}`);
   }
   if (!r.ok) throw new EngineError(`cannot load the engine from ${url}: ${r.status} ${r.statusText}`.trimEnd());
-  return new Uint8Array(await r.arrayBuffer());
+  return r;
+}
+
+// Over the network the build compiles while it downloads (compileStreaming, which needs
+// the application/wasm type); from a file, or from a server sending another type, once
+// it has all arrived.
+async function compileUrl(url) {
+  if ((isNode && url.protocol === 'file:') || typeof WebAssembly.compileStreaming !== 'function') return WebAssembly.compile(await readBytes(url));
+  const r = await fetchOk(url);
+  if (/^application\/wasm\b/.test(r.headers.get('content-type') ?? '')) return WebAssembly.compileStreaming(r);
+  return WebAssembly.compile(new Uint8Array(await r.arrayBuffer()));
 }
 
 // The builds, fastest first: relaxed SIMD (FMA), plain SIMD, scalar. The -mt ones are
@@ -100,7 +114,8 @@ async function compileFirst(candidates, folder) {
   const errors = [];
   for (const c of candidates) {
     try {
-      return [await WebAssembly.compile(await readBytes(new URL(c.file, folder))), c];
+      const url = new URL(c.file, folder);
+      return [await compileUrl(url), { ...c, url: url.href }];
     } catch (e) {
       if (e.missing) throw e;
       errors.push(e);
@@ -126,7 +141,7 @@ export async function loadModule(opts = {}) {
   const simd = opts.simd ?? hasSimd();
   const relaxed = simd && (opts.relaxed ?? hasRelaxedSimd());
   const threads = opts.url || opts.bytes || !simd || !canThread() ? 1 : Math.max(1, Math.floor(opts.threads ?? await defaultThreads()));
-  let module, build;
+  let module, build, spawned;
   if (opts.url || opts.bytes) {
     build = { simd, relaxed };
     module = await WebAssembly.compile(opts.bytes ?? await readBytes(opts.url));
@@ -134,9 +149,12 @@ export async function loadModule(opts = {}) {
     const candidates = (threads > 1 ? MT_BUILDS : BUILDS).filter((b) => (b.simd ? simd : true) && (b.relaxed ? relaxed : true) &&
       (opts.simd === undefined || b.simd === opts.simd) && (opts.relaxed !== true || b.relaxed));
     if (!candidates.length) throw new EngineError('this runtime does not support the requested build (relaxed SIMD)');
+    // the lent threads' workers start while the build downloads and compiles
+    spawned = threads > 1 ? import('./threads.mjs').then((t) => t.prespawn(threads - 1)) : null;
     try {
       [module, build] = await compileFirst(candidates, wasmFolder(opts.wasmBase));
     } catch (e) {
+      dropWorkers(spawned);
       if (threads === 1 || e.missing) throw e;
       return loadModule({ ...opts, threads: 1 }); // no threaded build to be had
     }
@@ -146,9 +164,10 @@ export async function loadModule(opts = {}) {
     // without the threaded files or worker script) costs speed, never the engine.
     try {
       const { instantiateThreaded } = await import('./threads.mjs');
-      const { exports, pool } = await instantiateThreaded(module, threads);
-      return new Module(exports, build.simd, build.relaxed, pool);
+      const { exports, pool } = await instantiateThreaded(module, threads, await spawned);
+      return Object.assign(new Module(exports, build.simd, build.relaxed, pool), { url: build.url });
     } catch {
+      dropWorkers(spawned); // (ending a worker twice is harmless)
       return loadModule({ ...opts, threads: 1 });
     }
   }
@@ -160,7 +179,12 @@ export async function loadModule(opts = {}) {
   }
   const { exports } = await WebAssembly.instantiate(module, imports);
   exports._initialize?.();
-  return new Module(exports, build.simd, build.relaxed);
+  return Object.assign(new Module(exports, build.simd, build.relaxed), { url: build.url });
+}
+
+// Ends the workers threads.mjs's prespawn started, when the threaded build is not used.
+function dropWorkers(spawned) {
+  spawned?.then((ws) => ws.forEach((w) => w.then((x) => x.end(), () => {})), () => {});
 }
 
 const utf8 = new TextEncoder();

@@ -5,7 +5,7 @@
 // Protocol. The page posts { id, type, args }; the worker answers each with
 //   { id, ok: true, result }  or  { id, ok: false, error: { name, message, code } }
 // and posts progress as { type: 'event', name, data } (no id). Requests:
-//   init {simd?, threads?, wasmBase?}    -> { simd, build, threads, memory }
+//   init {simd?, threads?, wasmBase?}    -> { simd, build, threads, memory, wasm (the build's URL) }
 //   loadModel {url, id}                  -> model info (card, layers, default cut, ...); events 'loadProgress' {loaded, total}
 //   configure {cut, blocks ('auto' or 0-4), augment, views, seed}
 //                                        -> the embedding config that background work and train() use
@@ -175,7 +175,7 @@ const handlers = {
       const opts = Object.fromEntries(Object.entries({ simd, threads, wasmBase }).filter(([, v]) => v !== undefined && v !== null));
       S.engine = await createEngine(opts);
     }
-    return { simd: S.engine.simd, build: S.engine.build, threads: S.engine.threads, memory: S.engine.memoryBytes() };
+    return { simd: S.engine.simd, build: S.engine.build, threads: S.engine.threads, memory: S.engine.memoryBytes(), wasm: S.engine.mod.url };
   },
 
   async loadModel({ url, id }) {

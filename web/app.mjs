@@ -1081,7 +1081,7 @@ async function registerServiceWorker() {
     await navigator.serviceWorker.register(new URL('./sw.js', import.meta.url), { scope: new URL('../', import.meta.url).pathname });
     if (!navigator.serviceWorker.controller) {
       // First visit: wait (briefly) until the worker controls the page, so the engine and
-      // model downloads that follow go through it and are cached.
+      // model files loaded meanwhile can be handed to it to keep (end of boot).
       await Promise.race([
         new Promise((r) => navigator.serviceWorker.addEventListener('controllerchange', r, { once: true })),
         new Promise((r) => setTimeout(r, 4000)),
@@ -1203,7 +1203,10 @@ async function boot() {
   bindUi();
   renderEnvironment();
   drawCurves($('curves'), [], DEFAULTS.epochs);
-  const swDone = registerServiceWorker();
+  // The engine (download, compile, threads) and the model list load while the project is
+  // read, not after it: on a first visit that was most of the wait for a usable page.
+  const engine = spawnEngine();
+  const zoo = loadZoo().then((models) => ({ models }), (error) => ({ error }));
   try {
     state.store = await ProjectStore.open();
     $('chip-storage').textContent = 'Saved in this browser';
@@ -1225,24 +1228,48 @@ async function boot() {
   state.camera = await detectCamera();
   await inbox.open();
   await restoreProject(); // classes and thumbnails at once; the engine follows
-  await swDone;
-  if (!(await startEngine())) return;
-  try {
-    state.zoo = await loadZoo();
-  } catch (e) {
-    notify(e.message, 'error');
+  if (!(await startEngine(engine))) return;
+  const { models, error } = await zoo;
+  if (error) {
+    notify(error.message, 'error');
     return;
   }
+  state.zoo = models;
   // each backbone in plain words: what it was trained to see (the card's description)
   $('model').replaceChildren(...state.zoo.map((m) => el('option', { value: m.id },
     `${plainName(m.card?.name ?? m.id)}${m.card?.description ? `: ${m.card.description}` : ''}${m.default ? ' (default)' : ''}`)));
   await selectModel(state.settings.modelId);
   document.body.dataset.ready = 'true';
+  performance.mark('tinytune:usable');
+}
+
+/**
+ * The service worker is registered once the page is usable (or could not start): on a
+ * first visit its install downloads the page's files again, which held up the engine's
+ * own downloads (a browser opens 6 connections to a host). Once it controls the page, it
+ * keeps the engine build this browser runs and the model for the next visit.
+ */
+async function keepOffline() {
+  await registerServiceWorker();
+  const sw = navigator.serviceWorker?.controller;
+  if (sw && state.env?.wasm) sw.postMessage({ type: 'cache', urls: [state.env.wasm] });
+  const entry = state.zoo.find((m) => m.id === state.model?.id);
+  if (entry) cacheModelFiles(entry);
+}
+
+/** Creates the engine worker and asks it to start; startEngine waits for it. */
+function spawnEngine() {
+  const client = new EngineClient();
+  // The worker detects SIMD for itself; where the page has none it will not either, and
+  // asking for the scalar build outright keeps the two in agreement.
+  const init = client.call('init', hasSimd() ? {} : { simd: false });
+  init.catch(() => {}); // reported by startEngine
+  return { client, init };
 }
 
 /** Starts the engine worker and hands it every image the page holds; false if it cannot start. */
-async function startEngine() {
-  state.client = new EngineClient();
+async function startEngine({ client, init } = spawnEngine()) {
+  state.client = client;
   live.client = state.client;
   state.client.on('crash', restartEngine);
   state.client.on('loadProgress', ({ loaded, total }) => {
@@ -1261,9 +1288,8 @@ async function startEngine() {
   });
   state.client.on('fatal', (e) => notify(e.message, 'error'));
   try {
-    // The worker detects SIMD for itself; where the page has none it will not either, and
-    // asking for the scalar build outright keeps the two in agreement.
-    state.env = await state.client.call('init', hasSimd() ? {} : { simd: false });
+    state.env = await init;
+    performance.mark('tinytune:engine');
     renderThreads(state.env);
   } catch (e) {
     notify(`The engine could not start: ${e.message}`, 'error');
@@ -1301,4 +1327,4 @@ async function restartEngine(err) {
   try { await restarting; } finally { restarting = null; document.body.dataset.engine = 'ok'; updateTrainState(); }
 }
 
-boot().catch((e) => notify(`tinytune could not start: ${e.message}`, 'error'));
+boot().catch((e) => notify(`tinytune could not start: ${e.message}`, 'error')).finally(keepOffline);

@@ -1,21 +1,30 @@
-/* GEMM: C = (acc ? C : 0) + op(A) op(B), then bias and activation (see kernels.h).
+/* GEMM on one thread: C = (acc ? C : 0) + op(A) op(B), then bias and activation (see
+   kernels.h). Where it sits: every float dense layer and pointwise convolution (trained
+   layers forward and backward; frozen ones too with integer: false) reaches it through
+   tt_gemm (gemm_cut.c), which cuts the product across threads and runs each block here.
+   Frozen layers by their 8-bit codes go to qgemm.c instead.
 
-   The SIMD version is a GotoBLAS-style blocked GEMM built around one 4x8 register
-   micro-kernel: 8 v128 accumulators hold a 4-row x 8-column tile of C while K is
-   streamed. Without FMA in WASM SIMD, that tile size is as fast as any measured under
-   emcc 3.1.6 and V8 (~46 GFLOP/s from L1; 6x8, 4x12 and 2x16 no faster, shuffling A
-   lanes instead of load-splats slower), and it leaves enough of the 16 x86 xmm
-   registers for the splatted A value and the two B vectors that V8 does not spill.
+   tt_gemm_scalar is the reference; tt_gemm_simd is what the wasm builds run, and the
+   kernel tests hold it to the reference on every transpose and edge shape. The SIMD
+   version is a GotoBLAS-style blocked GEMM built around one 4x8 register tile: 8 v128
+   accumulators hold a 4-row x 8-column tile of C while K is streamed. Without FMA in
+   WASM SIMD, that tile size is as fast as any measured under emcc 3.1.6 and V8 (~46
+   GFLOP/s from L1; 6x8, 4x12 and 2x16 no faster, shuffling A lanes instead of
+   load-splats slower), and it leaves enough of the 16 x86 xmm registers for the splatted
+   A value and the two B vectors that V8 does not spill.
 
-   Shapes with M < 4 skip the packing and stream B directly (gemm_few_rows).
-
-   Both operands are packed before the micro-kernel sees them, so all four (ta,tb)
-   cases run the same hot loop: B into 8-column panels ([k][8], zero-padded), A into
-   4-row slivers ([k][4], zero-padded). Packing is also where the transposes happen,
-   which is why A^T and B^T cost no more than the plain case. */
+   Three ways in, one tile and one epilogue (bias, activation, store) for all:
+   - ta = tb = 0, full tiles: the tile reads A and B where they are (gemm_direct);
+   - any transpose, and the edges: both operands packed first (gemm_packed), B into
+     8-column panels ([k][8], zero-padded), A into 4-row slivers ([k][4]), so all four
+     (ta,tb) cases run the same hot loop; packing is where the transposes happen, which
+     is why A^T and B^T cost no more than the plain case;
+   - M < 4: no tiles, B streamed one row of C at a time (gemm_few_rows).
+   K is cut into equal blocks of at most GEMM_KC. Each element of C is still summed in K
+   order, whatever the blocks (a block stores its partial sums and the next loads them,
+   exactly), so block sizes never change a result. */
 #include "kernels.h"
 #include "act.h"
-#include "threads.h"
 #ifdef __wasm_simd128__
 #include "simd.h"
 #endif
@@ -79,11 +88,19 @@ void tt_gemm_scalar(int ta, int tb, int M, int N, int K, const float *A, int lda
 
 /* Block sizes: a KC x NC block of packed B (128 KiB) is reused by every 4-row sliver
    of A, so it should stay in L2; a 4 x KC sliver of packed A (4 KiB) plus one 8-column
-   panel (8 KiB) are what the micro-kernel touches and fit L1. */
+   panel (8 KiB) are what the tile touches and fit L1. */
 #define GEMM_MR 4
 #define GEMM_NR 8
 #define GEMM_KC 256
 #define GEMM_NC 128
+
+/* The K block for a product of depth K: equal blocks of at most GEMM_KC. A remnant block
+   (K = 784 = 3 x 256 + 16, the weight gradient of a 7x7 layer on a batch of 16) loads and
+   stores all of C for a few multiply-adds a tile; equal blocks do not. */
+static int kblock(int K) {
+  const int nk = (K + GEMM_KC - 1) / GEMM_KC;
+  return nk > 1 ? (K + nk - 1) / nk : K;
+}
 
 /* Packs op(B)[k0:k0+kc, j0:j0+nc] as consecutive panels of [kc][8]. */
 static void pack_b(int tb, const float *B, int ldb, int k0, int kc, int j0, int nc,
@@ -185,143 +202,109 @@ static void pack_a(int ta, const float *A, int lda, int i0, int mr, int k0, int 
   }
 }
 
-/* For each of np consecutive 8-column panels: C[4x8] = (load_c ? C : 0) + Ap^T Bp,
-   then, on the last K block only (final), bias and activation while the tile is still
-   in registers. Looping over panels here rather than in the caller saves a call per
-   tile, which shows when K is as short as MobileNet's expansion layers (K = 16..32).
-   noinline: inlined into the blocking loops, V8's register allocator spills the
-   accumulators and the GEMM runs at half speed (measured 25 vs 45 GFLOP/s). */
-__attribute__((noinline)) static void gemm_ukernel_4x8(int np, int kc, const float *ap0,
-                                                       const float *bp, float *c, int ldc,
-                                                       int load_c, int final,
-                                                       const float *bias, int act) {
+/* The epilogue of every tile: on the last K block only (final), bias and activation
+   while the tile is still in registers (act_v, the activation every SIMD kernel
+   applies), then the store. x[r * nv + v] is row r's v-th vector (nv = 2: a 4x8 tile,
+   nv = 1: a 4x4 one); bias points at the tile's first column. */
+static inline __attribute__((always_inline)) void tile_store(v128_t *x, int nv, float *c,
+                                                             int ldc, int final,
+                                                             const float *bias, int act) {
+  v128_t bv[2];
+  if (final && bias)
+    for (int v = 0; v < nv; v++) bv[v] = wasm_v128_load(bias + 4 * v);
+  for (int r = 0; r < GEMM_MR; r++)
+    for (int v = 0; v < nv; v++) {
+      v128_t t = x[r * nv + v];
+      if (final) {
+        if (bias) t = wasm_f32x4_add(t, bv[v]);
+        t = act_v(t, act);
+      }
+      wasm_v128_store(c + (size_t)r * ldc + 4 * v, t);
+    }
+}
+
+static inline __attribute__((always_inline)) void tile_load(v128_t *x, int nv,
+                                                            const float *c, int ldc,
+                                                            int load_c) {
+  for (int r = 0; r < GEMM_MR; r++)
+    for (int v = 0; v < nv; v++)
+      x[r * nv + v] = load_c ? wasm_v128_load(c + (size_t)r * ldc + 4 * v) : wasm_f32x4_splat(0.0f);
+}
+
+/* The 4x8 tile over np consecutive 8-column panels of C: C = (load_c ? C : 0) + op(A)
+   op(B) over one K block, then the epilogue. Element (r, k) of op(A) is a[r * ars +
+   k * aks]; row k of panel p of op(B) is b[p * bps + k * bks]. Looping over panels here
+   rather than in the caller saves a call per tile, which shows when K is as short as
+   MobileNet's expansion layers (K = 16..32). Instantiated twice with its strides (below). */
+static inline __attribute__((always_inline)) void tile_4x8(
+    int np, int kc, const float *a, int ars, int aks, const float *b, int bps, int bks,
+    float *c, int ldc, int load_c, int final, const float *bias, int act) {
   for (int p = 0; p < np; p++, c += GEMM_NR) {
-    float *c0 = c, *c1 = c0 + ldc, *c2 = c1 + ldc, *c3 = c2 + ldc;
-    const float *ap = ap0;
-    v128_t c00, c01, c10, c11, c20, c21, c30, c31;
-    if (load_c) {
-      c00 = wasm_v128_load(c0); c01 = wasm_v128_load(c0 + 4);
-      c10 = wasm_v128_load(c1); c11 = wasm_v128_load(c1 + 4);
-      c20 = wasm_v128_load(c2); c21 = wasm_v128_load(c2 + 4);
-      c30 = wasm_v128_load(c3); c31 = wasm_v128_load(c3 + 4);
-    } else {
-      c00 = c01 = c10 = c11 = c20 = c21 = c30 = c31 = wasm_f32x4_splat(0.0f);
-    }
-    for (int k = 0; k < kc; k++) { /* leaves bp at the next panel */
+    const float *a0 = a, *a1 = a0 + ars, *a2 = a1 + ars, *a3 = a2 + ars;
+    const float *bp = b + (size_t)p * bps;
+    v128_t x[8];
+    tile_load(x, 2, c, ldc, load_c);
+    for (int k = 0; k < kc; k++, a0 += aks, a1 += aks, a2 += aks, a3 += aks, bp += bks) {
       const v128_t b0 = wasm_v128_load(bp), b1 = wasm_v128_load(bp + 4);
-      v128_t a = wasm_v128_load32_splat(ap);
-      c00 = TT_MADD(a, b0, c00);
-      c01 = TT_MADD(a, b1, c01);
-      a = wasm_v128_load32_splat(ap + 1);
-      c10 = TT_MADD(a, b0, c10);
-      c11 = TT_MADD(a, b1, c11);
-      a = wasm_v128_load32_splat(ap + 2);
-      c20 = TT_MADD(a, b0, c20);
-      c21 = TT_MADD(a, b1, c21);
-      a = wasm_v128_load32_splat(ap + 3);
-      c30 = TT_MADD(a, b0, c30);
-      c31 = TT_MADD(a, b1, c31);
-      ap += 4;
-      bp += 8;
+      v128_t s = wasm_v128_load32_splat(a0);
+      x[0] = TT_MADD(s, b0, x[0]);
+      x[1] = TT_MADD(s, b1, x[1]);
+      s = wasm_v128_load32_splat(a1);
+      x[2] = TT_MADD(s, b0, x[2]);
+      x[3] = TT_MADD(s, b1, x[3]);
+      s = wasm_v128_load32_splat(a2);
+      x[4] = TT_MADD(s, b0, x[4]);
+      x[5] = TT_MADD(s, b1, x[5]);
+      s = wasm_v128_load32_splat(a3);
+      x[6] = TT_MADD(s, b0, x[6]);
+      x[7] = TT_MADD(s, b1, x[7]);
     }
-    if (final) {
-      if (bias) {
-        const v128_t b0 = wasm_v128_load(bias), b1 = wasm_v128_load(bias + 4);
-        c00 = wasm_f32x4_add(c00, b0); c01 = wasm_f32x4_add(c01, b1);
-        c10 = wasm_f32x4_add(c10, b0); c11 = wasm_f32x4_add(c11, b1);
-        c20 = wasm_f32x4_add(c20, b0); c21 = wasm_f32x4_add(c21, b1);
-        c30 = wasm_f32x4_add(c30, b0); c31 = wasm_f32x4_add(c31, b1);
-        bias += GEMM_NR;
-      }
-      if (act != TT_ACT_NONE) {
-        /* pmax/pmin are single x86 instructions (maxps/minps); max/min are not. */
-        const v128_t z = wasm_f32x4_splat(0.0f);
-        c00 = wasm_f32x4_pmax(c00, z); c01 = wasm_f32x4_pmax(c01, z);
-        c10 = wasm_f32x4_pmax(c10, z); c11 = wasm_f32x4_pmax(c11, z);
-        c20 = wasm_f32x4_pmax(c20, z); c21 = wasm_f32x4_pmax(c21, z);
-        c30 = wasm_f32x4_pmax(c30, z); c31 = wasm_f32x4_pmax(c31, z);
-        if (act == TT_ACT_RELU6) {
-          const v128_t six = wasm_f32x4_splat(6.0f);
-          c00 = wasm_f32x4_pmin(c00, six); c01 = wasm_f32x4_pmin(c01, six);
-          c10 = wasm_f32x4_pmin(c10, six); c11 = wasm_f32x4_pmin(c11, six);
-          c20 = wasm_f32x4_pmin(c20, six); c21 = wasm_f32x4_pmin(c21, six);
-          c30 = wasm_f32x4_pmin(c30, six); c31 = wasm_f32x4_pmin(c31, six);
-        }
-      }
-    }
-    wasm_v128_store(c0, c00); wasm_v128_store(c0 + 4, c01);
-    wasm_v128_store(c1, c10); wasm_v128_store(c1 + 4, c11);
-    wasm_v128_store(c2, c20); wasm_v128_store(c2 + 4, c21);
-    wasm_v128_store(c3, c30); wasm_v128_store(c3 + 4, c31);
+    tile_store(x, 2, c, ldc, final, final && bias ? bias + p * GEMM_NR : NULL, act);
   }
 }
 
-/* The same 4x8 tile for the plain case (ta = tb = 0) read straight from A and B, no
-   packing: at batch 1 every weight matrix is used by few rows of A, and packing B was
-   11% of the forward pass (pack_a another 4%), more than any edge of a packed layout
-   saves. The four A rows are unit-stride streams and the 8-column strip of B a stream
-   of ldb stride, both easy for the prefetcher; the caller's K/N blocking keeps the
-   strip of B in L2 across the row slivers. Only full 4x8 tiles come here. */
-__attribute__((noinline)) static void gemm_ukernel_4x8_direct(
-    int np, int kc, const float *a0, int lda, const float *b0, int ldb, float *c, int ldc,
-    int load_c, int final, const float *bias, int act) {
+/* On packed operands: a 4-row sliver [kc][4] and consecutive [kc][8] panels. noinline
+   (both instances): inlined into the blocking loops, V8's register allocator spills the
+   accumulators and the GEMM runs at half speed (measured 25 vs 45 GFLOP/s). */
+__attribute__((noinline)) static void tile_4x8_packed(int np, int kc, const float *ap,
+                                                      const float *bp, float *c, int ldc,
+                                                      int load_c, int final,
+                                                      const float *bias, int act) {
+  tile_4x8(np, kc, ap, 1, GEMM_MR, bp, kc * GEMM_NR, GEMM_NR, c, ldc, load_c, final, bias, act);
+}
+
+/* The plain case (ta = tb = 0) read straight from A and B, no packing: at batch 1 every
+   weight matrix is used by few rows of A, and packing B was 11% of the forward pass
+   (pack_a another 4%), more than any edge of a packed layout saves. The four A rows are
+   unit-stride streams and the 8-column strip of B a stream of ldb stride, both easy for
+   the prefetcher; the caller's K/N blocking keeps the strip of B in L2 across the row
+   slivers. Only full 4x8 tiles come here. */
+__attribute__((noinline)) static void tile_4x8_direct(int np, int kc, const float *a,
+                                                      int lda, const float *b, int ldb,
+                                                      float *c, int ldc, int load_c,
+                                                      int final, const float *bias, int act) {
+  tile_4x8(np, kc, a, lda, 1, b, GEMM_NR, ldb, c, ldc, load_c, final, bias, act);
+}
+
+/* A 4x4 tile, for the last 4 columns when N % 8 >= 4 (the head's 100 units): a padded
+   8-wide tile did twice the work there plus copies, which cost 9-13% of the head's
+   GEMMs for 4% of their columns. Row r of op(A) is ar[r][k * as] (as = 1: rows of A;
+   as = 4: a packed sliver), row k of the 4 columns of op(B) is b[k * bs]. */
+__attribute__((noinline)) static void tile_4x4(int kc, const float *a0, int lda, int as,
+                                               const float *b, int bs, float *c, int ldc,
+                                               int load_c, int final, const float *bias,
+                                               int act) {
   const float *a1 = a0 + lda, *a2 = a1 + lda, *a3 = a2 + lda;
-  for (int p = 0; p < np; p++, c += GEMM_NR) {
-    float *c0 = c, *c1 = c0 + ldc, *c2 = c1 + ldc, *c3 = c2 + ldc;
-    const float *bp = b0 + p * GEMM_NR;
-    v128_t c00, c01, c10, c11, c20, c21, c30, c31;
-    if (load_c) {
-      c00 = wasm_v128_load(c0); c01 = wasm_v128_load(c0 + 4);
-      c10 = wasm_v128_load(c1); c11 = wasm_v128_load(c1 + 4);
-      c20 = wasm_v128_load(c2); c21 = wasm_v128_load(c2 + 4);
-      c30 = wasm_v128_load(c3); c31 = wasm_v128_load(c3 + 4);
-    } else {
-      c00 = c01 = c10 = c11 = c20 = c21 = c30 = c31 = wasm_f32x4_splat(0.0f);
-    }
-    for (int k = 0; k < kc; k++, bp += ldb) {
-      const v128_t b0v = wasm_v128_load(bp), b1v = wasm_v128_load(bp + 4);
-      v128_t a = wasm_v128_load32_splat(a0 + k);
-      c00 = TT_MADD(a, b0v, c00);
-      c01 = TT_MADD(a, b1v, c01);
-      a = wasm_v128_load32_splat(a1 + k);
-      c10 = TT_MADD(a, b0v, c10);
-      c11 = TT_MADD(a, b1v, c11);
-      a = wasm_v128_load32_splat(a2 + k);
-      c20 = TT_MADD(a, b0v, c20);
-      c21 = TT_MADD(a, b1v, c21);
-      a = wasm_v128_load32_splat(a3 + k);
-      c30 = TT_MADD(a, b0v, c30);
-      c31 = TT_MADD(a, b1v, c31);
-    }
-    if (final) {
-      if (bias) {
-        const v128_t b0v = wasm_v128_load(bias), b1v = wasm_v128_load(bias + 4);
-        c00 = wasm_f32x4_add(c00, b0v); c01 = wasm_f32x4_add(c01, b1v);
-        c10 = wasm_f32x4_add(c10, b0v); c11 = wasm_f32x4_add(c11, b1v);
-        c20 = wasm_f32x4_add(c20, b0v); c21 = wasm_f32x4_add(c21, b1v);
-        c30 = wasm_f32x4_add(c30, b0v); c31 = wasm_f32x4_add(c31, b1v);
-        bias += GEMM_NR;
-      }
-      if (act != TT_ACT_NONE) {
-        const v128_t z = wasm_f32x4_splat(0.0f);
-        c00 = wasm_f32x4_pmax(c00, z); c01 = wasm_f32x4_pmax(c01, z);
-        c10 = wasm_f32x4_pmax(c10, z); c11 = wasm_f32x4_pmax(c11, z);
-        c20 = wasm_f32x4_pmax(c20, z); c21 = wasm_f32x4_pmax(c21, z);
-        c30 = wasm_f32x4_pmax(c30, z); c31 = wasm_f32x4_pmax(c31, z);
-        if (act == TT_ACT_RELU6) {
-          const v128_t six = wasm_f32x4_splat(6.0f);
-          c00 = wasm_f32x4_pmin(c00, six); c01 = wasm_f32x4_pmin(c01, six);
-          c10 = wasm_f32x4_pmin(c10, six); c11 = wasm_f32x4_pmin(c11, six);
-          c20 = wasm_f32x4_pmin(c20, six); c21 = wasm_f32x4_pmin(c21, six);
-          c30 = wasm_f32x4_pmin(c30, six); c31 = wasm_f32x4_pmin(c31, six);
-        }
-      }
-    }
-    wasm_v128_store(c0, c00); wasm_v128_store(c0 + 4, c01);
-    wasm_v128_store(c1, c10); wasm_v128_store(c1 + 4, c11);
-    wasm_v128_store(c2, c20); wasm_v128_store(c2 + 4, c21);
-    wasm_v128_store(c3, c30); wasm_v128_store(c3 + 4, c31);
+  v128_t x[4];
+  tile_load(x, 1, c, ldc, load_c);
+  for (int k = 0; k < kc; k++, a0 += as, a1 += as, a2 += as, a3 += as, b += bs) {
+    const v128_t bv = wasm_v128_load(b);
+    x[0] = TT_MADD(wasm_v128_load32_splat(a0), bv, x[0]);
+    x[1] = TT_MADD(wasm_v128_load32_splat(a1), bv, x[1]);
+    x[2] = TT_MADD(wasm_v128_load32_splat(a2), bv, x[2]);
+    x[3] = TT_MADD(wasm_v128_load32_splat(a3), bv, x[3]);
   }
+  tile_store(x, 1, c, ldc, final, bias, act);
 }
 
 /* Unit-stride dot product, two vector accumulators for two independent add chains. */
@@ -410,62 +393,18 @@ static void gemm_few_rows(int ta, int tb, int M, int N, int K, const float *A, i
   }
 }
 
-/* A 4x4 tile, for the last 4 columns when N % 8 >= 4 (the head's 100 units): a padded
-   8-wide tile did twice the work there plus copies, which cost 9-13% of the head's
-   GEMMs for 4% of their columns. Row r of op(A) is ar[r][k * as] (as = 1: rows of A;
-   as = 4: a packed sliver), row k of the 4 columns of op(B) is b[k * bs]. */
-__attribute__((noinline)) static void gemm_ukernel_4x4(int kc, const float *a0, int lda,
-                                                       int as, const float *b, int bs,
-                                                       float *c, int ldc, int load_c,
-                                                       int final, const float *bias, int act) {
-  const float *a1 = a0 + lda, *a2 = a1 + lda, *a3 = a2 + lda;
-  float *c0 = c, *c1 = c0 + ldc, *c2 = c1 + ldc, *c3 = c2 + ldc;
-  v128_t x0, x1, x2, x3;
-  if (load_c) {
-    x0 = wasm_v128_load(c0), x1 = wasm_v128_load(c1);
-    x2 = wasm_v128_load(c2), x3 = wasm_v128_load(c3);
-  } else {
-    x0 = x1 = x2 = x3 = wasm_f32x4_splat(0.0f);
-  }
-  for (int k = 0; k < kc; k++, a0 += as, a1 += as, a2 += as, a3 += as, b += bs) {
-    const v128_t bv = wasm_v128_load(b);
-    x0 = TT_MADD(wasm_v128_load32_splat(a0), bv, x0);
-    x1 = TT_MADD(wasm_v128_load32_splat(a1), bv, x1);
-    x2 = TT_MADD(wasm_v128_load32_splat(a2), bv, x2);
-    x3 = TT_MADD(wasm_v128_load32_splat(a3), bv, x3);
-  }
-  if (final) {
-    if (bias) {
-      const v128_t bv = wasm_v128_load(bias);
-      x0 = wasm_f32x4_add(x0, bv), x1 = wasm_f32x4_add(x1, bv);
-      x2 = wasm_f32x4_add(x2, bv), x3 = wasm_f32x4_add(x3, bv);
-    }
-    if (act != TT_ACT_NONE) {
-      const v128_t z = wasm_f32x4_splat(0.0f);
-      x0 = wasm_f32x4_pmax(x0, z), x1 = wasm_f32x4_pmax(x1, z);
-      x2 = wasm_f32x4_pmax(x2, z), x3 = wasm_f32x4_pmax(x3, z);
-      if (act == TT_ACT_RELU6) {
-        const v128_t six = wasm_f32x4_splat(6.0f);
-        x0 = wasm_f32x4_pmin(x0, six), x1 = wasm_f32x4_pmin(x1, six);
-        x2 = wasm_f32x4_pmin(x2, six), x3 = wasm_f32x4_pmin(x3, six);
-      }
-    }
-  }
-  wasm_v128_store(c0, x0), wasm_v128_store(c1, x1);
-  wasm_v128_store(c2, x2), wasm_v128_store(c3, x3);
-}
-
-/* ta = tb = 0: full 4x8 tiles straight from A and B (see gemm_ukernel_4x8_direct); the
-   rows past a multiple of 4 and columns past a multiple of 8 go to the packed path.
-   K is blocked as in the packed path so the strip of B a sliver streams stays cached;
-   N is not blocked at all when a K block of B fits in L2, so each sliver writes its C
-   rows whole (column blocks of a C too large for L2 made the write-back of C run
-   twice over the same lines). */
+/* ta = tb = 0: full 4x8 tiles straight from A and B (see tile_4x8_direct); the rows
+   past a multiple of 4 and columns past a multiple of 8 go to the packed path. K is
+   blocked as in the packed path so the strip of B a sliver streams stays cached; N is
+   not blocked at all when a K block of B fits in L2, so each sliver writes its C rows
+   whole (column blocks of a C too large for L2 made the write-back of C run twice over
+   the same lines). */
 #define GEMM_DIRECT_L2 (512 * 1024)
 static void gemm_direct(int M4, int N8, int K, const float *A, int lda, const float *B,
                         int ldb, float *C, int ldc, int acc, const float *bias, int act) {
-  for (int k0 = 0; k0 < K; k0 += GEMM_KC) {
-    const int kc = K - k0 < GEMM_KC ? K - k0 : GEMM_KC;
+  const int kb = kblock(K);
+  for (int k0 = 0; k0 < K; k0 += kb) {
+    const int kc = K - k0 < kb ? K - k0 : kb;
     const int load_c = acc || k0 > 0;
     const int final = k0 + kc == K;
     int ncmax = GEMM_DIRECT_L2 / (kc * (int)sizeof(float)) / GEMM_NR * GEMM_NR;
@@ -476,44 +415,11 @@ static void gemm_direct(int M4, int N8, int K, const float *A, int lda, const fl
     for (int j0 = 0; j0 < N8; j0 += ncb) {
       const int nc = N8 - j0 < ncb ? N8 - j0 : ncb;
       for (int i0 = 0; i0 < M4; i0 += GEMM_MR)
-        gemm_ukernel_4x8_direct(nc / GEMM_NR, kc, A + (size_t)i0 * lda + k0, lda,
-                                B + (size_t)k0 * ldb + j0, ldb, C + (size_t)i0 * ldc + j0,
-                                ldc, load_c, final, final && bias ? bias + j0 : NULL, act);
+        tile_4x8_direct(nc / GEMM_NR, kc, A + (size_t)i0 * lda + k0, lda,
+                        B + (size_t)k0 * ldb + j0, ldb, C + (size_t)i0 * ldc + j0, ldc, load_c,
+                        final, final && bias ? bias + j0 : NULL, act);
     }
   }
-}
-
-static void gemm_packed(int ta, int tb, int M, int N, int K, const float *A, int lda,
-                        const float *B, int ldb, float *C, int ldc, int acc,
-                        const float *bias, int act);
-
-void tt_gemm_simd(int ta, int tb, int M, int N, int K, const float *A, int lda,
-                  const float *B, int ldb, float *C, int ldc, int acc,
-                  const float *bias, int act) {
-  if (M <= 0 || N <= 0) return;
-  const int M4 = M / GEMM_MR * GEMM_MR, N8 = N / GEMM_NR * GEMM_NR;
-  if (!ta && !tb && M4 > 0 && N8 > 0 && K > 0) {
-    gemm_direct(M4, N8, K, A, lda, B, ldb, C, ldc, acc, bias, act);
-    int N4 = N8;
-    if (N - N8 >= 4) { /* 4 more columns of the full row slivers */
-      for (int k0 = 0; k0 < K; k0 += GEMM_KC) {
-        const int kc = K - k0 < GEMM_KC ? K - k0 : GEMM_KC, final = k0 + kc == K;
-        for (int i0 = 0; i0 < M4; i0 += GEMM_MR)
-          gemm_ukernel_4x4(kc, A + (size_t)i0 * lda + k0, lda, 1, B + (size_t)k0 * ldb + N8, ldb,
-                           C + (size_t)i0 * ldc + N8, ldc, acc || k0 > 0, final,
-                           final && bias ? bias + N8 : NULL, act);
-      }
-      N4 = N8 + 4;
-    }
-    if (N4 < N) /* the last columns of the full row slivers */
-      gemm_packed(0, 0, M4, N - N4, K, A, lda, B + N4, ldb, C + N4, ldc, acc,
-                  bias ? bias + N4 : NULL, act);
-    if (M4 < M) /* the last rows, all columns */
-      gemm_packed(0, 0, M - M4, N, K, A + (size_t)M4 * lda, lda, B, ldb,
-                  C + (size_t)M4 * ldc, ldc, acc, bias, act);
-    return;
-  }
-  gemm_packed(ta, tb, M, N, K, A, lda, B, ldb, C, ldc, acc, bias, act);
 }
 
 static void gemm_packed(int ta, int tb, int M, int N, int K, const float *A, int lda,
@@ -526,8 +432,9 @@ static void gemm_packed(int ta, int tb, int M, int N, int K, const float *A, int
     gemm_few_rows(ta, tb, M, N, K, A, lda, B, ldb, C, ldc, acc, bias, act);
     return;
   }
-  for (int k0 = 0; k0 < K; k0 += GEMM_KC) {
-    const int kc = K - k0 < GEMM_KC ? K - k0 : GEMM_KC;
+  const int kb = kblock(K);
+  for (int k0 = 0; k0 < K; k0 += kb) {
+    const int kc = K - k0 < kb ? K - k0 : kb;
     const int load_c = acc || k0 > 0;
     const int final = k0 + kc == K;
     for (int j0 = 0; j0 < N; j0 += GEMM_NC) {
@@ -537,18 +444,18 @@ static void gemm_packed(int ta, int tb, int M, int N, int K, const float *A, int
         const int mr = M - i0 < GEMM_MR ? M - i0 : GEMM_MR;
         pack_a(ta, A, lda, i0, mr, k0, kc, gemm_apack);
         /* Full tiles in one call; an edge tile (mr < 4 or fewer than 8 columns left)
-           runs the same kernel on a padded copy so the hot path never needs bounds
+           runs the same tile on a padded copy so the hot path never needs bounds
            checks, and only its valid part is written back. */
         const int full = mr == GEMM_MR ? nc / GEMM_NR : 0;
         if (full > 0)
-          gemm_ukernel_4x8(full, kc, gemm_apack, gemm_bpack, C + (size_t)i0 * ldc + j0, ldc,
-                           load_c, final, final && bias ? bias + j0 : NULL, act);
+          tile_4x8_packed(full, kc, gemm_apack, gemm_bpack, C + (size_t)i0 * ldc + j0, ldc,
+                          load_c, final, final && bias ? bias + j0 : NULL, act);
         for (int p = full * GEMM_NR; p < nc; p += GEMM_NR) {
           const int nr = nc - p < GEMM_NR ? nc - p : GEMM_NR;
           float *c = C + (size_t)i0 * ldc + j0 + p;
           if (mr == GEMM_MR && nr == 4) { /* the first 4 columns of the padded panel */
-            gemm_ukernel_4x4(kc, gemm_apack, 1, GEMM_MR, gemm_bpack + (size_t)p * kc, GEMM_NR, c,
-                             ldc, load_c, final, final && bias ? bias + j0 + p : NULL, act);
+            tile_4x4(kc, gemm_apack, 1, GEMM_MR, gemm_bpack + (size_t)p * kc, GEMM_NR, c, ldc,
+                     load_c, final, final && bias ? bias + j0 + p : NULL, act);
             continue;
           }
           float tile[GEMM_MR * GEMM_NR], btile[GEMM_NR];
@@ -558,8 +465,8 @@ static void gemm_packed(int ta, int tb, int M, int N, int K, const float *A, int
                   load_c && r < mr && jj < nr ? c[(size_t)r * ldc + jj] : 0.0f;
           if (final && bias)
             for (int jj = 0; jj < GEMM_NR; jj++) btile[jj] = jj < nr ? bias[j0 + p + jj] : 0.0f;
-          gemm_ukernel_4x8(1, kc, gemm_apack, gemm_bpack + (size_t)p * kc, tile, GEMM_NR,
-                           load_c, final, final && bias ? btile : NULL, act);
+          tile_4x8_packed(1, kc, gemm_apack, gemm_bpack + (size_t)p * kc, tile, GEMM_NR,
+                          load_c, final, final && bias ? btile : NULL, act);
           for (int r = 0; r < mr; r++)
             for (int jj = 0; jj < nr; jj++) c[(size_t)r * ldc + jj] = tile[r * GEMM_NR + jj];
         }
@@ -567,135 +474,34 @@ static void gemm_packed(int ta, int tb, int M, int N, int K, const float *A, int
     }
   }
 }
-#endif
 
-static void gemm_1(int ta, int tb, int M, int N, int K, const float *A, int lda,
-                   const float *B, int ldb, float *C, int ldc, int acc, const float *bias,
-                   int act) {
-#ifdef __wasm_simd128__
-  tt_gemm_simd(ta, tb, M, N, K, A, lda, B, ldb, C, ldc, acc, bias, act);
-#else
-  tt_gemm_scalar(ta, tb, M, N, K, A, lda, B, ldb, C, ldc, acc, bias, act);
-#endif
-}
-
-/* Across threads, C is cut into blocks of whole rows, at multiples of the 4-row tile,
-   or (too few rows) of whole columns at multiples of the 8-column panel, the last block
-   taking the remnant. Each element then goes through the same code path, in the same
-   order, as without the cut, so the result does not depend on the number of threads.
-   A row block reads all of B, a column block all of A: the cut is across the dimension
-   that makes the re-read operand the smaller one (rows when N <= M). Below
-   GEMM_PAR_MIN multiply-adds a GEMM is not worth a trip through the pool. */
-#define GEMM_PAR_MIN (1 << 17)
-#ifndef GEMM_CHUNKS
-#define GEMM_CHUNKS 3
-#endif
-
-typedef struct {
-  tt_gemm_block block;
-  void *ctx;
-  int rows, step, tasks, total;
-} gemm_cut;
-
-static void cut_task(void *p, int t) {
-  const gemm_cut *c = p;
-  const int lo = t * c->step, hi = t == c->tasks - 1 ? c->total : lo + c->step;
-  c->block(c->ctx, c->rows, lo, hi);
-}
-
-void tt_gemm_cut(int M, int N, double macs, tt_gemm_block block, void *ctx) {
-  const int T = tt_threads();
-  const int rows_ok = M >= 8 * T, cols_ok = N >= 16 * T;
-  const int unit = T < 2 || macs < GEMM_PAR_MIN ? 0
-                   : rows_ok && (N <= M || !cols_ok) ? 4 : cols_ok ? 8 : 0;
-  if (!unit) {
-    block(ctx, 1, 0, M);
+void tt_gemm_simd(int ta, int tb, int M, int N, int K, const float *A, int lda,
+                  const float *B, int ldb, float *C, int ldc, int acc,
+                  const float *bias, int act) {
+  if (M <= 0 || N <= 0) return;
+  const int M4 = M / GEMM_MR * GEMM_MR, N8 = N / GEMM_NR * GEMM_NR;
+  if (ta || tb || M4 == 0 || N8 == 0 || K <= 0) {
+    gemm_packed(ta, tb, M, N, K, A, lda, B, ldb, C, ldc, acc, bias, act);
     return;
   }
-  gemm_cut c = {block, ctx, unit == 4, 0, 0, unit == 4 ? M : N};
-  const int whole = c.total / unit; /* whole tiles or panels */
-  /* GEMM_CHUNKS blocks a thread, taken by whichever thread is free, so a core slowed by
-     other work takes fewer (an equal split waits for the slowest core); each block
-     re-reads the other operand, so not more. */
-  c.step = (whole + GEMM_CHUNKS * T - 1) / (GEMM_CHUNKS * T) * unit;
-  c.tasks = whole * unit / c.step + (whole * unit % c.step != 0);
-  tt_parallel(c.tasks, cut_task, &c);
-}
-
-typedef struct {
-  int ta, tb, M, N, K, lda, ldb, ldc, acc, act;
-  const float *A, *B, *bias;
-  float *C;
-} gemm_args;
-
-static void gemm_block(void *ctx, int rows, int lo, int hi) {
-  const gemm_args *g = ctx;
-  if (rows)
-    gemm_1(g->ta, g->tb, hi - lo, g->N, g->K, g->A + (g->ta ? (size_t)lo : (size_t)lo * g->lda),
-           g->lda, g->B, g->ldb, g->C + (size_t)lo * g->ldc, g->ldc, g->acc, g->bias, g->act);
-  else
-    gemm_1(g->ta, g->tb, g->M, hi - lo, g->K, g->A, g->lda,
-           g->B + (g->tb ? (size_t)lo * g->ldb : (size_t)lo), g->ldb, g->C + lo, g->ldc, g->acc,
-           g->bias ? g->bias + lo : NULL, g->act);
-}
-
-/* A short, deep product (a dense layer on a batch: 16 x 100 outputs over K = 1792) is
-   cut across K instead, into KPARTS fixed parts of whole 4-row tiles, each summed into a
-   partial of its own and the partials added in order. A column cut would give thread t
-   a slice of every weight row, while the weight-gradient GEMM (rows cut) and Adam
-   (slices) give it whole rows: every step, half the weights moved between cores,
-   which made Adam as slow on two cores as on one (head training 1.03 -> 0.82-0.89 s
-   on 2 cores). Cut across K, thread t reads the rows it updates. Whether a product is cut
-   this way, and where, depends on its shape alone, so the sums are the same for any
-   number of threads. */
-#define KPARTS 4
-#define KSPLIT_MIN_K 1024 /* parts of >= 256 (one K block) */
-#define KSPLIT_MAX_MN 4096 /* four partials on the caller's stack: 64 KiB */
-
-typedef struct {
-  gemm_args g;
-  int kp; /* rows of K per part (the last takes the remnant) */
-  int tasks;
-  float *part; /* KPARTS x M x N */
-} ksplit;
-
-static void ksplit_task(void *p, int t) {
-  const ksplit *s = p;
-  const gemm_args *g = &s->g;
-  for (int q = t * KPARTS / s->tasks; q < (t + 1) * KPARTS / s->tasks; q++) {
-    const int k0 = q * s->kp, kc = q == KPARTS - 1 ? g->K - k0 : s->kp;
-    gemm_1(g->ta, g->tb, g->M, g->N, kc, g->A + (g->ta ? (size_t)k0 * g->lda : (size_t)k0),
-           g->lda, g->B + (g->tb ? (size_t)k0 : (size_t)k0 * g->ldb), g->ldb,
-           s->part + (size_t)q * g->M * g->N, g->N, 0, NULL, TT_ACT_NONE);
-  }
-}
-
-/* Out of line, so that only products cut this way put the partials on the stack. */
-__attribute__((noinline)) static void gemm_ksplit(const gemm_args *g) {
-  float part[KPARTS * KSPLIT_MAX_MN];
-  const int T = tt_threads(), M = g->M, N = g->N;
-  ksplit s = {*g, (g->K + 4 * KPARTS - 1) / (4 * KPARTS) * 4, T < KPARTS ? T : KPARTS, part};
-  tt_parallel(s.tasks, ksplit_task, &s);
-  const size_t mn = (size_t)M * N;
-  for (int i = 0; i < M; i++) {
-    float *c = g->C + (size_t)i * g->ldc;
-    for (int j = 0; j < N; j++) {
-      const size_t at = (size_t)i * N + j;
-      float v = part[at];
-      for (int q = 1; q < KPARTS; q++) v += part[q * mn + at];
-      if (g->acc) v = c[j] + v;
-      c[j] = act_f(g->bias ? v + g->bias[j] : v, g->act);
+  gemm_direct(M4, N8, K, A, lda, B, ldb, C, ldc, acc, bias, act);
+  int N4 = N8;
+  if (N - N8 >= 4) { /* 4 more columns of the full row slivers */
+    const int kb = kblock(K);
+    for (int k0 = 0; k0 < K; k0 += kb) {
+      const int kc = K - k0 < kb ? K - k0 : kb, final = k0 + kc == K;
+      for (int i0 = 0; i0 < M4; i0 += GEMM_MR)
+        tile_4x4(kc, A + (size_t)i0 * lda + k0, lda, 1, B + (size_t)k0 * ldb + N8, ldb,
+                 C + (size_t)i0 * ldc + N8, ldc, acc || k0 > 0, final,
+                 final && bias ? bias + N8 : NULL, act);
     }
+    N4 = N8 + 4;
   }
+  if (N4 < N) /* the last columns of the full row slivers */
+    gemm_packed(0, 0, M4, N - N4, K, A, lda, B + N4, ldb, C + N4, ldc, acc,
+                bias ? bias + N4 : NULL, act);
+  if (M4 < M) /* the last rows, all columns */
+    gemm_packed(0, 0, M - M4, N, K, A + (size_t)M4 * lda, lda, B, ldb,
+                C + (size_t)M4 * ldc, ldc, acc, bias, act);
 }
-
-void tt_gemm(int ta, int tb, int M, int N, int K, const float *A, int lda,
-             const float *B, int ldb, float *C, int ldc, int acc,
-             const float *bias, int act) {
-  gemm_args g = {ta, tb, M, N, K, lda, ldb, ldc, acc, act, A, B, bias, C};
-  const double macs = (double)M * N * K;
-  if (K >= KSPLIT_MIN_K && (double)M * N <= KSPLIT_MAX_MN && macs >= GEMM_PAR_MIN)
-    gemm_ksplit(&g);
-  else
-    tt_gemm_cut(M, N, macs, gemm_block, &g);
-}
+#endif

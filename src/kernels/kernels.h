@@ -15,7 +15,7 @@ enum { TT_ACT_NONE = 0, TT_ACT_RELU = 1, TT_ACT_RELU6 = 2,
        /* only on a standalone 'act' op (net.h), with the graph's constants: gate.c */
        TT_ACT_HSWISH = 3, TT_ACT_HSIGMOID = 4 };
 
-/* ---- gemm.c ------------------------------------------------------------------
+/* ---- gemm.c (one thread), gemm_cut.c (across threads) ---------------------------
    C[M,N] = (acc ? C : 0) + op(A) * op(B), then + bias[N] (if bias), then act.
    op(A) is [M,K]: A itself (ta=0, A is M x K, row stride lda) or A^T (ta=1, A is
    K x M, row stride lda). Likewise op(B) is [K,N]: B (tb=0, K x N, ldb) or B^T
@@ -28,7 +28,7 @@ void tt_gemm(int ta, int tb, int M, int N, int K, const float *A, int lda,
 /* tt_gemm's cut of an M x N output of `macs` multiply-adds across the pool's threads,
    shared with tt_qgemm: block(ctx, rows, lo, hi) runs for each block of whole rows
    (rows = 1) or columns [lo, hi), across threads, or once for the whole output (rows = 1,
-   lo = 0, hi = M) when it is not worth cutting (see gemm.c). */
+   lo = 0, hi = M) when it is not worth cutting (see gemm_cut.c). */
 typedef void (*tt_gemm_block)(void *ctx, int rows, int lo, int hi);
 void tt_gemm_cut(int M, int N, double macs, tt_gemm_block block, void *ctx);
 

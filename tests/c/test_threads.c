@@ -2,6 +2,7 @@
    every task of every loop runs exactly once, nested loops run inline, and the kernels
    and a network split across threads give bit for bit the results of one thread (what
    tinytune promises: the number of threads never changes an answer). */
+#define _GNU_SOURCE /* pthread_setaffinity_np: the unequal-cores run */
 #include "check.h"
 #include "image.h"
 #include "kernels/kernels.h"
@@ -380,6 +381,23 @@ static void test_decode_threads(void) {
   }
 }
 
+/* ---- unequal cores -------------------------------------------------------------------
+   The caller's core shared with a busy thread, as on a phone's little core or a core
+   another process keeps busy: work is split dynamically (tasks taken from a shared
+   counter), so tasks land differently from run to run, and the results must not move. */
+static int spin_stop;
+static void *spin(void *arg) {
+  (void)arg;
+  while (!__atomic_load_n(&spin_stop, __ATOMIC_RELAXED)) {}
+  return NULL;
+}
+static int pin_cpu0(pthread_t t) {
+  cpu_set_t s;
+  CPU_ZERO(&s);
+  CPU_SET(0, &s);
+  return pthread_setaffinity_np(t, sizeof s, &s);
+}
+
 int main(void) {
   CHECK(tt_threads_supported(), "native builds support threads");
   pthread_t th[LENT];
@@ -393,6 +411,16 @@ int main(void) {
   run with = run_nets(full, fullq, x, net, xt, 3);
   size_t nk, nt;
   float *kwith = ksplit_products(&nk), *twith = train_weights(&nt, 0);
+  cpu_set_t cpus;
+  pthread_getaffinity_np(pthread_self(), sizeof cpus, &cpus);
+  pthread_t spinner;
+  pthread_create(&spinner, NULL, spin, NULL);
+  CHECK(pin_cpu0(spinner) == 0 && pin_cpu0(pthread_self()) == 0, "pinning to cpu 0");
+  run slow = run_nets(full, fullq, x, net, xt, 3);
+  float *kslow = ksplit_products(&nk), *tslow = train_weights(&nt, 0);
+  __atomic_store_n(&spin_stop, 1, __ATOMIC_RELAXED);
+  pthread_join(spinner, NULL);
+  pthread_setaffinity_np(pthread_self(), sizeof cpus, &cpus);
   test_pool();
   test_gemm_split();
   test_qgemm_split();
@@ -411,11 +439,17 @@ int main(void) {
   same(with.y, alone.y, alone.ny, "network output");
   same(with.dx, alone.dx, alone.nx, "input gradient");
   same(with.g, alone.g, alone.ng, "weight gradients");
+  same(slow.y, alone.y, alone.ny, "network output, unequal cores");
+  same(slow.dx, alone.dx, alone.nx, "input gradient, unequal cores");
+  same(slow.g, alone.g, alone.ng, "weight gradients, unequal cores");
   float *kalone = ksplit_products(&nk);
   same(kwith, kalone, nk, "gemm with K cut into parts");
-  free(kwith), free(kalone);
+  same(kslow, kalone, nk, "gemm with K cut into parts, unequal cores");
+  free(kwith), free(kalone), free(kslow);
   float *talone = train_weights(&nt, 0), *thalf = train_weights(&nt, 1);
   same(twith, talone, nt, "weights after a seeded training run");
+  same(tslow, talone, nt, "weights after a seeded training run, unequal cores");
+  free(tslow);
   CHECK(memcmp(thalf, talone, nt * sizeof *thalf) == 0, "half-precision inputs train differently");
   free(twith), free(talone), free(thalf);
   int hits[3] = {0};
@@ -424,5 +458,6 @@ int main(void) {
   CHECK(hits[0] == 1 && hits[1] == 1 && hits[2] == 1, "inline loop after stop");
   free(x), free(xt), tt_net_free(full), tt_net_free(fullq), tt_net_free(net);
   free(with.y), free(with.dx), free(with.g), free(alone.y), free(alone.dx), free(alone.g);
+  free(slow.y), free(slow.dx), free(slow.g);
   return check_report("threads");
 }

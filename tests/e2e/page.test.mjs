@@ -67,7 +67,8 @@ describe('page: train, predict, save, reload, offline', () => {
     const cores = Math.min(8, await page.evaluate(() => navigator.hardwareConcurrency));
     const threads = cores > 1 ? `${cores} threads` : '1 thread';
     assert.match(await page.textContent('#chip-threads'), new RegExp(threads));
-    assert.match(await page.textContent('#chip-offline'), /Works offline/);
+    // the service worker registers once the page is usable (web/app.mjs, keepOffline)
+    await page.waitForFunction(() => /Works offline/.test(document.querySelector('#chip-offline').textContent), null, { timeout: 10000 });
     assert.match(await page.textContent('#chip-storage'), /Saved in this browser/);
     assert.equal(await page.evaluate(() => crossOriginIsolated), true);
     assert.match(await page.textContent('#env-detail'), new RegExp(`SIMD build · ${threads} in a Web Worker · crossOriginIsolated: yes`));
