@@ -16,7 +16,7 @@ import { tfjsFiles } from '../wasm/export-tfjs.mjs';
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const IMAGE = /\.(jpe?g|png|gif|bmp)$/i;
 const USAGE = `usage:
-  tinytune finetune <data-dir> [--model mobilenet_v2_mid] [--input-size px] [--blocks auto|K] [--budget seconds] [--no-refit] [--cold-start] [--epochs N (default 50 for a head; with blocks 10 from a trained head, 30 with --cold-start)] [--lr X]
+  tinytune finetune <data-dir> [--model mobilenet_v2_mid] [--input-size px] [--blocks auto|K] [--budget seconds] [--no-refit] [--warm-start] [--epochs N (default 50 for a head; with blocks 30, 10 with --warm-start)] [--lr X]
                     [--batch N] [--views N] [--no-augment] [--hidden N] [--seed N] [--val F]
                     [--threads N (default: all cores)]
                     [--out model.ttm] [--metrics metrics.json] [--export-tfjs dir] [--export-onnx file.onnx]
@@ -43,7 +43,7 @@ function bar(frac, width = 24) {
 async function finetune(args) {
   const { values: o, positionals } = parseArgs({ args, allowPositionals: true, options: {
     model: { type: 'string', default: 'mobilenet_v2_mid' }, blocks: { type: 'string', default: 'auto' }, budget: { type: 'string' },
-    'no-refit': { type: 'boolean', default: false }, 'cold-start': { type: 'boolean', default: false }, 'input-size': { type: 'string' },
+    'no-refit': { type: 'boolean', default: false }, 'warm-start': { type: 'boolean', default: false }, 'input-size': { type: 'string' },
     epochs: { type: 'string' }, lr: { type: 'string' }, batch: { type: 'string', default: '16' },
     views: { type: 'string', default: '4' }, 'no-augment': { type: 'boolean', default: false },
     hidden: { type: 'string', default: '256' }, seed: { type: 'string', default: '1' }, val: { type: 'string', default: '0.2' },
@@ -76,7 +76,7 @@ async function finetune(args) {
   let report;
   try {
     report = await c.fit({ epochs: o.epochs === undefined ? undefined : num('epochs'), learningRate: o.lr === undefined ? undefined : num('lr'), batchSize: num('batch'),
-      validationFraction: num('val'), seed: num('seed'), signal: ac.signal, refit: !o['no-refit'], warmStart: !o['cold-start'],
+      validationFraction: num('val'), seed: num('seed'), signal: ac.signal, refit: !o['no-refit'], warmStart: o['warm-start'],
       timeBudget: o.budget === undefined ? undefined : num('budget'),
       onBatch: (p) => {
         const done = (p.epoch + p.batch / p.batchesPerEpoch) / p.epochs;
