@@ -29,18 +29,29 @@ HDR      = $(wildcard src/*.h src/kernels/*.h src/third_party/*.h)
 NATIVE   = build/native
 TESTS_C  = $(patsubst tests/c/%.c,$(NATIVE)/%,$(wildcard tests/c/test_*.c))
 
-.PHONY: all native wasm models test-native test start setup clean
+.PHONY: all native wasm models test-native test start setup clean format format-check
 all: wasm models
 
 # The README's two commands: everything from a fresh Debian machine.
 start: setup all
 	node tools/serve.mjs
 test: setup all
+	$(MAKE) format-check
 	$(MAKE) test-native
 	$(MAKE) test-asan
 	$(MAKE) test-tsan
 	$(MAKE) fuzz
 	node --test tests/
+
+# One style, checked by `make test`: clang-format for C (.clang-format), prettier for
+# JavaScript (.prettierrc.json, .prettierignore). stb_image is vendored as it comes.
+C_SOURCES = $(shell git ls-files 'src/*.[ch]' 'tests/*.[ch]' | grep -v third_party)
+format:
+	clang-format -i $(C_SOURCES)
+	node_modules/.bin/prettier --write --log-level warn .
+format-check:
+	clang-format --dry-run --Werror $(C_SOURCES)
+	node_modules/.bin/prettier --check --log-level warn .
 
 setup:
 	bash tools/setup.sh

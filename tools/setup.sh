@@ -9,6 +9,7 @@ need=()
 command -v emcc >/dev/null || need+=(emscripten)
 command -v chromium >/dev/null || need+=(chromium)
 command -v clang >/dev/null || need+=(clang)
+command -v clang-format >/dev/null || need+=(clang-format)   # make format-check
 command -v unzip >/dev/null || need+=(unzip)   # the export tests unzip what the page downloads
 dpkg -s libclang-rt-14-dev >/dev/null 2>&1 || need+=(libclang-rt-14-dev)
 [ -f /usr/lib/python3/dist-packages/skimage/data/chelsea.png ] || need+=(python3-skimage)
