@@ -19,16 +19,27 @@ import { buildSets, sample, materialize, seeded } from './sets.mjs';
 import { referenceTf } from '../tests/helpers.mjs';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const { values: o } = parseArgs({ options: {
-  model: { type: 'string', default: 'mobilenet_v2_mid' }, 'input-size': { type: 'string' }, sets: { type: 'string' }, sizes: { type: 'string', default: '5,20,100' },
-  seeds: { type: 'string', default: '1,2,3' }, split: { type: 'string', default: 'test' }, json: { type: 'string' },
-  options: { type: 'string', default: '{}' }, 'no-peer': { type: 'boolean', default: false }, 'open-seeds': { type: 'string' } } });
+const { values: o } = parseArgs({
+  options: {
+    model: { type: 'string', default: 'mobilenet_v2_mid' },
+    'input-size': { type: 'string' },
+    sets: { type: 'string' },
+    sizes: { type: 'string', default: '5,20,100' },
+    seeds: { type: 'string', default: '1,2,3' },
+    split: { type: 'string', default: 'test' },
+    json: { type: 'string' },
+    options: { type: 'string', default: '{}' },
+    'no-peer': { type: 'boolean', default: false },
+    'open-seeds': { type: 'string' },
+  },
+});
 
 const engine = await createEngine();
 const model = await engine.loadModel(path.join(ROOT, 'models', o.model), o['input-size'] ? { inputSize: Number(o['input-size']) } : {});
 const sets = buildSets((b) => engine.decodeImage(b));
 const names = o.sets ? o.sets.split(',') : ['digits', 'shifted', 'photos', 'grey'];
-const sizes = o.sizes.split(',').map(Number), seeds = o.seeds.split(',').map(Number);
+const sizes = o.sizes.split(',').map(Number),
+  seeds = o.seeds.split(',').map(Number);
 const openSeeds = o['open-seeds'] ? o['open-seeds'].split(',').map(Number) : seeds;
 const extra = JSON.parse(o.options); // classifier/fit options for ablations, e.g. '{"blocks":2}'
 const tf = o['no-peer'] ? null : await referenceTf();
@@ -41,13 +52,28 @@ async function teachableMachine(train, testFeats, labels, seed) {
   try {
     const t0 = performance.now();
     const xs = tf.tensor2d(concatFloats(feats), [train.length, F]);
-    const ys = tf.oneHot(tf.tensor1d(train.map((s) => labels.indexOf(s.label)), 'int32'), labels.length);
-    const head = tf.sequential({ layers: [tf.layers.dense({ inputShape: [F], units: 100, activation: 'relu' }),
-      tf.layers.dense({ units: labels.length, activation: 'softmax' })] });
+    const ys = tf.oneHot(
+      tf.tensor1d(
+        train.map((s) => labels.indexOf(s.label)),
+        'int32',
+      ),
+      labels.length,
+    );
+    const head = tf.sequential({
+      layers: [
+        tf.layers.dense({ inputShape: [F], units: 100, activation: 'relu' }),
+        tf.layers.dense({ units: labels.length, activation: 'softmax' }),
+      ],
+    });
     head.compile({ optimizer: tf.train.adam(1e-3), loss: 'categoricalCrossentropy' });
     await head.fit(xs, ys, { epochs: 50, batchSize: 16, shuffle: true, verbose: 0 });
     const seconds = (performance.now() - t0) / 1000;
-    const pred = tf.tidy(() => head.predict(tf.tensor2d(testFeats, [testFeats.length / F, F])).argMax(1).dataSync());
+    const pred = tf.tidy(() =>
+      head
+        .predict(tf.tensor2d(testFeats, [testFeats.length / F, F]))
+        .argMax(1)
+        .dataSync(),
+    );
     tf.dispose([xs, ys]);
     head.dispose();
     return { pred: [...pred], seconds };
@@ -56,14 +82,17 @@ async function teachableMachine(train, testFeats, labels, seed) {
   }
 }
 
-
 // The test images' activations at the boundaries a classifier may start from (the pooled
 // feature, and K = 2's), computed once per set: scoring a classifier is then its own
 // trainable part on them, exactly what predict() runs after the frozen part.
 const testActs = new Map();
 function activations(set, list, boundary) {
   const key = `${set}:${list.length}:${boundary}`;
-  if (!testActs.has(key)) testActs.set(key, list.map((s) => model.embedViews(s.pixels, { upto: boundary })));
+  if (!testActs.has(key))
+    testActs.set(
+      key,
+      list.map((s) => model.embedViews(s.pixels, { upto: boundary })),
+    );
   return testActs.get(key);
 }
 
@@ -78,7 +107,11 @@ async function ours(name, train, test, labels, seed, unseen = []) {
   const pred = probs.map((p) => p.indexOf(Math.max(...p)));
   // Expected calibration error over 10 confidence bins, as Classifier.evaluate computes it.
   const bins = Array.from({ length: 10 }, () => ({ conf: 0, correct: 0 }));
-  probs.forEach((p, i) => { const b = bins[Math.min(9, Math.floor(p[pred[i]] * 10))]; b.conf += p[pred[i]]; b.correct += labels[pred[i]] === test[i].label ? 1 : 0; });
+  probs.forEach((p, i) => {
+    const b = bins[Math.min(9, Math.floor(p[pred[i]] * 10))];
+    b.conf += p[pred[i]];
+    b.correct += labels[pred[i]] === test[i].label ? 1 : 0;
+  });
   const ece = bins.reduce((a, b) => a + Math.abs(b.conf - b.correct), 0) / test.length;
   // Open set: how well the "none of these" score (similarity to the nearest class) and the
   // plain top probability tell images of classes it never saw from its own held-out ones.
@@ -86,10 +119,21 @@ async function ours(name, train, test, labels, seed, unseen = []) {
   if (unseen.length) {
     const uActs = activations(`${name}-unseen`, unseen, c.boundary);
     const score = (a, p) => ({ sim: c.similarity(a).similarity, top: Math.max(...p) });
-    const k = acts.map((a, i) => score(a, probs[i])), u = uActs.map((a, i) => score(a, c.predictActivations([a])[0]));
+    const k = acts.map((a, i) => score(a, probs[i])),
+      u = uActs.map((a, i) => score(a, c.predictActivations([a])[0]));
     const flag = (x) => x.sim < c.unknown.threshold;
-    open = { aurocSimilarity: auroc(k.map((x) => x.sim), u.map((x) => x.sim)), aurocProbability: auroc(k.map((x) => x.top), u.map((x) => x.top)),
-      flaggedKnown: k.filter(flag).length / k.length, flaggedUnseen: u.filter(flag).length / u.length };
+    open = {
+      aurocSimilarity: auroc(
+        k.map((x) => x.sim),
+        u.map((x) => x.sim),
+      ),
+      aurocProbability: auroc(
+        k.map((x) => x.top),
+        u.map((x) => x.top),
+      ),
+      flaggedKnown: k.filter(flag).length / k.length,
+      flaggedUnseen: u.filter(flag).length / u.length,
+    };
   }
   const chose = report.auto ?? { blocks: c.blocks };
   c.dispose();
@@ -107,8 +151,10 @@ const OPEN_SET_SIZE = 20;
 const acc = (pred, test, labels) => pred.filter((p, i) => labels[p] === test[i].label).length / test.length;
 const stats = (xs) => ({ mean: xs.reduce((a, b) => a + b, 0) / xs.length, min: Math.min(...xs) });
 const rows = [];
-console.log(`model ${o.model}${o['input-size'] ? ` at ${o['input-size']}` : ''}, engine ${engine.build}, ${engine.threads} threads, split ${o.split}, seeds ${seeds.join(',')}` +
-  (Object.keys(extra).length ? `, options ${JSON.stringify(extra)}` : ''));
+console.log(
+  `model ${o.model}${o['input-size'] ? ` at ${o['input-size']}` : ''}, engine ${engine.build}, ${engine.threads} threads, split ${o.split}, seeds ${seeds.join(',')}` +
+    (Object.keys(extra).length ? `, options ${JSON.stringify(extra)}` : ''),
+);
 console.log('set            n/class  test  | recipe mean  min    s   | tinytune mean  min    s   | diff   | chose');
 for (const name of names) {
   const set = sets[name];
@@ -116,7 +162,20 @@ for (const name of names) {
   const testFeats = tf ? concatFloats(test.map((s) => model.embed(s.pixels))) : null;
   for (const n of sizes) {
     if (set.trainPool.length / set.labels.length < n) continue;
-    const r = { set: name, perClass: n, classes: set.labels.length, test: test.length, tm: [], ours: [], tmSeconds: [], ourSeconds: [], chose: [], estimate: [], ece: [], open: [] };
+    const r = {
+      set: name,
+      perClass: n,
+      classes: set.labels.length,
+      test: test.length,
+      tm: [],
+      ours: [],
+      tmSeconds: [],
+      ourSeconds: [],
+      chose: [],
+      estimate: [],
+      ece: [],
+      open: [],
+    };
     for (const seed of seeds) {
       const train = sample(set, n, seed);
       if (tf) {
@@ -133,27 +192,41 @@ for (const name of names) {
       if (n === OPEN_SET_SIZE && set.labels.length >= 4 && openSeeds.includes(seed)) {
         // The first half of the classes train; the test images of the others are unseen.
         const known = set.labels.slice(0, Math.ceil(set.labels.length / 2));
-        const o2 = await ours(name, train.filter((s) => known.includes(s.label)), test.filter((s) => known.includes(s.label)), known, seed,
-          test.filter((s) => !known.includes(s.label)));
+        const o2 = await ours(
+          name,
+          train.filter((s) => known.includes(s.label)),
+          test.filter((s) => known.includes(s.label)),
+          known,
+          seed,
+          test.filter((s) => !known.includes(s.label)),
+        );
         r.open.push(o2.open);
       }
     }
     rows.push(r);
-    const a = stats(r.ours), b = tf ? stats(r.tm) : { mean: NaN, min: NaN };
+    const a = stats(r.ours),
+      b = tf ? stats(r.tm) : { mean: NaN, min: NaN };
     const secs = (xs) => (xs.length ? (xs.reduce((p, q) => p + q, 0) / xs.length).toFixed(1) : '-');
-    console.log(`${name.padEnd(14)} ${String(n).padStart(4)}  ${String(test.length).padStart(6)}  |  ${b.mean.toFixed(3)}  ${b.min.toFixed(3)} ${secs(r.tmSeconds).padStart(5)} |` +
-      `  ${a.mean.toFixed(3)}  ${a.min.toFixed(3)} ${secs(r.ourSeconds).padStart(5)}    | ${((a.mean - b.mean) * 100).toFixed(1).padStart(5)}  | ` +
-      r.chose.map((c) => c.summary ?? `K=${c.blocks}`).join(' '));
+    console.log(
+      `${name.padEnd(14)} ${String(n).padStart(4)}  ${String(test.length).padStart(6)}  |  ${b.mean.toFixed(3)}  ${b.min.toFixed(3)} ${secs(r.tmSeconds).padStart(5)} |` +
+        `  ${a.mean.toFixed(3)}  ${a.min.toFixed(3)} ${secs(r.ourSeconds).padStart(5)}    | ${((a.mean - b.mean) * 100).toFixed(1).padStart(5)}  | ` +
+        r.chose.map((c) => c.summary ?? `K=${c.blocks}`).join(' '),
+    );
   }
 }
-console.log(`\ncalibration and "none of these" (${OPEN_SET_SIZE}/class runs of sets with 4 or more classes: the first half of the classes train, the rest are unseen)`);
+console.log(
+  `\ncalibration and "none of these" (${OPEN_SET_SIZE}/class runs of sets with 4 or more classes: the first half of the classes train, the rest are unseen)`,
+);
 console.log('set            n/class | ECE   | AUROC similarity  top probability | flagged: unseen  known');
 const mean = (xs) => xs.reduce((a, b) => a + b, 0) / xs.length;
 for (const r of rows) {
   const op = r.open.length ? r.open : null;
-  console.log(`${r.set.padEnd(14)} ${String(r.perClass).padStart(4)}    | ${mean(r.ece).toFixed(3)} |` + (op
-    ? `   ${mean(op.map((x) => x.aurocSimilarity)).toFixed(3)}             ${mean(op.map((x) => x.aurocProbability)).toFixed(3)}         |          ${mean(op.map((x) => x.flaggedUnseen)).toFixed(2)}   ${mean(op.map((x) => x.flaggedKnown)).toFixed(2)}`
-    : ''));
+  console.log(
+    `${r.set.padEnd(14)} ${String(r.perClass).padStart(4)}    | ${mean(r.ece).toFixed(3)} |` +
+      (op
+        ? `   ${mean(op.map((x) => x.aurocSimilarity)).toFixed(3)}             ${mean(op.map((x) => x.aurocProbability)).toFixed(3)}         |          ${mean(op.map((x) => x.flaggedUnseen)).toFixed(2)}   ${mean(op.map((x) => x.flaggedKnown)).toFixed(2)}`
+        : ''),
+  );
 }
 if (o.json) fs.writeFileSync(o.json, JSON.stringify({ model: o.model, split: o.split, seeds, options: extra, rows }, null, 2));
 engine.close?.();

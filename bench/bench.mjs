@@ -22,12 +22,23 @@ import { Classifier } from '../wasm/transfer.mjs';
 import { PHOTOS, modelDir, readPhoto, referenceTf, dirHandler } from '../tests/helpers.mjs';
 import { ortForward } from './ort.mjs';
 
-const { values: o } = parseArgs({ options: {
-  model: { type: 'string', default: 'mobilenet_v2_mid' }, runs: { type: 'string', default: '7' },
-  quick: { type: 'boolean', default: false }, json: { type: 'string', default: 'bench/results.json' },
-  'no-relaxed': { type: 'boolean', default: false }, 'forward-child': { type: 'string' }, 'memory-child': { type: 'boolean', default: false }, threads: { type: 'string' },
-  zoo: { type: 'string', default: 'centernet_mnv3@512,centernet_mnv3@320,centernet_mnv3@224,mobilefacenet@112' }, 'zoo-child': { type: 'string' },
-  'zoo-only': { type: 'boolean', default: false }, 'ort-child': { type: 'string' }, 'no-ort': { type: 'boolean', default: false } } });
+const { values: o } = parseArgs({
+  options: {
+    model: { type: 'string', default: 'mobilenet_v2_mid' },
+    runs: { type: 'string', default: '7' },
+    quick: { type: 'boolean', default: false },
+    json: { type: 'string', default: 'bench/results.json' },
+    'no-relaxed': { type: 'boolean', default: false },
+    'forward-child': { type: 'string' },
+    'memory-child': { type: 'boolean', default: false },
+    threads: { type: 'string' },
+    zoo: { type: 'string', default: 'centernet_mnv3@512,centernet_mnv3@320,centernet_mnv3@224,mobilefacenet@112' },
+    'zoo-child': { type: 'string' },
+    'zoo-only': { type: 'boolean', default: false },
+    'ort-child': { type: 'string' },
+    'no-ort': { type: 'boolean', default: false },
+  },
+});
 
 const FLAG = '--experimental-wasm-relaxed-simd';
 if (!o['no-relaxed'] && !hasRelaxedSimd() && !process.execArgv.includes(FLAG)) {
@@ -47,7 +58,9 @@ const time = async (fn, runs = RUNS) => {
   for (let t0 = performance.now(), k = 0; k < 1 || performance.now() - t0 < WARM; k++) await fn();
   const t = [];
   for (let t1 = performance.now(); t.length < runs || performance.now() - t1 < SAMPLE;) {
-    const t0 = performance.now(); await fn(); t.push(performance.now() - t0);
+    const t0 = performance.now();
+    await fn();
+    t.push(performance.now() - t0);
   }
   return median(t);
 };
@@ -57,8 +70,10 @@ const rows = [];
 const row = (what, ours, peer, peerName, unit = 'ms') => {
   const ratio = unit === 'ms' ? peer / ours : ours / peer;
   rows.push({ what, ours, peer, peerName, unit, ratio });
-  console.log(`${what.padEnd(56)} tinytune ${ours.toFixed(1).padStart(8)} ${unit.padEnd(7)} ${peerName.padEnd(9)} ${peer.toFixed(1).padStart(8)} ${unit.padEnd(7)} ` +
-    `x${ratio.toFixed(2)}`);
+  console.log(
+    `${what.padEnd(56)} tinytune ${ours.toFixed(1).padStart(8)} ${unit.padEnd(7)} ${peerName.padEnd(9)} ${peer.toFixed(1).padStart(8)} ${unit.padEnd(7)} ` +
+      `x${ratio.toFixed(2)}`,
+  );
 };
 
 // Forward passes of each build are timed in a child process of their own, where its model
@@ -73,7 +88,8 @@ const forwardChild = async (build) => {
   if (e.threads !== specOf(build).threads) throw new Error(`${build}: the engine runs ${e.threads} threads`);
   const m = await e.loadModel(modelDir(o.model), { integer: !/float32/.test(build) });
   const [h, w, c] = m.inputShape;
-  const photos = PHOTOS.slice(0, 4).map(readPhoto), px = new Float32Array(16 * h * w * c);
+  const photos = PHOTOS.slice(0, 4).map(readPhoto),
+    px = new Float32Array(16 * h * w * c);
   const prep = photos.map((b) => m.embedViews(b, { views: 1, upto: 0 }));
   for (let k = 0; k < 16; k++) px.set(prep[k % prep.length], k * h * w * c);
   const out = {};
@@ -95,7 +111,15 @@ const memoryChild = async () => {
   const embed = performance.now() - t0;
   await c.fit({ epochs: 5 });
   const cache = c.images.reduce((s, im) => s + im.data.byteLength, 0);
-  return { images: IMAGES, views: c.views, threads: e.threads, wasm: e.memoryBytes(), cache, rss: process.memoryUsage().rss, embedMs: embed };
+  return {
+    images: IMAGES,
+    views: c.views,
+    threads: e.threads,
+    wasm: e.memoryBytes(),
+    cache,
+    rss: process.memoryUsage().rss,
+    embedMs: embed,
+  };
 };
 // One zoo backbone at one input size (id@size), forward batch 1, SIMD build, one thread:
 // in a child of its own, as forwardChild, so it is measured as a first model.
@@ -132,8 +156,17 @@ if (o['forward-child']) {
   process.stdout.write(JSON.stringify(await forwardChild(o['forward-child'])) + '\n');
   process.exit(0);
 }
-const childArgs = (build) => [...process.execArgv, process.argv[1], '--model', o.model, '--runs', String(o.runs),
-  ...(o.quick ? ['--quick'] : []), '--forward-child', build];
+const childArgs = (build) => [
+  ...process.execArgv,
+  process.argv[1],
+  '--model',
+  o.model,
+  '--runs',
+  String(o.runs),
+  ...(o.quick ? ['--quick'] : []),
+  '--forward-child',
+  build,
+];
 const forwardOf = (build) => {
   const r = spawnSync(process.execPath, childArgs(build), { encoding: 'utf8' });
   if (r.status !== 0) throw new Error(`forward child for ${build} failed: ${r.stderr}`);
@@ -141,7 +174,7 @@ const forwardOf = (build) => {
 };
 
 const names = ['SIMD', ...(hasRelaxedSimd() ? ['relaxed SIMD'] : [])];
-const THREADS = Number(o.threads ?? await defaultThreads());
+const THREADS = Number(o.threads ?? (await defaultThreads()));
 if (canThread() && THREADS > 1) names.push(`${names.at(-1)}, ${THREADS} threads`);
 const builds = [];
 for (const name of names) builds.push([name, await createEngine(specOf(name))]);
@@ -161,12 +194,17 @@ const one = pixels.subarray(0, H * W * C);
 const tf = await referenceTf();
 const isGraph = JSON.parse(fs.readFileSync(`${modelDir(o.model)}/model.json`, 'utf8')).format === 'graph-model';
 const ref = isGraph ? await tf.loadGraphModel(dirHandler(modelDir(o.model))) : await tf.loadLayersModel(dirHandler(modelDir(o.model)));
-const refRun = (n) => tf.tidy(() => {
-  const x = tf.tensor(pixels.subarray(0, n * H * W * C), [n, H, W, C]);
-  return isGraph ? ref.execute(x) : ref.predict(x);
-}).dataSync();
+const refRun = (n) =>
+  tf
+    .tidy(() => {
+      const x = tf.tensor(pixels.subarray(0, n * H * W * C), [n, H, W, C]);
+      return isGraph ? ref.execute(x) : ref.predict(x);
+    })
+    .dataSync();
 
-console.log(`# ${o.model}, median of >= ${RUNS} runs and >= ${SAMPLE / 1000} s, Node ${process.versions.node}, builds: ${builds.map((b) => b[0]).join(' | ')}; peer ${tf.getBackend()}, 1 thread`);
+console.log(
+  `# ${o.model}, median of >= ${RUNS} runs and >= ${SAMPLE / 1000} s, Node ${process.versions.node}, builds: ${builds.map((b) => b[0]).join(' | ')}; peer ${tf.getBackend()}, 1 thread`,
+);
 // Frozen layers run by their 8-bit weight codes (the default); '<build>, float32' is the
 // same build with every layer in float32 (loadModel's integer: false), for comparison.
 const fwdNames = o['zoo-only'] ? [] : names.flatMap((b) => (/threads/.test(b) ? [b] : [b, `${b}, float32`]));
@@ -187,16 +225,24 @@ const peakForward = forward.SIMD?.memory;
 // card gives (the engine's scaling is its first op).
 for (const spec of o.zoo ? o.zoo.split(',') : []) {
   const [id, size] = spec.split('@');
-  const r = spawnSync(process.execPath, [...process.execArgv, process.argv[1], '--runs', String(o.runs), ...(o.quick ? ['--quick'] : []), '--zoo-child', spec], { encoding: 'utf8' });
+  const r = spawnSync(
+    process.execPath,
+    [...process.execArgv, process.argv[1], '--runs', String(o.runs), ...(o.quick ? ['--quick'] : []), '--zoo-child', spec],
+    { encoding: 'utf8' },
+  );
   if (r.status !== 0) throw new Error(`zoo child for ${spec} failed: ${r.stderr}`);
   const ours = JSON.parse(r.stdout.trim().split('\n').pop());
-  const dir = modelDir(id), card = JSON.parse(fs.readFileSync(`${dir}/card.json`, 'utf8'));
+  const dir = modelDir(id),
+    card = JSON.parse(fs.readFileSync(`${dir}/card.json`, 'utf8'));
   const handler = dirHandler(dir);
-  const gm = await tf.loadGraphModel({ load: async () => {
-    const a = await handler.load();
-    for (const n of a.modelTopology.node) if (n.op === 'Placeholder') n.attr.shape.shape.dim = [-1, -1, -1, 3].map((d) => ({ size: String(d) }));
-    return a;
-  } });
+  const gm = await tf.loadGraphModel({
+    load: async () => {
+      const a = await handler.load();
+      for (const n of a.modelTopology.node)
+        if (n.op === 'Placeholder') n.attr.shape.shape.dim = [-1, -1, -1, 3].map((d) => ({ size: String(d) }));
+      return a;
+    },
+  });
   const e = await createEngine({ threads: 1 });
   const m = await e.loadModel(dir, { inputSize: Number(size) });
   const px = m.embedViews(readPhoto(PHOTOS[0]), { views: 1, upto: 0 });
@@ -213,8 +259,21 @@ if (o['zoo-only']) process.exit(0);
 // against ONNX Runtime on as many threads (its output checked against ours).
 if (!o['no-ort']) {
   const ortOf = (spec) => {
-    const r = spawnSync(process.execPath, [...process.execArgv, process.argv[1], '--model', o.model, '--runs', String(o.runs),
-      ...(o.quick ? ['--quick'] : []), '--ort-child', spec], { encoding: 'utf8' });
+    const r = spawnSync(
+      process.execPath,
+      [
+        ...process.execArgv,
+        process.argv[1],
+        '--model',
+        o.model,
+        '--runs',
+        String(o.runs),
+        ...(o.quick ? ['--quick'] : []),
+        '--ort-child',
+        spec,
+      ],
+      { encoding: 'utf8' },
+    );
     if (r.status !== 0) throw new Error(`ONNX Runtime child ${spec} failed: ${r.stderr}`);
     return JSON.parse(r.stdout.trim().split('\n').pop());
   };
@@ -223,7 +282,8 @@ if (!o['no-ort']) {
     for (const [build, t] of [[alone, 1], ...(threaded ? [[threaded, THREADS]] : [])]) {
       const r = ortOf(`${peer},${t}`);
       if (r.maxAbsDiff > 1e-3) throw new Error(`${peer} gives outputs ${r.maxAbsDiff} away from ours: the export or the peer is wrong`);
-      for (const n of [1, 16]) row(`forward, batch ${n} (per image), ${build}`, forward[build][n] / n, r[n] / n, `${peer}${t > 1 ? `/${t}` : ''}`);
+      for (const n of [1, 16])
+        row(`forward, batch ${n} (per image), ${build}`, forward[build][n] / n, r[n] / n, `${peer}${t > 1 ? `/${t}` : ''}`);
     }
   }
 }
@@ -254,18 +314,21 @@ for (const [what, kind, a, b, c, flops] of KERNELS) {
   });
   const op = () => {
     for (let i = 0; i < r; i++) {
-      const y = kind === 0 || kind === 3 ? tf.fused.matMul({ a: t.a, b: t.b, bias: t.bias, activation: 'relu6' })
-        : kind === 1 ? tf.fused.depthwiseConv2d({ x: t.x, filter: t.filter, strides: c, pad: 'same', bias: t.bias, activation: 'relu6' })
-          : tf.fused.conv2d({ x: t.x, filter: t.filter, strides: c, pad: 'same', bias: t.bias, activation: 'relu6' });
+      const y =
+        kind === 0 || kind === 3
+          ? tf.fused.matMul({ a: t.a, b: t.b, bias: t.bias, activation: 'relu6' })
+          : kind === 1
+            ? tf.fused.depthwiseConv2d({ x: t.x, filter: t.filter, strides: c, pad: 'same', bias: t.bias, activation: 'relu6' })
+            : tf.fused.conv2d({ x: t.x, filter: t.filter, strides: c, pad: 'same', bias: t.bias, activation: 'relu6' });
       y.dispose();
     }
   };
-  const peer = flops * r / (await time(op, Math.max(RUNS, 5))) * 1e-6;
+  const peer = ((flops * r) / (await time(op, Math.max(RUNS, 5)))) * 1e-6;
   tf.dispose(Object.values(t));
   for (const [name, e] of builds) {
     const x = e.mod.x;
     if (x.tt_bench_kernel(kind, a, b, c, 0) < 0) throw new Error('kernel micro-benchmark: out of memory');
-    const ours = flops * r / (await time(() => x.tt_bench_kernel(kind, a, b, c, r), Math.max(RUNS, 5))) * 1e-6;
+    const ours = ((flops * r) / (await time(() => x.tt_bench_kernel(kind, a, b, c, r), Math.max(RUNS, 5)))) * 1e-6;
     row(`${what}, ${name}`, ours, peer, 'tfjs-wasm', 'GFLOP/s');
   }
 }
@@ -277,13 +340,29 @@ await tf.setBackend('wasm');
 
 // Head training: 1,000 cached features x 50 epochs, Dense(100, relu) -> Dense(10), batch 16.
 const F = model.layers[model.cut].shape[2];
-const N = 1000, K = 10;
-const feats = new Float32Array(N * F), labels = new Int32Array(N);
-for (let i = 0; i < N; i++) { labels[i] = i % K; for (let j = 0; j < F; j++) feats[i * F + j] = Math.max(0, Math.sin(i * 0.37 + j * 1.3) + (j % K === labels[i] ? 0.5 : 0)); }
-const xs = tf.tensor2d(feats, [N, F]), ys = tf.oneHot(tf.tensor1d(labels, 'int32'), K);
-const tm = tf.sequential({ layers: [tf.layers.dense({ inputShape: [F], units: 100, activation: 'relu' }), tf.layers.dense({ units: K, activation: 'softmax' })] });
+const N = 1000,
+  K = 10;
+const feats = new Float32Array(N * F),
+  labels = new Int32Array(N);
+for (let i = 0; i < N; i++) {
+  labels[i] = i % K;
+  for (let j = 0; j < F; j++) feats[i * F + j] = Math.max(0, Math.sin(i * 0.37 + j * 1.3) + (j % K === labels[i] ? 0.5 : 0));
+}
+const xs = tf.tensor2d(feats, [N, F]),
+  ys = tf.oneHot(tf.tensor1d(labels, 'int32'), K);
+const tm = tf.sequential({
+  layers: [tf.layers.dense({ inputShape: [F], units: 100, activation: 'relu' }), tf.layers.dense({ units: K, activation: 'softmax' })],
+});
 tm.compile({ optimizer: tf.train.adam(1e-3), loss: 'categoricalCrossentropy' });
-const peerHead = median(await Promise.all([0].map(async () => { const t0 = performance.now(); await tm.fit(xs, ys, { epochs: 50, batchSize: 16, verbose: 0 }); return performance.now() - t0; })));
+const peerHead = median(
+  await Promise.all(
+    [0].map(async () => {
+      const t0 = performance.now();
+      await tm.fit(xs, ys, { epochs: 50, batchSize: 16, verbose: 0 });
+      return performance.now() - t0;
+    }),
+  ),
+);
 for (const [name, , m] of models) {
   const fit = async () => {
     const head = new Classifier(m, { labels: Array.from({ length: K }, (_, k) => `c${k}`), hidden: 100, dropout: 0, augment: false });
@@ -310,29 +389,63 @@ for (const [name, , m] of models) {
   const step = await time(() => ft.fit({ epochs: 1, batchSize: 16, validationFraction: 0, patience: 0 }));
   const fwd16 = await time(() => m.runInput(pixels, 16, m.layers.length - 1));
   rows.push({ what: `fine-tune step K=2 batch 16 / forward batch 16, ${name}`, ours: step, peer: fwd16, ratio: step / fwd16, unit: 'ms' });
-  console.log(`${`fine-tune step, K=2 + head, batch 16, ${name}`.padEnd(56)} ${step.toFixed(1)} ms = ${(step / fwd16).toFixed(2)}x our forward of batch 16 (${fwd16.toFixed(1)} ms)`);
+  console.log(
+    `${`fine-tune step, K=2 + head, batch 16, ${name}`.padEnd(56)} ${step.toFixed(1)} ms = ${(step / fwd16).toFixed(2)}x our forward of batch 16 (${fwd16.toFixed(1)} ms)`,
+  );
   ft.dispose();
 }
 
 {
-  const r = spawnSync(process.execPath, [...process.execArgv, process.argv[1], '--model', o.model, ...(o.quick ? ['--quick'] : []), '--memory-child'], { encoding: 'utf8' });
+  const r = spawnSync(
+    process.execPath,
+    [...process.execArgv, process.argv[1], '--model', o.model, ...(o.quick ? ['--quick'] : []), '--memory-child'],
+    { encoding: 'utf8' },
+  );
   if (r.status !== 0) throw new Error(`memory child failed: ${r.stderr}`);
-  const mem = JSON.parse(r.stdout.trim().split('\n').pop()), MiB = 2 ** 20;
+  const mem = JSON.parse(r.stdout.trim().split('\n').pop()),
+    MiB = 2 ** 20;
   rows.push({ what: `memory, ${mem.images} images head-only`, ours: (mem.wasm + mem.cache) / MiB, unit: 'MiB', ...mem });
-  console.log(`memory, ${mem.images} photos x ${mem.views} views, head-only (${mem.threads} threads): wasm ${(mem.wasm / MiB).toFixed(0)} MiB + ` +
-    `cached features ${(mem.cache / MiB).toFixed(0)} MiB = ${((mem.wasm + mem.cache) / MiB).toFixed(0)} MiB (process RSS ${(mem.rss / MiB).toFixed(0)} MiB); ` +
-    `embedding took ${(mem.embedMs / mem.images).toFixed(1)} ms/photo`);
+  console.log(
+    `memory, ${mem.images} photos x ${mem.views} views, head-only (${mem.threads} threads): wasm ${(mem.wasm / MiB).toFixed(0)} MiB + ` +
+      `cached features ${(mem.cache / MiB).toFixed(0)} MiB = ${((mem.wasm + mem.cache) / MiB).toFixed(0)} MiB (process RSS ${(mem.rss / MiB).toFixed(0)} MiB); ` +
+      `embedding took ${(mem.embedMs / mem.images).toFixed(1)} ms/photo`,
+  );
 }
 const peak = engine.memoryBytes();
-console.log(`wasm memory (SIMD build): ${(peakForward / 2 ** 20).toFixed(0)} MiB after forward, ${(peak / 2 ** 20).toFixed(0)} MiB at the end`);
-fs.writeFileSync(o.json, JSON.stringify({ model: o.model, runs: RUNS, node: process.versions.node, builds: builds.map((b) => b[0]), rows,
-  memory: { afterForward: peakForward, end: peak }, date: new Date().toISOString() }, null, 2));
+console.log(
+  `wasm memory (SIMD build): ${(peakForward / 2 ** 20).toFixed(0)} MiB after forward, ${(peak / 2 ** 20).toFixed(0)} MiB at the end`,
+);
+fs.writeFileSync(
+  o.json,
+  JSON.stringify(
+    {
+      model: o.model,
+      runs: RUNS,
+      node: process.versions.node,
+      builds: builds.map((b) => b[0]),
+      rows,
+      memory: { afterForward: peakForward, end: peak },
+      date: new Date().toISOString(),
+    },
+    null,
+    2,
+  ),
+);
 console.log(`wrote ${o.json}`);
 
 // Fine-tuning: a K = 2 step against tfjs-wasm training the same ops, and the time from
 // images to a trained model for K = 0 and K = 2 (bench/finetune.mjs, in a process of its own).
 {
-  const r = spawnSync(process.execPath, [...process.execArgv, new URL('./finetune.mjs', import.meta.url).pathname,
-    ...(o.quick ? ['--quick'] : []), '--json', o.json.replace(/\.json$/, '') + '-finetune.json'], { stdio: 'inherit' });
+  const r = spawnSync(
+    process.execPath,
+    [
+      ...process.execArgv,
+      new URL('./finetune.mjs', import.meta.url).pathname,
+      ...(o.quick ? ['--quick'] : []),
+      '--json',
+      o.json.replace(/\.json$/, '') + '-finetune.json',
+    ],
+    { stdio: 'inherit' },
+  );
   if (r.status !== 0) process.exitCode = 1;
 }

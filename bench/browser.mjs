@@ -9,16 +9,28 @@ import { createServer } from '../tools/serve.mjs';
 import { launch } from '../tests/e2e/browser.mjs';
 import { ROOT, SKIMAGE } from '../tests/helpers.mjs';
 
-const { values: o } = parseArgs({ options: { model: { type: 'string', default: 'mobilenet_v2_mid' },
-  runs: { type: 'string', default: '7' }, json: { type: 'string', default: 'bench/results-browser.json' } } });
+const { values: o } = parseArgs({
+  options: {
+    model: { type: 'string', default: 'mobilenet_v2_mid' },
+    runs: { type: 'string', default: '7' },
+    json: { type: 'string', default: 'bench/results-browser.json' },
+  },
+});
 const require = createRequire(import.meta.url);
 const tfjsDir = path.dirname(path.dirname(path.dirname(require.resolve('@tensorflow/tfjs/package.json'))));
-const server = createServer({ mounts: { '/tfjs/': path.join(tfjsDir, '@tensorflow'), '/skimage/': SKIMAGE, '/bench/': path.join(ROOT, 'bench') } });
+const server = createServer({
+  mounts: { '/tfjs/': path.join(tfjsDir, '@tensorflow'), '/skimage/': SKIMAGE, '/bench/': path.join(ROOT, 'bench') },
+});
 await new Promise((r) => server.listen(0, '127.0.0.1', r));
 const browser = await launch();
 const results = [];
 try {
-  const cores = await (async () => { const p = await browser.newPage(); const n = await p.evaluate(() => navigator.hardwareConcurrency); await p.close(); return n; })();
+  const cores = await (async () => {
+    const p = await browser.newPage();
+    const n = await p.evaluate(() => navigator.hardwareConcurrency);
+    await p.close();
+    return n;
+  })();
   for (const threads of cores > 1 ? [1, Math.min(8, cores)] : [1]) {
     const page = await browser.newPage();
     page.on('pageerror', (e) => console.error('page error:', e.message));
@@ -27,17 +39,24 @@ try {
     const r = await page.evaluate(() => window.benchResult);
     await page.close();
     if (!r.ok) throw new Error(r.error);
-    console.log(`# ${r.model} in ${r.userAgent.match(/Chrom\w+\/[\d.]+/)?.[0]}, median of >= ${r.runs} runs and >= 1.5 s, ${r.relaxed ? 'relaxed ' : ''}SIMD ${r.simd}, ` +
-      `tinytune ${r.threads} thread(s), tfjs-wasm ${r.peerThreads} thread(s) (threads supported: ${r.peerCanThread}), crossOriginIsolated ${r.crossOriginIsolated}`);
+    console.log(
+      `# ${r.model} in ${r.userAgent.match(/Chrom\w+\/[\d.]+/)?.[0]}, median of >= ${r.runs} runs and >= 1.5 s, ${r.relaxed ? 'relaxed ' : ''}SIMD ${r.simd}, ` +
+        `tinytune ${r.threads} thread(s), tfjs-wasm ${r.peerThreads} thread(s) (threads supported: ${r.peerCanThread}), crossOriginIsolated ${r.crossOriginIsolated}`,
+    );
     for (const x of r.rows) {
-      console.log(`${`${x.what}, ${r.threads} thread(s)`.padEnd(44)} tinytune ${x.ours.toFixed(1).padStart(8)} ms   ${x.peerName} ${x.peer.toFixed(1).padStart(8)} ms   speed-up x${x.ratio.toFixed(2)}`);
+      console.log(
+        `${`${x.what}, ${r.threads} thread(s)`.padEnd(44)} tinytune ${x.ours.toFixed(1).padStart(8)} ms   ${x.peerName} ${x.peer.toFixed(1).padStart(8)} ms   speed-up x${x.ratio.toFixed(2)}`,
+      );
     }
     results.push(r);
   }
   if (results.length > 1) {
     for (let i = 0; i < results[0].rows.length; i++) {
-      const a = results[0].rows[i], b = results[1].rows[i];
-      console.log(`${`${a.what}: ${results[1].threads} threads vs 1`.padEnd(44)} tinytune x${(a.ours / b.ours).toFixed(2)}   tfjs-wasm x${(a.peer / b.peer).toFixed(2)}`);
+      const a = results[0].rows[i],
+        b = results[1].rows[i];
+      console.log(
+        `${`${a.what}: ${results[1].threads} threads vs 1`.padEnd(44)} tinytune x${(a.ours / b.ours).toFixed(2)}   tfjs-wasm x${(a.peer / b.peer).toFixed(2)}`,
+      );
     }
   }
   fs.writeFileSync(o.json, JSON.stringify({ runs: results, date: new Date().toISOString() }, null, 2));

@@ -14,14 +14,25 @@ const wasmBytes = new Map();
 srv.server.on('request', (req, res) => {
   if (!req.url.endsWith('.wasm')) return;
   const end = res.end.bind(res);
-  res.end = (data, ...rest) => { wasmBytes.set(req.url, (wasmBytes.get(req.url) ?? 0) + (data?.length ?? 0)); return end(data, ...rest); };
+  res.end = (data, ...rest) => {
+    wasmBytes.set(req.url, (wasmBytes.get(req.url) ?? 0) + (data?.length ?? 0));
+    return end(data, ...rest);
+  };
 });
 const browser = await launch();
-const usable = (page) => page.waitForFunction(() => document.body.dataset.ready === 'true' && document.body.dataset.modelReady === 'true' ? performance.now() : 0,
-  null, { timeout: 120000, polling: 10 }).then((h) => h.jsonValue());
+const usable = (page) =>
+  page
+    .waitForFunction(
+      () => (document.body.dataset.ready === 'true' && document.body.dataset.modelReady === 'true' ? performance.now() : 0),
+      null,
+      { timeout: 120000, polling: 10 },
+    )
+    .then((h) => h.jsonValue());
 // when the engine was up (web/app.mjs marks it), for the breakdown
 const engineAt = (page) => page.evaluate(() => performance.getEntriesByName('tinytune:engine')[0]?.startTime ?? NaN);
-const cold = [], warm = [], fetched = [];
+const cold = [],
+  warm = [],
+  fetched = [];
 for (let r = 0; r < Number(o.rounds); r++) {
   wasmBytes.clear();
   const { context, errors } = await newContext(browser);
@@ -38,10 +49,14 @@ for (let r = 0; r < Number(o.rounds); r++) {
   const warmEngine = await engineAt(page);
   if (errors.length) console.log(`page errors: ${errors.join('; ')}`);
   await context.close();
-  console.log(`round ${r + 1}: cold ${(cold[r] / 1000).toFixed(2)} s (engine up at ${(coldEngine / 1000).toFixed(2)}), warm ${(warm[r] / 1000).toFixed(2)} s (engine ${(warmEngine / 1000).toFixed(2)}); cold visit fetched ${fetched[r]}`);
+  console.log(
+    `round ${r + 1}: cold ${(cold[r] / 1000).toFixed(2)} s (engine up at ${(coldEngine / 1000).toFixed(2)}), warm ${(warm[r] / 1000).toFixed(2)} s (engine ${(warmEngine / 1000).toFixed(2)}); cold visit fetched ${fetched[r]}`,
+  );
 }
 const range = (xs) => `${(Math.min(...xs) / 1000).toFixed(2)}-${(Math.max(...xs) / 1000).toFixed(2)} s`;
-console.log(`page start to usable, Chromium ${browser.version()}, loopback: cold ${range(cold)}, warm ${range(warm)} (${cold.length} rounds)`);
+console.log(
+  `page start to usable, Chromium ${browser.version()}, loopback: cold ${range(cold)}, warm ${range(warm)} (${cold.length} rounds)`,
+);
 if (o.json) fs.writeFileSync(o.json, JSON.stringify({ cold, warm, fetched }, null, 1));
 await browser.close();
 await srv.close();

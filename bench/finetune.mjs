@@ -22,10 +22,17 @@ import { hasRelaxedSimd } from '../wasm/module.mjs';
 import { Classifier } from '../wasm/transfer.mjs';
 import { PHOTOS, modelDir, readPhoto, referenceTf, dirHandler, digitSet } from '../tests/helpers.mjs';
 
-const { values: o } = parseArgs({ options: {
-  model: { type: 'string', default: 'mobilenet_v2' }, images: { type: 'string', default: '200' },
-  threads: { type: 'string' }, quick: { type: 'boolean', default: false }, json: { type: 'string' },
-  'no-relaxed': { type: 'boolean', default: false }, 'cpu-floor': { type: 'boolean', default: false } } });
+const { values: o } = parseArgs({
+  options: {
+    model: { type: 'string', default: 'mobilenet_v2' },
+    images: { type: 'string', default: '200' },
+    threads: { type: 'string' },
+    quick: { type: 'boolean', default: false },
+    json: { type: 'string' },
+    'no-relaxed': { type: 'boolean', default: false },
+    'cpu-floor': { type: 'boolean', default: false },
+  },
+});
 
 const FLAG = '--experimental-wasm-relaxed-simd';
 if (!o['no-relaxed'] && !hasRelaxedSimd() && !process.execArgv.includes(FLAG)) {
@@ -40,11 +47,14 @@ const rows = [];
 const engine1 = await createEngine({ threads: 1 });
 const engineN = await createEngine(o.threads ? { threads: Number(o.threads) } : {});
 const tf = await referenceTf();
-console.log(`# fine-tuning, ${o.model}, Node ${process.versions.node}, tinytune ${engineN.build ?? ''} on 1 and ${engineN.threads} threads; ` +
-  `peer tfjs-${tf.getBackend()} (1 thread); median of ${STEPS} steps after 2 warm-up steps`);
+console.log(
+  `# fine-tuning, ${o.model}, Node ${process.versions.node}, tinytune ${engineN.build ?? ''} on 1 and ${engineN.threads} threads; ` +
+    `peer tfjs-${tf.getBackend()} (1 thread); median of ${STEPS} steps after 2 warm-up steps`,
+);
 
 // ---- (1) one step, K = 2, batch 16 -----------------------------------------------------
-const B = 16, C = 2;
+const B = 16,
+  C = 2;
 const photos = PHOTOS.slice(0, 8).map(readPhoto);
 
 async function ourStep(engine) {
@@ -54,16 +64,22 @@ async function ourStep(engine) {
   c.images = Array.from({ length: B }, (_, i) => ({ label: i % C, data: acts[i % acts.length] }));
   // One epoch of one batch per fit (no validation): a fit's setup (optimiser state, the
   // copy of the inputs) is timed with it, which only favours the peer.
-  const fit = async () => { const t0 = performance.now(); await c.fit({ epochs: 1, batchSize: B, validationFraction: 0, patience: 0 }); return performance.now() - t0; };
-  await fit(), await fit();
+  const fit = async () => {
+    const t0 = performance.now();
+    await c.fit({ epochs: 1, batchSize: B, validationFraction: 0, patience: 0 });
+    return performance.now() - t0;
+  };
+  (await fit(), await fit());
   const ts = [];
   for (let i = 0; i < STEPS; i++) ts.push(await fit());
-  const ops = c.ops(), inputs = acts;
-  c.dispose(), m.dispose();
+  const ops = c.ops(),
+    inputs = acts;
+  (c.dispose(), m.dispose());
   return { ts, ops, inputs, boundary: c.boundary };
 }
 
-const ours1 = await ourStep(engine1), oursN = await ourStep(engineN);
+const ours1 = await ourStep(engine1),
+  oursN = await ourStep(engineN);
 
 // The peer: our trainable net's ops (folded weights) as tfjs variables and ops.
 function peerNet(ops) {
@@ -75,24 +91,36 @@ function peerNet(ops) {
   // depthwise 3x3, stride 1, SAME, with a gradient from ops tfjs-wasm has
   const dw3x3 = tf.customGrad((x, w, save) => {
     save([x, w]);
-    return { value: tf.depthwiseConv2d(x, w, 1, 'same'),
+    return {
+      value: tf.depthwiseConv2d(x, w, 1, 'same'),
       gradFunc: (dy, [xs, ws]) => {
         const dx = tf.depthwiseConv2d(dy, tf.reverse(ws, [0, 1]), 1, 'same');
-        const [, H, W] = xs.shape, xp = tf.pad(xs, [[0, 0], [1, 1], [1, 1], [0, 0]]);
+        const [, H, W] = xs.shape,
+          xp = tf.pad(xs, [
+            [0, 0],
+            [1, 1],
+            [1, 1],
+            [0, 0],
+          ]);
         const taps = [];
-        for (let ky = 0; ky < 3; ky++) for (let kx = 0; kx < 3; kx++) {
-          taps.push(tf.sum(tf.mul(tf.slice(xp, [0, ky, kx, 0], [-1, H, W, -1]), dy), [0, 1, 2]));
-        }
+        for (let ky = 0; ky < 3; ky++)
+          for (let kx = 0; kx < 3; kx++) {
+            taps.push(tf.sum(tf.mul(tf.slice(xp, [0, ky, kx, 0], [-1, H, W, -1]), dy), [0, 1, 2]));
+          }
         return [dx, tf.reshape(tf.stack(taps), ws.shape)];
-      } };
+      },
+    };
   });
   const forward = (x, training) => {
     const out = [x];
     ops.forEach((op, i) => {
       if (i === 0) return;
-      const a = out[op.in0], [h, w, c] = op.shape, n = a.shape[0];
+      const a = out[op.in0],
+        [h, w, c] = op.shape,
+        n = a.shape[0];
       let y;
-      if (op.type === 1) { // 1x1 conv: a matMul over the pixels
+      if (op.type === 1) {
+        // 1x1 conv: a matMul over the pixels
         const cin = a.shape[3];
         y = tf.reshape(tf.add(tf.matMul(tf.reshape(a, [-1, cin]), tf.reshape(v[i].w, [cin, c])), v[i].b), [n, h, w, c]);
       } else if (op.type === 2) {
@@ -117,9 +145,22 @@ function peerNet(ops) {
 
 async function peerStep(ops, inputs) {
   const shape = ops[0].shape;
-  const x = tf.tensor(Float32Array.from({ length: B * inputs[0].length }, (_, k) => inputs[Math.floor(k / inputs[0].length) % inputs.length][k % inputs[0].length]), [B, ...shape]);
-  const y = tf.oneHot(tf.tensor1d(Array.from({ length: B }, (_, i) => i % C), 'int32'), C);
-  const net = peerNet(ops), opt = tf.train.adam(5e-4);
+  const x = tf.tensor(
+    Float32Array.from(
+      { length: B * inputs[0].length },
+      (_, k) => inputs[Math.floor(k / inputs[0].length) % inputs.length][k % inputs[0].length],
+    ),
+    [B, ...shape],
+  );
+  const y = tf.oneHot(
+    tf.tensor1d(
+      Array.from({ length: B }, (_, i) => i % C),
+      'int32',
+    ),
+    C,
+  );
+  const net = peerNet(ops),
+    opt = tf.train.adam(5e-4);
   const step = () => {
     const t0 = performance.now();
     const loss = opt.minimize(() => tf.losses.softmaxCrossEntropy(y, net.forward(x, true)), true, net.vars);
@@ -127,7 +168,7 @@ async function peerStep(ops, inputs) {
     loss.dispose();
     return performance.now() - t0;
   };
-  step(), step();
+  (step(), step());
   const ts = [];
   for (let i = 0; i < STEPS; i++) ts.push(step());
   tf.dispose([x, y, ...net.vars]);
@@ -154,9 +195,22 @@ async function cpuLayersStep(inputs, boundaryName) {
   const model = tf.model({ inputs: inp, outputs: tf.layers.dense({ units: C }).apply(h) });
   model.compile({ optimizer: tf.train.adam(5e-4), loss: tf.losses.softmaxCrossEntropy });
   const per = inputs[0].length;
-  const x = tf.tensor(Float32Array.from({ length: B * per }, (_, k) => inputs[Math.floor(k / per) % inputs.length][k % per]), [B, ...bnd.outputShape.slice(1)]);
-  const y = tf.oneHot(tf.tensor1d(Array.from({ length: B }, (_, i) => i % C), 'int32'), C);
-  const step = async () => { const t0 = performance.now(); await model.trainOnBatch(x, y); return performance.now() - t0; };
+  const x = tf.tensor(
+    Float32Array.from({ length: B * per }, (_, k) => inputs[Math.floor(k / per) % inputs.length][k % per]),
+    [B, ...bnd.outputShape.slice(1)],
+  );
+  const y = tf.oneHot(
+    tf.tensor1d(
+      Array.from({ length: B }, (_, i) => i % C),
+      'int32',
+    ),
+    C,
+  );
+  const step = async () => {
+    const t0 = performance.now();
+    await model.trainOnBatch(x, y);
+    return performance.now() - t0;
+  };
   await step();
   const ts = [];
   for (let i = 0; i < Math.min(STEPS, 3); i++) ts.push(await step());
@@ -168,9 +222,19 @@ async function cpuLayersStep(inputs, boundaryName) {
 
 const peer = await peerStep(ours1.ops, ours1.inputs);
 const row = (what, ours, theirs, peerName) => {
-  const r = { what, ours: median(ours), oursRange: range(ours), peer: median(theirs), peerRange: range(theirs), peerName, ratio: median(theirs) / median(ours) };
+  const r = {
+    what,
+    ours: median(ours),
+    oursRange: range(ours),
+    peer: median(theirs),
+    peerRange: range(theirs),
+    peerName,
+    ratio: median(theirs) / median(ours),
+  };
   rows.push(r);
-  console.log(`${what.padEnd(52)} tinytune ${r.ours.toFixed(1).padStart(7)} ms (${r.oursRange})  ${peerName} ${r.peer.toFixed(1).padStart(7)} ms (${r.peerRange})  x${r.ratio.toFixed(2)}`);
+  console.log(
+    `${what.padEnd(52)} tinytune ${r.ours.toFixed(1).padStart(7)} ms (${r.oursRange})  ${peerName} ${r.peer.toFixed(1).padStart(7)} ms (${r.peerRange})  x${r.ratio.toFixed(2)}`,
+  );
 };
 row('fine-tune step, K=2 + head, batch 16, 1 thread', ours1.ts, peer, 'tfjs-wasm');
 row(`fine-tune step, K=2 + head, batch 16, ${engineN.threads} threads`, oursN.ts, peer, 'tfjs-wasm');
@@ -194,14 +258,22 @@ for (const n of o.images.split(',').map(Number)) {
     for (const s of set) c.addImage(s.pixels, s.label);
     const embedded = performance.now();
     const report = await c.fit({ epochs: 30, batchesPerTick: 64 });
-    const t = { total: (performance.now() - t0) / 1000, features: (embedded - t0) / 1000, epochs: report.history.length, accuracy: report.validationAccuracy };
+    const t = {
+      total: (performance.now() - t0) / 1000,
+      features: (embedded - t0) / 1000,
+      epochs: report.history.length,
+      accuracy: report.validationAccuracy,
+    };
     times[blocks] = t;
     c.dispose();
-    console.log(`${n} images -> trained model, K=${blocks}, ${engineN.threads} threads: ${t.total.toFixed(1)} s (features ${t.features.toFixed(1)} s, ` +
-      `${t.epochs} epochs, validation accuracy ${(t.accuracy * 100).toFixed(1)}%)`);
+    console.log(
+      `${n} images -> trained model, K=${blocks}, ${engineN.threads} threads: ${t.total.toFixed(1)} s (features ${t.features.toFixed(1)} s, ` +
+        `${t.epochs} epochs, validation accuracy ${(t.accuracy * 100).toFixed(1)}%)`,
+    );
   }
   rows.push({ what: `${n} images to a trained model, K=2 over K=0`, k0: times[0], k2: times[2], ratio: times[2].total / times[0].total });
   console.log(`${n} images: K=2 takes x${(times[2].total / times[0].total).toFixed(2)} the time of a head alone`);
 }
-if (o.json) fs.writeFileSync(o.json, JSON.stringify({ model: o.model, threads: engineN.threads, rows, date: new Date().toISOString() }, null, 2));
+if (o.json)
+  fs.writeFileSync(o.json, JSON.stringify({ model: o.model, threads: engineN.threads, rows, date: new Date().toISOString() }, null, 2));
 await engineN.close?.();

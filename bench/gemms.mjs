@@ -7,24 +7,41 @@
 import { parseArgs } from 'node:util';
 import { createEngine } from '../wasm/engine.mjs';
 
-const { values: o } = parseArgs({ options: { threads: { type: 'string', default: '1' }, rows: { type: 'string', default: '784' },
-  rounds: { type: 'string', default: '5' } } });
+const { values: o } = parseArgs({
+  options: {
+    threads: { type: 'string', default: '1' },
+    rows: { type: 'string', default: '784' },
+    rounds: { type: 'string', default: '5' },
+  },
+});
 const e = await createEngine({ threads: Number(o.threads) });
-const x = e.mod.x, M = Number(o.rows);
-const shapes = [[160, 960], [960, 160], [960, 320], [320, 1280]]; // cin -> cout
+const x = e.mod.x,
+  M = Number(o.rows);
+const shapes = [
+  [160, 960],
+  [960, 160],
+  [960, 320],
+  [320, 1280],
+]; // cin -> cout
 const KIND = { 0: 'forward  x W', 4: 'weight grad x^T g', 5: 'input grad g W^T' };
 const res = {};
 for (let round = 0; round < Number(o.rounds); round++) {
-  for (const kind of [0, 4, 5]) for (const [cin, cout] of shapes) {
-    if (x.tt_bench_kernel(kind, M, cout, cin, 0) < 0) throw new Error('out of memory');
-    const flops = 2 * M * cin * cout;
-    // CPU time, not wall time, with one thread: on a shared machine the time spent
-    // waiting for a core is then left out (cache misses from a neighbour are not)
-    x.tt_bench_kernel(kind, M, cout, cin, 2);
-    const t0 = process.cpuUsage(); x.tt_bench_kernel(kind, M, cout, cin, 10); const u = process.cpuUsage(t0);
-    const dt = (u.user + u.system) / 1e3 / 10;
-    (res[`${KIND[kind]} ${M}x${cin}->${cout}`] ??= []).push(flops / dt * 1e-6);
-  }
+  for (const kind of [0, 4, 5])
+    for (const [cin, cout] of shapes) {
+      if (x.tt_bench_kernel(kind, M, cout, cin, 0) < 0) throw new Error('out of memory');
+      const flops = 2 * M * cin * cout;
+      // CPU time, not wall time, with one thread: on a shared machine the time spent
+      // waiting for a core is then left out (cache misses from a neighbour are not)
+      x.tt_bench_kernel(kind, M, cout, cin, 2);
+      const t0 = process.cpuUsage();
+      x.tt_bench_kernel(kind, M, cout, cin, 10);
+      const u = process.cpuUsage(t0);
+      const dt = (u.user + u.system) / 1e3 / 10;
+      (res[`${KIND[kind]} ${M}x${cin}->${cout}`] ??= []).push((flops / dt) * 1e-6);
+    }
 }
 console.log(`# ${e.build ?? ''}, ${e.threads} thread(s), GFLOP/s (CPU time, 10 calls) over ${o.rounds} rounds: best, median`);
-for (const [k, v] of Object.entries(res)) { const s = v.sort((a, b) => a - b); console.log(`${k.padEnd(36)} ${s[s.length - 1].toFixed(1)}  ${s[s.length >> 1].toFixed(1)}`); }
+for (const [k, v] of Object.entries(res)) {
+  const s = v.sort((a, b) => a - b);
+  console.log(`${k.padEnd(36)} ${s[s.length - 1].toFixed(1)}  ${s[s.length >> 1].toFixed(1)}`);
+}

@@ -20,15 +20,22 @@ const photos = await Promise.all(NAMES.map((n, k) => photoCrops(`${n}.png`, { co
 const dir = fs.mkdtempSync('/tmp/tinytune-live-');
 const video = path.join(dir, 'grass.y4m');
 fs.writeFileSync(video, await videoOf(photos[1].held[4].buffer));
-const browser = await launch(['--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream', `--use-file-for-fake-video-capture=${video}`]);
+const browser = await launch([
+  '--use-fake-device-for-media-stream',
+  '--use-fake-ui-for-media-stream',
+  `--use-file-for-fake-video-capture=${video}`,
+]);
 const srv = await serve();
 const fmt = (x) => x.toFixed(1);
 const range = (a) => (Math.min(...a) === Math.max(...a) ? fmt(a[0]) : `${fmt(Math.min(...a))}-${fmt(Math.max(...a))}`);
 
-const longTasks = (page) => page.evaluate(() => {
-  window.__long = [];
-  new PerformanceObserver((l) => { for (const e of l.getEntries()) window.__long.push(e.duration); }).observe({ type: 'longtask' });
-});
+const longTasks = (page) =>
+  page.evaluate(() => {
+    window.__long = [];
+    new PerformanceObserver((l) => {
+      for (const e of l.getEntries()) window.__long.push(e.duration);
+    }).observe({ type: 'longtask' });
+  });
 
 try {
   const { context } = await newContext(browser, { permissions: ['camera'] });
@@ -41,7 +48,8 @@ try {
     await addImages(page, k, photos[k].train);
   }
   const threads = (await page.textContent('#chip-threads')).trim();
-  const live = [], train = [];
+  const live = [],
+    train = [];
   for (let run = 0; run < Number(o.runs); run++) {
     // training, the preview off; a new views setting makes it compute every image's features again
     await page.fill('#views', String(5 + (run % 4))); // 4 is the default, prepared in the background
@@ -54,26 +62,55 @@ try {
     await page.waitForSelector('body[data-training="false"][data-trained="true"]', { timeout: 300000 });
     const p = await stopProbe(page);
     const long = await page.evaluate(() => window.__long);
-    train.push({ seconds: (performance.now() - t0) / 1000, raf: p.raf.max, timer: p.timer.max, longTasks: long.length, longest: Math.max(0, ...long) });
+    train.push({
+      seconds: (performance.now() - t0) / 1000,
+      raf: p.raf.max,
+      timer: p.timer.max,
+      longTasks: long.length,
+      longest: Math.max(0, ...long),
+    });
 
     await page.click('#live-toggle');
-    await page.waitForFunction(() => document.body.dataset.live === 'true' && window.tinytune.live.stats.frames > 5, null, { timeout: 30000 });
+    await page.waitForFunction(() => document.body.dataset.live === 'true' && window.tinytune.live.stats.frames > 5, null, {
+      timeout: 30000,
+    });
     await longTasks(page);
     await startProbe(page);
     const f0 = await page.evaluate(() => ({ n: window.tinytune.live.stats.frames, t: performance.now() }));
     await page.waitForTimeout(Number(o.seconds) * 1000);
-    const f1 = await page.evaluate(() => ({ n: window.tinytune.live.stats.frames, t: performance.now(), ms: window.tinytune.live.stats.ms, top: document.getElementById('live-bars').dataset.top }));
+    const f1 = await page.evaluate(() => ({
+      n: window.tinytune.live.stats.frames,
+      t: performance.now(),
+      ms: window.tinytune.live.stats.ms,
+      top: document.getElementById('live-bars').dataset.top,
+    }));
     const q = await stopProbe(page);
     const lt = await page.evaluate(() => window.__long);
     await page.click('#live-toggle');
     const ms = [...f1.ms].sort((a, b) => a - b);
-    live.push({ rate: ((f1.n - f0.n) * 1000) / (f1.t - f0.t), median: ms[ms.length >> 1], top: f1.top, raf: q.raf.max, timer: q.timer.max, longTasks: lt.length, longest: Math.max(0, ...lt) });
+    live.push({
+      rate: ((f1.n - f0.n) * 1000) / (f1.t - f0.t),
+      median: ms[ms.length >> 1],
+      top: f1.top,
+      raf: q.raf.max,
+      timer: q.timer.max,
+      longTasks: lt.length,
+      longest: Math.max(0, ...lt),
+    });
   }
   const ua = await page.evaluate(() => navigator.userAgent.match(/Chrom\w+\/[\d.]+/)?.[0]);
-  console.log(`# live preview and training in ${ua}, default model, engine ${threads}, ${o.runs} runs of ${o.seconds} s (load average ${fs.readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')})`);
-  console.log(`live: ${range(live.map((r) => r.rate))} predictions a second; frame to answer median ${range(live.map((r) => r.median))} ms; top class ${[...new Set(live.map((r) => r.top))].join('/')}`);
-  console.log(`live: main thread longest frame gap ${range(live.map((r) => r.raf))} ms, longest 10 ms-timer gap ${range(live.map((r) => r.timer))} ms, long tasks ${live.map((r) => r.longTasks).join('/')} (longest ${range(live.map((r) => r.longest))} ms)`);
-  console.log(`training (features + fit, ${range(train.map((r) => r.seconds))} s): longest frame gap ${range(train.map((r) => r.raf))} ms, longest 10 ms-timer gap ${range(train.map((r) => r.timer))} ms, long tasks ${train.map((r) => r.longTasks).join('/')} (longest ${range(train.map((r) => r.longest))} ms)`);
+  console.log(
+    `# live preview and training in ${ua}, default model, engine ${threads}, ${o.runs} runs of ${o.seconds} s (load average ${fs.readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')})`,
+  );
+  console.log(
+    `live: ${range(live.map((r) => r.rate))} predictions a second; frame to answer median ${range(live.map((r) => r.median))} ms; top class ${[...new Set(live.map((r) => r.top))].join('/')}`,
+  );
+  console.log(
+    `live: main thread longest frame gap ${range(live.map((r) => r.raf))} ms, longest 10 ms-timer gap ${range(live.map((r) => r.timer))} ms, long tasks ${live.map((r) => r.longTasks).join('/')} (longest ${range(live.map((r) => r.longest))} ms)`,
+  );
+  console.log(
+    `training (features + fit, ${range(train.map((r) => r.seconds))} s): longest frame gap ${range(train.map((r) => r.raf))} ms, longest 10 ms-timer gap ${range(train.map((r) => r.timer))} ms, long tasks ${train.map((r) => r.longTasks).join('/')} (longest ${range(train.map((r) => r.longest))} ms)`,
+  );
   await context.close();
 } finally {
   await browser.close();

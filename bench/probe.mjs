@@ -13,18 +13,28 @@ import { parseArgs } from 'node:util';
 import { createEngine } from '../wasm/engine.mjs';
 import { SKIMAGE, modelDir, textureSet, digitSet, seeded } from '../tests/helpers.mjs';
 
-const { values: o } = parseArgs({ options: { models: { type: 'string', default: 'mobilenet_v2_mid,centernet_mnv3@512,centernet_mnv3@224,mobilefacenet' },
-  seeds: { type: 'string', default: '1,2,3' } } });
+const { values: o } = parseArgs({
+  options: {
+    models: { type: 'string', default: 'mobilenet_v2_mid,centernet_mnv3@512,centernet_mnv3@224,mobilefacenet' },
+    seeds: { type: 'string', default: '1,2,3' },
+  },
+});
 
 // scikit-image's lfw_subset.npy: 200 x 25 x 25 float64 in [0,1], 100 faces then 100 not
 function lfw() {
   const buf = fs.readFileSync(path.join(SKIMAGE, 'lfw_subset.npy'));
-  const hlen = buf.readUInt16LE(8), header = buf.subarray(10, 10 + hlen).toString();
+  const hlen = buf.readUInt16LE(8),
+    header = buf.subarray(10, 10 + hlen).toString();
   if (!/'descr': '<f8'/.test(header) || !/\(200, 25, 25\)/.test(header)) throw new Error(`lfw_subset.npy: unexpected header ${header}`);
   const f = new Float64Array(buf.buffer.slice(buf.byteOffset + 10 + hlen, buf.byteOffset + 10 + hlen + 200 * 625 * 8));
   return Array.from({ length: 200 }, (_, i) => ({
     label: i < 100 ? 'face' : 'not face',
-    pixels: { width: 25, height: 25, channels: 1, data: Uint8Array.from(f.subarray(i * 625, (i + 1) * 625), (v) => Math.round(Math.min(1, Math.max(0, v)) * 255)) },
+    pixels: {
+      width: 25,
+      height: 25,
+      channels: 1,
+      data: Uint8Array.from(f.subarray(i * 625, (i + 1) * 625), (v) => Math.round(Math.min(1, Math.max(0, v)) * 255)),
+    },
   }));
 }
 
@@ -34,10 +44,14 @@ function sets(engine, seed) {
   const faces = lfw();
   const pick = (items, n) => {
     const a = [...items];
-    for (let i = a.length - 1; i > 0; i--) { const j = Math.floor(rnd() * (i + 1)); [a[i], a[j]] = [a[j], a[i]]; }
+    for (let i = a.length - 1; i > 0; i--) {
+      const j = Math.floor(rnd() * (i + 1));
+      [a[i], a[j]] = [a[j], a[i]];
+    }
     return [a.slice(0, n), a.slice(n)];
   };
-  const [ft, fh] = pick(faces.slice(0, 100), 30), [nt, nh] = pick(faces.slice(100), 30);
+  const [ft, fh] = pick(faces.slice(0, 100), 30),
+    [nt, nh] = pick(faces.slice(100), 30);
   const first = Math.floor(rnd() * 100);
   return {
     textures: { train: t.train, test: t.test },
@@ -48,17 +62,31 @@ function sets(engine, seed) {
 
 // Multinomial logistic regression, standardised features, L2, gradient descent.
 function probe(train, test, seed) {
-  const labels = [...new Set(train.map((s) => s.label))], K = labels.length, F = train[0].f.length;
-  const mu = new Float64Array(F), sd = new Float64Array(F);
+  const labels = [...new Set(train.map((s) => s.label))],
+    K = labels.length,
+    F = train[0].f.length;
+  const mu = new Float64Array(F),
+    sd = new Float64Array(F);
   for (const s of train) for (let j = 0; j < F; j++) mu[j] += s.f[j] / train.length;
   for (const s of train) for (let j = 0; j < F; j++) sd[j] += (s.f[j] - mu[j]) ** 2 / train.length;
   for (let j = 0; j < F; j++) sd[j] = Math.sqrt(sd[j]) + 1e-6;
   const z = (f) => Float64Array.from(f, (v, j) => (v - mu[j]) / sd[j]);
-  const X = train.map((s) => z(s.f)), Y = train.map((s) => labels.indexOf(s.label));
+  const X = train.map((s) => z(s.f)),
+    Y = train.map((s) => labels.indexOf(s.label));
   const rnd = seeded(seed);
   const W = Array.from({ length: K }, () => Float64Array.from({ length: F + 1 }, () => (rnd() - 0.5) * 0.01));
-  const scores = (x) => W.map((w) => { let a = w[F]; for (let j = 0; j < F; j++) a += w[j] * x[j]; return a; });
-  const softmax = (a) => { const m = Math.max(...a), e = a.map((v) => Math.exp(v - m)), s = e.reduce((p, q) => p + q); return e.map((v) => v / s); };
+  const scores = (x) =>
+    W.map((w) => {
+      let a = w[F];
+      for (let j = 0; j < F; j++) a += w[j] * x[j];
+      return a;
+    });
+  const softmax = (a) => {
+    const m = Math.max(...a),
+      e = a.map((v) => Math.exp(v - m)),
+      s = e.reduce((p, q) => p + q);
+    return e.map((v) => v / s);
+  };
   for (let it = 0; it < 300; it++) {
     const G = W.map(() => new Float64Array(F + 1));
     X.forEach((x, i) => {
@@ -71,7 +99,12 @@ function probe(train, test, seed) {
     });
     for (let k = 0; k < K; k++) for (let j = 0; j <= F; j++) W[k][j] -= 0.5 * (G[k][j] + (j < F ? 1e-3 * W[k][j] : 0));
   }
-  return test.filter((s) => { const a = scores(z(s.f)); return labels[a.indexOf(Math.max(...a))] === s.label; }).length / test.length;
+  return (
+    test.filter((s) => {
+      const a = scores(z(s.f));
+      return labels[a.indexOf(Math.max(...a))] === s.label;
+    }).length / test.length
+  );
 }
 
 const engine = await createEngine();
@@ -88,6 +121,8 @@ for (const spec of o.models.split(',')) {
     }
   }
   model.dispose();
-  const row = Object.entries(results[spec]).map(([n, a]) => `${n} ${(a.reduce((p, q) => p + q) / a.length).toFixed(3)}`).join('  ');
+  const row = Object.entries(results[spec])
+    .map(([n, a]) => `${n} ${(a.reduce((p, q) => p + q) / a.length).toFixed(3)}`)
+    .join('  ');
   console.log(`${spec.padEnd(22)} ${row}`);
 }

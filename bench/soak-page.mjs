@@ -28,7 +28,14 @@ try {
   const t0 = performance.now();
   for (let i = 1; i <= cycles; i++) {
     const blocks = i % 2 ? 0 : 2;
-    await page.$eval('#blocks', (e, v) => { e.value = v; e.dispatchEvent(new Event('change')); }, String(blocks)); // (inside Advanced)
+    await page.$eval(
+      '#blocks',
+      (e, v) => {
+        e.value = v;
+        e.dispatchEvent(new Event('change'));
+      },
+      String(blocks),
+    ); // (inside Advanced)
     await page.click('#train');
     await page.waitForSelector('body[data-training="true"]', { timeout: 10000 }).catch(() => {});
     await page.waitForSelector('body[data-training="false"]', { timeout: 300000 });
@@ -37,12 +44,19 @@ try {
     const heap = (await cdp.send('Runtime.getHeapUsage')).usedSize;
     const { memory } = await page.evaluate(() => window.tinytune.client.call('status'));
     rows.push({ cycle: i, heap, memory });
-    console.log(`cycle ${String(i).padStart(2)} K=${blocks}: worker wasm ${MiB(memory)} MiB, page JS heap ${MiB(heap)} MiB, held-out ${top === ['brick', 'grass'][i % 2] ? 'right' : 'wrong'}`);
+    console.log(
+      `cycle ${String(i).padStart(2)} K=${blocks}: worker wasm ${MiB(memory)} MiB, page JS heap ${MiB(heap)} MiB, held-out ${top === ['brick', 'grass'][i % 2] ? 'right' : 'wrong'}`,
+    );
   }
-  const first = rows[Math.min(5, rows.length) - 1], last = rows.at(-1);
+  const first = rows[Math.min(5, rows.length) - 1],
+    last = rows.at(-1);
   console.log(`\n${cycles} cycles in ${((performance.now() - t0) / 1000).toFixed(0)} s`);
-  console.log(`worker wasm memory: cycle 1 ${MiB(rows[0].memory)} MiB, cycle 5 ${MiB(first.memory)} MiB, cycle ${last.cycle} ${MiB(last.memory)} MiB`);
-  console.log(`page JS heap (after GC): cycle 1 ${MiB(rows[0].heap)} MiB, cycle 5 ${MiB(first.heap)} MiB, cycle ${last.cycle} ${MiB(last.heap)} MiB, max after cycle 5 ${MiB(Math.max(...rows.slice(4).map((r) => r.heap)))} MiB`);
+  console.log(
+    `worker wasm memory: cycle 1 ${MiB(rows[0].memory)} MiB, cycle 5 ${MiB(first.memory)} MiB, cycle ${last.cycle} ${MiB(last.memory)} MiB`,
+  );
+  console.log(
+    `page JS heap (after GC): cycle 1 ${MiB(rows[0].heap)} MiB, cycle 5 ${MiB(first.heap)} MiB, cycle ${last.cycle} ${MiB(last.heap)} MiB, max after cycle 5 ${MiB(Math.max(...rows.slice(4).map((r) => r.heap)))} MiB`,
+  );
 } finally {
   await context.close();
   await browser.close();

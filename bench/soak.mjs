@@ -36,13 +36,30 @@ for (let i = 1; i <= cycles; i++) {
   back.dispose();
   c.dispose();
   gc();
-  const row = { cycle: i, blocks, wasm: engine.memoryBytes(), heap: process.memoryUsage().heapUsed, rss: process.memoryUsage().rss, acc: right / held.length, epochs: report.history.length };
+  const row = {
+    cycle: i,
+    blocks,
+    wasm: engine.memoryBytes(),
+    heap: process.memoryUsage().heapUsed,
+    rss: process.memoryUsage().rss,
+    acc: right / held.length,
+    epochs: report.history.length,
+  };
   rows.push(row);
-  console.log(`cycle ${String(i).padStart(2)} K=${blocks}: wasm ${MiB(row.wasm)} MiB, JS heap ${MiB(row.heap)} MiB, rss ${MiB(row.rss)} MiB, held-out ${right}/${held.length}`);
+  console.log(
+    `cycle ${String(i).padStart(2)} K=${blocks}: wasm ${MiB(row.wasm)} MiB, JS heap ${MiB(row.heap)} MiB, rss ${MiB(row.rss)} MiB, held-out ${right}/${held.length}`,
+  );
 }
 const at = (k) => rows[Math.min(k, rows.length) - 1];
-const first = at(5), last = rows.at(-1);
-console.log(`\n${cycles} cycles in ${((performance.now() - t0) / 1000).toFixed(0)} s (${modelId}, 24 images x 2 views, 4 epochs each, K = 0 and 2 alternating)`);
-console.log(`wasm memory: cycle 1 ${MiB(rows[0].wasm)} MiB, cycle 5 ${MiB(first.wasm)} MiB, cycle ${last.cycle} ${MiB(last.wasm)} MiB (growth after cycle 5: ${MiB(last.wasm - first.wasm)} MiB)`);
-console.log(`JS heap (after gc): cycle 1 ${MiB(rows[0].heap)} MiB, cycle 5 ${MiB(first.heap)} MiB, cycle ${last.cycle} ${MiB(last.heap)} MiB (growth after cycle 5: ${MiB(last.heap - first.heap)} MiB); max after cycle 5 ${MiB(Math.max(...rows.slice(4).map((r) => r.heap)))} MiB`);
+const first = at(5),
+  last = rows.at(-1);
+console.log(
+  `\n${cycles} cycles in ${((performance.now() - t0) / 1000).toFixed(0)} s (${modelId}, 24 images x 2 views, 4 epochs each, K = 0 and 2 alternating)`,
+);
+console.log(
+  `wasm memory: cycle 1 ${MiB(rows[0].wasm)} MiB, cycle 5 ${MiB(first.wasm)} MiB, cycle ${last.cycle} ${MiB(last.wasm)} MiB (growth after cycle 5: ${MiB(last.wasm - first.wasm)} MiB)`,
+);
+console.log(
+  `JS heap (after gc): cycle 1 ${MiB(rows[0].heap)} MiB, cycle 5 ${MiB(first.heap)} MiB, cycle ${last.cycle} ${MiB(last.heap)} MiB (growth after cycle 5: ${MiB(last.heap - first.heap)} MiB); max after cycle 5 ${MiB(Math.max(...rows.slice(4).map((r) => r.heap)))} MiB`,
+);
 console.log(`rss: cycle 5 ${MiB(first.rss)} MiB, cycle ${last.cycle} ${MiB(last.rss)} MiB`);

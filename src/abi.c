@@ -9,16 +9,16 @@
 
 /* Compile-time checks (in tt_abi below): a negative array size when a member's type is
    not its kind's. */
-#define CHECK_chars(T, m) (sizeof(((T *)0)->m[0]) == 1)
+#define CHECK_chars(T, m)       (sizeof(((T *)0)->m[0]) == 1)
 #define CHECK_KIND_(T, m, kind) __builtin_types_compatible_p(__typeof__(((T *)0)->m), TT_ABI_CTYPE_##kind)
-#define CHECK_i32(T, m) CHECK_KIND_(T, m, i32)
-#define CHECK_f32(T, m) CHECK_KIND_(T, m, f32)
-#define CHECK_u64(T, m) CHECK_KIND_(T, m, u64)
-#define CHECK_ptr(T, m) CHECK_KIND_(T, m, ptr)
-#define CHECK_bytes(T, m) CHECK_KIND_(T, m, bytes)
-#define CHECK_size(T, m) CHECK_KIND_(T, m, size)
-#define CHECK_op_desc(T, m) CHECK_KIND_(T, m, op_desc)
-#define CHECK_MEMBER_(m, kind) (void)sizeof(char[CHECK_##kind(ABI_T, m) ? 1 : -1]);
+#define CHECK_i32(T, m)         CHECK_KIND_(T, m, i32)
+#define CHECK_f32(T, m)         CHECK_KIND_(T, m, f32)
+#define CHECK_u64(T, m)         CHECK_KIND_(T, m, u64)
+#define CHECK_ptr(T, m)         CHECK_KIND_(T, m, ptr)
+#define CHECK_bytes(T, m)       CHECK_KIND_(T, m, bytes)
+#define CHECK_size(T, m)        CHECK_KIND_(T, m, size)
+#define CHECK_op_desc(T, m)     CHECK_KIND_(T, m, op_desc)
+#define CHECK_MEMBER_(m, kind)  (void)sizeof(char[CHECK_##kind(ABI_T, m) ? 1 : -1]);
 
 static char json[8192];
 static size_t at;
@@ -28,10 +28,14 @@ static void put(const char *fmt, const char *s, long a, long b) {
 }
 /* Ends a list: its last comma becomes the closing bracket. */
 static void close_list(char c) {
-  if (at && at < sizeof json && json[at - 1] == ',') json[at - 1] = c;
-  else put("%s", (char[]){c, 0}, 0, 0);
+  if (at && at < sizeof json && json[at - 1] == ',')
+    json[at - 1] = c;
+  else
+    put("%s", (char[]){c, 0}, 0, 0);
 }
 
+/* Statement-like macro lists, which clang-format reflows differently on each pass: */
+/* clang-format off */
 #define ENUM_VALUE_(name, value) put("\"%s\":%ld,", #name, (long)(value), 0);
 #define ENUM_(kind, LIST) put("\"%s\":{", kind, 0, 0); LIST(ENUM_VALUE_) close_list('}'); put(",", "", 0, 0);
 #define MEMBER_(m, kind) \
@@ -53,6 +57,7 @@ const char *tt_abi(void) {
   TT_ABI_STRUCTS(STRUCT_)
   close_list('}');
   put("}", "", 0, 0);
+  /* clang-format on */
   if (at >= sizeof json) return "{}"; /* cannot happen: the description is ~2 KB */
   return json;
 }

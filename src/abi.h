@@ -6,6 +6,9 @@
    The enum values are C's own constants (net.h, kernels.h, weights.h, train.h, tt.h):
    this file gives them names, it does not number anything. The exported functions are
    listed in the Makefile (EXPORTS), each under its C name. */
+/* The X-macro tables are laid out by hand (clang-format reflows macro lists differently
+   on each pass): */
+/* clang-format off */
 #ifndef TT_ABI_H
 #define TT_ABI_H
 #include "augment.h"

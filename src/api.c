@@ -35,10 +35,12 @@ void tt_hash(const uint8_t *p, size_t n, uint32_t *out2) {
    while the other tasks wait until that thread has left the pool. By thread, not by
    task: any thread may take a late thread's task, the caller included (which, trapping
    itself, left a waiting worker that close() then waited for forever). */
-static struct { pthread_t caller; int lost, trapped; } crash;
+static struct {
+  pthread_t caller;
+  int lost, trapped;
+} crash;
 static void crash_task(void *ctx, int i) {
-  if (!pthread_equal(pthread_self(), crash.caller) &&
-      !__atomic_exchange_n(&crash.trapped, 1, __ATOMIC_SEQ_CST))
+  if (!pthread_equal(pthread_self(), crash.caller) && !__atomic_exchange_n(&crash.trapped, 1, __ATOMIC_SEQ_CST))
     __builtin_trap();
   while (tt_threads_lost() == crash.lost) {}
 }
@@ -51,8 +53,14 @@ void tt_test_crash_thread(void) {
 
 tt_image *tt_img_decode(const uint8_t *data, size_t len) {
   tt_image *im = malloc(sizeof *im);
-  if (!im) { tt_fail(TT_ENOMEM, "out of memory"); return NULL; }
-  if (tt_image_decode(data, len, im) < 0) { free(im); return NULL; }
+  if (!im) {
+    tt_fail(TT_ENOMEM, "out of memory");
+    return NULL;
+  }
+  if (tt_image_decode(data, len, im) < 0) {
+    free(im);
+    return NULL;
+  }
   return im;
 }
 void tt_img_delete(tt_image *im) {
@@ -70,9 +78,15 @@ int tt_img_sample(const tt_image *im, int centre, int dw, int dh, int align, flo
 /* A new net holding copies of src's ops first..last, its input the output of first-1. */
 tt_net *tt_net_slice(const tt_net *src, int first, int last) {
   const tt_op *b = tt_net_op(src, first - 1);
-  if (!b) { tt_fail(TT_EINVAL, "cannot cut before op %d", first); return NULL; }
+  if (!b) {
+    tt_fail(TT_EINVAL, "cannot cut before op %d", first);
+    return NULL;
+  }
   tt_net *net = tt_net_create(b->h, b->w, b->c);
-  if (net && first <= last && tt_net_append(net, src, first, last) < 0) { tt_net_free(net); return NULL; }
+  if (net && first <= last && tt_net_append(net, src, first, last) < 0) {
+    tt_net_free(net);
+    return NULL;
+  }
   return net;
 }
 
@@ -140,7 +154,13 @@ int tt_model_load(const uint8_t *data, size_t len, uint32_t *out3) {
    canvas or camera frame gives them; alpha is dropped like the decoder does. */
 tt_image *tt_img_from_pixels(const uint8_t *px, int w, int h, int channels) {
   tt_image *im = malloc(sizeof *im);
-  if (!im) { tt_fail(TT_ENOMEM, "out of memory for a %dx%d image", w, h); return NULL; }
-  if (tt_image_from_pixels(px, w, h, channels, im) < 0) { free(im); return NULL; }
+  if (!im) {
+    tt_fail(TT_ENOMEM, "out of memory for a %dx%d image", w, h);
+    return NULL;
+  }
+  if (tt_image_from_pixels(px, w, h, channels, im) < 0) {
+    free(im);
+    return NULL;
+  }
   return im;
 }

@@ -6,9 +6,9 @@
 #include <stdint.h>
 
 typedef struct {
-  float scale_min;          /* smallest crop area as a fraction of the image (1 = no crop) */
-  float ratio_min, ratio_max; /* crop aspect ratio range (w/h) */
-  int flip;                 /* random horizontal flips */
+  float scale_min;                        /* smallest crop area as a fraction of the image (1 = no crop) */
+  float ratio_min, ratio_max;             /* crop aspect ratio range (w/h) */
+  int flip;                               /* random horizontal flips */
   float brightness, contrast, saturation; /* jitter amplitudes: 0.2 means +-0.2 / x(1 +- 0.2) */
 } tt_aug;
 

@@ -66,15 +66,18 @@ int tt_net_alloc_grads(tt_net *net) {
 }
 
 const float *tt_net_forward_train(tt_net *net, const float *x, int n, uint64_t *rng) {
-  if (n < 1 || (uint64_t)n * op_size(&net->ops[0]) > MAX_TENSOR) { tt_fail(TT_EINVAL, "batch of %d is out of range", n); return NULL; }
+  if (n < 1 || (uint64_t)n * op_size(&net->ops[0]) > MAX_TENSOR) {
+    tt_fail(TT_EINVAL, "batch of %d is out of range", n);
+    return NULL;
+  }
   if (train_alloc(net, n) < 0) return NULL;
   net->act[0] = (float *)x; /* read only; the caller keeps x alive until backward */
   net->tx = x;
   net->tn = n;
   for (int i = 1; i < net->n; i++) {
     tt_op *o = &net->ops[i];
-    tt_op_forward(net, o, net->act[o->d.in0], two_inputs(o->d.type) ? net->act[o->d.in1] : NULL,
-               net->act[i], n, 0, rng, net->mask[i]);
+    tt_op_forward(net, o, net->act[o->d.in0], two_inputs(o->d.type) ? net->act[o->d.in1] : NULL, net->act[i], n, 0, rng,
+                  net->mask[i]);
   }
   return net->act[net->n - 1];
 }
@@ -84,17 +87,19 @@ int tt_net_backward(tt_net *net, const float *dy, float *dx) {
   int n = net->tn;
   /* The input's gradient is only written when the caller wants it (dx): ops reading the
      input get no dx0 otherwise (a 115 KB memset per step of head training). */
-  for (int i = dx ? 0 : 1; i < net->n; i++)
-    tt_zero(op_size(&net->ops[i]) * (size_t)n, net->grad[i]);
+  for (int i = dx ? 0 : 1; i < net->n; i++) tt_zero(op_size(&net->ops[i]) * (size_t)n, net->grad[i]);
   int last = net->n - 1;
   memcpy(net->grad[last], dy, op_size(&net->ops[last]) * (size_t)n * sizeof(float));
   for (int i = last; i >= 1; i--) {
     tt_op *o = &net->ops[i];
     float *dx0 = o->d.in0 || dx ? net->grad[o->d.in0] : NULL;
     float *dx1 = two_inputs(o->d.type) && (o->d.in1 || dx) ? net->grad[o->d.in1] : NULL;
-    int rc = tt_op_backward(net, o, net->act[o->d.in0], net->act[i], net->grad[i], dx0, dx1, n,
-                         net->mask[i], net->scratch);
-    if (rc < 0) { flush_zero_grad(net); return rc; }
+    int rc =
+        tt_op_backward(net, o, net->act[o->d.in0], net->act[i], net->grad[i], dx0, dx1, n, net->mask[i], net->scratch);
+    if (rc < 0) {
+      flush_zero_grad(net);
+      return rc;
+    }
   }
   flush_zero_grad(net); /* any op the loop did not overwrite (none today) */
   if (dx) memcpy(dx, net->grad[0], op_size(&net->ops[0]) * (size_t)n * sizeof(float));

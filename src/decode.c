@@ -30,9 +30,9 @@
 #define TT_STBI_MAX_ALLOC ((size_t)TT_IMAGE_MAX_PIXELS * 8u * 2u + ((size_t)1 << 20))
 static void *stb_malloc(size_t n);
 static void *stb_realloc(void *p, size_t n);
-#define STBI_MALLOC(sz) stb_malloc(sz)
+#define STBI_MALLOC(sz)        stb_malloc(sz)
 #define STBI_REALLOC(p, newsz) stb_realloc(p, newsz)
-#define STBI_FREE(p) free(p)
+#define STBI_FREE(p)           free(p)
 
 /* stb's internal consistency checks. With assert() one failing would abort the whole
    wasm module (the page's engine, mid-training); instead the first failed check is kept
@@ -106,7 +106,7 @@ static void stb_check_failed(const char *what) {
    which stb does not check). */
 typedef struct {
   const uint8_t *d;
-  size_t n, pos;      /* pos: in the padded view, n + extra bytes long */
+  size_t n, pos; /* pos: in the padded view, n + extra bytes long */
   size_t at, extra;
   size_t patch_at;
   uint8_t patch[4];
@@ -143,8 +143,10 @@ static int pv_read(void *user, char *out, int size) {
 static void pv_skip(void *user, int n) {
   padded_view *v = user;
   size_t back = (size_t)(-(int64_t)n);
-  if (n < 0) v->pos = back > v->pos ? 0 : v->pos - back;
-  else v->pos = (size_t)n > pv_size(v) - v->pos ? pv_size(v) : v->pos + (size_t)n;
+  if (n < 0)
+    v->pos = back > v->pos ? 0 : v->pos - back;
+  else
+    v->pos = (size_t)n > pv_size(v) - v->pos ? pv_size(v) : v->pos + (size_t)n;
 }
 
 static int pv_eof(void *user) {
@@ -165,8 +167,8 @@ static int over_limit(int64_t w, int64_t h) {
 }
 
 static int limit_error(int64_t w, int64_t h) {
-  return tt_fail(TT_ENOMEM, "image is %lldx%lld pixels; the limit is %d per side and %d megapixels",
-                 (long long)w, (long long)h, TT_IMAGE_MAX_DIM, TT_IMAGE_MAX_PIXELS / 1000000);
+  return tt_fail(TT_ENOMEM, "image is %lldx%lld pixels; the limit is %d per side and %d megapixels", (long long)w,
+                 (long long)h, TT_IMAGE_MAX_DIM, TT_IMAGE_MAX_PIXELS / 1000000);
 }
 
 /* ---- decoding ------------------------------------------------------------------------- */
@@ -181,13 +183,34 @@ static uint8_t *orient(const uint8_t *px, int w, int h, int o) {
     for (int x = 0; x < ow; x++) {
       int sx, sy;
       switch (o) {
-        case 2: sx = w - 1 - x; sy = y; break;         /* mirrored left-right */
-        case 3: sx = w - 1 - x; sy = h - 1 - y; break; /* upside down */
-        case 4: sx = x; sy = h - 1 - y; break;         /* mirrored top-bottom */
-        case 5: sx = y; sy = x; break;                 /* transposed */
-        case 6: sx = y; sy = h - 1 - x; break;         /* stored turned 90 left: turn right */
-        case 7: sx = w - 1 - y; sy = h - 1 - x; break; /* transversed */
-        default: sx = w - 1 - y; sy = x; break;        /* 8: stored turned 90 right: turn left */
+      case 2:
+        sx = w - 1 - x;
+        sy = y;
+        break; /* mirrored left-right */
+      case 3:
+        sx = w - 1 - x;
+        sy = h - 1 - y;
+        break; /* upside down */
+      case 4:
+        sx = x;
+        sy = h - 1 - y;
+        break; /* mirrored top-bottom */
+      case 5:
+        sx = y;
+        sy = x;
+        break; /* transposed */
+      case 6:
+        sx = y;
+        sy = h - 1 - x;
+        break; /* stored turned 90 left: turn right */
+      case 7:
+        sx = w - 1 - y;
+        sy = h - 1 - x;
+        break; /* transversed */
+      default:
+        sx = w - 1 - y;
+        sy = x;
+        break; /* 8: stored turned 90 right: turn left */
       }
       memcpy(up + ((size_t)y * (size_t)ow + (size_t)x) * 3, px + ((size_t)sy * (size_t)w + (size_t)sx) * 3, 3);
     }
@@ -205,8 +228,10 @@ int tt_image_decode(const uint8_t *data, size_t len, tt_image *out) {
 }
 
 static int check_failed(const char *name, const stb_guard *g) {
-  return tt_fail(TT_EFORMAT, "corrupt %s: the decoder found it inconsistent (stb_image check '%s' "
-                             "failed)", name, g->failed_check);
+  return tt_fail(TT_EFORMAT,
+                 "corrupt %s: the decoder found it inconsistent (stb_image check '%s' "
+                 "failed)",
+                 name, g->failed_check);
 }
 
 static int decode(const uint8_t *data, size_t len, tt_image *out, stb_guard *g) {
@@ -215,8 +240,7 @@ static int decode(const uint8_t *data, size_t len, tt_image *out, stb_guard *g) 
   out->rgb = NULL;
   if (!data && len) return tt_fail(TT_EINVAL, "tt_image_decode: data is NULL");
   if (len == 0) return tt_fail(TT_EFORMAT, "empty file");
-  if (len > (size_t)INT_MAX)
-    return tt_fail(TT_ENOMEM, "file is %zu bytes; the limit is %d", len, INT_MAX);
+  if (len > (size_t)INT_MAX) return tt_fail(TT_ENOMEM, "file is %zu bytes; the limit is %d", len, INT_MAX);
 
   int fmt = tt_imghdr_sniff(data, len);
   if (fmt < 0) return fmt;
@@ -241,21 +265,21 @@ static int decode(const uint8_t *data, size_t len, tt_image *out, stb_guard *g) 
     stbi__start_mem(&s, data, (int)len);
     int ok = 0;
     switch (fmt) {
-      case FMT_JPEG: ok = stbi__jpeg_info(&s, &w, &hh, &comp); break;
-      case FMT_PNG: ok = stbi__png_info(&s, &w, &hh, &comp); break;
-      case FMT_GIF: ok = stbi__gif_info(&s, &w, &hh, &comp); break;
-      case FMT_BMP: ok = stbi__bmp_info(&s, &w, &hh, &comp); break;
+    case FMT_JPEG: ok = stbi__jpeg_info(&s, &w, &hh, &comp); break;
+    case FMT_PNG: ok = stbi__png_info(&s, &w, &hh, &comp); break;
+    case FMT_GIF: ok = stbi__gif_info(&s, &w, &hh, &comp); break;
+    case FMT_BMP: ok = stbi__bmp_info(&s, &w, &hh, &comp); break;
     }
     const char *why = ok ? "unreadable header" : stb_reason();
     if (strcmp(why, "too large") == 0)
-      return tt_fail(TT_ENOMEM, "%s declares an image too large to decode; the limit is %d per side "
-                                "and %d megapixels",
+      return tt_fail(TT_ENOMEM,
+                     "%s declares an image too large to decode; the limit is %d per side "
+                     "and %d megapixels",
                      name, TT_IMAGE_MAX_DIM, TT_IMAGE_MAX_PIXELS / 1000000);
     return tt_fail(TT_EFORMAT, "corrupt or truncated %s: %s", name, why);
   }
   if (g->failed_check) return check_failed(name, g);
-  if (w <= 0 || hh <= 0)
-    return tt_fail(TT_EFORMAT, "corrupt or truncated %s: image is %dx%d pixels", name, w, hh);
+  if (w <= 0 || hh <= 0) return tt_fail(TT_EFORMAT, "corrupt or truncated %s: image is %dx%d pixels", name, w, hh);
   if (over_limit(w, hh)) return limit_error(w, hh);
 
   /* 3. Decode to 8-bit RGB. w*hh*3 <= 3 * 40e6 < INT_MAX: no overflow anywhere in stb's
@@ -289,8 +313,10 @@ static int decode(const uint8_t *data, size_t len, tt_image *out, stb_guard *g) 
   if (!px) {
     const char *why = stb_reason();
     if (strcmp(why, "outofmem") == 0)
-      return tt_fail(TT_ENOMEM, "out of memory decoding a %dx%d %s (or its data inflates to far "
-                                "more than that size needs)", w, hh, name);
+      return tt_fail(TT_ENOMEM,
+                     "out of memory decoding a %dx%d %s (or its data inflates to far "
+                     "more than that size needs)",
+                     w, hh, name);
     return tt_fail(TT_EFORMAT, "corrupt or truncated %s: %s", name, why);
   }
   if (dw != w || dh != hh) { /* cannot happen with stb, but never trust a size twice */
@@ -302,7 +328,11 @@ static int decode(const uint8_t *data, size_t len, tt_image *out, stb_guard *g) 
     free(px);
     if (!up) return tt_fail(TT_ENOMEM, "out of memory turning a %dx%d JPEG upright", w, hh);
     px = up;
-    if (h.orientation >= 5) { int t = w; w = hh; hh = t; }
+    if (h.orientation >= 5) {
+      int t = w;
+      w = hh;
+      hh = t;
+    }
   }
   out->w = w;
   out->h = hh;

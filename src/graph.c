@@ -11,15 +11,20 @@
 #include <string.h>
 
 tt_net *tt_net_create(int h, int w, int c) {
-  if (h < 1 || w < 1 || c < 1 || h > MAX_DIM || w > MAX_DIM || c > MAX_CHANNELS ||
-      (uint64_t)h * w * c > MAX_TENSOR) {
+  if (h < 1 || w < 1 || c < 1 || h > MAX_DIM || w > MAX_DIM || c > MAX_CHANNELS || (uint64_t)h * w * c > MAX_TENSOR) {
     tt_fail(TT_EINVAL, "input shape %dx%dx%d is out of range", h, w, c);
     return NULL;
   }
   tt_net *net = calloc(1, sizeof *net);
-  if (!net) { tt_fail(TT_ENOMEM, "out of memory creating a network"); return NULL; }
+  if (!net) {
+    tt_fail(TT_ENOMEM, "out of memory creating a network");
+    return NULL;
+  }
   tt_op_desc d = {0};
-  if (tt_net_add(net, "input", &d, NULL, 0, NULL, 0) < 0) { tt_net_free(net); return NULL; }
+  if (tt_net_add(net, "input", &d, NULL, 0, NULL, 0) < 0) {
+    tt_net_free(net);
+    return NULL;
+  }
   net->ops[0].h = h, net->ops[0].w = w, net->ops[0].c = c;
   return net;
 }
@@ -61,12 +66,10 @@ static float *dup_floats(const float *src, size_t n) {
 }
 
 static const char *type_name(int t) {
-  static const char *names[TT_OP_COUNT] = {"input", "conv2d", "depthwise", "dense", "add",
-                                           "avgpool", "act", "softmax", "affine", "dropout",
-                                           "mean", "gate", "prelu"};
+  static const char *names[TT_OP_COUNT] = {"input",   "conv2d", "depthwise", "dense", "add",  "avgpool", "act",
+                                           "softmax", "affine", "dropout",   "mean",  "gate", "prelu"};
   return t >= 0 && t < TT_OP_COUNT ? names[t] : "?";
 }
-
 
 /* Fills o's shape from its inputs; returns TT_OK or an error naming the op. */
 static int infer_shape(tt_net *net, tt_op *o, size_t wn, size_t bn) {
@@ -79,20 +82,21 @@ static int infer_shape(tt_net *net, tt_op *o, size_t wn, size_t bn) {
   uint64_t need_w = 0;
   size_t need_b = 0;
   switch (d->type) {
-  case TT_OP_CONV2D: case TT_OP_DEPTHWISE: case TT_OP_AVGPOOL: {
-    if (d->kh < 1 || d->kw < 1 || d->kh > MAX_KERNEL || d->kw > MAX_KERNEL || d->sh < 1 ||
-        d->sw < 1 || d->sh > MAX_STRIDE || d->sw > MAX_STRIDE || d->pt < 0 || d->pb < 0 ||
-        d->pl < 0 || d->pr < 0 || d->pt > MAX_KERNEL || d->pb > MAX_KERNEL ||
-        d->pl > MAX_KERNEL || d->pr > MAX_KERNEL)
-      return tt_fail(TT_EINVAL, "%s '%s': kernel %dx%d, strides %dx%d or padding out of range",
-                     type_name(d->type), nm, d->kh, d->kw, d->sh, d->sw);
+  case TT_OP_CONV2D:
+  case TT_OP_DEPTHWISE:
+  case TT_OP_AVGPOOL: {
+    if (d->kh < 1 || d->kw < 1 || d->kh > MAX_KERNEL || d->kw > MAX_KERNEL || d->sh < 1 || d->sw < 1 ||
+        d->sh > MAX_STRIDE || d->sw > MAX_STRIDE || d->pt < 0 || d->pb < 0 || d->pl < 0 || d->pr < 0 ||
+        d->pt > MAX_KERNEL || d->pb > MAX_KERNEL || d->pl > MAX_KERNEL || d->pr > MAX_KERNEL)
+      return tt_fail(TT_EINVAL, "%s '%s': kernel %dx%d, strides %dx%d or padding out of range", type_name(d->type), nm,
+                     d->kh, d->kw, d->sh, d->sw);
     int pt, pl;
     o->h = out_dim(a->h + d->pt + d->pb, d->kh, d->sh, d->same, &pt);
     o->w = out_dim(a->w + d->pl + d->pr, d->kw, d->sw, d->same, &pl);
     o->pt = pt + d->pt, o->pl = pl + d->pl;
     if (o->h < 1 || o->w < 1)
-      return tt_fail(TT_EINVAL, "%s '%s': a %dx%d kernel does not fit its %dx%d input",
-                     type_name(d->type), nm, d->kh, d->kw, a->h, a->w);
+      return tt_fail(TT_EINVAL, "%s '%s': a %dx%d kernel does not fit its %dx%d input", type_name(d->type), nm, d->kh,
+                     d->kw, a->h, a->w);
     if (d->type == TT_OP_CONV2D) {
       if (d->channels < 1 || d->channels > MAX_CHANNELS)
         return tt_fail(TT_EINVAL, "conv2d '%s': %d output channels", nm, d->channels);
@@ -114,16 +118,16 @@ static int infer_shape(tt_net *net, tt_op *o, size_t wn, size_t bn) {
       return tt_fail(TT_EINVAL, "add '%s' reads op %d, which does not exist yet", nm, d->in1);
     const tt_op *b = &net->ops[d->in1];
     if (a->h != b->h || a->w != b->w || a->c != b->c)
-      return tt_fail(TT_EINVAL, "add '%s': shapes differ, %dx%dx%d ('%s') vs %dx%dx%d ('%s')",
-                     nm, a->h, a->w, a->c, a->name, b->h, b->w, b->c, b->name);
+      return tt_fail(TT_EINVAL, "add '%s': shapes differ, %dx%dx%d ('%s') vs %dx%dx%d ('%s')", nm, a->h, a->w, a->c,
+                     a->name, b->h, b->w, b->c, b->name);
   } break;
   case TT_OP_GATE: {
     if (d->in1 < 0 || d->in1 >= net->n)
       return tt_fail(TT_EINVAL, "gate '%s' reads op %d, which does not exist yet", nm, d->in1);
     const tt_op *b = &net->ops[d->in1];
     if (b->h != 1 || b->w != 1 || b->c != a->c)
-      return tt_fail(TT_EINVAL, "gate '%s': the gate '%s' is %dx%dx%d, not 1x1x%d", nm, b->name,
-                     b->h, b->w, b->c, a->c);
+      return tt_fail(TT_EINVAL, "gate '%s': the gate '%s' is %dx%dx%d, not 1x1x%d", nm, b->name, b->h, b->w, b->c,
+                     a->c);
   } break;
   case TT_OP_MEAN: o->h = o->w = 1; break;
   case TT_OP_PRELU: need_w = (uint64_t)a->c; break;
@@ -135,28 +139,31 @@ static int infer_shape(tt_net *net, tt_op *o, size_t wn, size_t bn) {
     if (!isfinite(d->scale) || !isfinite(d->offset))
       return tt_fail(TT_EINVAL, "affine '%s': non-finite scale or offset", nm);
     break;
-  case TT_OP_ACT: case TT_OP_SOFTMAX: break;
+  case TT_OP_ACT:
+  case TT_OP_SOFTMAX: break;
   default: return tt_fail(TT_EUNSUP, "op '%s': unknown op type %d", nm, d->type);
   }
   if (d->act < TT_ACT_NONE || d->act > TT_ACT_HSIGMOID)
     return tt_fail(TT_EINVAL, "op '%s': unknown activation %d", nm, d->act);
   if (d->act > TT_ACT_RELU6 && (d->type != TT_OP_ACT || !isfinite(d->scale) || !isfinite(d->offset)))
-    return tt_fail(TT_EINVAL, "%s '%s': hard-swish/hard-sigmoid only as an act op, with finite "
-                   "constants", type_name(d->type), nm);
+    return tt_fail(TT_EINVAL,
+                   "%s '%s': hard-swish/hard-sigmoid only as an act op, with finite "
+                   "constants",
+                   type_name(d->type), nm);
   if (op_size64(o) > MAX_TENSOR)
     return tt_fail(TT_ENOMEM, "op '%s': output %dx%dx%d is too large", nm, o->h, o->w, o->c);
   if (need_w > MAX_TENSOR)
-    return tt_fail(TT_ENOMEM, "%s '%s': %llu weights are too many", type_name(d->type), nm,
-                   (unsigned long long)need_w);
+    return tt_fail(TT_ENOMEM, "%s '%s': %llu weights are too many", type_name(d->type), nm, (unsigned long long)need_w);
   if (wn != need_w || (bn != need_b && bn != 0))
-    return tt_fail(TT_EINVAL, "%s '%s': weights have %zu values and bias %zu; its %dx%dx%d "
-                   "input needs %llu and %zu", type_name(d->type), nm, wn, bn, a->h, a->w, a->c,
-                   (unsigned long long)need_w, need_b);
+    return tt_fail(TT_EINVAL,
+                   "%s '%s': weights have %zu values and bias %zu; its %dx%dx%d "
+                   "input needs %llu and %zu",
+                   type_name(d->type), nm, wn, bn, a->h, a->w, a->c, (unsigned long long)need_w, need_b);
   return TT_OK;
 }
 
-int tt_net_add(tt_net *net, const char *name, const tt_op_desc *d,
-               const float *w, size_t wn, const float *b, size_t bn) {
+int tt_net_add(tt_net *net, const char *name, const tt_op_desc *d, const float *w, size_t wn, const float *b,
+               size_t bn) {
   if (net->n >= MAX_OPS) return tt_fail(TT_EINVAL, "too many ops (limit %d)", MAX_OPS);
   if (net->n == net->cap) {
     int cap = net->cap ? net->cap * 2 : 64;
@@ -178,15 +185,18 @@ int tt_net_add(tt_net *net, const char *name, const tt_op_desc *d,
     if (d->type == TT_OP_CONV2D || d->type == TT_OP_DEPTHWISE || d->type == TT_OP_DENSE) {
       o->bn = (size_t)o->c;
       o->bias = bn ? dup_floats(b, bn) : calloc(o->bn, sizeof(float));
-      if (!o->bias) { free(o->wt); return tt_fail(TT_ENOMEM, "out of memory for '%s'", o->name); }
+      if (!o->bias) {
+        free(o->wt);
+        return tt_fail(TT_ENOMEM, "out of memory for '%s'", o->name);
+      }
     }
   }
   tt_net_free_training(net); /* the arena's layout depends on the op list */
   return net->n++;
 }
 
-int tt_net_fold_bn(tt_net *net, int i, const float *gamma, const float *beta,
-                   const float *mean, const float *var, size_t n, float eps) {
+int tt_net_fold_bn(tt_net *net, int i, const float *gamma, const float *beta, const float *mean, const float *var,
+                   size_t n, float eps) {
   if (i < 1 || i >= net->n) return tt_fail(TT_EINVAL, "batch norm folded into op %d, which does not exist", i);
   tt_op *o = &net->ops[i];
   int t = o->d.type;
@@ -197,8 +207,7 @@ int tt_net_fold_bn(tt_net *net, int i, const float *gamma, const float *beta,
   if (!(eps >= 0)) return tt_fail(TT_EINVAL, "batch norm of '%s': epsilon %g", o->name, (double)eps);
   for (size_t k = 0; k < n; k++)
     if (!(var[k] + eps > 0))
-      return tt_fail(TT_EINVAL, "batch norm of '%s': variance + epsilon is not positive at channel %zu",
-                     o->name, k);
+      return tt_fail(TT_EINVAL, "batch norm of '%s': variance + epsilon is not positive at channel %zu", o->name, k);
   size_t per = o->wn / n; /* weights are laid out with the output channel innermost */
   /* Finite statistics can still fold into infinities (a tiny variance, a huge gamma):
      check every folded value first, so a refused fold leaves the op untouched. */
@@ -207,9 +216,10 @@ int tt_net_fold_bn(tt_net *net, int i, const float *gamma, const float *beta,
     int ok = isfinite(s) && isfinite((o->bias[k] - mean[k]) * s + (beta ? beta[k] : 0.0f));
     for (size_t j = 0; ok && j < per; j++) ok = isfinite(o->wt[j * n + k] * s);
     if (!ok)
-      return tt_fail(TT_EINVAL, "batch norm of '%s': folding gives a non-finite weight at channel %zu "
-                     "(gamma %g, mean %g, variance %g, epsilon %g)", o->name, k,
-                     gamma ? (double)gamma[k] : 1.0, (double)mean[k], (double)var[k], (double)eps);
+      return tt_fail(TT_EINVAL,
+                     "batch norm of '%s': folding gives a non-finite weight at channel %zu "
+                     "(gamma %g, mean %g, variance %g, epsilon %g)",
+                     o->name, k, gamma ? (double)gamma[k] : 1.0, (double)mean[k], (double)var[k], (double)eps);
   }
   for (size_t k = 0; k < n; k++) {
     float s = (gamma ? gamma[k] : 1.0f) / sqrtf(var[k] + eps);
@@ -228,8 +238,7 @@ int tt_net_quantized(tt_net *net, int i, double qmin, double qscale) {
   /* w = q*qscale + qmin = qscale*(q - zp): integer codes need an integer zero point. */
   const double zp = -qmin / qscale;
   const int gemm = o->d.type == TT_OP_DENSE || (o->d.type == TT_OP_CONV2D && tt_op_pointwise(net, o));
-  if (!gemm || o->cin > TT_QGEMM_MAX_K || o->qw || !o->wt || !(zp >= 0 && zp <= 255) ||
-      fabs(zp - nearbyint(zp)) > 1e-6)
+  if (!gemm || o->cin > TT_QGEMM_MAX_K || o->qw || !o->wt || !(zp >= 0 && zp <= 255) || fabs(zp - nearbyint(zp)) > 1e-6)
     return TT_OK;
   const int K = o->cin, N = o->c, N8 = (N + 7) / 8 * 8, z = (int)nearbyint(zp);
   int16_t *codes = malloc(o->wn * sizeof *codes);
@@ -244,9 +253,10 @@ int tt_net_quantized(tt_net *net, int i, double qmin, double qscale) {
     const double q = nearbyint(((double)o->wt[j] - qmin) / qscale);
     if (!(q >= 0 && q <= 255) || (float)(q * qscale + qmin) != o->wt[j]) {
       free(codes), free(qw), free(qwb), free(qws);
-      return tt_fail(TT_EFORMAT, "weights of '%s' are not the uint8 codes their quantization "
-                     "(min %g, scale %g) says: weight %zu is %g", o->name, qmin, qscale, j,
-                     (double)o->wt[j]);
+      return tt_fail(TT_EFORMAT,
+                     "weights of '%s' are not the uint8 codes their quantization "
+                     "(min %g, scale %g) says: weight %zu is %g",
+                     o->name, qmin, qscale, j, (double)o->wt[j]);
     }
     codes[j] = (int16_t)((int)q - z);
   }
@@ -266,8 +276,8 @@ int tt_net_append(tt_net *dst, const tt_net *src, int first, int last) {
     return tt_fail(TT_EINVAL, "cannot copy ops %d..%d of a %d-op network", first, last, src->n);
   const tt_op *b = &src->ops[first - 1], *in = &dst->ops[0];
   if (b->h != in->h || b->w != in->w || b->c != in->c)
-    return tt_fail(TT_EINVAL, "copying from '%s' needs a %dx%dx%d input, not %dx%dx%d",
-                   src->ops[first].name, b->h, b->w, b->c, in->h, in->w, in->c);
+    return tt_fail(TT_EINVAL, "copying from '%s' needs a %dx%dx%d input, not %dx%dx%d", src->ops[first].name, b->h,
+                   b->w, b->c, in->h, in->w, in->c);
   int base = dst->n - first; /* src index j >= first lands at j + base; first-1 is input 0 */
   for (int j = first; j <= last; j++) {
     const tt_op *o = &src->ops[j];
@@ -275,8 +285,8 @@ int tt_net_append(tt_net *dst, const tt_net *src, int first, int last) {
     int ins[2] = {d.in0, d.in1};
     for (int k = 0; k < (two_inputs(d.type) ? 2 : 1); k++) {
       if (ins[k] < first - 1)
-        return tt_fail(TT_EINVAL, "op '%s' reads '%s', from before the cut at '%s'", o->name,
-                       src->ops[ins[k]].name, src->ops[first - 1].name);
+        return tt_fail(TT_EINVAL, "op '%s' reads '%s', from before the cut at '%s'", o->name, src->ops[ins[k]].name,
+                       src->ops[first - 1].name);
       ins[k] = ins[k] == first - 1 ? 0 : ins[k] + base;
     }
     d.in0 = ins[0], d.in1 = ins[1];

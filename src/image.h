@@ -8,7 +8,7 @@
 
 /* Decoding refuses images larger than these before allocating their pixels, so a
    small file declaring a huge canvas (a decompression bomb) costs nothing. */
-#define TT_IMAGE_MAX_DIM 16384
+#define TT_IMAGE_MAX_DIM    16384
 #define TT_IMAGE_MAX_PIXELS (40 * 1000 * 1000)
 
 typedef struct {
@@ -52,7 +52,6 @@ tt_view tt_view_center_square(const tt_image *im);
    interpolation. With align_corners=1 and the full view this equals TensorFlow's
    tf.image.resizeBilinear(img/255, [dh,dw], alignCorners=true) exactly, which the
    models' reference pipeline uses. Returns TT_OK or TT_EINVAL for bad sizes. */
-int tt_image_sample(const tt_image *im, const tt_view *v, int dw, int dh,
-                    int align_corners, float *dst);
+int tt_image_sample(const tt_image *im, const tt_view *v, int dw, int dh, int align_corners, float *dst);
 
 #endif

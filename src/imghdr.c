@@ -14,11 +14,11 @@
 
 const char *tt_imghdr_format_name(int f) {
   switch (f) {
-    case FMT_JPEG: return "JPEG";
-    case FMT_PNG: return "PNG";
-    case FMT_GIF: return "GIF";
-    case FMT_BMP: return "BMP";
-    default: return "image";
+  case FMT_JPEG: return "JPEG";
+  case FMT_PNG: return "PNG";
+  case FMT_GIF: return "GIF";
+  case FMT_BMP: return "BMP";
+  default: return "image";
   }
 }
 
@@ -74,30 +74,35 @@ int tt_imghdr_sniff(const uint8_t *d, size_t n) {
 
   /* Images we do not decode: say so, rather than "not an image". */
   const char *unsup = NULL;
-  if (n >= 12 && has_prefix(d, n, "RIFF") && memcmp(d + 8, "WEBP", 4) == 0) unsup = "WebP";
-  else if (n >= 4 && (memcmp(d, "II*\0", 4) == 0 || memcmp(d, "MM\0*", 4) == 0)) unsup = "TIFF";
+  if (n >= 12 && has_prefix(d, n, "RIFF") && memcmp(d + 8, "WEBP", 4) == 0)
+    unsup = "WebP";
+  else if (n >= 4 && (memcmp(d, "II*\0", 4) == 0 || memcmp(d, "MM\0*", 4) == 0))
+    unsup = "TIFF";
   else if (n >= 12 && memcmp(d + 4, "ftyp", 4) == 0) {
     const uint8_t *b = d + 8;
-    if (memcmp(b, "avif", 4) == 0 || memcmp(b, "avis", 4) == 0) unsup = "AVIF";
-    else if (memcmp(b, "heic", 4) == 0 || memcmp(b, "heix", 4) == 0 ||
-             memcmp(b, "hevc", 4) == 0 || memcmp(b, "mif1", 4) == 0 ||
-             memcmp(b, "msf1", 4) == 0 || memcmp(b, "heim", 4) == 0)
+    if (memcmp(b, "avif", 4) == 0 || memcmp(b, "avis", 4) == 0)
+      unsup = "AVIF";
+    else if (memcmp(b, "heic", 4) == 0 || memcmp(b, "heix", 4) == 0 || memcmp(b, "hevc", 4) == 0 ||
+             memcmp(b, "mif1", 4) == 0 || memcmp(b, "msf1", 4) == 0 || memcmp(b, "heim", 4) == 0)
       unsup = "HEIC/HEIF";
     else
       return tt_fail(TT_EFORMAT, "not an image: looks like a video (MP4/MOV container)");
-  } else if (has_prefix(d, n, "8BPS")) unsup = "Photoshop PSD";
-  else if (n >= 12 && memcmp(d, "\0\0\0\x0cjP  ", 8) == 0) unsup = "JPEG 2000";
-  else if (n >= 2 && d[0] == 0xff && d[1] == 0x0a) unsup = "JPEG XL";
-  else if (n >= 12 && memcmp(d, "\0\0\0\x0cJXL ", 8) == 0) unsup = "JPEG XL";
-  else if (n >= 6 && memcmp(d, "\0\0\1\0", 4) == 0 && d[4] != 0) unsup = "ICO";
-  if (unsup)
-    return tt_fail(TT_EUNSUP, "unsupported image format: %s (use JPEG, PNG, BMP or GIF)", unsup);
+  } else if (has_prefix(d, n, "8BPS"))
+    unsup = "Photoshop PSD";
+  else if (n >= 12 && memcmp(d, "\0\0\0\x0cjP  ", 8) == 0)
+    unsup = "JPEG 2000";
+  else if (n >= 2 && d[0] == 0xff && d[1] == 0x0a)
+    unsup = "JPEG XL";
+  else if (n >= 12 && memcmp(d, "\0\0\0\x0cJXL ", 8) == 0)
+    unsup = "JPEG XL";
+  else if (n >= 6 && memcmp(d, "\0\0\1\0", 4) == 0 && d[4] != 0)
+    unsup = "ICO";
+  if (unsup) return tt_fail(TT_EUNSUP, "unsupported image format: %s (use JPEG, PNG, BMP or GIF)", unsup);
 
   if (has_prefix(d, n, "%PDF")) return tt_fail(TT_EFORMAT, "not an image: looks like a PDF");
   if (has_prefix(d, n, "PK\3\4"))
     return tt_fail(TT_EFORMAT, "not an image: looks like a ZIP archive (or an Office document)");
-  if (n >= 2 && d[0] == 0x1f && d[1] == 0x8b)
-    return tt_fail(TT_EFORMAT, "not an image: looks like a gzip archive");
+  if (n >= 2 && d[0] == 0x1f && d[1] == 0x8b) return tt_fail(TT_EFORMAT, "not an image: looks like a gzip archive");
 
   /* Text: skip a UTF-8 byte-order mark and leading whitespace. */
   size_t i = 0;
@@ -112,8 +117,7 @@ int tt_imghdr_sniff(const uint8_t *d, size_t n) {
       return tt_fail(TT_EFORMAT, "not an image: looks like text/HTML (a web page)");
     return tt_fail(TT_EFORMAT, "not an image: looks like text/XML");
   }
-  if (i < n && looks_like_text(d + i, n - i))
-    return tt_fail(TT_EFORMAT, "not an image: looks like text");
+  if (i < n && looks_like_text(d + i, n - i)) return tt_fail(TT_EFORMAT, "not an image: looks like text");
 
   char hex[4 * 3 + 1];
   size_t k = n < 4 ? n : 4, p = 0;
@@ -191,8 +195,8 @@ static int dqt_tables(const uint8_t *d, size_t n, size_t p) {
    rely on implicit default Huffman tables stb does not have, a clear error.
    seg: the SOS segment; frame: the SOF segment (components at 6 + 3i: id, sampling,
    quantisation table). */
-static int sos_tables_ok(const uint8_t *seg, size_t sl, const uint8_t *frame, size_t fl,
-                         int progressive, int defined, int qdefined) {
+static int sos_tables_ok(const uint8_t *seg, size_t sl, const uint8_t *frame, size_t fl, int progressive, int defined,
+                         int qdefined) {
   if (sl < 1) return 1;
   size_t ns = seg[0];
   if (ns < 1 || ns > 4 || sl < 1 + 2 * ns + 3) return 1; /* stb refuses these itself */
@@ -225,9 +229,12 @@ static int exif_orientation(const uint8_t *seg, size_t sl) {
   const uint8_t *t = seg + 6; /* the TIFF header; offsets count from here */
   size_t n = sl - 6;
   int le;
-  if (memcmp(t, "II*\0", 4) == 0) le = 1;
-  else if (memcmp(t, "MM\0*", 4) == 0) le = 0;
-  else return 0;
+  if (memcmp(t, "II*\0", 4) == 0)
+    le = 1;
+  else if (memcmp(t, "MM\0*", 4) == 0)
+    le = 0;
+  else
+    return 0;
   uint32_t ifd = le ? rd32le(t + 4) : rd32be(t + 4);
   if (ifd < 8 || ifd > n - 2) return 0;
   unsigned count = le ? rd16le(t + ifd) : rd16be(t + ifd);
@@ -259,8 +266,14 @@ static void jpeg_scan(const uint8_t *d, size_t n, img_hdr *h, img_problem *pr) {
       while (p + 1 < n) {
         if (d[p] == 0xff) {
           uint8_t m = d[p + 1];
-          if (m == 0xff) { p += 1; continue; }
-          if (m == 0x00 || (m >= 0xd0 && m <= 0xd7)) { p += 2; continue; }
+          if (m == 0xff) {
+            p += 1;
+            continue;
+          }
+          if (m == 0x00 || (m >= 0xd0 && m <= 0xd7)) {
+            p += 2;
+            continue;
+          }
           break;
         }
         p++;
@@ -327,12 +340,14 @@ static void jpeg_scan(const uint8_t *d, size_t n, img_hdr *h, img_problem *pr) {
           note(pr, TT_EUNSUP, buf);
         }
         if (ncomp == 4 && adobe != 0 && adobe != 2)
-          note(pr, TT_EUNSUP, "CMYK JPEG is not supported (4-channel JPEG without an Adobe "
-                              "colour transform marker)");
+          note(pr, TT_EUNSUP,
+               "CMYK JPEG is not supported (4-channel JPEG without an Adobe "
+               "colour transform marker)");
       }
       if (!sos_tables_ok(seg, sl, frame, frame_len, sof == 0xc2, tables, qtables)) {
-        note(pr, TT_EFORMAT, "corrupt JPEG: the image data uses a Huffman or quantisation table "
-                             "the file does not define (a Motion-JPEG frame?)");
+        note(pr, TT_EFORMAT,
+             "corrupt JPEG: the image data uses a Huffman or quantisation table "
+             "the file does not define (a Motion-JPEG frame?)");
         return;
       }
       seen_sos = 1;
@@ -342,8 +357,9 @@ static void jpeg_scan(const uint8_t *d, size_t n, img_hdr *h, img_problem *pr) {
   if (!seen_sos)
     note(pr, TT_EFORMAT, "corrupt or truncated JPEG: the file ends before the image data");
   else
-    note(pr, TT_EFORMAT, "corrupt or truncated JPEG: the file ends before the end-of-image "
-                         "marker (incomplete download?)");
+    note(pr, TT_EFORMAT,
+         "corrupt or truncated JPEG: the file ends before the end-of-image "
+         "marker (incomplete download?)");
 }
 
 /* GIF: stb decodes a first frame whose data stops early as if complete; check that the
@@ -359,11 +375,17 @@ static void gif_scan(const uint8_t *d, size_t n, img_hdr *h, img_problem *pr) {
   size_t p = 13;
   if (d[10] & 0x80) p += (size_t)3 << ((d[10] & 7) + 1);
   for (;;) {
-    if (p >= n) { note(pr, TT_EFORMAT, cut); return; }
+    if (p >= n) {
+      note(pr, TT_EFORMAT, cut);
+      return;
+    }
     uint8_t b = d[p++];
     int image = 0;
     if (b == 0x2c) {
-      if (p + 9 > n) { note(pr, TT_EFORMAT, cut); return; }
+      if (p + 9 > n) {
+        note(pr, TT_EFORMAT, cut);
+        return;
+      }
       uint8_t f = d[p + 8];
       p += 9;
       if (f & 0x80) p += (size_t)3 << ((f & 7) + 1);
@@ -378,7 +400,10 @@ static void gif_scan(const uint8_t *d, size_t n, img_hdr *h, img_problem *pr) {
       return; /* not a block we know: let stb give its reason */
     }
     for (;;) { /* data sub-blocks up to the 0 terminator */
-      if (p >= n) { note(pr, TT_EFORMAT, cut); return; }
+      if (p >= n) {
+        note(pr, TT_EFORMAT, cut);
+        return;
+      }
       size_t L = d[p++];
       if (L == 0) break;
       p += L;
@@ -407,8 +432,8 @@ static void bmp_scan(const uint8_t *d, size_t n, img_hdr *h, img_problem *pr) {
       return;
     }
     int32_t hh = (int32_t)rd32le(d + 22);
-    h->w = rd32le(d + 18);                        /* stb reads it unsigned */
-    h->h = hh < 0 ? -(int64_t)hh : hh;            /* negative = top-down rows */
+    h->w = rd32le(d + 18);             /* stb reads it unsigned */
+    h->h = hh < 0 ? -(int64_t)hh : hh; /* negative = top-down rows */
     bpp = rd16le(d + 28);
     comp = rd32le(d + 30);
   }
@@ -439,8 +464,9 @@ static void bmp_scan(const uint8_t *d, size_t n, img_hdr *h, img_problem *pr) {
   for (int64_t y = 0; y < h->h; y++) {
     const uint8_t *row = d + off + (size_t)y * (size_t)stride;
     for (int64_t x = 0; x < h->w; x++) {
-      int idx = bpp == 8 ? row[x] : bpp == 4 ? (x & 1 ? row[x / 2] & 15 : row[x / 2] >> 4)
-                                            : (row[x / 8] >> (7 - (x & 7))) & 1;
+      int idx = bpp == 8   ? row[x]
+                : bpp == 4 ? (x & 1 ? row[x / 2] & 15 : row[x / 2] >> 4)
+                           : (row[x / 8] >> (7 - (x & 7))) & 1;
       if (idx > maxidx) maxidx = idx;
     }
   }
@@ -456,8 +482,8 @@ static void bmp_scan(const uint8_t *d, size_t n, img_hdr *h, img_problem *pr) {
    checked, as stb does not check them either. */
 static void png_scan(const uint8_t *d, size_t n, img_hdr *h, img_problem *pr) {
   if (n < 33 || memcmp(d + 12, "IHDR", 4) != 0) {
-    note(pr, TT_EFORMAT, n < 33 ? "corrupt or truncated PNG: the header is cut short"
-                                : "corrupt PNG: the first chunk is not IHDR");
+    note(pr, TT_EFORMAT,
+         n < 33 ? "corrupt or truncated PNG: the header is cut short" : "corrupt PNG: the first chunk is not IHDR");
     if (n >= 24) {
       h->w = rd32be(d + 16);
       h->h = rd32be(d + 20);
@@ -469,8 +495,9 @@ static void png_scan(const uint8_t *d, size_t n, img_hdr *h, img_problem *pr) {
   size_t p = 8;
   for (;;) {
     if (n - p < 8) {
-      note(pr, TT_EFORMAT, "corrupt or truncated PNG: the file ends before the IEND chunk "
-                           "(incomplete download?)");
+      note(pr, TT_EFORMAT,
+           "corrupt or truncated PNG: the file ends before the IEND chunk "
+           "(incomplete download?)");
       return;
     }
     uint32_t L = rd32be(d + p);
@@ -491,8 +518,10 @@ static void png_scan(const uint8_t *d, size_t n, img_hdr *h, img_problem *pr) {
         t[i] = (char)((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ? c : '?');
       }
       t[4] = 0;
-      snprintf(buf, sizeof buf, "corrupt or truncated PNG: the file ends inside chunk %s "
-                                "(incomplete download?)", t);
+      snprintf(buf, sizeof buf,
+               "corrupt or truncated PNG: the file ends inside chunk %s "
+               "(incomplete download?)",
+               t);
       note(pr, TT_EFORMAT, buf);
       return;
     }
@@ -502,9 +531,9 @@ static void png_scan(const uint8_t *d, size_t n, img_hdr *h, img_problem *pr) {
 
 void tt_imghdr_scan(int fmt, const uint8_t *d, size_t n, img_hdr *h, img_problem *pr) {
   switch (fmt) {
-    case FMT_JPEG: jpeg_scan(d, n, h, pr); break;
-    case FMT_GIF: gif_scan(d, n, h, pr); break;
-    case FMT_BMP: bmp_scan(d, n, h, pr); break;
-    case FMT_PNG: png_scan(d, n, h, pr); break;
+  case FMT_JPEG: jpeg_scan(d, n, h, pr); break;
+  case FMT_GIF: gif_scan(d, n, h, pr); break;
+  case FMT_BMP: bmp_scan(d, n, h, pr); break;
+  case FMT_PNG: png_scan(d, n, h, pr); break;
   }
 }

@@ -15,15 +15,15 @@ enum { FMT_NONE, FMT_JPEG, FMT_PNG, FMT_GIF, FMT_BMP };
    the limit check, whatever stb thinks of the rest) and, where stb would silently fill
    missing data with grey or black, whether the data is all there. */
 typedef struct {
-  int64_t w, h;    /* declared size; -1 if the header did not get that far */
-  size_t plte_at;  /* PNG: offset of a palette image's first PLTE chunk, if short (else 0) */
+  int64_t w, h;   /* declared size; -1 if the header did not get that far */
+  size_t plte_at; /* PNG: offset of a palette image's first PLTE chunk, if short (else 0) */
   uint32_t plte_len;
   int orientation; /* JPEG: EXIF Orientation 2..8 (how to turn the stored pixels upright), else 0 */
 } img_hdr;
 
 /* The first problem a header scan finds; reported only after the size check. */
 typedef struct {
-  int code;         /* 0 = fine */
+  int code; /* 0 = fine */
   char msg[160];
 } img_problem;
 

@@ -15,9 +15,8 @@ static int take_buf(tt_net *net, size_t need) {
   int best = -1;
   for (int i = 0; i < net->npool; i++) /* the smallest free buffer that fits, else the largest free */
     if (!net->pool[i].busy &&
-        (best < 0 || (net->pool[i].cap >= need
-                          ? net->pool[best].cap < need || net->pool[i].cap < net->pool[best].cap
-                          : net->pool[best].cap < need && net->pool[i].cap > net->pool[best].cap)))
+        (best < 0 || (net->pool[i].cap >= need ? net->pool[best].cap < need || net->pool[i].cap < net->pool[best].cap
+                                               : net->pool[best].cap < need && net->pool[i].cap > net->pool[best].cap)))
       best = i;
   if (best < 0) {
     buf *p = realloc(net->pool, (size_t)(net->npool + 1) * sizeof *p);
@@ -41,8 +40,8 @@ static int take_buf(tt_net *net, size_t need) {
    (pooled) output that nothing reads after the add, returns r, else 0. Needs lastuse. */
 static int residual_partner(const tt_net *net, int i, int last) {
   const tt_op *o = &net->ops[i];
-  if (i + 1 > last || o->d.type != TT_OP_CONV2D || o->d.act != TT_ACT_NONE ||
-      !tt_op_pointwise(net, o) || net->lastuse[i] != i + 1)
+  if (i + 1 > last || o->d.type != TT_OP_CONV2D || o->d.act != TT_ACT_NONE || !tt_op_pointwise(net, o) ||
+      net->lastuse[i] != i + 1)
     return 0;
   const tt_op *ad = &net->ops[i + 1];
   if (ad->d.type != TT_OP_ADD || (ad->d.in0 == i) == (ad->d.in1 == i)) return 0;
@@ -76,8 +75,8 @@ void tt_net_set_bands(tt_net *net, size_t band_bytes, int stripe_rows) {
 }
 
 typedef struct {
-  int e, d, p;   /* expand (or -1), depthwise, project op indices */
-  int r;         /* the residual add's shortcut op when the add is folded in, else 0 */
+  int e, d, p; /* expand (or -1), depthwise, project op indices */
+  int r;       /* the residual add's shortcut op when the add is folded in, else 0 */
 } block;
 
 static int grow(buf *b, size_t need) {
@@ -100,9 +99,9 @@ static int match_block(const tt_net *net, int i, int last, block *bk) {
   }
   if (d + 1 > last) return 0;
   const tt_op *dw = &net->ops[d], *pj = &net->ops[d + 1];
-  if (dw->d.type != TT_OP_DEPTHWISE || dw->d.in0 != (bk->e >= 0 ? bk->e : dw->d.in0) ||
-      dw->d.kh != 3 || dw->d.kw != 3 || dw->pt > 1 || dw->pl > 1 || net->lastuse[d] != d + 1 ||
-      pj->d.type != TT_OP_CONV2D || pj->d.in0 != d || !tt_op_pointwise(net, pj))
+  if (dw->d.type != TT_OP_DEPTHWISE || dw->d.in0 != (bk->e >= 0 ? bk->e : dw->d.in0) || dw->d.kh != 3 ||
+      dw->d.kw != 3 || dw->pt > 1 || dw->pl > 1 || net->lastuse[d] != d + 1 || pj->d.type != TT_OP_CONV2D ||
+      pj->d.in0 != d || !tt_op_pointwise(net, pj))
     return 0;
   bk->d = d, bk->p = d + 1;
   bk->r = residual_partner(net, d + 1, last);
@@ -126,8 +125,7 @@ typedef struct {
 
 /* Output rows [oy_lo, oy_hi) of images [b0, b1) of a block, with band buffers E and D of
    its own. */
-static void block_rows(const block_run *br, int b0, int b1, int oy_lo, int oy_hi, float *E,
-                       float *D) {
+static void block_rows(const block_run *br, int b0, int b1, int oy_lo, int oy_hi, float *E, float *D) {
   const tt_net *net = br->net;
   const block *bk = br->bk;
   const tt_op *dw = &net->ops[bk->d], *pj = &net->ops[bk->p];
@@ -160,8 +158,7 @@ static void block_rows(const block_run *br, int b0, int b1, int oy_lo, int oy_hi
            (below, from `from` on) before any band writes them, since a band's output
            rows end before the input rows it needs. */
         if (need_hi > from)
-          tt_op_gemm(ex, 1, (need_hi - from) * W, xb + (size_t)from * W * Cin,
-                  E + (size_t)keep * rowE, 0, ex->d.act);
+          tt_op_gemm(ex, 1, (need_hi - from) * W, xb + (size_t)from * W * Cin, E + (size_t)keep * rowE, 0, ex->d.act);
         lo = need_lo, hi = need_hi;
         band = E;
       } else {
@@ -170,8 +167,7 @@ static void block_rows(const block_run *br, int b0, int b1, int oy_lo, int oy_hi
       tt_dwconv(&sh, band, dw->wt, dw->bias, dw->d.act, D);
       float *yr = yb + (size_t)oy0 * rowY;
       if (br->res)
-        memcpy(yr, br->res + (size_t)b * OH * rowY + (size_t)oy0 * rowY,
-               (size_t)(oy1 - oy0) * rowY * sizeof *yr);
+        memcpy(yr, br->res + (size_t)b * OH * rowY + (size_t)oy0 * rowY, (size_t)(oy1 - oy0) * rowY * sizeof *yr);
       tt_op_gemm(pj, 1, (oy1 - oy0) * OW, D, yr, bk->r != 0, act);
     }
   }
@@ -186,8 +182,8 @@ static void block_task(void *p, int t) {
   int s = 0;
   while (__atomic_exchange_n(&br->busy[s], 1, __ATOMIC_ACQUIRE)) s = s + 1 < br->sets ? s + 1 : 0;
   if (br->rows)
-    block_rows(br, 0, br->n, t * OH / br->tasks, (t + 1) * OH / br->tasks,
-               br->net->band[2 * s].p, br->net->band[2 * s + 1].p);
+    block_rows(br, 0, br->n, t * OH / br->tasks, (t + 1) * OH / br->tasks, br->net->band[2 * s].p,
+               br->net->band[2 * s + 1].p);
   else
     block_rows(br, t, t + 1, 0, OH, br->net->band[2 * s].p, br->net->band[2 * s + 1].p);
   __atomic_store_n(&br->busy[s], 0, __ATOMIC_RELEASE);
@@ -232,8 +228,7 @@ static int block_cut(const tt_net *net, const block *bk, int n) {
    bands then gained nothing over separate ops. An image runs the same kernels on the
    same rows either way (a loop inside a task runs inline; kernels' results do not depend
    on the cut), so the results do not change. */
-static int run_block(tt_net *net, const block *bk, int cut, const float *x, float *y,
-                     const float *res, int n) {
+static int run_block(tt_net *net, const block *bk, int cut, const float *x, float *y, const float *res, int n) {
   const tt_op *dw = &net->ops[bk->d];
   const tt_op *in = &net->ops[bk->e >= 0 ? net->ops[bk->e].d.in0 : dw->d.in0];
   const int s = dw->d.sh, OH = dw->h, T = tt_threads();
@@ -241,8 +236,8 @@ static int run_block(tt_net *net, const block *bk, int cut, const float *x, floa
   const int ex = bk->e >= 0;
   int busy[TT_POOL_MAX] = {0};
   const int sets = cut ? (T < TT_POOL_MAX ? T : TT_POOL_MAX) : 1; /* band buffer sets */
-  block_run br = {net, bk, x, res, y, n, cut == 1 ? n : cut == 2 ? stripe_tasks(net, OH, sets) : 1,
-                  cut == 2, 0, busy, sets};
+  block_run br = {net,      bk, x,    res, y, n, cut == 1 ? n : cut == 2 ? stripe_tasks(net, OH, sets) : 1,
+                  cut == 2, 0,  busy, sets};
   const size_t band_bytes = net->band_bytes ? net->band_bytes : TT_BAND_BYTES;
   int R = (int)(band_bytes / sizeof(float) / ((ex ? (size_t)s * rowE : 0) + rowD));
   br.R = R < 1 ? 1 : R > OH ? OH : R;
@@ -257,8 +252,10 @@ static int run_block(tt_net *net, const block *bk, int cut, const float *x, floa
     if ((ex && !grow(&net->band[2 * t], ((size_t)(br.R - 1) * s + 3) * rowE)) ||
         !grow(&net->band[2 * t + 1], (size_t)br.R * rowD))
       return 0;
-  if (br.tasks > 1) tt_parallel(br.tasks, block_task, &br);
-  else block_rows(&br, 0, n, 0, OH, net->band[0].p, net->band[1].p);
+  if (br.tasks > 1)
+    tt_parallel(br.tasks, block_task, &br);
+  else
+    block_rows(&br, 0, n, 0, OH, net->band[0].p, net->band[1].p);
   return 1;
 }
 
@@ -277,7 +274,10 @@ static const float *forward_ops(tt_net *net, const float *x, int in, int n, int 
       /* The shortcut is the input, cut in stripes: the output goes to a buffer of its own */
       const int cut = block_cut(net, &bk, n), apart = bk.r == in0 && cut == 2;
       int sy = bk.r && !apart ? net->slot[bk.r] : take_buf(net, (size_t)n * op_size(pj));
-      if (sy < 0) { tt_fail(TT_ENOMEM, "out of memory for the activation of '%s' (batch %d)", pj->name, n); return NULL; }
+      if (sy < 0) {
+        tt_fail(TT_ENOMEM, "out of memory for the activation of '%s' (batch %d)", pj->name, n);
+        return NULL;
+      }
       if (run_block(net, &bk, cut, sa < 0 ? x : net->pool[sa].p, net->pool[sy].p,
                     apart ? net->pool[net->slot[bk.r]].p : NULL, n)) {
         /* the block's input is free once nothing after the block reads it */
@@ -306,9 +306,15 @@ static const float *forward_ops(tt_net *net, const float *x, int in, int n, int 
       continue;
     }
     uint64_t need = (uint64_t)n * op_size(o);
-    if (need > MAX_TENSOR * 4 || need > SIZE_MAX / sizeof(float)) { tt_fail(TT_ENOMEM, "batch of %d is too large for '%s'", n, o->name); return NULL; }
+    if (need > MAX_TENSOR * 4 || need > SIZE_MAX / sizeof(float)) {
+      tt_fail(TT_ENOMEM, "batch of %d is too large for '%s'", n, o->name);
+      return NULL;
+    }
     int s = take_buf(net, (size_t)need);
-    if (s < 0) { tt_fail(TT_ENOMEM, "out of memory for the activation of '%s' (batch %d)", o->name, n); return NULL; }
+    if (s < 0) {
+      tt_fail(TT_ENOMEM, "out of memory for the activation of '%s' (batch %d)", o->name, n);
+      return NULL;
+    }
     net->slot[i] = s;
     const float *a = net->slot[o->d.in0] < 0 ? x : net->pool[net->slot[o->d.in0]].p;
     const float *b = NULL;
@@ -348,7 +354,10 @@ static int batch_split(const tt_net *net, int last) {
 
 const float *tt_net_forward(tt_net *net, const float *x, int n, int last) {
   if (last < 0) last = net->n - 1;
-  if (last >= net->n) { tt_fail(TT_EINVAL, "op %d does not exist", last); return NULL; }
+  if (last >= net->n) {
+    tt_fail(TT_EINVAL, "op %d does not exist", last);
+    return NULL;
+  }
   if (n < 1 || (uint64_t)n * op_size(&net->ops[0]) > MAX_TENSOR) {
     tt_fail(TT_EINVAL, "batch of %d is out of range", n);
     return NULL;
@@ -356,7 +365,10 @@ const float *tt_net_forward(tt_net *net, const float *x, int n, int last) {
   if (!net->slot) {
     net->slot = malloc(MAX_OPS * sizeof *net->slot);
     net->lastuse = malloc(MAX_OPS * sizeof *net->lastuse);
-    if (!net->slot || !net->lastuse) { tt_fail(TT_ENOMEM, "out of memory"); return NULL; }
+    if (!net->slot || !net->lastuse) {
+      tt_fail(TT_ENOMEM, "out of memory");
+      return NULL;
+    }
   }
   for (int i = 0; i <= last; i++) net->lastuse[i] = i == last ? MAX_OPS : i;
   for (int i = 1; i <= last; i++) {
@@ -384,7 +396,10 @@ const float *tt_net_forward(tt_net *net, const float *x, int n, int last) {
   /* The batch's tensor enters the pool (swapped with a free buffer), as if op `split`
      had run on the whole batch. */
   const int s = take_buf(net, 0);
-  if (s < 0) { tt_fail(TT_ENOMEM, "out of memory"); return NULL; }
+  if (s < 0) {
+    tt_fail(TT_ENOMEM, "out of memory");
+    return NULL;
+  }
   const buf t = net->pool[s];
   net->pool[s] = net->split, net->split = t;
   return forward_ops(net, NULL, s, n, split + 1, last);

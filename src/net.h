@@ -15,16 +15,16 @@ enum {
   TT_OP_DENSE = 3,     /* weights [in][out], in = h*w*c of the input (flattened NHWC) */
   TT_OP_ADD = 4,
   TT_OP_AVGPOOL = 5,
-  TT_OP_ACT = 6,       /* act: TT_ACT_RELU/RELU6, or HSWISH/HSIGMOID (kernels.h) with
+  TT_OP_ACT = 6, /* act: TT_ACT_RELU/RELU6, or HSWISH/HSIGMOID (kernels.h) with
                           scale = a (the graph's 1/6) and offset = b (its 3):
                           hswish y = (x*a)*relu6(x+b), hsigmoid y = relu6(x+b)*a */
   TT_OP_SOFTMAX = 7,
-  TT_OP_AFFINE = 8,    /* y = x*scale + offset, scalars */
-  TT_OP_DROPOUT = 9,   /* identity at inference; inverted dropout when training */
-  TT_OP_MEAN = 10,     /* global spatial mean: [h,w,c] -> [1,1,c] (any h, w) */
-  TT_OP_GATE = 11,     /* squeeze-and-excitation's channel gate: y[h,w,c] = in0[h,w,c] *
+  TT_OP_AFFINE = 8,  /* y = x*scale + offset, scalars */
+  TT_OP_DROPOUT = 9, /* identity at inference; inverted dropout when training */
+  TT_OP_MEAN = 10,   /* global spatial mean: [h,w,c] -> [1,1,c] (any h, w) */
+  TT_OP_GATE = 11,   /* squeeze-and-excitation's channel gate: y[h,w,c] = in0[h,w,c] *
                           in1[0,0,c]; in1 is [1,1,c], in0's channel count */
-  TT_OP_PRELU = 12,    /* weights [c]: y = x > 0 ? x : w[c]*x (no bias) */
+  TT_OP_PRELU = 12,  /* weights [c]: y = x > 0 ? x : w[c]*x (no bias) */
   TT_OP_COUNT
 };
 
@@ -32,21 +32,21 @@ enum {
 typedef struct {
   int type, in0, in1;
   int kh, kw, sh, sw;
-  int same;                  /* TensorFlow 'SAME' padding, else 'VALID' */
-  int pt, pb, pl, pr;        /* explicit zero padding added before SAME/VALID (Keras ZeroPadding2D) */
-  int channels;              /* output channels: conv2d filters, dense units */
-  int act;                   /* TT_ACT_*; HSWISH/HSIGMOID only on TT_OP_ACT */
-  float scale, offset;       /* affine; hard act constants (a, b); dropout: scale = rate */
+  int same;            /* TensorFlow 'SAME' padding, else 'VALID' */
+  int pt, pb, pl, pr;  /* explicit zero padding added before SAME/VALID (Keras ZeroPadding2D) */
+  int channels;        /* output channels: conv2d filters, dense units */
+  int act;             /* TT_ACT_*; HSWISH/HSIGMOID only on TT_OP_ACT */
+  float scale, offset; /* affine; hard act constants (a, b); dropout: scale = rate */
 } tt_op_desc;
 
 typedef struct {
   tt_op_desc d;
-  int h, w, c;               /* output shape of one image */
-  int pt, pl;                /* resolved leading padding */
-  int cin;                   /* channels (dense: features) of in0 */
-  float *wt, *bias;          /* owned parameters (NULL if none) */
+  int h, w, c;      /* output shape of one image */
+  int pt, pl;       /* resolved leading padding */
+  int cin;          /* channels (dense: features) of in0 */
+  float *wt, *bias; /* owned parameters (NULL if none) */
   size_t wn, bn;
-  float *gwt, *gbias;        /* gradients, when training */
+  float *gwt, *gbias; /* gradients, when training */
   /* Integer codes of the weights (tt_net_quantized), packed for tt_qgemm, the per-column
      factors that make them weights (w = qwb[n]*code), and the column sums of w. NULL if
      none. */
@@ -65,14 +65,14 @@ const tt_op *tt_net_op(const tt_net *net, int i);
 
 /* Appends an op, checking its inputs and weight sizes against the shapes inferred so
    far; copies w and b. Returns the new op's index, or a negative code naming the op. */
-int tt_net_add(tt_net *net, const char *name, const tt_op_desc *d,
-               const float *w, size_t wn, const float *b, size_t bn);
+int tt_net_add(tt_net *net, const char *name, const tt_op_desc *d, const float *w, size_t wn, const float *b,
+               size_t bn);
 
 /* Folds inference batch norm into op i (conv/depthwise/dense): per output channel
    k = gamma/sqrt(var+eps); w *= k; bias = (bias - mean)*k + beta. gamma/beta may be
    NULL (scale/center off). */
-int tt_net_fold_bn(tt_net *net, int i, const float *gamma, const float *beta,
-                   const float *mean, const float *var, size_t n, float eps);
+int tt_net_fold_bn(tt_net *net, int i, const float *gamma, const float *beta, const float *mean, const float *var,
+                   size_t n, float eps);
 
 /* Declares that op i's weights, as added, are uint8 codes q in tfjs's affine
    quantization, w = (float)(q*qscale + qmin), and lets inference (tt_net_forward, not

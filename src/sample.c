@@ -17,8 +17,8 @@ int tt_image_from_pixels(const uint8_t *px, int w, int h, int channels, tt_image
   if (!out) return tt_fail(TT_EINVAL, "tt_image_from_pixels: out is NULL");
   out->w = out->h = 0;
   out->rgb = NULL;
-  if (!px || w < 1 || h < 1 || w > TT_IMAGE_MAX_DIM || h > TT_IMAGE_MAX_DIM ||
-      (int64_t)w * h > TT_IMAGE_MAX_PIXELS || channels < 1 || channels > 4)
+  if (!px || w < 1 || h < 1 || w > TT_IMAGE_MAX_DIM || h > TT_IMAGE_MAX_DIM || (int64_t)w * h > TT_IMAGE_MAX_PIXELS ||
+      channels < 1 || channels > 4)
     return tt_fail(TT_EINVAL, "pixels: %dx%d with %d channels is out of range%s", w, h, channels,
                    px ? "" : " (no data)");
   const size_t n = (size_t)w * h;
@@ -94,8 +94,7 @@ static float axis_scale(float extent, int out, int align_corners) {
 
 static int finite_f(float x) { return x == x && x - x == 0.0f; }
 
-int tt_image_sample(const tt_image *im, const tt_view *v, int dw, int dh, int align_corners,
-                    float *dst) {
+int tt_image_sample(const tt_image *im, const tt_view *v, int dw, int dh, int align_corners, float *dst) {
   if (!im || !v || !dst) return tt_fail(TT_EINVAL, "tt_image_sample: NULL argument");
   if (!im->rgb || im->w <= 0 || im->h <= 0 || im->w > TT_IMAGE_MAX_DIM || im->h > TT_IMAGE_MAX_DIM)
     return tt_fail(TT_EINVAL, "tt_image_sample: no decoded image (%dx%d)", im->w, im->h);
@@ -103,13 +102,12 @@ int tt_image_sample(const tt_image *im, const tt_view *v, int dw, int dh, int al
     return tt_fail(TT_EINVAL, "tt_image_sample: bad output size %dx%d", dw, dh);
   if ((size_t)dw > SIZE_MAX / 3 / (size_t)dh)
     return tt_fail(TT_EINVAL, "tt_image_sample: output %dx%d is too large", dw, dh);
-  if (!finite_f(v->x0) || !finite_f(v->y0) || !finite_f(v->cw) || !finite_f(v->ch) ||
-      !(v->cw > 0) || !(v->ch > 0))
-    return tt_fail(TT_EINVAL, "tt_image_sample: bad crop box (%g,%g %gx%g)", (double)v->x0,
-                   (double)v->y0, (double)v->cw, (double)v->ch);
+  if (!finite_f(v->x0) || !finite_f(v->y0) || !finite_f(v->cw) || !finite_f(v->ch) || !(v->cw > 0) || !(v->ch > 0))
+    return tt_fail(TT_EINVAL, "tt_image_sample: bad crop box (%g,%g %gx%g)", (double)v->x0, (double)v->y0,
+                   (double)v->cw, (double)v->ch);
   if (!finite_f(v->brightness) || !finite_f(v->contrast) || !finite_f(v->saturation))
-    return tt_fail(TT_EINVAL, "tt_image_sample: bad colour jitter (%g, %g, %g)",
-                   (double)v->brightness, (double)v->contrast, (double)v->saturation);
+    return tt_fail(TT_EINVAL, "tt_image_sample: bad colour jitter (%g, %g, %g)", (double)v->brightness,
+                   (double)v->contrast, (double)v->saturation);
 
   /* value/255 in float32, as tfjs's img.div(255) does before resizing */
   float lut[256];

@@ -13,10 +13,14 @@
 static const char MAGIC[8] = {'T', 'T', 'M', 'O', 'D', 'E', 'L', 0};
 /* An op's descriptor is stored as its members in src/abi.h's order, 4 bytes each. */
 #define ONE_(m, kind) +1
-#define DESC_BYTES (4 * (0 TT_ABI_OP_DESC(ONE_)))
-#define MAX_META (1u << 20)
+#define DESC_BYTES    (4 * (0 TT_ABI_OP_DESC(ONE_)))
+#define MAX_META      (1u << 20)
 
-typedef struct { uint8_t *p; size_t n, cap; int oom; } wbuf;
+typedef struct {
+  uint8_t *p;
+  size_t n, cap;
+  int oom;
+} wbuf;
 
 static void put(wbuf *b, const void *src, size_t n) {
   if (b->oom || !n) return;
@@ -24,7 +28,10 @@ static void put(wbuf *b, const void *src, size_t n) {
     size_t cap = b->cap ? b->cap : 4096;
     while (cap < b->n + n) cap *= 2;
     uint8_t *q = realloc(b->p, cap);
-    if (!q) { b->oom = 1; return; }
+    if (!q) {
+      b->oom = 1;
+      return;
+    }
     b->p = q, b->cap = cap;
   }
   memcpy(b->p + b->n, src, n);
@@ -34,14 +41,19 @@ static void put32(wbuf *b, uint32_t v) {
   uint8_t x[4] = {(uint8_t)v, (uint8_t)(v >> 8), (uint8_t)(v >> 16), (uint8_t)(v >> 24)};
   put(b, x, 4);
 }
-static void putf(wbuf *b, float f) { uint32_t u; memcpy(&u, &f, 4); put32(b, u); }
+static void putf(wbuf *b, float f) {
+  uint32_t u;
+  memcpy(&u, &f, 4);
+  put32(b, u);
+}
 
-#define PUT_i32(b, x) put32(b, (uint32_t)(x))
-#define PUT_f32(b, x) putf(b, x)
+#define PUT_i32(b, x)      put32(b, (uint32_t)(x))
+#define PUT_f32(b, x)      putf(b, x)
 #define PUT_DESC_(m, kind) PUT_##kind(&b, o->d.m);
 
 int tt_save(const tt_net *net, const uint8_t *meta, size_t meta_len, uint8_t **out, size_t *out_len) {
-  if (meta_len > MAX_META) return tt_fail(TT_EINVAL, "model metadata is %zu bytes, the limit is %u", meta_len, MAX_META);
+  if (meta_len > MAX_META)
+    return tt_fail(TT_EINVAL, "model metadata is %zu bytes, the limit is %u", meta_len, MAX_META);
   wbuf b = {0};
   put(&b, MAGIC, 8);
   put32(&b, TT_SAVE_VERSION);
@@ -62,12 +74,18 @@ int tt_save(const tt_net *net, const uint8_t *meta, size_t meta_len, uint8_t **o
   }
   uint64_t h = tt_hash64(b.p, b.n, TT_HASH64_INIT);
   put32(&b, (uint32_t)h), put32(&b, (uint32_t)(h >> 32));
-  if (b.oom) { free(b.p); return tt_fail(TT_ENOMEM, "out of memory saving the model"); }
+  if (b.oom) {
+    free(b.p);
+    return tt_fail(TT_ENOMEM, "out of memory saving the model");
+  }
   *out = b.p, *out_len = b.n;
   return TT_OK;
 }
 
-typedef struct { const uint8_t *p; size_t n, at; } rbuf;
+typedef struct {
+  const uint8_t *p;
+  size_t n, at;
+} rbuf;
 
 static uint32_t rd32(const uint8_t *x) {
   return (uint32_t)x[0] | (uint32_t)x[1] << 8 | (uint32_t)x[2] << 16 | (uint32_t)x[3] << 24;
@@ -92,8 +110,8 @@ static int geti(rbuf *r, int *i) {
   *i = (int32_t)u;
   return 1;
 }
-#define GET_i32 geti
-#define GET_f32 getf
+#define GET_i32            geti
+#define GET_f32            getf
 #define GET_DESC_(m, kind) ok = ok && GET_##kind(&r, &d.m);
 
 /* Whether the records need more bytes than the file has: on a checksum mismatch, tells a
@@ -129,8 +147,7 @@ static int cut_short(const uint8_t *d, size_t len) {
 
 int tt_load(const uint8_t *data, size_t len, tt_net **netp, const uint8_t **meta, size_t *meta_len) {
   *netp = NULL;
-  if (len < 8 || memcmp(data, MAGIC, 8) != 0)
-    return tt_fail(TT_EFORMAT, "not a tinytune model file (bad header)");
+  if (len < 8 || memcmp(data, MAGIC, 8) != 0) return tt_fail(TT_EFORMAT, "not a tinytune model file (bad header)");
   if (len < 8 + 4 + 4 + 8) return tt_fail(TT_EFORMAT, "saved model is truncated (%zu bytes)", len);
   uint64_t h = tt_hash64(data, len - 8, TT_HASH64_INIT);
   const uint8_t *t = data + len - 8;
@@ -140,14 +157,17 @@ int tt_load(const uint8_t *data, size_t len, tt_net **netp, const uint8_t **meta
   uint32_t version, ml, nops, ih, iw, ic;
   if (!get32(&r, &version)) return TRUNC();
   if (version != TT_SAVE_VERSION)
-    return tt_fail(TT_EUNSUP, "saved model has file version %u; this engine reads version %u", version, TT_SAVE_VERSION);
+    return tt_fail(TT_EUNSUP, "saved model has file version %u; this engine reads version %u", version,
+                   TT_SAVE_VERSION);
   if (h != stored)
-    return cut_short(data, len)
-               ? tt_fail(TT_EFORMAT, "saved model is truncated (%zu bytes; it ends before its last op "
-                                     "and checksum: an incomplete download or copy?)", len)
-               : tt_fail(TT_EFORMAT, "saved model is corrupted (checksum mismatch)");
+    return cut_short(data, len) ? tt_fail(TT_EFORMAT,
+                                          "saved model is truncated (%zu bytes; it ends before its last op "
+                                          "and checksum: an incomplete download or copy?)",
+                                          len)
+                                : tt_fail(TT_EFORMAT, "saved model is corrupted (checksum mismatch)");
   if (!get32(&r, &ml)) return TRUNC();
-  if (ml > MAX_META || ml > r.n - r.at) return tt_fail(TT_EFORMAT, "saved model metadata length %u is out of range", ml);
+  if (ml > MAX_META || ml > r.n - r.at)
+    return tt_fail(TT_EFORMAT, "saved model metadata length %u is out of range", ml);
   *meta = data + r.at, *meta_len = ml;
   r.at += ml;
   if (!get32(&r, &nops) || !get32(&r, &ih) || !get32(&r, &iw) || !get32(&r, &ic)) return TRUNC();
@@ -158,9 +178,15 @@ int tt_load(const uint8_t *data, size_t len, tt_net **netp, const uint8_t **meta
   int rc = TT_OK;
   for (uint32_t i = 1; i < nops && rc == TT_OK; i++) {
     char name[96];
-    if (r.at >= r.n) { rc = TRUNC(); break; }
+    if (r.at >= r.n) {
+      rc = TRUNC();
+      break;
+    }
     uint8_t nl = r.p[r.at++];
-    if (nl >= sizeof name || nl > r.n - r.at) { rc = TRUNC(); break; }
+    if (nl >= sizeof name || nl > r.n - r.at) {
+      rc = TRUNC();
+      break;
+    }
     memcpy(name, r.p + r.at, nl), name[nl] = 0;
     r.at += nl;
     uint32_t wn, bn;
@@ -168,23 +194,38 @@ int tt_load(const uint8_t *data, size_t len, tt_net **netp, const uint8_t **meta
     int ok = 1;
     TT_ABI_OP_DESC(GET_DESC_)
     ok = ok && get32(&r, &wn) && get32(&r, &bn);
-    if (!ok) { rc = TRUNC(); break; }
-    if ((size_t)wn > (r.n - r.at) / 4 || (size_t)bn > (r.n - r.at - (size_t)wn * 4) / 4) { rc = TRUNC(); break; }
+    if (!ok) {
+      rc = TRUNC();
+      break;
+    }
+    if ((size_t)wn > (r.n - r.at) / 4 || (size_t)bn > (r.n - r.at - (size_t)wn * 4) / 4) {
+      rc = TRUNC();
+      break;
+    }
     w = malloc((size_t)wn * 4 + 4), b = malloc((size_t)bn * 4 + 4);
-    if (!w || !b) { rc = tt_fail(TT_ENOMEM, "out of memory reading the saved model"); break; }
+    if (!w || !b) {
+      rc = tt_fail(TT_ENOMEM, "out of memory reading the saved model");
+      break;
+    }
     for (uint32_t k = 0; k < wn; k++) getf(&r, &w[k]);
     for (uint32_t k = 0; k < bn; k++) getf(&r, &b[k]);
     rc = tt_net_add(net, name, &d, w, wn, b, bn);
     if (rc >= 0) {
       rc = TT_OK;
       for (uint32_t k = 0; k < wn + bn; k++)
-        if (!isfinite(k < wn ? w[k] : b[k - wn])) { rc = tt_fail(TT_EFORMAT, "saved model: op '%s' has a non-finite weight", name); break; }
+        if (!isfinite(k < wn ? w[k] : b[k - wn])) {
+          rc = tt_fail(TT_EFORMAT, "saved model: op '%s' has a non-finite weight", name);
+          break;
+        }
     }
     free(w), free(b);
     w = b = NULL;
   }
   if (rc == TT_OK && r.at != r.n) rc = tt_fail(TT_EFORMAT, "saved model has %zu unexpected trailing bytes", r.n - r.at);
-  if (rc != TT_OK) { tt_net_free(net); return rc; }
+  if (rc != TT_OK) {
+    tt_net_free(net);
+    return rc;
+  }
   *netp = net;
   return TT_OK;
 }

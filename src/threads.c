@@ -49,9 +49,9 @@ static void sleep_while(int *p, int v) { (void)p, (void)v, sched_yield(); }
 static void wake_all(int *p) { (void)p; }
 #endif
 
-#define LOAD(p) __atomic_load_n(p, __ATOMIC_SEQ_CST)
+#define LOAD(p)     __atomic_load_n(p, __ATOMIC_SEQ_CST)
 #define STORE(p, v) __atomic_store_n(p, v, __ATOMIC_SEQ_CST)
-#define ADD(p, v) __atomic_fetch_add(p, v, __ATOMIC_SEQ_CST)
+#define ADD(p, v)   __atomic_fetch_add(p, v, __ATOMIC_SEQ_CST)
 
 enum { CLOSED = -1, SPINS = 1 << 16, OWNED = 64 };
 
@@ -159,7 +159,8 @@ int tt_threads_lend(void) {
 void tt_threads_stop(void) {
 #if THREADS
   STORE(&pool.stop, 1);
-  while (LOAD(&pool.workers)) wake_all(&pool.gen); /* again and again: one may be just
+  while (LOAD(&pool.workers))
+    wake_all(&pool.gen); /* again and again: one may be just
                                                       about to sleep */
   STORE(&pool.stop, 0);
 #endif

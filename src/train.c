@@ -14,7 +14,7 @@
 #include <string.h>
 
 #define MAX_CLASSES 1000
-#define MAX_BATCH 512
+#define MAX_BATCH   512
 
 void tt_train_defaults(tt_train_cfg *c) {
   memset(c, 0, sizeof *c);
@@ -62,12 +62,13 @@ static void shuffle(int *a, int n, uint64_t *rng) {
 /* Input k (image i's view v at i*views + v) into dst, as float32. */
 static void gather(const tt_trainer *tr, size_t k, float *dst) {
   const size_t per = (size_t)tr->per_in;
-  if (tr->half) tt_f16_unpack(per, (const uint16_t *)tr->x + k * per, dst);
-  else memcpy(dst, (const float *)tr->x + k * per, per * sizeof *dst);
+  if (tr->half)
+    tt_f16_unpack(per, (const uint16_t *)tr->x + k * per, dst);
+  else
+    memcpy(dst, (const float *)tr->x + k * per, per * sizeof *dst);
 }
 
-float tt_softmax_xent(const float *logits, const int *labels, int n, int classes,
-                      float smoothing, float *dlogits) {
+float tt_softmax_xent(const float *logits, const int *labels, int n, int classes, float smoothing, float *dlogits) {
   double total = 0;
   float off = smoothing / classes, on = 1.0f - smoothing + off;
   for (int r = 0; r < n; r++) {
@@ -119,23 +120,34 @@ static int split(tt_trainer *tr, int n_images) {
   }
   for (int i = 0; i < n_images; i++) count[tr->labels[i]]++;
   for (int k = 0; k < C; k++)
-    if (!count[k]) { free(count), free(perm); return tt_fail(TT_EINVAL, "class %d has no images", k); }
+    if (!count[k]) {
+      free(count), free(perm);
+      return tt_fail(TT_EINVAL, "class %d has no images", k);
+    }
   for (int i = 0; i < n_images; i++) perm[i] = i;
   shuffle(perm, n_images, &tr->rng);
   /* Stratified: each class gives round(fraction * its size) images to validation, but
      always keeps at least one for training. */
   int *taken = calloc((size_t)C, sizeof(int));
-  if (!taken) { free(count), free(perm); return tt_fail(TT_ENOMEM, "out of memory"); }
+  if (!taken) {
+    free(count), free(perm);
+    return tt_fail(TT_ENOMEM, "out of memory");
+  }
   for (int j = 0; j < n_images; j++) {
     int i = perm[j], k = tr->labels[i];
     int want = (int)floorf(tr->cfg.val_fraction * count[k] + 0.5f);
     if (want > count[k] - 1) want = count[k] - 1;
-    if (taken[k] < want) taken[k]++, tr->val_idx[tr->n_val++] = i;
-    else tr->train_idx[tr->n_train++] = i;
+    if (taken[k] < want)
+      taken[k]++, tr->val_idx[tr->n_val++] = i;
+    else
+      tr->train_idx[tr->n_train++] = i;
   }
   for (int k = 0; k < C; k++) {
     tr->by_class[k] = malloc((size_t)(count[k] - taken[k]) * sizeof(int));
-    if (!tr->by_class[k]) { free(count), free(perm), free(taken); return tt_fail(TT_ENOMEM, "out of memory"); }
+    if (!tr->by_class[k]) {
+      free(count), free(perm), free(taken);
+      return tt_fail(TT_ENOMEM, "out of memory");
+    }
   }
   for (int j = 0; j < tr->n_train; j++) {
     int i = tr->train_idx[j], k = tr->labels[i];
@@ -155,9 +167,8 @@ void tt_trainer_free(tt_trainer *tr) {
   free(tr);
 }
 
-static tt_trainer *trainer_new(tt_net *net, const tt_train_cfg *cfg, int classes,
-                               const void *x, int half, int n_images, int views,
-                               const int *labels) {
+static tt_trainer *trainer_new(tt_net *net, const tt_train_cfg *cfg, int classes, const void *x, int half, int n_images,
+                               int views, const int *labels) {
   const tt_op *in = tt_net_op(net, 0), *out = tt_net_op(net, tt_net_count(net) - 1);
   if (classes < 2 || classes > MAX_CLASSES) {
     tt_fail(TT_EINVAL, classes < 2 ? "training needs at least 2 classes, got %d" : "too many classes (%d)", classes);
@@ -167,23 +178,33 @@ static tt_trainer *trainer_new(tt_net *net, const tt_train_cfg *cfg, int classes
     tt_fail(TT_EINVAL, "the network ends in %dx%dx%d outputs, not %d class logits", out->h, out->w, out->c, classes);
     return NULL;
   }
-  if (n_images < 2 || views < 1 || !x || !labels) { tt_fail(TT_EINVAL, "training needs at least 2 images, got %d", n_images); return NULL; }
+  if (n_images < 2 || views < 1 || !x || !labels) {
+    tt_fail(TT_EINVAL, "training needs at least 2 images, got %d", n_images);
+    return NULL;
+  }
   if (cfg->batch < 1 || cfg->batch > MAX_BATCH || cfg->epochs < 1 || !(cfg->lr > 0) ||
       !(cfg->val_fraction >= 0 && cfg->val_fraction < 1) || !(cfg->label_smoothing >= 0 && cfg->label_smoothing < 1) ||
-      !(cfg->weight_decay >= 0) || !(cfg->warmup >= 0 && cfg->warmup < 1) || cfg->optimizer < 0 || cfg->optimizer > TT_OPT_SGD) {
-    tt_fail(TT_EINVAL, "invalid training settings (batch %d, epochs %d, lr %g, validation %g)", cfg->batch,
-            cfg->epochs, (double)cfg->lr, (double)cfg->val_fraction);
+      !(cfg->weight_decay >= 0) || !(cfg->warmup >= 0 && cfg->warmup < 1) || cfg->optimizer < 0 ||
+      cfg->optimizer > TT_OPT_SGD) {
+    tt_fail(TT_EINVAL, "invalid training settings (batch %d, epochs %d, lr %g, validation %g)", cfg->batch, cfg->epochs,
+            (double)cfg->lr, (double)cfg->val_fraction);
     return NULL;
   }
   for (int i = 0; i < n_images; i++)
-    if (labels[i] < 0 || labels[i] >= classes) { tt_fail(TT_EINVAL, "image %d has label %d, outside 0..%d", i, labels[i], classes - 1); return NULL; }
+    if (labels[i] < 0 || labels[i] >= classes) {
+      tt_fail(TT_EINVAL, "image %d has label %d, outside 0..%d", i, labels[i], classes - 1);
+      return NULL;
+    }
   /* 64-bit: on wasm32 a batch of large inputs (512 x 2^21 floats) wraps size_t. */
   if ((uint64_t)cfg->batch * ((uint64_t)in->h * in->w * in->c) > SIZE_MAX / sizeof(float)) {
     tt_fail(TT_ENOMEM, "out of memory: a batch of %d inputs of %dx%dx%d is too large", cfg->batch, in->h, in->w, in->c);
     return NULL;
   }
   tt_trainer *tr = calloc(1, sizeof *tr);
-  if (!tr) { tt_fail(TT_ENOMEM, "out of memory"); return NULL; }
+  if (!tr) {
+    tt_fail(TT_ENOMEM, "out of memory");
+    return NULL;
+  }
   tr->net = net, tr->cfg = *cfg, tr->classes = classes, tr->views = views, tr->x = x, tr->labels = labels;
   tr->half = half;
   tr->per_in = in->h * in->w * in->c;
@@ -202,7 +223,10 @@ static tt_trainer *trainer_new(tt_net *net, const tt_train_cfg *cfg, int classes
     tt_trainer_free(tr);
     return NULL;
   }
-  if (tt_net_alloc_grads(net) < 0) { tt_trainer_free(tr); return NULL; } /* for add_param */
+  if (tt_net_alloc_grads(net) < 0) {
+    tt_trainer_free(tr);
+    return NULL;
+  } /* for add_param */
   for (int i = 1; i < nops; i++) {
     tt_op *o = (tt_op *)tt_net_op(net, i);
     if ((o->wn && add_param(tr, o->wt, o->gwt, o->wn, 1) < 0) ||
@@ -216,13 +240,13 @@ static tt_trainer *trainer_new(tt_net *net, const tt_train_cfg *cfg, int classes
   return tr;
 }
 
-tt_trainer *tt_trainer_new(tt_net *net, const tt_train_cfg *cfg, int classes,
-                           const float *x, int n_images, int views, const int *labels) {
+tt_trainer *tt_trainer_new(tt_net *net, const tt_train_cfg *cfg, int classes, const float *x, int n_images, int views,
+                           const int *labels) {
   return trainer_new(net, cfg, classes, x, 0, n_images, views, labels);
 }
 
-tt_trainer *tt_trainer_new_half(tt_net *net, const tt_train_cfg *cfg, int classes,
-                                const uint16_t *x, int n_images, int views, const int *labels) {
+tt_trainer *tt_trainer_new_half(tt_net *net, const tt_train_cfg *cfg, int classes, const uint16_t *x, int n_images,
+                                int views, const int *labels) {
   return trainer_new(net, cfg, classes, x, 1, n_images, views, labels);
 }
 
@@ -241,8 +265,14 @@ static void optimiser_step(tt_trainer *tr, float lr) {
     /* Once per step: the per-element work is in tt_adam (SIMD), with the bias
        corrections as reciprocals so the loop multiplies instead of dividing. */
     double t = (double)tr->step + 1;
-    tt_adam_cfg a = {0.9f, 0.999f, 1e-7f, lr, 0.0f, (float)(1.0 / (1.0 - pow(0.9f, t))),
-                     (float)(1.0 / (1.0 - pow(0.999f, t))), c->optimizer == TT_OPT_ADAMW,
+    tt_adam_cfg a = {0.9f,
+                     0.999f,
+                     1e-7f,
+                     lr,
+                     0.0f,
+                     (float)(1.0 / (1.0 - pow(0.9f, t))),
+                     (float)(1.0 / (1.0 - pow(0.999f, t))),
+                     c->optimizer == TT_OPT_ADAMW,
                      tr->step % 16 == 0 /* often enough to keep out denormals */};
     for (int i = 0; i < tr->nparams; i++) {
       param *p = &tr->params[i];
@@ -283,7 +313,10 @@ static void plan_epoch(tt_trainer *tr) {
 static int evaluate(tt_trainer *tr, const int *idx, int count, float *loss, float *acc, int *confusion) {
   int C = tr->classes, B = tr->cfg.batch, correct = 0;
   double total = 0;
-  if (!count) { *loss = NAN, *acc = NAN; return TT_OK; }
+  if (!count) {
+    *loss = NAN, *acc = NAN;
+    return TT_OK;
+  }
   for (int s = 0; s < count; s += B) {
     int n = count - s < B ? count - s : B;
     for (int r = 0; r < n; r++) {
@@ -317,8 +350,10 @@ static int params_finite(const tt_trainer *tr) {
 static void keep_best(tt_trainer *tr, int restore) {
   for (int i = 0; i < tr->nparams; i++) {
     param *p = &tr->params[i];
-    if (restore) memcpy(p->w, p->best, p->n * sizeof(float));
-    else memcpy(p->best, p->w, p->n * sizeof(float));
+    if (restore)
+      memcpy(p->w, p->best, p->n * sizeof(float));
+    else
+      memcpy(p->best, p->w, p->n * sizeof(float));
   }
 }
 
@@ -334,13 +369,17 @@ static int diverged(tt_trainer *tr, tt_progress *p, float loss) {
   keep_best(tr, 1);
   tr->finished = 1;
   fill_progress(tr, p);
-  return tt_fail(TT_EINVAL, "training stopped at epoch %d, batch %d: the loss became %s; "
+  return tt_fail(TT_EINVAL,
+                 "training stopped at epoch %d, batch %d: the loss became %s; "
                  "try a lower learning rate (the best weights so far are kept)",
                  tr->epoch + 1, tr->batch_in_epoch + 1, isnan(loss) ? "NaN" : "infinite");
 }
 
 int tt_trainer_run(tt_trainer *tr, int max_batches, tt_progress *p) {
-  if (tr->finished) { fill_progress(tr, p); return 2; }
+  if (tr->finished) {
+    fill_progress(tr, p);
+    return 2;
+  }
   int C = tr->classes, B = tr->cfg.batch;
   for (int done = 0; done < max_batches; done++) {
     if (tr->batch_in_epoch == 0) {

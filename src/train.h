@@ -11,13 +11,13 @@ enum { TT_OPT_ADAM = 0, TT_OPT_ADAMW = 1, TT_OPT_SGD = 2 };
 typedef struct {
   int epochs, batch;
   int optimizer;
-  float lr, weight_decay, momentum;  /* momentum: SGD only */
-  float warmup;                      /* fraction of all steps spent warming up linearly */
-  int cosine;                        /* cosine decay to 0 after warm-up, else constant */
+  float lr, weight_decay, momentum; /* momentum: SGD only */
+  float warmup;                     /* fraction of all steps spent warming up linearly */
+  int cosine;                       /* cosine decay to 0 after warm-up, else constant */
   float label_smoothing;
-  int balanced;                      /* class-balanced sampling */
-  float val_fraction;                /* stratified; at least one image per class stays in training */
-  int patience;                      /* epochs without a better validation loss before stopping; 0 = never */
+  int balanced;       /* class-balanced sampling */
+  float val_fraction; /* stratified; at least one image per class stays in training */
+  int patience;       /* epochs without a better validation loss before stopping; 0 = never */
   uint64_t seed;
 } tt_train_cfg;
 
@@ -29,12 +29,12 @@ typedef struct tt_trainer tt_trainer;
    x: n_images*views inputs of the net's input size, image i's view v at (i*views + v);
    view 0 of each image is the un-augmented one used for validation. labels: n_images
    class indices in [0, classes). Copies nothing: x and labels must outlive the trainer. */
-tt_trainer *tt_trainer_new(tt_net *net, const tt_train_cfg *cfg, int classes,
-                           const float *x, int n_images, int views, const int *labels);
+tt_trainer *tt_trainer_new(tt_net *net, const tt_train_cfg *cfg, int classes, const float *x, int n_images, int views,
+                           const int *labels);
 /* The same with x in IEEE half precision (tt_f16_pack): half the memory for the cache,
    each input rounded to 11 significant bits (see kernels/half.c). */
-tt_trainer *tt_trainer_new_half(tt_net *net, const tt_train_cfg *cfg, int classes,
-                                const uint16_t *x, int n_images, int views, const int *labels);
+tt_trainer *tt_trainer_new_half(tt_net *net, const tt_train_cfg *cfg, int classes, const uint16_t *x, int n_images,
+                                int views, const int *labels);
 void tt_trainer_free(tt_trainer *tr);
 
 typedef struct {
@@ -69,7 +69,6 @@ int tt_predict(tt_net *net, const float *x, int n, float *probs);
 
 /* Mean softmax cross-entropy with label smoothing over n rows of logits, and (if dlogits)
    its gradient. Returns a non-finite value when the logits are. */
-float tt_softmax_xent(const float *logits, const int *labels, int n, int classes,
-                      float smoothing, float *dlogits);
+float tt_softmax_xent(const float *logits, const int *labels, int n, int classes, float smoothing, float *dlogits);
 
 #endif

@@ -8,11 +8,11 @@
 
 enum {
   TT_OK = 0,
-  TT_EINVAL = -1,   /* bad argument, shape or value */
-  TT_ENOMEM = -2,   /* allocation failed or a size limit was exceeded */
-  TT_EFORMAT = -3,  /* bytes that do not parse: image, weights, saved model */
-  TT_EUNSUP = -4,   /* parses but is not supported (op, dtype, image type) */
-  TT_ESTATE = -5    /* called in the wrong order (no model loaded, ...) */
+  TT_EINVAL = -1,  /* bad argument, shape or value */
+  TT_ENOMEM = -2,  /* allocation failed or a size limit was exceeded */
+  TT_EFORMAT = -3, /* bytes that do not parse: image, weights, saved model */
+  TT_EUNSUP = -4,  /* parses but is not supported (op, dtype, image type) */
+  TT_ESTATE = -5   /* called in the wrong order (no model loaded, ...) */
 };
 
 /* Sets the error message (printf-style) and returns code, so callers can

@@ -14,8 +14,8 @@ size_t tt_weights_elem_size(int enc); /* 0 for an unknown encoding */
 
 /* Decodes count values from src (src_len bytes available) into dst. Refuses short
    input and non-finite values, naming `name` in the message. */
-int tt_weights_decode(const char *name, const uint8_t *src, size_t src_len,
-                      size_t count, int enc, double qmin, double qscale, float *dst);
+int tt_weights_decode(const char *name, const uint8_t *src, size_t src_len, size_t count, int enc, double qmin,
+                      double qscale, float *dst);
 
 /* FNV-1a 64-bit: identifies a backbone's weight bytes in saved models. */
 uint64_t tt_hash64(const uint8_t *p, size_t n, uint64_t h);

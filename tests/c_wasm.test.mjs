@@ -16,7 +16,12 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 // Chromium user runs. Where this runtime lacks relaxed SIMD (Node 20 without
 // --experimental-wasm-relaxed-simd) they run in a child Node started with that flag;
 // they are never skipped.
-for (const [name, minChecks, relaxed] of [['kernels', 1000], ['net', 30], ['kernels', 1000, true], ['net', 30, true]]) {
+for (const [name, minChecks, relaxed] of [
+  ['kernels', 1000],
+  ['net', 30],
+  ['kernels', 1000, true],
+  ['net', 30, true],
+]) {
   test(`${name} unit tests pass in WASM SIMD${relaxed ? ' (relaxed-SIMD build)' : ''}`, async (t) => {
     const wasmPath = join(root, 'build', `test_${name}${relaxed ? '-relaxed' : ''}.wasm`);
     assert.ok(existsSync(wasmPath), `${wasmPath} missing: run \`make wasm\` first`);

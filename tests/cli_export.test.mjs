@@ -25,9 +25,29 @@ test('finetune --export-tfjs/--export-onnx write the whole model; export writes 
   const set = textureSet(engine, { perClass: 6, heldOut: 2, seed: 6 });
   for (const l of set.labels) fs.mkdirSync(path.join(tmp, 'data', l), { recursive: true });
   set.train.forEach((s, i) => fs.writeFileSync(path.join(tmp, 'data', s.label, `${i}.png`), encodePng(s.pixels)));
-  const out = path.join(tmp, 'm.ttm'), tfjsDir = path.join(tmp, 'tfjs'), onnxFile = path.join(tmp, 'm.onnx');
-  const r = await cli('finetune', path.join(tmp, 'data'), '--blocks', '2', '--epochs', '3', '--views', '1', '--val', '0',
-    '--out', out, '--metrics', path.join(tmp, 'metrics.json'), '--export-tfjs', tfjsDir, '--export-onnx', onnxFile);
+  const out = path.join(tmp, 'm.ttm'),
+    tfjsDir = path.join(tmp, 'tfjs'),
+    onnxFile = path.join(tmp, 'm.onnx');
+  const r = await cli(
+    'finetune',
+    path.join(tmp, 'data'),
+    '--blocks',
+    '2',
+    '--epochs',
+    '3',
+    '--views',
+    '1',
+    '--val',
+    '0',
+    '--out',
+    out,
+    '--metrics',
+    path.join(tmp, 'metrics.json'),
+    '--export-tfjs',
+    tfjsDir,
+    '--export-onnx',
+    onnxFile,
+  );
   assert.match(r.stderr, /wrote the whole model as a TensorFlow\.js layers model to .*tfjs/);
   assert.match(r.stderr, /wrote the whole model as ONNX to .*m\.onnx/);
   const meta = JSON.parse(fs.readFileSync(path.join(tfjsDir, 'metadata.json'), 'utf8'));
@@ -39,7 +59,10 @@ test('finetune --export-tfjs/--export-onnx write the whole model; export writes 
   fs.writeFileSync(held, encodePng(set.test[0].pixels));
   const line = (await cli('predict', out, held, '--top', '3')).stdout.trim().split('\t').slice(1);
   const printed = new Float32Array(set.labels.length);
-  for (const cell of line) { const [label, p] = cell.split(' '); printed[set.labels.indexOf(label)] = Number(p); }
+  for (const cell of line) {
+    const [label, p] = cell.split(' ');
+    printed[set.labels.indexOf(label)] = Number(p);
+  }
   const model = await engine.loadModel(modelDir('mobilenet_v2_mid'));
   const input = model.embed(new Uint8Array(fs.readFileSync(held)), { cut: 0 });
   const tf = await referenceTf();
@@ -63,8 +86,10 @@ test('finetune --export-tfjs/--export-onnx write the whole model; export writes 
   // Bad input: a model saved before training, and export with nothing to write.
   const untrained = new Classifier(model, { labels: set.labels, views: 1 });
   fs.writeFileSync(path.join(tmp, 'untrained.ttm'), untrained.save());
-  await assert.rejects(cli('export', path.join(tmp, 'untrained.ttm'), '--onnx', path.join(tmp, 'u.onnx')),
-    (e) => /tinytune: nothing to export: this classifier has not been trained/.test(e.stderr) && e.code === 1);
+  await assert.rejects(
+    cli('export', path.join(tmp, 'untrained.ttm'), '--onnx', path.join(tmp, 'u.onnx')),
+    (e) => /tinytune: nothing to export: this classifier has not been trained/.test(e.stderr) && e.code === 1,
+  );
   assert.ok(!fs.existsSync(path.join(tmp, 'u.onnx')));
   await assert.rejects(cli('export', out), (e) => /export needs a model file and --tfjs dir and\/or --onnx file/.test(e.stderr));
   fs.rmSync(tmp, { recursive: true, force: true });

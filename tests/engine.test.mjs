@@ -6,13 +6,20 @@ import { createEngine } from '../wasm/engine.mjs';
 import { PHOTOS, modelDir, readPhoto, referenceTf, dirHandler, referenceInput, maxAbsDiff, cosine, argmax } from './helpers.mjs';
 
 const MODELS = [
-  { id: 'mobilenet_v2_mid', kind: 'graph', feature: 1792,
-    featureNode: 'StatefulPartitionedCall/sequential/keras_layer/StatefulPartitionedCall/StatefulPartitionedCall/StatefulPartitionedCall/predict/feature_vector/SpatialSqueeze' },
+  {
+    id: 'mobilenet_v2_mid',
+    kind: 'graph',
+    feature: 1792,
+    featureNode:
+      'StatefulPartitionedCall/sequential/keras_layer/StatefulPartitionedCall/StatefulPartitionedCall/StatefulPartitionedCall/predict/feature_vector/SpatialSqueeze',
+  },
   { id: 'mobilenet_v2', kind: 'layers', feature: 1280, featureLayer: 'flatten_1' },
 ];
 
 let tf;
-before(async () => { tf = await referenceTf(); });
+before(async () => {
+  tf = await referenceTf();
+});
 
 /** Reference features and probabilities for each photo. */
 async function reference(spec, decoded) {
@@ -39,7 +46,11 @@ async function reference(spec, decoded) {
 
 // Frozen layers run by their 8-bit weight codes by default (integer GEMM); integer: false
 // keeps them in float32. Both, and the scalar build, must match tfjs's float32 outputs.
-for (const [simd, integer] of [[true, true], [true, false], [false, true]]) {
+for (const [simd, integer] of [
+  [true, true],
+  [true, false],
+  [false, true],
+]) {
   for (const spec of MODELS) {
     const build = `${simd ? 'SIMD' : 'scalar'} build${integer ? '' : ', float32 layers'}`;
     test(`${spec.id} (${build}) matches tfjs on ${PHOTOS.length} real photos`, async () => {
@@ -49,11 +60,13 @@ for (const [simd, integer] of [[true, true], [true, false], [false, true]]) {
         const photos = PHOTOS.map(readPhoto);
         const decoded = photos.map((b) => engine.decodeImage(b));
         const ref = await reference(spec, decoded);
-        let worstErr = 0, worstCos = 1;
+        let worstErr = 0,
+          worstCos = 1;
         photos.forEach((bytes, i) => {
           const f = model.embed(bytes);
           assert.equal(f.length, spec.feature);
-          const err = maxAbsDiff(f, ref[i].feature), cos = cosine(f, ref[i].feature);
+          const err = maxAbsDiff(f, ref[i].feature),
+            cos = cosine(f, ref[i].feature);
           worstErr = Math.max(worstErr, err);
           worstCos = Math.min(worstCos, cos);
           assert.ok(err <= 1e-3, `${PHOTOS[i]}: max abs error ${err}`);
@@ -73,11 +86,15 @@ for (const [simd, integer] of [[true, true], [true, false], [false, true]]) {
 
 test('frozen layers multiply by their weight codes unless integer: false', async () => {
   const engine = await createEngine();
-  const [q, f] = [await engine.loadModel(modelDir('mobilenet_v2_mid')), await engine.loadModel(modelDir('mobilenet_v2_mid'), { integer: false })];
+  const [q, f] = [
+    await engine.loadModel(modelDir('mobilenet_v2_mid')),
+    await engine.loadModel(modelDir('mobilenet_v2_mid'), { integer: false }),
+  ];
   try {
     assert.equal(q.integer, true);
     assert.equal(f.integer, false);
-    const a = q.embed(readPhoto('coffee.png')), b = f.embed(readPhoto('coffee.png'));
+    const a = q.embed(readPhoto('coffee.png')),
+      b = f.embed(readPhoto('coffee.png'));
     // Not the float path under another name (the activations' rounding shows), yet close.
     assert.ok(maxAbsDiff(a, b) > 0, 'integer and float32 features are identical');
     assert.ok(maxAbsDiff(a, b) < 1e-3 && cosine(a, b) > 0.99999, `max abs ${maxAbsDiff(a, b)}`);

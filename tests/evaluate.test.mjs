@@ -20,8 +20,11 @@ before(async () => {
   small = await engine.loadModel(modelDir('mobilenet_v2'));
   sets = buildSets((b) => engine.decodeImage(b));
   // Crops of a third to a half of each photo: classes a person would tell apart.
-  photos = crops(['astronaut.png', 'chelsea.png', 'coffee.png', 'rocket.jpg', 'motorcycle_left.png', 'retina.jpg'],
-    (b) => engine.decodeImage(b), { perPool: 40, min: 0.3, max: 0.6 });
+  photos = crops(
+    ['astronaut.png', 'chelsea.png', 'coffee.png', 'rocket.jpg', 'motorcycle_left.png', 'retina.jpg'],
+    (b) => engine.decodeImage(b),
+    { perPool: 40, min: 0.3, max: 0.6 },
+  );
 });
 
 // Three of the photo classes train; the other photos' crops and digits are unknown to it.
@@ -34,14 +37,17 @@ async function trainPhotos(opts = {}, fitOpts = {}) {
   return { c, report, train };
 }
 
-test('training refits on every image after validation chose the epochs; the estimate is validation\'s', async () => {
+test("training refits on every image after validation chose the epochs; the estimate is validation's", async () => {
   const { c, report, train } = await trainPhotos();
   assert.equal(report.nVal, 6, 'a stratified 20% of 30 images validates');
   assert.ok(report.refit, 'the model was refitted');
   assert.equal(report.refit.images, train.length, 'the refit learns from every image');
   assert.equal(report.refit.epochs, 20, 'the refit runs the whole schedule');
   assert.ok(report.bestEpoch >= 1 && report.bestEpoch <= 20);
-  assert.deepEqual(report.history.map((e) => e.phase), [...Array(report.history.length - report.refit.epochs).fill('validate'), ...Array(report.refit.epochs).fill('refit')]);
+  assert.deepEqual(
+    report.history.map((e) => e.phase),
+    [...Array(report.history.length - report.refit.epochs).fill('validate'), ...Array(report.refit.epochs).fill('refit')],
+  );
   assert.ok(report.temperature > 0.05 && report.temperature < 20, `temperature ${report.temperature}`);
   // Without refit the trainer keeps the validation run's best weights: fewer images.
   const { c: d, report: r2 } = await trainPhotos({}, { refit: false });
@@ -55,11 +61,13 @@ test('"none of these": images of classes it never saw are flagged, its own held-
   const { c } = await trainPhotos();
   const test = materialize(photos.test);
   const known = test.filter((s) => KNOWN.includes(s.label));
-  const unknown = [...test.filter((s) => !KNOWN.includes(s.label)),
-    ...materialize(sets.digits.test).filter((_, i) => i % 50 === 0)];
+  const unknown = [...test.filter((s) => !KNOWN.includes(s.label)), ...materialize(sets.digits.test).filter((_, i) => i % 50 === 0)];
   const flagged = (list) => list.filter((s) => c.predict(s.pixels)[0].unknown).length / list.length;
-  const fk = flagged(known), fu = flagged(unknown);
-  console.log(`# none of these: ${(fu * 100).toFixed(0)}% of ${unknown.length} unknown-class images flagged, ${(fk * 100).toFixed(0)}% of ${known.length} known`);
+  const fk = flagged(known),
+    fu = flagged(unknown);
+  console.log(
+    `# none of these: ${(fu * 100).toFixed(0)}% of ${unknown.length} unknown-class images flagged, ${(fk * 100).toFixed(0)}% of ${known.length} known`,
+  );
   assert.ok(fu >= 0.4, `only ${fu} of images of unseen classes flagged`);
   assert.ok(fk <= 0.1, `${fk} of images of known classes flagged`);
   // The answer survives saving; a crafted file's "none of these" data is refused.
@@ -72,7 +80,8 @@ test('"none of these": images of classes it never saw are flagged, its own held-
 
 test('evaluate() equals a hand count; labels the model lacks and unreadable images are named', async () => {
   const { c } = await trainPhotos();
-  const items = materialize(photos.test).filter((s) => KNOWN.includes(s.label))
+  const items = materialize(photos.test)
+    .filter((s) => KNOWN.includes(s.label))
     .map((s, i) => ({ image: s.pixels, label: s.label, name: `t${i}` }));
   items.push({ image: new TextEncoder().encode('not a picture'), label: 'coffee', name: 'notes.jpg' });
   const r = c.evaluate(items);
@@ -86,11 +95,20 @@ test('evaluate() equals a hand count; labels the model lacks and unreadable imag
   assert.deepEqual(r.confusion, hand);
   assert.equal(r.n, items.length - 1);
   assert.equal(r.accuracy, right / r.n);
-  assert.deepEqual(r.skipped.map((s) => s.name), ['notes.jpg']);
+  assert.deepEqual(
+    r.skipped.map((s) => s.name),
+    ['notes.jpg'],
+  );
   assert.ok(r.accuracy > 0.8, `accuracy ${r.accuracy} on held-out crops`);
   assert.ok(r.calibration.ece >= 0 && r.calibration.ece < 0.25, `calibration error ${r.calibration.ece}`);
-  assert.throws(() => c.evaluate([{ image: items[0].image, label: 'rocket' }, { image: items[0].image, label: 'Coffee' }]),
-    /the classifier has no class 'rocket', 'Coffee' \(its classes: astronaut, chelsea, coffee\)/);
+  assert.throws(
+    () =>
+      c.evaluate([
+        { image: items[0].image, label: 'rocket' },
+        { image: items[0].image, label: 'Coffee' },
+      ]),
+    /the classifier has no class 'rocket', 'Coffee' \(its classes: astronaut, chelsea, coffee\)/,
+  );
   assert.throws(() => c.evaluate([]), /no images to evaluate/);
   c.dispose();
 });
@@ -103,8 +121,12 @@ test('auto mode says what it chose and why, and a seeded run repeats bit for bit
     const r = await c.fit({ epochs: 4, seed: 4, timeBudget: 600 });
     return { c, r };
   };
-  const a = await run(), b = await run();
-  assert.deepEqual(a.r.auto.tried.map((t) => t.blocks), [0, 2]);
+  const a = await run(),
+    b = await run();
+  assert.deepEqual(
+    a.r.auto.tried.map((t) => t.blocks),
+    [0, 2],
+  );
   assert.ok([0, 2].includes(a.r.blocks) && a.r.auto.why.length > 0);
   assert.equal(a.c.blocks, a.r.blocks);
   a.c.ops().forEach((op, i) => assert.deepEqual(op.weights, b.c.ops()[i].weights, `op ${op.name} differs between seeded runs`));
@@ -121,19 +143,37 @@ test('auto mode says what it chose and why, and a seeded run repeats bit for bit
 const run = promisify(execFile);
 const cli = (...args) => run(process.execPath, [path.join(ROOT, 'tools/tinytune.mjs'), ...args], { cwd: ROOT, maxBuffer: 1 << 24 });
 
-test('tinytune evaluate: the API\'s numbers, as text and JSON; bad folders get clear messages', async () => {
+test("tinytune evaluate: the API's numbers, as text and JSON; bad folders get clear messages", async () => {
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'tinytune-eval-'));
-  const write = (dir, list) => list.forEach((s, i) => {
-    fs.mkdirSync(path.join(tmp, dir, s.label), { recursive: true });
-    fs.writeFileSync(path.join(tmp, dir, s.label, `${i}.png`), encodePng(s.pixels));
-  });
-  write('train', sample(photos, 8, 2).filter((s) => KNOWN.includes(s.label)));
-  const held = materialize(photos.test).filter((s) => KNOWN.includes(s.label)).filter((_, i) => i % 4 === 0);
+  const write = (dir, list) =>
+    list.forEach((s, i) => {
+      fs.mkdirSync(path.join(tmp, dir, s.label), { recursive: true });
+      fs.writeFileSync(path.join(tmp, dir, s.label, `${i}.png`), encodePng(s.pixels));
+    });
+  write(
+    'train',
+    sample(photos, 8, 2).filter((s) => KNOWN.includes(s.label)),
+  );
+  const held = materialize(photos.test)
+    .filter((s) => KNOWN.includes(s.label))
+    .filter((_, i) => i % 4 === 0);
   write('test', held);
   fs.writeFileSync(path.join(tmp, 'test', 'coffee', 'broken.jpg'), 'not a picture');
   const model = path.join(tmp, 'm.ttm');
-  await cli('finetune', path.join(tmp, 'train'), '--model', 'mobilenet_v2', '--blocks', '0', '--epochs', '5', '--out', model,
-    '--metrics', path.join(tmp, 'metrics.json'));
+  await cli(
+    'finetune',
+    path.join(tmp, 'train'),
+    '--model',
+    'mobilenet_v2',
+    '--blocks',
+    '0',
+    '--epochs',
+    '5',
+    '--out',
+    model,
+    '--metrics',
+    path.join(tmp, 'metrics.json'),
+  );
   const j = await cli('evaluate', model, path.join(tmp, 'test'), '--json');
   const r = JSON.parse(j.stdout);
   assert.match(j.stderr, /skipped .*broken\.jpg: not an image/);

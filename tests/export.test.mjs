@@ -46,7 +46,7 @@ function samples(c) {
 
 const BOUND = { float32: 1e-4, integer: 1e-3 };
 
-test('the whole model as a tfjs layers model gives the engine\'s probabilities on real photos (K = 0, 2)', async () => {
+test("the whole model as a tfjs layers model gives the engine's probabilities on real photos (K = 0, 2)", async () => {
   const tf = await referenceTf();
   for (const kind of ['float32', 'integer']) {
     for (const blocks of [0, 2]) {
@@ -76,7 +76,7 @@ test('the whole model as a tfjs layers model gives the engine\'s probabilities o
   }
 });
 
-test('the whole model and the trained part as ONNX give the engine\'s probabilities in ONNX Runtime (K = 0, 2)', async () => {
+test("the whole model and the trained part as ONNX give the engine's probabilities in ONNX Runtime (K = 0, 2)", async () => {
   for (const kind of ['float32', 'integer']) {
     for (const blocks of [0, 2]) {
       const c = await trained(models[kind], blocks);
@@ -84,7 +84,8 @@ test('the whole model and the trained part as ONNX give the engine\'s probabilit
       const part = await ort.InferenceSession.create(c.exportOnnx().bytes);
       assert.deepEqual(whole.inputNames, ['input']);
       assert.deepEqual(whole.outputNames, ['probabilities']);
-      let worst = 0, worstPart = 0;
+      let worst = 0,
+        worstPart = 0;
       for (const s of samples(c)) {
         const r = await whole.run({ input: new ort.Tensor('float32', s.input, [1, 224, 224, 3]) });
         worst = Math.max(worst, maxAbsDiff(s.probs, r.probabilities.data));
@@ -97,7 +98,7 @@ test('the whole model and the trained part as ONNX give the engine\'s probabilit
       // A batch gives each image's own answer.
       const two = samples(c).slice(0, 2);
       const batch = new Float32Array(2 * 224 * 224 * 3);
-      batch.set(two[0].input), batch.set(two[1].input, 224 * 224 * 3);
+      (batch.set(two[0].input), batch.set(two[1].input, 224 * 224 * 3));
       const rb = (await whole.run({ input: new ort.Tensor('float32', batch, [2, 224, 224, 3]) })).probabilities;
       assert.deepEqual(rb.dims, [2, set.labels.length]);
       assert.ok(maxAbsDiff(rb.data.subarray(set.labels.length), two[1].probs) <= BOUND[kind]);
@@ -106,7 +107,7 @@ test('the whole model and the trained part as ONNX give the engine\'s probabilit
       assert.deepEqual(JSON.parse(props.labels), set.labels);
       assert.equal(JSON.parse(props.trainable_initializers).length, 2 * c.ops().filter((o) => o.weights.length).length);
       assert.equal(JSON.parse(props.metadata).whole, true);
-      await whole.release(), await part.release();
+      (await whole.release(), await part.release());
       c.dispose();
     }
   }
@@ -115,24 +116,42 @@ test('the whole model and the trained part as ONNX give the engine\'s probabilit
 // ModelProto's metadata_props (field 14: key 1, value 2), read with a minimal protobuf reader.
 function onnxMetadata(bytes) {
   let at = 0;
-  const varint = (b) => { let v = 0, k = 1; for (;;) { const x = b[at++]; v += (x & 127) * k; k *= 128; if (x < 128) return v; } };
+  const varint = (b) => {
+    let v = 0,
+      k = 1;
+    for (;;) {
+      const x = b[at++];
+      v += (x & 127) * k;
+      k *= 128;
+      if (x < 128) return v;
+    }
+  };
   const fields = (b) => {
     const out = [];
     at = 0;
     while (at < b.length) {
-      const key = varint(b), wire = key % 8;
+      const key = varint(b),
+        wire = key % 8;
       if (wire === 0) varint(b);
       else if (wire === 5) at += 4;
       else if (wire === 1) at += 8;
-      else { const n = varint(b); out.push([Math.floor(key / 8), b.subarray(at, at + n)]); at += n; }
+      else {
+        const n = varint(b);
+        out.push([Math.floor(key / 8), b.subarray(at, at + n)]);
+        at += n;
+      }
     }
     return out;
   };
   const dec = new TextDecoder();
-  return Object.fromEntries(fields(bytes).filter(([f]) => f === 14).map(([, m]) => {
-    const kv = Object.fromEntries(fields(m));
-    return [dec.decode(kv[1]), dec.decode(kv[2])];
-  }));
+  return Object.fromEntries(
+    fields(bytes)
+      .filter(([f]) => f === 14)
+      .map(([, m]) => {
+        const kv = Object.fromEntries(fields(m));
+        return [dec.decode(kv[1]), dec.decode(kv[2])];
+      }),
+  );
 }
 
 test('the exported layers model trains one more epoch in TensorFlow.js, loss decreasing, backbone unchanged', async () => {
@@ -140,12 +159,26 @@ test('the exported layers model trains one more epoch in TensorFlow.js, loss dec
   borrowGradients(tf);
   const c = await trained(models.integer, 2);
   const { modelJson, weightData } = c.exportTfjs({ whole: true });
-  const lm = await tf.loadLayersModel(tf.io.fromMemory({ modelTopology: modelJson.modelTopology,
-    weightSpecs: modelJson.weightsManifest[0].weights, weightData: weightData.buffer }));
+  const lm = await tf.loadLayersModel(
+    tf.io.fromMemory({
+      modelTopology: modelJson.modelTopology,
+      weightSpecs: modelJson.weightsManifest[0].weights,
+      weightData: weightData.buffer,
+    }),
+  );
   // New images of the same classes (the held-out crops), as a server would get.
   const more = textureSet(engine, { perClass: 4, heldOut: 0, seed: 9 }).train;
-  const xs = tf.tensor(more.flatMap((s) => [...c.model.embed(s.pixels, { cut: 0 })]), [more.length, 224, 224, 3]);
-  const ys = tf.oneHot(tf.tensor1d(more.map((s) => set.labels.indexOf(s.label)), 'int32'), set.labels.length);
+  const xs = tf.tensor(
+    more.flatMap((s) => [...c.model.embed(s.pixels, { cut: 0 })]),
+    [more.length, 224, 224, 3],
+  );
+  const ys = tf.oneHot(
+    tf.tensor1d(
+      more.map((s) => set.labels.indexOf(s.label)),
+      'int32',
+    ),
+    set.labels.length,
+  );
   lm.compile({ optimizer: tf.train.adam(1e-4), loss: 'categoricalCrossentropy' });
   const frozen = lm.layers.find((l) => !l.trainable && l.getWeights().length);
   const frozenBefore = frozen.getWeights()[0].dataSync().slice();
@@ -167,9 +200,12 @@ test('the exported layers model trains one more epoch in TensorFlow.js, loss dec
 function borrowGradients(tf) {
   const cpu = tf.engine().findBackend('cpu');
   const pointwise = ({ x, dy }, attrs, read) => {
-    const [kh, kw, ci, co] = attrs.filterShape, s = [attrs.strides].flat();
+    const [kh, kw, ci, co] = attrs.filterShape,
+      s = [attrs.strides].flat();
     if (kh !== 1 || kw !== 1 || s.some((v) => v !== 1) || attrs.dataFormat !== 'NHWC') return null;
-    const xv = read(x), dv = read(dy), dw = new Float32Array(ci * co);
+    const xv = read(x),
+      dv = read(dy),
+      dw = new Float32Array(ci * co);
     for (let p = 0; p < xv.length / ci; p++) {
       for (let i = 0; i < ci; i++) {
         const a = xv[p * ci + i];
@@ -181,23 +217,33 @@ function borrowGradients(tf) {
   for (const name of ['Conv2DBackpropFilter', 'DepthwiseConv2dNativeBackpropFilter', 'DepthwiseConv2dNativeBackpropInput']) {
     if (tf.getKernel(name, 'wasm')) continue;
     const { kernelFunc } = tf.getKernel(name, 'cpu');
-    tf.registerKernel({ kernelName: name, backendName: 'wasm', kernelFunc: ({ inputs, attrs, backend }) => {
-      const read = (t) => backend.readSync(t.dataId);
-      const fast = name === 'Conv2DBackpropFilter' && pointwise(inputs, attrs, read);
-      if (fast) return backend.makeOutput(fast.shape, fast.dtype, undefined, fast.values);
-      const moved = Object.fromEntries(Object.entries(inputs).map(([k, t]) => [k, cpu.makeTensorInfo(t.shape, t.dtype, read(t))]));
-      const out = kernelFunc({ inputs: moved, attrs, backend: cpu });
-      const values = cpu.readSync(out.dataId);
-      for (const t of [...Object.values(moved), out]) cpu.disposeData(t.dataId);
-      return backend.makeOutput(out.shape, out.dtype, undefined, values);
-    } });
+    tf.registerKernel({
+      kernelName: name,
+      backendName: 'wasm',
+      kernelFunc: ({ inputs, attrs, backend }) => {
+        const read = (t) => backend.readSync(t.dataId);
+        const fast = name === 'Conv2DBackpropFilter' && pointwise(inputs, attrs, read);
+        if (fast) return backend.makeOutput(fast.shape, fast.dtype, undefined, fast.values);
+        const moved = Object.fromEntries(Object.entries(inputs).map(([k, t]) => [k, cpu.makeTensorInfo(t.shape, t.dtype, read(t))]));
+        const out = kernelFunc({ inputs: moved, attrs, backend: cpu });
+        const values = cpu.readSync(out.dataId);
+        for (const t of [...Object.values(moved), out]) cpu.disposeData(t.dataId);
+        return backend.makeOutput(out.shape, out.dtype, undefined, values);
+      },
+    });
   }
 }
 
 test('bad input: an untrained classifier, an op or activation an exporter cannot write', async () => {
   const c = new Classifier(models.integer, { labels: set.labels, views: 1 });
-  assert.throws(() => c.exportTfjs({ whole: true }), (e) => e instanceof EngineError && /this classifier has not been trained/.test(e.message));
-  assert.throws(() => c.exportOnnx(), (e) => e instanceof EngineError && /this classifier has not been trained/.test(e.message));
+  assert.throws(
+    () => c.exportTfjs({ whole: true }),
+    (e) => e instanceof EngineError && /this classifier has not been trained/.test(e.message),
+  );
+  assert.throws(
+    () => c.exportOnnx(),
+    (e) => e instanceof EngineError && /this classifier has not been trained/.test(e.message),
+  );
   for (const s of set.train) c.addImage(s.pixels, s.label);
   await c.fit({ epochs: 1, validationFraction: 0 });
   const graph = exportGraph(c, { whole: true });
@@ -205,11 +251,19 @@ test('bad input: an untrained classifier, an op or activation an exporter cannot
   const name = graph.ops[i].name;
   // Op types and activations the engine may grow (MobileNetV3's hard-swish, say).
   const odd = { ...graph, ops: graph.ops.map((o, j) => (j === i ? { ...o, type: 'type 12' } : o)) };
-  assert.throws(() => toLayersModel(odd), { name: 'EngineError',
-    message: `cannot export op '${name}' to TensorFlow.js layers: engine op type 12 is not supported by this exporter` });
-  assert.throws(() => toOnnx(odd), { name: 'EngineError', message: `cannot export op '${name}' to ONNX: engine op type 12 is not supported by this exporter` });
+  assert.throws(() => toLayersModel(odd), {
+    name: 'EngineError',
+    message: `cannot export op '${name}' to TensorFlow.js layers: engine op type 12 is not supported by this exporter`,
+  });
+  assert.throws(() => toOnnx(odd), {
+    name: 'EngineError',
+    message: `cannot export op '${name}' to ONNX: engine op type 12 is not supported by this exporter`,
+  });
   const act = { ...graph, ops: graph.ops.map((o, j) => (j === i ? { ...o, act: 'activation 3' } : o)) };
-  assert.throws(() => toOnnx(act), { name: 'EngineError', message: `cannot export op '${name}' to ONNX: its activation 3 is not supported by this exporter` });
+  assert.throws(() => toOnnx(act), {
+    name: 'EngineError',
+    message: `cannot export op '${name}' to ONNX: its activation 3 is not supported by this exporter`,
+  });
   assert.throws(() => toLayersModel(act), /cannot export op .* its activation 3 is not supported/);
   c.dispose();
 });

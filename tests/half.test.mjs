@@ -9,7 +9,9 @@ import { modelDir, textureSet } from './helpers.mjs';
 
 // An independent binary16 decoder, to check the engine's rounding against.
 function fromHalf(h) {
-  const s = h & 0x8000 ? -1 : 1, e = (h >> 10) & 0x1f, m = h & 0x3ff;
+  const s = h & 0x8000 ? -1 : 1,
+    e = (h >> 10) & 0x1f,
+    m = h & 0x3ff;
   if (e === 0) return s * m * 2 ** -24;
   if (e === 31) return m ? NaN : s * Infinity;
   return s * (1 + m / 1024) * 2 ** (e - 15);
@@ -40,9 +42,14 @@ test('a classifier with half-precision features trains exactly as on those value
       runs.bytes = c.images.reduce((a, im) => a + im.data.byteLength, 0);
       runs.rounded = c.images.map((im) => Float32Array.from(im.data, fromHalf));
     } else {
-      assert.equal(runs.bytes * 2, c.images.reduce((a, im) => a + im.data.byteLength, 0));
+      assert.equal(
+        runs.bytes * 2,
+        c.images.reduce((a, im) => a + im.data.byteLength, 0),
+      );
       // the float32 classifier, fed the half classifier's values widened back to float32
-      c.images.forEach((im, i) => { im.data = runs.rounded[i]; });
+      c.images.forEach((im, i) => {
+        im.data = runs.rounded[i];
+      });
     }
     const report = await c.fit({ epochs: 2, batchSize: 4, seed: 4 });
     assert.ok(Number.isFinite(report.history[0].trainLoss));

@@ -7,7 +7,16 @@ import { createRequire } from 'node:module';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 export const SKIMAGE = '/usr/lib/python3/dist-packages/skimage/data';
-export const PHOTOS = ['chelsea.png', 'coffee.png', 'astronaut.png', 'rocket.jpg', 'motorcycle_left.png', 'horse.png', 'camera.png', 'hubble_deep_field.jpg'];
+export const PHOTOS = [
+  'chelsea.png',
+  'coffee.png',
+  'astronaut.png',
+  'rocket.jpg',
+  'motorcycle_left.png',
+  'horse.png',
+  'camera.png',
+  'hubble_deep_field.jpg',
+];
 export const modelDir = (id) => path.join(ROOT, 'models', id);
 export const readPhoto = (name) => new Uint8Array(fs.readFileSync(path.join(SKIMAGE, name)));
 
@@ -30,16 +39,22 @@ export function dirHandler(dir) {
   return {
     async load() {
       const json = JSON.parse(fs.readFileSync(path.join(dir, 'model.json'), 'utf8'));
-      const specs = [], bufs = [];
+      const specs = [],
+        bufs = [];
       for (const g of json.weightsManifest) {
         specs.push(...g.weights);
         for (const p of g.paths) bufs.push(fs.readFileSync(path.join(dir, p)));
       }
       const all = Buffer.concat(bufs);
       return {
-        modelTopology: json.modelTopology, format: json.format, generatedBy: json.generatedBy,
-        convertedBy: json.convertedBy, userDefinedMetadata: json.userDefinedMetadata, signature: json.signature,
-        weightSpecs: specs, weightData: all.buffer.slice(all.byteOffset, all.byteOffset + all.length),
+        modelTopology: json.modelTopology,
+        format: json.format,
+        generatedBy: json.generatedBy,
+        convertedBy: json.convertedBy,
+        userDefinedMetadata: json.userDefinedMetadata,
+        signature: json.signature,
+        weightSpecs: specs,
+        weightData: all.buffer.slice(all.byteOffset, all.byteOffset + all.length),
       };
     },
   };
@@ -60,8 +75,10 @@ export function maxAbsDiff(a, b) {
 }
 
 export function cosine(a, b) {
-  let ab = 0, aa = 0, bb = 0;
-  for (let i = 0; i < a.length; i++) ab += a[i] * b[i], aa += a[i] * a[i], bb += b[i] * b[i];
+  let ab = 0,
+    aa = 0,
+    bb = 0;
+  for (let i = 0; i < a.length; i++) ((ab += a[i] * b[i]), (aa += a[i] * a[i]), (bb += b[i] * b[i]));
   return ab / Math.sqrt(aa * bb);
 }
 
@@ -92,14 +109,16 @@ export function seeded(seed) {
 export function textureSet(engine, { perClass = 8, heldOut = 4, seed = 1, names = ['brick.png', 'grass.png', 'gravel.png'] } = {}) {
   const rnd = seeded(seed);
   const labels = names.map((n) => n.replace(/\..*/, ''));
-  const train = [], test = [];
+  const train = [],
+    test = [];
   names.forEach((file, k) => {
     const img = engine.decodeImage(readPhoto(file));
     const split = Math.floor(img.width * 0.6);
     const take = (x0, x1, n, out) => {
       for (let i = 0; i < n; i++) {
         const s = 48 + Math.floor(rnd() * 80);
-        const x = x0 + Math.floor(rnd() * (x1 - x0 - s)), y = Math.floor(rnd() * (img.height - s));
+        const x = x0 + Math.floor(rnd() * (x1 - x0 - s)),
+          y = Math.floor(rnd() * (img.height - s));
         out.push({ label: labels[k], pixels: crop(img, x, y, s, s) });
       }
     };
@@ -124,7 +143,8 @@ export function digitSet({ digits = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9], first = 0, c
       const raw = mnist[d].get(i);
       const data = new Uint8Array(size * size);
       const room = size - 28;
-      const ox = shift ? (i * 7919) % (room + 1) : room >> 1, oy = shift ? (i * 104729) % (room + 1) : room >> 1;
+      const ox = shift ? (i * 7919) % (room + 1) : room >> 1,
+        oy = shift ? (i * 104729) % (room + 1) : room >> 1;
       for (let y = 0; y < 28; y++) for (let x = 0; x < 28; x++) data[(y + oy) * size + x + ox] = Math.round(raw[y * 28 + x] * 255);
       out.push({ label: String(d), pixels: { width: size, height: size, data, channels: 1 } });
     }

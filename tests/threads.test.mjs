@@ -35,18 +35,21 @@ test('a threaded engine runs on the threads it was given', { skip }, () => {
 
 test('features of real photos are bit for bit those of one thread, at batch 1 and 5, integer and float32', { skip }, async () => {
   for (const id of ['mobilenet_v2_mid', 'mobilenet_v2']) {
-    const a = await one.loadModel(modelDir(id)), b = await many.loadModel(modelDir(id));
+    const a = await one.loadModel(modelDir(id)),
+      b = await many.loadModel(modelDir(id));
     const photos = PHOTOS.slice(0, 5).map(readPhoto);
     for (const p of photos) same(b.embed(p), a.embed(p), `${id} features`);
     // a batch: the input of the whole network for 5 photos at once
-    const [h, w, c] = a.inputShape, px = new Float32Array(5 * h * w * c);
+    const [h, w, c] = a.inputShape,
+      px = new Float32Array(5 * h * w * c);
     photos.forEach((p, k) => px.set(a.embedViews(p, { views: 1, upto: 0 }), k * h * w * c));
     same(b.runInput(px, 5, b.layers.length - 1), a.runInput(px, 5, a.layers.length - 1), `${id} batch of 5`);
-    a.dispose(), b.dispose();
+    (a.dispose(), b.dispose());
     // float32 inference: the float GEMM's sums, whose order a cut must not change
-    const fa = await one.loadModel(modelDir(id), { integer: false }), fb = await many.loadModel(modelDir(id), { integer: false });
+    const fa = await one.loadModel(modelDir(id), { integer: false }),
+      fb = await many.loadModel(modelDir(id), { integer: false });
     same(fb.runInput(px, 5, fb.layers.length - 1), fa.runInput(px, 5, fa.layers.length - 1), `${id} float32 batch of 5`);
-    fa.dispose(), fb.dispose();
+    (fa.dispose(), fb.dispose());
   }
 });
 
@@ -59,7 +62,7 @@ test('seeded fine-tuning of two blocks gives the same weights with threads as wi
     for (const s of set.train) c.addImage(s.pixels, s.label);
     await c.fit({ epochs: 3, batchSize: 8, validationFraction: 0, patience: 0, seed: 3 });
     runs.push({ ops: c.ops(), predictions: set.test.map((s) => c.predict(s.pixels)) });
-    c.dispose(), m.dispose();
+    (c.dispose(), m.dispose());
   }
   const [a, b] = runs;
   assert.ok(a.ops.length > 4);
@@ -98,7 +101,7 @@ test('where the shared memory is refused, the engine runs on one thread instead 
   const photo = readPhoto(PHOTOS[1]);
   const ref = await one.loadModel(modelDir('mobilenet_v2'));
   same(m.embed(photo), ref.embed(photo), 'features of the fallback engine');
-  m.dispose(), ref.dispose();
+  (m.dispose(), ref.dispose());
 });
 
 test('a worker thread that crashes inside a task is reported, not waited for forever', { skip }, () => {
@@ -118,7 +121,8 @@ test('a worker thread that crashes inside a task is reported, not waited for for
     await e.close(); // returns: the crashed thread has left the pool
     console.log(JSON.stringify({ error, threads, same, closed: e.threads }));
     process.exit(0);`;
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tinytune-crash-')), file = path.join(dir, 'child.mjs');
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tinytune-crash-')),
+    file = path.join(dir, 'child.mjs');
   fs.writeFileSync(file, child);
   const env = { ...process.env };
   delete env.NODE_TEST_CONTEXT; // the child is a plain script, not one of the runner's
@@ -127,7 +131,10 @@ test('a worker thread that crashes inside a task is reported, not waited for for
   assert.ok(!r.error, r.error?.code === 'ETIMEDOUT' ? 'the child hung (killed after 60 s)' : String(r.error));
   assert.equal(r.status, 0, `the child failed: ${r.stderr}`);
   const out = JSON.parse(r.stdout.trim().split('\n').pop());
-  assert.match(out.error, /^EngineError: a worker thread crashed inside the engine \(unreachable\); the call was abandoned, and the engine goes on with 2 thread\(s\)$/);
+  assert.match(
+    out.error,
+    /^EngineError: a worker thread crashed inside the engine \(unreachable\); the call was abandoned, and the engine goes on with 2 thread\(s\)$/,
+  );
   assert.equal(out.threads, 2);
   assert.ok(out.same, 'features after the crash, on the threads left, differ');
   assert.equal(out.closed, 1);

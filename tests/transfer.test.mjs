@@ -16,7 +16,8 @@ const accuracy = (c, set) => set.filter((s) => c.predict(s.pixels, 1)[0].label =
 
 test('head-only training is at least as accurate as the Teachable Machine recipe on held-out digits', async () => {
   const tf = await referenceTf();
-  const train = digitSet({ count: 15 }), held = digitSet({ first: 200, count: 20 });
+  const train = digitSet({ count: 15 }),
+    held = digitSet({ first: 200, count: 20 });
   const labels = [...new Set(train.map((s) => s.label))];
   // Digits are not mirror images of each other: flips off, as a user would set it.
   const c = new Classifier(small, { labels, blocks: 0, augment: { flip: false } });
@@ -34,22 +35,40 @@ test('head-only training is at least as accurate as the Teachable Machine recipe
   Math.random = seeded(7);
   let tm, tmSeconds;
   try {
-    const xs = tf.tensor2d(c.images.flatMap((im) => [...im.data.subarray(0, F)]), [train.length, F]);
-    const ys = tf.oneHot(tf.tensor1d(c.images.map((im) => im.label), 'int32'), labels.length);
-    const head = tf.sequential({ layers: [tf.layers.dense({ inputShape: [F], units: 100, activation: 'relu' }),
-      tf.layers.dense({ units: labels.length, activation: 'softmax' })] });
+    const xs = tf.tensor2d(
+      c.images.flatMap((im) => [...im.data.subarray(0, F)]),
+      [train.length, F],
+    );
+    const ys = tf.oneHot(
+      tf.tensor1d(
+        c.images.map((im) => im.label),
+        'int32',
+      ),
+      labels.length,
+    );
+    const head = tf.sequential({
+      layers: [
+        tf.layers.dense({ inputShape: [F], units: 100, activation: 'relu' }),
+        tf.layers.dense({ units: labels.length, activation: 'softmax' }),
+      ],
+    });
     head.compile({ optimizer: tf.train.adam(1e-3), loss: 'categoricalCrossentropy' });
     const t1 = performance.now();
     await head.fit(xs, ys, { epochs: 50, batchSize: 16, shuffle: true, verbose: 0 });
     tmSeconds = (performance.now() - t1) / 1000;
-    const hx = tf.tensor2d(held.flatMap((s) => [...small.embed(s.pixels)]), [held.length, F]);
+    const hx = tf.tensor2d(
+      held.flatMap((s) => [...small.embed(s.pixels)]),
+      [held.length, F],
+    );
     const pred = head.predict(hx).argMax(1).dataSync();
     tm = held.filter((s, i) => labels[pred[i]] === s.label).length / held.length;
   } finally {
     Math.random = random;
   }
-  console.log(`# head-only on ${held.length} held-out digits: tinytune ${ours.toFixed(3)} (${ourSeconds.toFixed(2)} s for 50 epochs, ` +
-    `${report.views} views/image), Teachable Machine recipe in tfjs ${tm.toFixed(3)} (${tmSeconds.toFixed(2)} s)`);
+  console.log(
+    `# head-only on ${held.length} held-out digits: tinytune ${ours.toFixed(3)} (${ourSeconds.toFixed(2)} s for 50 epochs, ` +
+      `${report.views} views/image), Teachable Machine recipe in tfjs ${tm.toFixed(3)} (${tmSeconds.toFixed(2)} s)`,
+  );
   assert.ok(ours >= tm, `tinytune ${ours} < Teachable Machine recipe ${tm}`);
   assert.ok(ours > 0.6, `accuracy ${ours} is too low to mean anything`);
   c.dispose();
@@ -57,7 +76,8 @@ test('head-only training is at least as accurate as the Teachable Machine recipe
 
 test('fine-tuning the last 2 blocks with augmentation beats head-only on small, shifted digits', async () => {
   const digits = [0, 1, 2, 3, 4];
-  const train = digitSet({ digits, count: 16, shift: true }), held = digitSet({ digits, first: 300, count: 20, shift: true });
+  const train = digitSet({ digits, count: 16, shift: true }),
+    held = digitSet({ digits, first: 300, count: 20, shift: true });
   const labels = digits.map(String);
   const result = {};
   for (const blocks of [0, 2]) {
@@ -67,8 +87,10 @@ test('fine-tuning the last 2 blocks with augmentation beats head-only on small, 
     result[blocks] = { acc: accuracy(c, held), perEpoch: r.history.reduce((a, e) => a + e.seconds, 0) / r.history.length };
     c.dispose();
   }
-  console.log(`# shifted digits, ${held.length} held out: K=0 ${result[0].acc.toFixed(3)} (${(result[0].perEpoch * 1000).toFixed(1)} ms/epoch), ` +
-    `K=2 ${result[2].acc.toFixed(3)} (${(result[2].perEpoch * 1000).toFixed(0)} ms/epoch, ${train.length} images x 4 views)`);
+  console.log(
+    `# shifted digits, ${held.length} held out: K=0 ${result[0].acc.toFixed(3)} (${(result[0].perEpoch * 1000).toFixed(1)} ms/epoch), ` +
+      `K=2 ${result[2].acc.toFixed(3)} (${(result[2].perEpoch * 1000).toFixed(0)} ms/epoch, ${train.length} images x 4 views)`,
+  );
   assert.ok(result[2].acc >= result[0].acc + 0.05, `K=2 ${result[2].acc} does not beat K=0 ${result[0].acc}`);
 });
 
@@ -86,8 +108,10 @@ test('blocks start from a trained head (warm start): their first epoch already f
     first[warmStart] = r.history.at(-6);
     c.dispose();
   }
-  assert.ok(first.true.trainLoss < first.false.trainLoss - 0.2,
-    `the blocks' first epoch: loss ${first.true.trainLoss} from a trained head, ${first.false.trainLoss} from a fresh one`);
+  assert.ok(
+    first.true.trainLoss < first.false.trainLoss - 0.2,
+    `the blocks' first epoch: loss ${first.true.trainLoss} from a trained head, ${first.false.trainLoss} from a fresh one`,
+  );
 });
 
 async function trainTextures(seed, blocks = 1) {
@@ -99,14 +123,21 @@ async function trainTextures(seed, blocks = 1) {
 }
 
 test('a repeated seeded run gives identical weights; save and reload give identical predictions', async () => {
-  const a = await trainTextures(5), b = await trainTextures(5), other = await trainTextures(6);
-  const wa = a.c.ops(), wb = b.c.ops(), wo = other.c.ops();
+  const a = await trainTextures(5),
+    b = await trainTextures(5),
+    other = await trainTextures(6);
+  const wa = a.c.ops(),
+    wb = b.c.ops(),
+    wo = other.c.ops();
   assert.ok(wa.length > 3);
   wa.forEach((op, i) => {
     assert.deepEqual(op.weights, wb[i].weights, `op ${op.name} weights differ between identical seeded runs`);
     assert.deepEqual(op.bias, wb[i].bias);
   });
-  assert.ok(wa.some((op, i) => maxAbsDiff(op.weights, wo[i].weights) > 0), 'another seed trained the same weights');
+  assert.ok(
+    wa.some((op, i) => maxAbsDiff(op.weights, wo[i].weights) > 0),
+    'another seed trained the same weights',
+  );
 
   const file = a.c.save();
   const back = Classifier.load(small, file);
@@ -125,8 +156,9 @@ test('the tfjs export opens with tf.loadLayersModel and gives the same probabili
     const { c, set } = await trainTextures(3, blocks);
     const { modelJson, weightData } = c.exportTfjs();
     const json = JSON.parse(JSON.stringify(modelJson)); // it must survive being written as JSON
-    const lm = await tf.loadLayersModel(tf.io.fromMemory({ modelTopology: json.modelTopology,
-      weightSpecs: json.weightsManifest[0].weights, weightData: weightData.buffer }));
+    const lm = await tf.loadLayersModel(
+      tf.io.fromMemory({ modelTopology: json.modelTopology, weightSpecs: json.weightsManifest[0].weights, weightData: weightData.buffer }),
+    );
     for (const s of set.test) {
       const act = small.embedViews(s.pixels, { upto: c.boundary });
       const ours = c.predictActivation(act);
@@ -156,7 +188,10 @@ test('bad input: empty class, one class, unreadable images, NaN loss, unknown fi
       assert.equal(d.addImage(new Uint8Array(0), s.label, 'empty.png'), false);
     }
   });
-  assert.deepEqual(d.skipped.map((x) => x.name), ['drawing.jpg', 'empty.png']);
+  assert.deepEqual(
+    d.skipped.map((x) => x.name),
+    ['drawing.jpg', 'empty.png'],
+  );
   assert.match(d.skipped[0].reason, /not an image/);
   assert.match(d.skipped[1].reason, /empty/);
   const r = await d.fit({ epochs: 2, validationFraction: 0 });
@@ -172,7 +207,10 @@ test('bad input: empty class, one class, unreadable images, NaN loss, unknown fi
     return true;
   });
   const after = d.predict(set.test[0].pixels);
-  assert.ok(after.every((p) => Number.isFinite(p.probability)), 'weights are not finite after the NaN stop');
+  assert.ok(
+    after.every((p) => Number.isFinite(p.probability)),
+    'weights are not finite after the NaN stop',
+  );
   // still a distribution over every class, as before the failed fit
   assert.deepEqual(after.map((p) => p.label).sort(), before.map((p) => p.label).sort());
   assert.ok(Math.abs(after.reduce((a, p) => a + p.probability, 0) - 1) < 1e-5, 'probabilities do not sum to 1');

@@ -16,14 +16,20 @@ import { WASI } from 'node:wasi';
 export async function runWasi(path, args = []) {
   const module = await WebAssembly.compile(readFileSync(path));
   const dir = mkdtempSync(join(tmpdir(), 'tt-wasi-'));
-  const outPath = join(dir, 'stdout'), errPath = join(dir, 'stderr');
+  const outPath = join(dir, 'stdout'),
+    errPath = join(dir, 'stderr');
   try {
-    const out = openSync(outPath, 'w'), err = openSync(errPath, 'w');
+    const out = openSync(outPath, 'w'),
+      err = openSync(errPath, 'w');
     let code;
     try {
       const wasi = new WASI({
-        version: 'preview1', args: [path, ...args], env: {}, returnOnExit: true,
-        stdout: out, stderr: err,
+        version: 'preview1',
+        args: [path, ...args],
+        env: {},
+        returnOnExit: true,
+        stdout: out,
+        stderr: err,
       });
       const imports = { wasi_snapshot_preview1: wasi.wasiImport };
       for (const imp of WebAssembly.Module.imports(module)) {
@@ -46,10 +52,15 @@ export const RELAXED_FLAG = '--experimental-wasm-relaxed-simd';
 
 /** runWasi in a child Node with relaxed SIMD switched on. */
 export function runWasiRelaxed(path) {
-  const r = spawnSync(process.execPath, [RELAXED_FLAG, fileURLToPath(import.meta.url), path],
-    { encoding: 'utf8', timeout: 600_000, maxBuffer: 64 << 20 });
+  const r = spawnSync(process.execPath, [RELAXED_FLAG, fileURLToPath(import.meta.url), path], {
+    encoding: 'utf8',
+    timeout: 600_000,
+    maxBuffer: 64 << 20,
+  });
   if (r.status !== 0) {
-    throw new Error(`node ${RELAXED_FLAG} could not run ${path} (exit ${r.status}${r.signal ? `, ${r.signal}` : ''}): ${r.stderr.slice(0, 2000)}`);
+    throw new Error(
+      `node ${RELAXED_FLAG} could not run ${path} (exit ${r.status}${r.signal ? `, ${r.signal}` : ''}): ${r.stderr.slice(0, 2000)}`,
+    );
   }
   return JSON.parse(r.stdout);
 }

@@ -16,10 +16,12 @@ const m = await loadModule({ threads: 1 });
 
 // Decodes n values of `spec` from bytes with the engine.
 function engineDecode(spec, bytes) {
-  const n = spec.shape.reduce((a, b) => a * b, 1), q = spec.quantization;
+  const n = spec.shape.reduce((a, b) => a * b, 1),
+    q = spec.quantization;
   const enc = m.abi.value('encoding', q ? q.dtype : spec.dtype);
   return m.scoped((t) => {
-    const src = t(m.put(bytes)), dst = t(m.alloc(n * 4));
+    const src = t(m.put(bytes)),
+      dst = t(m.alloc(n * 4));
     m.check(m.x.tt_weights_decode(t(m.putString(spec.name)), src, bytes.length, n, enc, q?.min ?? 0, q?.scale ?? 1, dst));
     return m.floats(dst, n);
   });
@@ -27,7 +29,8 @@ function engineDecode(spec, bytes) {
 
 // The two decodings' bit patterns, so -0 and 0 differ; the first few mismatches named.
 function sameBits(ours, ref, what) {
-  const a = new Uint32Array(ours.buffer, ours.byteOffset, ours.length), b = new Uint32Array(ref.buffer, ref.byteOffset, ref.length);
+  const a = new Uint32Array(ours.buffer, ours.byteOffset, ours.length),
+    b = new Uint32Array(ref.buffer, ref.byteOffset, ref.length);
   assert.equal(a.length, b.length, what);
   const bad = [];
   for (let i = 0; i < a.length && bad.length < 5; i++) if (a[i] !== b[i]) bad.push(`[${i}] ${ours[i]} vs ${ref[i]}`);
@@ -47,9 +50,15 @@ test('float16: every finite bit pattern', () => {
 });
 
 test('uint8 and uint16 codes: every code, with a scale and min that do not round nicely', () => {
-  for (const [min, scale] of [[-1.5707963267948966, 0.012345678901234568], [0.1, 1e-7], [-3.4e3, 27.000000000000004]]) {
-    check({ name: 'u8', shape: [256], dtype: 'float32', quantization: { dtype: 'uint8', min, scale } },
-      Uint8Array.from({ length: 256 }, (_, i) => i));
+  for (const [min, scale] of [
+    [-1.5707963267948966, 0.012345678901234568],
+    [0.1, 1e-7],
+    [-3.4e3, 27.000000000000004],
+  ]) {
+    check(
+      { name: 'u8', shape: [256], dtype: 'float32', quantization: { dtype: 'uint8', min, scale } },
+      Uint8Array.from({ length: 256 }, (_, i) => i),
+    );
     const u16 = Uint16Array.from({ length: 65536 }, (_, i) => i);
     check({ name: 'u16', shape: [65536], dtype: 'float32', quantization: { dtype: 'uint16', min, scale } }, new Uint8Array(u16.buffer));
   }
@@ -61,7 +70,7 @@ test('float32: patterns from every exponent, subnormals and -0 included', () => 
   for (let e = 0; e < 255; e++) {
     for (let k = 0; k < 16; k++) {
       s = (Math.imul(s, 1103515245) + 12345) >>> 0;
-      bits.push(((k & 1) << 31 | e << 23 | (s & 0x7fffff)) >>> 0);
+      bits.push((((k & 1) << 31) | (e << 23) | (s & 0x7fffff)) >>> 0);
     }
   }
   check({ name: 'f32', shape: [bits.length], dtype: 'float32' }, new Uint8Array(Uint32Array.from(bits).buffer));
@@ -84,6 +93,8 @@ test('every weight of the zoo models as shipped (uint8-quantized)', async () => 
 test('refuses short input and non-finite values, naming the weight', () => {
   const spec = { name: 'w/short', shape: [3], dtype: 'float32' };
   assert.throws(() => engineDecode(spec, new Uint8Array(11)), /weight 'w\/short' is truncated: needs 12 bytes, 11 available/);
-  assert.throws(() => engineDecode({ name: 'w/inf', shape: [1], dtype: 'float32', quantization: { dtype: 'float16' } }, new Uint8Array([0, 0x7c])),
-    /weight 'w\/inf' has a non-finite value \(inf\) at index 0/);
+  assert.throws(
+    () => engineDecode({ name: 'w/inf', shape: [1], dtype: 'float32', quantization: { dtype: 'float16' } }, new Uint8Array([0, 0x7c])),
+    /weight 'w\/inf' has a non-finite value \(inf\) at index 0/,
+  );
 });

@@ -17,12 +17,18 @@ test('unzip tests and extracts what zip wrote, byte for byte', () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tt-zip-'));
   try {
     const big = new Uint8Array(300000).map((_, i) => (i * 2654435761) >>> 24);
-    const files = { 'model.json': new TextEncoder().encode('{"a":1}'), 'weights.bin': big, 'empty.txt': new Uint8Array(0), 'étiquettes.json': new TextEncoder().encode('["chat"]') };
+    const files = {
+      'model.json': new TextEncoder().encode('{"a":1}'),
+      'weights.bin': big,
+      'empty.txt': new Uint8Array(0),
+      'étiquettes.json': new TextEncoder().encode('["chat"]'),
+    };
     const file = path.join(dir, 'm.zip');
     fs.writeFileSync(file, zip(files));
     assert.match(execFileSync('unzip', ['-t', file], { encoding: 'utf8' }), /No errors detected/);
     execFileSync('unzip', ['-q', file, '-d', path.join(dir, 'out')]);
-    for (const [name, bytes] of Object.entries(files)) assert.deepEqual(new Uint8Array(fs.readFileSync(path.join(dir, 'out', name))), bytes, name);
+    for (const [name, bytes] of Object.entries(files))
+      assert.deepEqual(new Uint8Array(fs.readFileSync(path.join(dir, 'out', name))), bytes, name);
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }

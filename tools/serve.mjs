@@ -7,9 +7,18 @@ import { fileURLToPath } from 'node:url';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const SERVED = ['web', 'wasm', 'build', 'models'];
-const TYPES = { '.jpg': 'image/jpeg', '.html': 'text/html; charset=utf-8', '.js': 'text/javascript', '.mjs': 'text/javascript',
-  '.css': 'text/css', '.json': 'application/json', '.wasm': 'application/wasm', '.png': 'image/png',
-  '.svg': 'image/svg+xml', '.webmanifest': 'application/manifest+json' };
+const TYPES = {
+  '.jpg': 'image/jpeg',
+  '.html': 'text/html; charset=utf-8',
+  '.js': 'text/javascript',
+  '.mjs': 'text/javascript',
+  '.css': 'text/css',
+  '.json': 'application/json',
+  '.wasm': 'application/wasm',
+  '.png': 'image/png',
+  '.svg': 'image/svg+xml',
+  '.webmanifest': 'application/manifest+json',
+};
 
 /** mounts: extra {'/prefix/': directory} to serve (benchmarks serve tfjs and photos);
  * isolated: false leaves out the COOP/COEP headers (a page then runs on one thread). */
@@ -21,9 +30,15 @@ export function createServer({ mounts = {}, isolated = true } = {}) {
     const base = mount ? path.resolve(mounts[mount]) : ROOT;
     const file = path.join(base, path.normalize(mount ? p.slice(mount.length - 1) : p));
     const top = path.relative(ROOT, file).split(path.sep)[0];
-    if (!file.startsWith(base + path.sep) || (!mount && !SERVED.includes(top))) { res.writeHead(404).end('not found'); return; }
+    if (!file.startsWith(base + path.sep) || (!mount && !SERVED.includes(top))) {
+      res.writeHead(404).end('not found');
+      return;
+    }
     fs.readFile(file, (err, data) => {
-      if (err) { res.writeHead(404).end('not found'); return; }
+      if (err) {
+        res.writeHead(404).end('not found');
+        return;
+      }
       res.writeHead(200, {
         'Content-Type': TYPES[path.extname(file)] ?? 'application/octet-stream',
         ...(isolated ? { 'Cross-Origin-Opener-Policy': 'same-origin', 'Cross-Origin-Embedder-Policy': 'require-corp' } : {}),

@@ -59,10 +59,19 @@ export interface WorkerModelInfo {
 
 /** The worker's requests: arguments and results (see docs/API.md, "Worker protocol"). */
 export interface WorkerRequests {
-  init: [{ simd?: boolean; threads?: number; wasmBase?: string }, { simd: boolean; build: string; threads: number; memory: number; wasm: string }];
+  init: [
+    { simd?: boolean; threads?: number; wasmBase?: string },
+    { simd: boolean; build: string; threads: number; memory: number; wasm: string },
+  ];
   loadModel: [{ url: string; id?: string }, WorkerModelInfo];
-  configure: [WorkerTrainSettings, { cut: number; cutName: string; blocks: number | 'auto'; views: number; augment: boolean | AugmentSettings; pending: number }];
-  addImage: [{ classId: string; bytes: Uint8Array | ArrayBuffer | Blob; id: string; name?: string; trusted?: boolean }, { ok: true; width?: number; height?: number } | { ok: false; reason: string }];
+  configure: [
+    WorkerTrainSettings,
+    { cut: number; cutName: string; blocks: number | 'auto'; views: number; augment: boolean | AugmentSettings; pending: number },
+  ];
+  addImage: [
+    { classId: string; bytes: Uint8Array | ArrayBuffer | Blob; id: string; name?: string; trusted?: boolean },
+    { ok: true; width?: number; height?: number } | { ok: false; reason: string },
+  ];
   removeImage: [{ id: string }, boolean];
   removeClass: [{ classId: string }, number];
   reset: [Record<string, never>, true];
@@ -74,7 +83,10 @@ export interface WorkerRequests {
   export: [{ format?: 'tfjs' | 'onnx' }, { format: 'tfjs' | 'onnx'; labels: string[]; files: Record<string, Uint8Array> }];
   /** Classifier.evaluate on labelled images (a label the model lacks: its error, naming it). */
   evaluate: [{ items: { label: string; name?: string; bytes: Uint8Array | ArrayBuffer | Blob }[] }, Evaluation];
-  load: [{ bytes: Uint8Array | ArrayBuffer | Blob }, { labels: string[]; report: FitReport | null; meta: Record<string, unknown>; backbone: string | null }];
+  load: [
+    { bytes: Uint8Array | ArrayBuffer | Blob },
+    { labels: string[]; report: FitReport | null; meta: Record<string, unknown>; backbone: string | null },
+  ];
   status: [Record<string, never>, { images: number; pending: number; trained: boolean; model: string | null }];
 }
 
@@ -122,8 +134,11 @@ export class TinytuneClient extends EngineClient {
    * Adds an image to class `label`. Resolves { ok: false, reason } for bytes that are not
    * an image; rejects if the engine failed to start.
    */
-  addImage(label: string, image: Uint8Array | ArrayBuffer | Blob, opts?: { id?: string; name?: string }):
-    Promise<({ ok: true; width?: number; height?: number } | { ok: false; reason: string }) & { id: string }>;
+  addImage(
+    label: string,
+    image: Uint8Array | ArrayBuffer | Blob,
+    opts?: { id?: string; name?: string },
+  ): Promise<({ ok: true; width?: number; height?: number } | { ok: false; reason: string }) & { id: string }>;
   /** Forgets one image (by the id addImage resolved with). */
   removeImage(id: string): Promise<boolean>;
   /** Forgets a class and its images; resolves to how many images went. */
@@ -142,10 +157,11 @@ export class TinytuneClient extends EngineClient {
   /** The trained classifier as .ttm bytes. Rejects when nothing is trained. */
   save(): Promise<{ bytes: Uint8Array; labels: string[]; backbone: string | null }>;
   /** Loads a .ttm file. Rejects for a bad file or one made on another backbone. */
-  load(bytes: Uint8Array | ArrayBuffer | Blob): Promise<{ labels: string[]; report: FitReport | null; meta: Record<string, unknown>; backbone: string | null }>;
+  load(
+    bytes: Uint8Array | ArrayBuffer | Blob,
+  ): Promise<{ labels: string[]; report: FitReport | null; meta: Record<string, unknown>; backbone: string | null }>;
   /** Drops every image and the classifier. */
   reset(): Promise<true>;
   /** Counts of images and pending embeddings, and whether a classifier is trained. */
   status(): Promise<{ images: number; pending: number; trained: boolean; model: string | null }>;
 }
-

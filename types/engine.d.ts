@@ -25,9 +25,7 @@ export class EngineError extends Error {
  * ImageData (RGBA) or {width, height, data, channels: 3}.
  */
 export type ImageInput =
-  | Uint8Array
-  | ArrayBuffer
-  | { width: number; height: number; data: Uint8Array | Uint8ClampedArray; channels?: number };
+  Uint8Array | ArrayBuffer | { width: number; height: number; data: Uint8Array | Uint8ClampedArray; channels?: number };
 
 /** Options of createEngine. */
 export interface EngineOptions {

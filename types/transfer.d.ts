@@ -109,8 +109,7 @@ export interface Skipped {
 
 /** One candidate auto mode tried, or skipped for time. */
 export type AutoTrial =
-  | { blocks: number; validationAccuracy: number | null; validationLoss: number; seconds: number }
-  | { blocks: number; skipped: string };
+  { blocks: number; validationAccuracy: number | null; validationLoss: number; seconds: number } | { blocks: number; skipped: string };
 
 /** What auto mode chose and why. */
 export interface AutoReport {

@@ -24,7 +24,8 @@ export class Abi {
   /** The C value of enum `kind`'s member `name` (e.g. value('op', 'conv2d')); throws naming the choices. */
   value(kind, name) {
     const v = this.enums[kind]?.[name];
-    if (v === undefined) throw new EngineError(`the engine has no ${kind} '${name}' (it has ${Object.keys(this.enums[kind] ?? {}).join(', ')})`);
+    if (v === undefined)
+      throw new EngineError(`the engine has no ${kind} '${name}' (it has ${Object.keys(this.enums[kind] ?? {}).join(', ')})`);
     return v;
   }
 
@@ -34,10 +35,14 @@ export class Abi {
     return this._names[kind].get(v);
   }
 
-  has(kind, name) { return this.enums[kind]?.[name] !== undefined; }
+  has(kind, name) {
+    return this.enums[kind]?.[name] !== undefined;
+  }
 
   /** Bytes of struct `name` (sizeof). */
-  size(name) { return this._struct(name).size; }
+  size(name) {
+    return this._struct(name).size;
+  }
 
   _struct(name) {
     const s = this.structs[name];
@@ -47,7 +52,8 @@ export class Abi {
 
   _member(name, m) {
     const mm = this._struct(name).members[m];
-    if (!mm) throw new EngineError(`the engine's ${name} has no member '${m}' (it has ${Object.keys(this._struct(name).members).join(', ')})`);
+    if (!mm)
+      throw new EngineError(`the engine's ${name} has no member '${m}' (it has ${Object.keys(this._struct(name).members).join(', ')})`);
     return mm;
   }
 
@@ -55,8 +61,12 @@ export class Abi {
   write(memory, name, p, values) {
     const dv = new DataView(memory.buffer);
     for (const [m, v] of Object.entries(values)) {
-      const [off, kind] = this._member(name, m), at = p + off;
-      if (this.structs[kind]) { this.write(memory, kind, at, v); continue; }
+      const [off, kind] = this._member(name, m),
+        at = p + off;
+      if (this.structs[kind]) {
+        this.write(memory, kind, at, v);
+        continue;
+      }
       if (v != null && typeof v !== 'number' && typeof v !== 'boolean') throw new EngineError(`${name}.${m} must be a number, got ${v}`);
       const x = Number(v ?? 0);
       if (kind === 'i32') dv.setInt32(at, x, true);
@@ -76,7 +86,8 @@ export class Abi {
   }
 
   _read(memory, name, p) {
-    const dv = new DataView(memory.buffer), out = {};
+    const dv = new DataView(memory.buffer),
+      out = {};
     for (const [m, [off, kind, bytes]] of Object.entries(this._struct(name).members)) {
       const at = p + off;
       if (this.structs[kind]) out[m] = this.read(memory, kind, at);

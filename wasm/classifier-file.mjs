@@ -12,7 +12,8 @@ export const FILE_FORMAT = 'tinytune-classifier';
 export function writeClassifier(m, net, meta) {
   const bytes = new TextEncoder().encode(JSON.stringify(meta));
   return m.scoped((take) => {
-    const mp = take(m.put(bytes)), out = take(m.alloc(8));
+    const mp = take(m.put(bytes)),
+      out = take(m.alloc(8));
     m.check(m.x.tt_model_save(net, mp, bytes.length, out));
     const [p, n] = m.i32.slice(out >> 2, (out >> 2) + 2); // see tt_model_save
     take(p);
@@ -27,14 +28,19 @@ export function writeClassifier(m, net, meta) {
  */
 export function openClassifier(m, bytes) {
   const { net, meta } = m.scoped((take) => {
-    const dp = take(m.put(bytes)), out = take(m.alloc(12));
+    const dp = take(m.put(bytes)),
+      out = take(m.alloc(12));
     m.check(m.x.tt_model_load(dp, bytes.length, out));
     const [net, off, len] = m.i32.slice(out >> 2, (out >> 2) + 3); // see tt_model_load
     return { net, meta: new TextDecoder().decode(m.u8.slice(dp + off, dp + off + len)) };
   });
   try {
     let info;
-    try { info = JSON.parse(meta); } catch { throw new EngineError('saved model metadata is not valid JSON'); }
+    try {
+      info = JSON.parse(meta);
+    } catch {
+      throw new EngineError('saved model metadata is not valid JSON');
+    }
     if (info.format !== FILE_FORMAT) throw new EngineError(`not a tinytune classifier (format '${info.format}')`);
     if (info.version !== 1) throw new EngineError(`saved classifier has version ${info.version}; this engine reads version 1`);
     return { net, info };
@@ -57,15 +63,19 @@ export function readClassifierInfo(engine, bytes) {
  */
 export function checkClassifier(model, net, info) {
   if (info.backbone?.hash !== model.weightHash) {
-    throw new EngineError(`this classifier was trained on backbone '${info.backbone?.id}' (weights ${info.backbone?.hash}); ` +
-      `the loaded backbone is '${model.id}' (weights ${model.weightHash})`);
+    throw new EngineError(
+      `this classifier was trained on backbone '${info.backbone?.id}' (weights ${info.backbone?.hash}); ` +
+        `the loaded backbone is '${model.id}' (weights ${model.weightHash})`,
+    );
   }
   // A fully convolutional backbone loads at several input sizes (loadModel's
   // inputSize), with the same weights but other features.
   const trainedAt = info.backbone?.inputShape;
   if (Array.isArray(trainedAt) && trainedAt.join() !== model.inputShape.join()) {
-    throw new EngineError(`this classifier was trained on '${info.backbone.id}' at a ${trainedAt.join('x')} input; ` +
-      `the loaded backbone runs at ${model.inputShape.join('x')} (load it with inputSize ${trainedAt[0]})`);
+    throw new EngineError(
+      `this classifier was trained on '${info.backbone.id}' at a ${trainedAt.join('x')} input; ` +
+        `the loaded backbone runs at ${model.inputShape.join('x')} (load it with inputSize ${trainedAt[0]})`,
+    );
   }
   const labels = info.labels;
   if (!Array.isArray(labels) || labels.length < 1 || !labels.every((l) => typeof l === 'string')) {
@@ -92,7 +102,11 @@ export function readUnknown(u, classes, features) {
   if (typeof u.threshold !== 'number' || !Number.isFinite(u.threshold)) throw bad('has no finite threshold');
   const floats = (b64, n, what) => {
     let bytes;
-    try { bytes = Uint8Array.from(atob(b64), (ch) => ch.charCodeAt(0)); } catch { throw bad('is not base64'); }
+    try {
+      bytes = Uint8Array.from(atob(b64), (ch) => ch.charCodeAt(0));
+    } catch {
+      throw bad('is not base64');
+    }
     if (bytes.length !== n * 4) throw bad(`holds ${bytes.length} bytes, not the ${n * 4} of ${what}`);
     const f = new Float32Array(bytes.buffer);
     if (!f.every(Number.isFinite)) throw bad('holds a non-finite value');

@@ -26,7 +26,10 @@ export class EngineClient {
     this.crashed = null;
     this.worker.onerror = (e) => {
       e.preventDefault?.();
-      if (this.started) { this._crash(e.message || 'an uncaught error in the engine worker'); return; }
+      if (this.started) {
+        this._crash(e.message || 'an uncaught error in the engine worker');
+        return;
+      }
       // A worker that failed to start (say, a module that did not load) fails every request.
       const err = new WorkerError({ name: 'Error', message: `the engine worker ${url} failed: ${e.message || 'could not start'}` });
       for (const p of this.pending.values()) p.reject(err);
@@ -52,18 +55,24 @@ export class EngineClient {
 
   _onMessage(msg) {
     this.started = true;
-    if (msg.type === 'event') { this._emit(msg.name, msg.data); return; }
+    if (msg.type === 'event') {
+      this._emit(msg.name, msg.data);
+      return;
+    }
     const p = this.pending.get(msg.id);
     if (!p) return;
     this.pending.delete(msg.id);
     if (msg.ok) p.resolve(msg.result);
-    else if (msg.error?.name === 'RuntimeError') { // a trap inside a request
+    else if (msg.error?.name === 'RuntimeError') {
+      // a trap inside a request
       p.reject(new WorkerError({ name: 'EngineCrash', message: `the engine crashed (${msg.error.message})` }));
       this._crash(msg.error.message);
     } else p.reject(new WorkerError(msg.error));
   }
 
-  _emit(name, data) { for (const fn of this.listeners.get(name) ?? []) fn(data); }
+  _emit(name, data) {
+    for (const fn of this.listeners.get(name) ?? []) fn(data);
+  }
 
   /** Calls fn(data) on each event `name`; returns a function that stops it. */
   on(name, fn) {
@@ -83,7 +92,9 @@ export class EngineClient {
   }
 
   /** Stops the worker; pending requests never settle. */
-  terminate() { this.worker.terminate(); }
+  terminate() {
+    this.worker.terminate();
+  }
 }
 
 export class TinytuneClient extends EngineClient {
@@ -96,7 +107,18 @@ export class TinytuneClient extends EngineClient {
     super(opts.worker ?? new URL('./worker.mjs', import.meta.url));
     this.classes = []; // class names in the order images were first added
     const { worker, wasmBase, ...rest } = opts;
-    this.ready = this.call('init', { ...rest, ...(wasmBase ? { wasmBase: String(wasmBase instanceof URL ? wasmBase.href : new URL(String(wasmBase), globalThis.document?.baseURI ?? globalThis.location?.href)) } : {}) });
+    this.ready = this.call('init', {
+      ...rest,
+      ...(wasmBase
+        ? {
+            wasmBase: String(
+              wasmBase instanceof URL
+                ? wasmBase.href
+                : new URL(String(wasmBase), globalThis.document?.baseURI ?? globalThis.location?.href),
+            ),
+          }
+        : {}),
+    });
   }
 
   /** Loads model `id` from `baseUrl` (the folder holding <id>/model.json); resolves to its description. */
@@ -107,8 +129,15 @@ export class TinytuneClient extends EngineClient {
       return await this.call('loadModel', { url, id });
     } catch (e) {
       if (!/^cannot load model\.json/.test(e.message)) throw e;
-      throw Object.assign(new WorkerError({ name: 'EngineError', message: `cannot load model '${id}' from the base URL ${baseUrl}: ${e.message} ` +
-        `(the base URL must be the folder that holds ${id}/model.json)` }), { url });
+      throw Object.assign(
+        new WorkerError({
+          name: 'EngineError',
+          message:
+            `cannot load model '${id}' from the base URL ${baseUrl}: ${e.message} ` +
+            `(the base URL must be the folder that holds ${id}/model.json)`,
+        }),
+        { url },
+      );
     }
   }
 
@@ -122,7 +151,9 @@ export class TinytuneClient extends EngineClient {
   }
 
   /** Forgets one image. */
-  removeImage(id) { return this.call('removeImage', { id }); }
+  removeImage(id) {
+    return this.call('removeImage', { id });
+  }
 
   /** Forgets a class and its images; resolves to how many images went. */
   async removeClass(label) {
@@ -137,20 +168,33 @@ export class TinytuneClient extends EngineClient {
   }
 
   /** Stops a running train (it resolves with `cancelled`, keeping the best weights so far). */
-  cancel() { return this.call('cancel'); }
+  cancel() {
+    return this.call('cancel');
+  }
 
   /** Class probabilities for an image, best first. */
-  async predict(image, topk) { return this.call('predict', { bytes: image, topk }); }
+  async predict(image, topk) {
+    return this.call('predict', { bytes: image, topk });
+  }
 
   /** The trained classifier as .ttm file bytes, with its labels and backbone id. */
-  save() { return this.call('save'); }
+  save() {
+    return this.call('save');
+  }
 
   /** Loads a saved classifier (made on the same backbone). */
-  load(bytes) { return this.call('load', { bytes }); }
+  load(bytes) {
+    return this.call('load', { bytes });
+  }
 
   /** Drops every image and the classifier. */
-  async reset() { this.classes = []; return this.call('reset'); }
+  async reset() {
+    this.classes = [];
+    return this.call('reset');
+  }
 
   /** Counts of images, pending embeddings, whether a classifier is trained. */
-  status() { return this.call('status'); }
+  status() {
+    return this.call('status');
+  }
 }

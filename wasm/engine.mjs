@@ -16,14 +16,22 @@ export class Engine {
     this.mod = mod;
   }
 
-  get simd() { return this.mod.simd; }
+  get simd() {
+    return this.mod.simd;
+  }
   /** Which build runs: 'relaxed SIMD', 'SIMD' or 'scalar'. */
-  get build() { return this.mod.relaxed ? 'relaxed SIMD' : this.mod.simd ? 'SIMD' : 'scalar'; }
+  get build() {
+    return this.mod.relaxed ? 'relaxed SIMD' : this.mod.simd ? 'SIMD' : 'scalar';
+  }
   /** Threads the engine runs its kernels on (1 unless a threaded build got its workers). */
-  get threads() { return this.mod.threads; }
+  get threads() {
+    return this.mod.threads;
+  }
 
   /** Releases the engine's worker threads (it keeps working, on one thread). */
-  close() { return this.mod.close(); }
+  close() {
+    return this.mod.close();
+  }
 
   /**
    * Loads a tfjs graph or layers model (a URL, a directory, or a path to model.json).
@@ -65,7 +73,9 @@ export class Engine {
     });
   }
 
-  memoryBytes() { return this.mod.memoryBytes(); }
+  memoryBytes() {
+    return this.mod.memoryBytes();
+  }
 }
 
 /**
@@ -80,31 +90,52 @@ function withImage(m, image, fn) {
       im = m.ptr(m.x.tt_img_decode(take(m.put(bytes)), bytes.length));
     } else if (image && image.width && image.height && image.data) {
       const ch = image.channels ?? Math.round(image.data.length / (image.width * image.height));
-      if (image.data.length !== image.width * image.height * ch) throw new EngineError(`pixels: ${image.data.length} bytes do not make a ${image.width}x${image.height} image`);
+      if (image.data.length !== image.width * image.height * ch)
+        throw new EngineError(`pixels: ${image.data.length} bytes do not make a ${image.width}x${image.height} image`);
       im = m.ptr(m.x.tt_img_from_pixels(take(m.put(image.data)), image.width, image.height, ch));
     } else {
       throw new EngineError('an image must be file bytes (Uint8Array) or pixels {width, height, data}');
     }
-    try { return fn(im); } finally { m.x.tt_img_delete(im); }
+    try {
+      return fn(im);
+    } finally {
+      m.x.tt_img_delete(im);
+    }
   });
 }
 
 // The engine's encoding of a weight; int32 only for a graph's integer constants.
 function weightEncoding(abi, spec, constant = false) {
   const dtype = spec.quant ? spec.quant.dtype : spec.dtype;
-  if (!abi.has('encoding', dtype) || (dtype === 'int32' && !constant)) throw new EngineError(`weight '${spec.name}' has unsupported dtype ${dtype}`, abi.value('error', 'unsupported'));
+  if (!abi.has('encoding', dtype) || (dtype === 'int32' && !constant))
+    throw new EngineError(`weight '${spec.name}' has unsupported dtype ${dtype}`, abi.value('error', 'unsupported'));
   return abi.value('encoding', dtype);
 }
 
 /** Augmentation settings: a random resized crop, flips and colour jitter; `true` means these defaults. */
 // Mild on purpose: stronger crops and jitter lost accuracy on held-out digits and textures.
-export const DEFAULT_AUGMENT = { scaleMin: 0.8, ratioMin: 3 / 4, ratioMax: 4 / 3, flip: true, brightness: 0.1, contrast: 0.1, saturation: 0.1 };
+export const DEFAULT_AUGMENT = {
+  scaleMin: 0.8,
+  ratioMin: 3 / 4,
+  ratioMax: 4 / 3,
+  flip: true,
+  brightness: 0.1,
+  contrast: 0.1,
+  saturation: 0.1,
+};
 
 // The augmentation settings as the engine's tt_aug.
 function augmentParams(a) {
   const o = { ...DEFAULT_AUGMENT, ...(a && a !== true ? a : {}) };
-  return { scale_min: o.scaleMin, ratio_min: o.ratioMin, ratio_max: o.ratioMax, flip: o.flip ? 1 : 0,
-    brightness: o.brightness, contrast: o.contrast, saturation: o.saturation };
+  return {
+    scale_min: o.scaleMin,
+    ratio_min: o.ratioMin,
+    ratio_max: o.ratioMax,
+    flip: o.flip ? 1 : 0,
+    brightness: o.brightness,
+    contrast: o.contrast,
+    saturation: o.saturation,
+  };
 }
 
 export class Model {
@@ -147,8 +178,20 @@ export class Model {
     const count = spec.shape.reduce((a, b) => a * b, 1);
     const dst = take(m.alloc(count * 4));
     const q = spec.quant ?? {};
-    m.scoped((t) => m.check(m.x.tt_weights_decode(t(m.putString(name)), wp + spec.offset,
-      Math.max(0, this._weightBytes.length - spec.offset), count, weightEncoding(m.abi, spec, constant), q.min ?? 0, q.scale ?? 1, dst)));
+    m.scoped((t) =>
+      m.check(
+        m.x.tt_weights_decode(
+          t(m.putString(name)),
+          wp + spec.offset,
+          Math.max(0, this._weightBytes.length - spec.offset),
+          count,
+          weightEncoding(m.abi, spec, constant),
+          q.min ?? 0,
+          q.scale ?? 1,
+          dst,
+        ),
+      ),
+    );
     return { p: dst, n: count };
   }
 
@@ -159,25 +202,48 @@ export class Model {
       const hv = take(m.alloc(8));
       m.x.tt_hash(wp, this._weightBytes.length, hv);
       this.weightHash = [...m.u8.slice(hv, hv + 8)].map((b) => b.toString(16).padStart(2, '0')).join('');
-      resolveConstants(this.parsed, (spec) => m.scoped((t) => {
-        const { p, n } = this._decode(spec.name, wp, t, true);
-        return m.floats(p, n);
-      }));
+      resolveConstants(this.parsed, (spec) =>
+        m.scoped((t) => {
+          const { p, n } = this._decode(spec.name, wp, t, true);
+          return m.floats(p, n);
+        }),
+      );
       this.parsed.ops.forEach((op, i) => {
         if (i === 0) return; // the input, created with the net
         m.scoped((t) => {
           const W = op.weights ?? {};
           const k = W.kernel ? this._decode(W.kernel, wp, t) : { p: 0, n: 0 };
-          if (W.kernelScale !== undefined) { // a PReLU slope from the graph's constant (see tfjs.mjs)
+          if (W.kernelScale !== undefined) {
+            // a PReLU slope from the graph's constant (see tfjs.mjs)
             const f = m.f32.subarray(k.p >> 2, (k.p >> 2) + k.n);
             for (let j = 0; j < f.length; j++) f[j] = f[j] * W.kernelScale + W.kernelShift;
           }
           const b = W.bias ? this._decode(W.bias, wp, t) : { p: 0, n: 0 };
-          if (!m.abi.has('op', op.type)) throw new EngineError(`op '${op.name}' has unsupported type '${op.type}'`, m.abi.value('error', 'unsupported'));
-          const [kh, kw] = op.kernel ?? [0, 0], [sh, sw] = op.strides ?? [0, 0], [pt, pb, pl, pr] = op.pads ?? [0, 0, 0, 0];
-          const d = t(m.struct('op_desc', { type: m.abi.value('op', op.type), in0: op.inputs[0] ?? 0, in1: op.inputs[1] ?? 0,
-            kh, kw, sh, sw, same: op.padding === 'same' ? 1 : 0, pt, pb, pl, pr, channels: op.channels ?? 0,
-            act: m.abi.value('act', op.act ?? 'none'), scale: op.scale ?? 1, offset: op.offset ?? 0 }));
+          if (!m.abi.has('op', op.type))
+            throw new EngineError(`op '${op.name}' has unsupported type '${op.type}'`, m.abi.value('error', 'unsupported'));
+          const [kh, kw] = op.kernel ?? [0, 0],
+            [sh, sw] = op.strides ?? [0, 0],
+            [pt, pb, pl, pr] = op.pads ?? [0, 0, 0, 0];
+          const d = t(
+            m.struct('op_desc', {
+              type: m.abi.value('op', op.type),
+              in0: op.inputs[0] ?? 0,
+              in1: op.inputs[1] ?? 0,
+              kh,
+              kw,
+              sh,
+              sw,
+              same: op.padding === 'same' ? 1 : 0,
+              pt,
+              pb,
+              pl,
+              pr,
+              channels: op.channels ?? 0,
+              act: m.abi.value('act', op.act ?? 'none'),
+              scale: op.scale ?? 1,
+              offset: op.offset ?? 0,
+            }),
+          );
           const idx = m.check(m.x.tt_net_add(this.net, t(m.putString(op.name)), d, k.p, k.n, b.p, b.n));
           if (idx !== i) throw new EngineError(`internal: op '${op.name}' landed at ${idx}, expected ${i}`);
           const kq = W.kernel && this.parsed.specs.get(W.kernel).quant;
@@ -185,7 +251,10 @@ export class Model {
           const bn = W.bn;
           if (bn) {
             const dec = (nm) => (nm ? this._decode(nm, wp, t) : { p: 0, n: 0 });
-            const g = dec(bn.gamma), be = dec(bn.beta), mu = dec(bn.mean), v = dec(bn.variance);
+            const g = dec(bn.gamma),
+              be = dec(bn.beta),
+              mu = dec(bn.mean),
+              v = dec(bn.variance);
             m.check(m.x.tt_net_fold_bn(this.net, i, g.p, be.p, mu.p, v.p, mu.n, bn.epsilon ?? 1e-3));
           }
         });
@@ -193,13 +262,20 @@ export class Model {
     });
     this._weightBytes = null; // the engine holds decoded copies now
     this.layers = this.parsed.ops.map((op, i) => ({
-      index: i, name: op.name, type: op.type, shape: this.shape(i), block: op.block ?? null, aliases: op.aliases ?? [],
+      index: i,
+      name: op.name,
+      type: op.type,
+      shape: this.shape(i),
+      block: op.block ?? null,
+      aliases: op.aliases ?? [],
     }));
     this.cut = this.parsed.defaultCut;
   }
 
   /** [h, w, c] of op i's output. */
-  shape(i) { return this.shapeOf(this.net, i); }
+  shape(i) {
+    return this.shapeOf(this.net, i);
+  }
 
   /** [h, w, c] of op i's output in any engine net (the backbone's, or a classifier's). */
   shapeOf(net, i) {
@@ -218,7 +294,9 @@ export class Model {
     throw new EngineError(`no layer named '${nameOrIndex}' in this model`);
   }
 
-  setCut(nameOrIndex) { this.cut = this.layerIndex(nameOrIndex); }
+  setCut(nameOrIndex) {
+    this.cut = this.layerIndex(nameOrIndex);
+  }
 
   /** Input floats for one image, preprocessed as the model card says (whole image, align corners). */
   _prepare(image, opts) {
@@ -280,7 +358,9 @@ export class Model {
     this._ensureInput(n);
     const want = n * this.inputShape.reduce((a, b) => a * b, 1);
     if (floats?.length !== want) {
-      throw new EngineError(`runInput: ${floats?.length} floats for a batch of ${n} inputs of ${this.inputShape.join('x')} (${want} expected)`);
+      throw new EngineError(
+        `runInput: ${floats?.length} floats for a batch of ${n} inputs of ${this.inputShape.join('x')} (${want} expected)`,
+      );
     }
     this.mod.f32.set(floats, this._input >> 2);
     return this._run(n, upto);
@@ -289,19 +369,24 @@ export class Model {
   /** The model's own head: probabilities with labels, best first. */
   classify(bytes, opts = {}) {
     const probs = this.embed(bytes, { ...opts, cut: this.layers.length - 1 });
-    return [...probs].map((p, i) => ({ label: this.labels?.[i] ?? String(i), index: i, probability: p }))
-      .sort((a, b) => b.probability - a.probability).slice(0, opts.topk ?? probs.length);
+    return [...probs]
+      .map((p, i) => ({ label: this.labels?.[i] ?? String(i), index: i, probability: p }))
+      .sort((a, b) => b.probability - a.probability)
+      .slice(0, opts.topk ?? probs.length);
   }
 
-  memoryBytes() { return this.mod.x.tt_net_activation_bytes(this.net); }
+  memoryBytes() {
+    return this.mod.x.tt_net_activation_bytes(this.net);
+  }
 
   /** A seeded random generator living in wasm memory (free with freeRng). */
   newRng(seed) {
     return this.mod.ptr(this.mod.x.tt_rng_new(seed >>> 0, Math.floor(seed / 2 ** 32) >>> 0));
   }
 
-  freeRng(p) { this.mod.free(p); }
-
+  freeRng(p) {
+    this.mod.free(p);
+  }
 
   dispose() {
     if (this.net) this.mod.x.tt_net_free(this.net);

@@ -17,22 +17,40 @@ const enc = new TextEncoder();
 
 function varint(out, v) {
   if (typeof v === 'number' && v >= 0 && Number.isSafeInteger(v)) {
-    while (v > 127) out.push((v % 128) | 128), (v = Math.floor(v / 128));
+    while (v > 127) (out.push((v % 128) | 128), (v = Math.floor(v / 128)));
     out.push(v);
     return;
   }
   let b = BigInt.asUintN(64, BigInt(v)); // negative int64: ten bytes of two's complement
-  while (b > 127n) out.push(Number(b & 127n) | 128), (b >>= 7n);
+  while (b > 127n) (out.push(Number(b & 127n) | 128), (b >>= 7n));
   out.push(Number(b));
 }
 
 /** A message under construction: fields in order, each as protobuf's wire format writes it. */
 class Msg {
-  constructor() { this.parts = []; this.size = 0; }
-  _push(bytes) { this.parts.push(bytes); this.size += bytes.length; return this; }
-  _key(field, wire) { const k = []; varint(k, field * 8 + wire); return k; }
-  int(field, v) { const b = this._key(field, 0); varint(b, v); return this._push(Uint8Array.from(b)); }
-  ints(field, vs) { for (const v of vs) this.int(field, v); return this; }
+  constructor() {
+    this.parts = [];
+    this.size = 0;
+  }
+  _push(bytes) {
+    this.parts.push(bytes);
+    this.size += bytes.length;
+    return this;
+  }
+  _key(field, wire) {
+    const k = [];
+    varint(k, field * 8 + wire);
+    return k;
+  }
+  int(field, v) {
+    const b = this._key(field, 0);
+    varint(b, v);
+    return this._push(Uint8Array.from(b));
+  }
+  ints(field, vs) {
+    for (const v of vs) this.int(field, v);
+    return this;
+  }
   float(field, v) {
     const k = this._key(field, 5);
     const out = new Uint8Array(k.length + 4);
@@ -46,7 +64,9 @@ class Msg {
     this._push(Uint8Array.from(k));
     return this._push(data);
   }
-  string(field, s) { return this.bytes(field, enc.encode(s)); }
+  string(field, s) {
+    return this.bytes(field, enc.encode(s));
+  }
   msg(field, m) {
     const k = this._key(field, 2);
     varint(k, m.size);
@@ -57,7 +77,7 @@ class Msg {
   toBytes() {
     const out = new Uint8Array(this.size);
     let at = 0;
-    for (const p of this.parts) out.set(p, at), (at += p.length);
+    for (const p of this.parts) (out.set(p, at), (at += p.length));
     return out;
   }
 }
@@ -110,43 +130,92 @@ function valueInfo(name, dims) {
 // inShape(i) (op i's [h, w, c]).
 const NODES = {
   conv2d(ctx, o, name) {
-    const cin = ctx.inShape(o.in0)[2], c = o.shape[2], [kh, kw] = o.kernel;
+    const cin = ctx.inShape(o.in0)[2],
+      c = o.shape[2],
+      [kh, kw] = o.kernel;
     const w = new Float32Array(o.weights.length); // [kh][kw][cin][cout] -> [cout][cin][kh][kw]
-    for (let y = 0; y < kh; y++) for (let x = 0; x < kw; x++) for (let i = 0; i < cin; i++) for (let k = 0; k < c; k++) {
-      w[((k * cin + i) * kh + y) * kw + x] = o.weights[((y * kw + x) * cin + i) * c + k];
-    }
-    return ctx.node('Conv', [ctx.nchw(o.in0), ctx.init(`${name}.weight`, [c, cin, kh, kw], w), ctx.init(`${name}.bias`, [c], o.bias)],
-      { kernel_shape: o.kernel, strides: o.strides, pads: convPads(ctx.inShape(o.in0), o), dilations: [1, 1], group: 1 }, name);
+    for (let y = 0; y < kh; y++)
+      for (let x = 0; x < kw; x++)
+        for (let i = 0; i < cin; i++)
+          for (let k = 0; k < c; k++) {
+            w[((k * cin + i) * kh + y) * kw + x] = o.weights[((y * kw + x) * cin + i) * c + k];
+          }
+    return ctx.node(
+      'Conv',
+      [ctx.nchw(o.in0), ctx.init(`${name}.weight`, [c, cin, kh, kw], w), ctx.init(`${name}.bias`, [c], o.bias)],
+      { kernel_shape: o.kernel, strides: o.strides, pads: convPads(ctx.inShape(o.in0), o), dilations: [1, 1], group: 1 },
+      name,
+    );
   },
   depthwise(ctx, o, name) {
-    const c = o.shape[2], [kh, kw] = o.kernel;
+    const c = o.shape[2],
+      [kh, kw] = o.kernel;
     const w = new Float32Array(o.weights.length); // [kh][kw][c] -> [c][1][kh][kw]
-    for (let y = 0; y < kh; y++) for (let x = 0; x < kw; x++) for (let k = 0; k < c; k++) w[(k * kh + y) * kw + x] = o.weights[(y * kw + x) * c + k];
-    return ctx.node('Conv', [ctx.nchw(o.in0), ctx.init(`${name}.weight`, [c, 1, kh, kw], w), ctx.init(`${name}.bias`, [c], o.bias)],
-      { kernel_shape: o.kernel, strides: o.strides, pads: convPads(ctx.inShape(o.in0), o), dilations: [1, 1], group: c }, name);
+    for (let y = 0; y < kh; y++)
+      for (let x = 0; x < kw; x++) for (let k = 0; k < c; k++) w[(k * kh + y) * kw + x] = o.weights[(y * kw + x) * c + k];
+    return ctx.node(
+      'Conv',
+      [ctx.nchw(o.in0), ctx.init(`${name}.weight`, [c, 1, kh, kw], w), ctx.init(`${name}.bias`, [c], o.bias)],
+      { kernel_shape: o.kernel, strides: o.strides, pads: convPads(ctx.inShape(o.in0), o), dilations: [1, 1], group: c },
+      name,
+    );
   },
   dense(ctx, o, name) {
-    const [ih, iw, ic] = ctx.inShape(o.in0), c = o.shape[2];
+    const [ih, iw, ic] = ctx.inShape(o.in0),
+      c = o.shape[2];
     // Engine and Gemm both take weights [in][out], with `in` the input flattened in NHWC order.
-    return ctx.node('Gemm', [ctx.flat(o.in0), ctx.init(`${name}.weight`, [ih * iw * ic, c], o.weights), ctx.init(`${name}.bias`, [c], o.bias)],
-      {}, name, 'flat');
+    return ctx.node(
+      'Gemm',
+      [ctx.flat(o.in0), ctx.init(`${name}.weight`, [ih * iw * ic, c], o.weights), ctx.init(`${name}.bias`, [c], o.bias)],
+      {},
+      name,
+      'flat',
+    );
   },
-  add: (ctx, o, name) => (ctx.isFlat(o.in0)
-    ? ctx.node('Add', [ctx.flat(o.in0), ctx.flat(o.in1)], {}, name, 'flat')
-    : ctx.node('Add', [ctx.nchw(o.in0), ctx.nchw(o.in1)], {}, name)),
+  add: (ctx, o, name) =>
+    ctx.isFlat(o.in0)
+      ? ctx.node('Add', [ctx.flat(o.in0), ctx.flat(o.in1)], {}, name, 'flat')
+      : ctx.node('Add', [ctx.nchw(o.in0), ctx.nchw(o.in1)], {}, name),
   avgpool(ctx, o, name) {
     let x = ctx.nchw(o.in0);
     const [t, b, l, r] = o.pads;
     // Explicit zero padding counts in the average (Keras ZeroPadding2D); SAME's does not.
-    if (t || b || l || r) x = ctx.node('Pad', [x, ctx.init(`${name}.pads`, [8], BigInt64Array.from([0, 0, t, l, 0, 0, b, r].map(BigInt)), false)], {}, `${name}_pad`);
+    if (t || b || l || r)
+      x = ctx.node(
+        'Pad',
+        [x, ctx.init(`${name}.pads`, [8], BigInt64Array.from([0, 0, t, l, 0, 0, b, r].map(BigInt)), false)],
+        {},
+        `${name}_pad`,
+      );
     const shape = ctx.inShape(o.in0);
-    return ctx.node('AveragePool', [x], { kernel_shape: o.kernel, strides: o.strides,
-      pads: convPads([shape[0] + t + b, shape[1] + l + r], { ...o, pads: [0, 0, 0, 0] }), count_include_pad: 0 }, name);
+    return ctx.node(
+      'AveragePool',
+      [x],
+      {
+        kernel_shape: o.kernel,
+        strides: o.strides,
+        pads: convPads([shape[0] + t + b, shape[1] + l + r], { ...o, pads: [0, 0, 0, 0] }),
+        count_include_pad: 0,
+      },
+      name,
+    );
   },
   affine(ctx, o, name) {
     const x = ctx.isFlat(o.in0) ? ctx.flat(o.in0) : ctx.nchw(o.in0);
-    const m = ctx.node('Mul', [x, ctx.init(`${name}.scale`, [], Float32Array.of(o.scale), false)], {}, `${name}_mul`, ctx.isFlat(o.in0) ? 'flat' : 'nchw');
-    return ctx.node('Add', [m, ctx.init(`${name}.offset`, [], Float32Array.of(o.offset), false)], {}, name, ctx.isFlat(o.in0) ? 'flat' : 'nchw');
+    const m = ctx.node(
+      'Mul',
+      [x, ctx.init(`${name}.scale`, [], Float32Array.of(o.scale), false)],
+      {},
+      `${name}_mul`,
+      ctx.isFlat(o.in0) ? 'flat' : 'nchw',
+    );
+    return ctx.node(
+      'Add',
+      [m, ctx.init(`${name}.offset`, [], Float32Array.of(o.offset), false)],
+      {},
+      name,
+      ctx.isFlat(o.in0) ? 'flat' : 'nchw',
+    );
   },
   dropout: (ctx, o) => ctx.same(o.in0), // identity at inference
   act: (ctx, o) => ctx.same(o.in0), // the activation itself is added below, as for every op
@@ -157,7 +226,14 @@ const NODES = {
 const ACTIVATIONS = {
   none: null,
   relu: (ctx, x, name, layout) => ctx.node('Relu', [x], {}, `${name}_relu`, layout),
-  relu6: (ctx, x, name, layout) => ctx.node('Clip', [x, ctx.init('relu6.min', [], Float32Array.of(0), false), ctx.init('relu6.max', [], Float32Array.of(6), false)], {}, `${name}_relu6`, layout),
+  relu6: (ctx, x, name, layout) =>
+    ctx.node(
+      'Clip',
+      [x, ctx.init('relu6.min', [], Float32Array.of(0), false), ctx.init('relu6.max', [], Float32Array.of(6), false)],
+      {},
+      `${name}_relu6`,
+      layout,
+    ),
 };
 
 // ONNX pads [top, left, bottom, right] for TensorFlow's SAME (the extra row/column at the
@@ -166,10 +242,12 @@ function convPads([ih, iw], o) {
   const [pt, pb, pl, pr] = o.pads;
   const side = (n, k, s) => {
     if (!o.same) return [0, 0];
-    const out = Math.ceil(n / s), total = Math.max((out - 1) * s + k - n, 0);
+    const out = Math.ceil(n / s),
+      total = Math.max((out - 1) * s + k - n, 0);
     return [Math.floor(total / 2), total - Math.floor(total / 2)];
   };
-  const [t, b] = side(ih + pt + pb, o.kernel[0], o.strides[0]), [l, r] = side(iw + pl + pr, o.kernel[1], o.strides[1]);
+  const [t, b] = side(ih + pt + pb, o.kernel[0], o.strides[0]),
+    [l, r] = side(iw + pl + pr, o.kernel[1], o.strides[1]);
   return [pt + t, pl + l, pb + b, pr + r];
 }
 
@@ -179,13 +257,17 @@ function convPads([ih, iw], o) {
  * trained ones, listed in the metadata. Returns the file's bytes.
  */
 export function toOnnx({ ops, labels, frozen = ops.length }, { softmax = true, name = 'tinytune', meta = {} } = {}) {
-  const nodes = [], inits = [], initNames = new Set(), trainable = [];
+  const nodes = [],
+    inits = [],
+    initNames = new Set(),
+    trainable = [];
   let at = 0; // the op being written
   const uniq = namer();
-  uniq('input'), uniq('probabilities'), uniq('output');
+  (uniq('input'), uniq('probabilities'), uniq('output'));
   // Each op's output, by layout: { nchw, nhwc, flat } names, made on first use.
   const outs = [];
-  const vectorIn = ops[0].shape[0] === 1 && ops[0].shape[1] === 1 && ops.slice(1).every((o) => ['dense', 'dropout', 'act'].includes(o.type));
+  const vectorIn =
+    ops[0].shape[0] === 1 && ops[0].shape[1] === 1 && ops.slice(1).every((o) => ['dense', 'dropout', 'act'].includes(o.type));
   const ctx = {
     node(type, inputs, attrs, nodeName, layout = 'nchw') {
       const n = uniq(nodeName);
@@ -195,13 +277,16 @@ export function toOnnx({ ops, labels, frozen = ops.length }, { softmax = true, n
     },
     init(n, dims, data, learned = true) {
       if (initNames.has(n)) return n;
-      initNames.add(n), inits.push(tensor(n, dims, data));
+      (initNames.add(n), inits.push(tensor(n, dims, data)));
       if (learned && at >= frozen) trainable.push(n);
       return n;
     },
     inShape: (i) => ops[i].shape,
     isFlat: (i) => !!outs[i].flat && !outs[i].nchw && !outs[i].nhwc,
-    same: (i) => { ctx.last = outs[i]; return null; },
+    same: (i) => {
+      ctx.last = outs[i];
+      return null;
+    },
     nchw(i) {
       const o = outs[i];
       if (!o.nchw) {
@@ -241,25 +326,30 @@ export function toOnnx({ ops, labels, frozen = ops.length }, { softmax = true, n
     }
     outs[i] = out;
   });
-  const li = ops.length - 1, last = outs[li];
+  const li = ops.length - 1,
+    last = outs[li];
   let outName, outDims;
   if (softmax) {
     const x = ops[li].type === 'softmax' ? ctx.flat(li) : ctx.node('Softmax', [ctx.flat(li)], { axis: -1 }, 'softmax', 'flat');
     nodes.push(node('Identity', [x], ['probabilities'], 'probabilities'));
-    outName = 'probabilities', outDims = ['N', labels.length];
+    ((outName = 'probabilities'), (outDims = ['N', labels.length]));
   } else {
     const [oh, ow, oc] = ops[li].shape;
     const vec = oh * ow === 1;
-    const x = vec ? ctx.flat(li) : last.nhwc ?? ctx.node('Transpose', [last.nchw], { perm: [0, 2, 3, 1] }, 'output_nhwc', 'nhwc');
+    const x = vec ? ctx.flat(li) : (last.nhwc ?? ctx.node('Transpose', [last.nchw], { perm: [0, 2, 3, 1] }, 'output_nhwc', 'nhwc'));
     nodes.push(node('Identity', [x], ['output'], 'output'));
-    outName = 'output', outDims = vec ? ['N', oc] : ['N', oh, ow, oc];
+    ((outName = 'output'), (outDims = vec ? ['N', oc] : ['N', oh, ow, oc]));
   }
   const graph = new Msg();
   for (const n of nodes) graph.msg(1, n);
   graph.string(2, name);
   for (const t of inits) graph.msg(5, t);
   graph.msg(11, valueInfo('input', inputDims)).msg(12, valueInfo(outName, outDims));
-  const model = new Msg().int(1, IR_VERSION).string(2, 'tinytune').string(3, '1').msg(7, graph)
+  const model = new Msg()
+    .int(1, IR_VERSION)
+    .string(2, 'tinytune')
+    .string(3, '1')
+    .msg(7, graph)
     .msg(8, new Msg().string(1, '').int(2, OPSET));
   // What a trainer (onnxruntime-training's generate_artifacts) needs: which initializers
   // the classifier trained, and the tensor before the softmax (its loss takes logits).

@@ -14,12 +14,23 @@ import { EngineError } from './errors.mjs';
 export function readOps(mod, net, first = 0, last = mod.x.tt_net_count(net) - 1) {
   const ops = [];
   for (let i = first; i <= last; i++) {
-    const o = mod.op(net, i), d = o.d;
+    const o = mod.op(net, i),
+      d = o.d;
     ops.push({
-      name: o.name, type: mod.abi.name('op', d.type) ?? `type ${d.type}`, in0: d.in0, in1: d.in1,
-      kernel: [d.kh, d.kw], strides: [d.sh, d.sw], same: !!d.same, pads: [d.pt, d.pb, d.pl, d.pr],
-      act: mod.abi.name('act', d.act) ?? `activation ${d.act}`, shape: [o.h, o.w, o.c],
-      scale: d.scale, offset: d.offset, weights: mod.floats(o.wt, o.wn), bias: mod.floats(o.bias, o.bn),
+      name: o.name,
+      type: mod.abi.name('op', d.type) ?? `type ${d.type}`,
+      in0: d.in0,
+      in1: d.in1,
+      kernel: [d.kh, d.kw],
+      strides: [d.sh, d.sw],
+      same: !!d.same,
+      pads: [d.pt, d.pb, d.pl, d.pr],
+      act: mod.abi.name('act', d.act) ?? `activation ${d.act}`,
+      shape: [o.h, o.w, o.c],
+      scale: d.scale,
+      offset: d.offset,
+      weights: mod.floats(o.wt, o.wn),
+      bias: mod.floats(o.bias, o.bn),
     });
   }
   return ops;
@@ -37,7 +48,8 @@ export function exportGraph(classifier, { whole = false } = {}) {
   if (!c.net || !c.report) throw new EngineError('nothing to export: this classifier has not been trained');
   const mod = c.mod;
   const head = readOps(mod, c.net);
-  let ops = head, frozen = 1;
+  let ops = head,
+    frozen = 1;
   if (whole) {
     // The classifier's net is a copy of backbone ops first..cut plus the head, whose input
     // (its op 0) is the backbone's op `boundary`: shifting its indices by `boundary` puts
@@ -50,11 +62,15 @@ export function exportGraph(classifier, { whole = false } = {}) {
   }
   const m = c.model;
   return {
-    ops, frozen, labels: [...c.labels], whole,
+    ops,
+    frozen,
+    labels: [...c.labels],
+    whole,
     input: whole
       ? { shape: [...m.inputShape], range: [0, 1], resize: 'bilinear, align corners', layer: m.layers[0].name }
       : { shape: [...head[0].shape], layer: m.layers[c.boundary].name },
-    backbone: { id: m.id, hash: m.weightHash }, blocks: c.blocks,
+    backbone: { id: m.id, hash: m.weightHash },
+    blocks: c.blocks,
   };
 }
 
@@ -64,8 +80,13 @@ export function exportGraph(classifier, { whole = false } = {}) {
  */
 export function unsupported(format, op, act = false) {
   // (readOps names an op type or activation the module does not know 'type N' / 'activation N'.)
-  const what = act ? (/^activation \d+$/.test(op.act) ? `its ${op.act}` : `its activation '${op.act}'`)
-    : /^type \d+$/.test(op.type) ? `engine op ${op.type}` : `op type '${op.type}'`;
+  const what = act
+    ? /^activation \d+$/.test(op.act)
+      ? `its ${op.act}`
+      : `its activation '${op.act}'`
+    : /^type \d+$/.test(op.type)
+      ? `engine op ${op.type}`
+      : `op type '${op.type}'`;
   return new EngineError(`cannot export op '${op.name}' to ${format}: ${what} is not supported by this exporter`);
 }
 
@@ -82,8 +103,15 @@ export function namer() {
   return (name) => {
     let parts = String(name).split('/').filter(Boolean);
     if (parts.length > 2) parts = parts.slice(0, -1).filter((p) => !WRAPPERS.test(p));
-    const base = (parts.slice(-2).join('_').replace(/[^A-Za-z0-9_]/g, '_').replace(/^_+/, '') || 'layer').slice(0, 60);
-    let n = base, k = 1;
+    const base = (
+      parts
+        .slice(-2)
+        .join('_')
+        .replace(/[^A-Za-z0-9_]/g, '_')
+        .replace(/^_+/, '') || 'layer'
+    ).slice(0, 60);
+    let n = base,
+      k = 1;
     while (used.has(n)) n = `${base}_${k++}`;
     used.add(n);
     return n;
@@ -93,13 +121,26 @@ export function namer() {
 /** A metadata record of labels and input, written beside an export (metadata.json). */
 export function exportMetadata(graph, format) {
   return {
-    format, generatedBy: 'tinytune', labels: graph.labels,
+    format,
+    generatedBy: 'tinytune',
+    labels: graph.labels,
     input: graph.whole
-      ? { shape: graph.input.shape, layout: 'NHWC', range: graph.input.range, resize: graph.input.resize,
-        note: 'RGB pixels / 255, resized to the input size (bilinear, align corners); the model does the rest' }
-      : { shape: graph.input.shape, layout: 'NHWC', layer: graph.input.layer,
-        note: "the backbone's activation at this layer, not an image" },
+      ? {
+          shape: graph.input.shape,
+          layout: 'NHWC',
+          range: graph.input.range,
+          resize: graph.input.resize,
+          note: 'RGB pixels / 255, resized to the input size (bilinear, align corners); the model does the rest',
+        }
+      : {
+          shape: graph.input.shape,
+          layout: 'NHWC',
+          layer: graph.input.layer,
+          note: "the backbone's activation at this layer, not an image",
+        },
     output: { name: 'probabilities', classes: graph.labels.length },
-    whole: graph.whole, backbone: graph.backbone, trainableBlocks: graph.blocks,
+    whole: graph.whole,
+    backbone: graph.backbone,
+    trainableBlocks: graph.blocks,
   };
 }

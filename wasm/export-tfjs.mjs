@@ -23,8 +23,14 @@ const LAYERS = {
   },
   add: (ctx, o, x, name) => ctx.layer('Add', name, {}, [x, ctx.output(o.in1)]),
   avgpool(ctx, o, x, name) {
-    if (o.pads.some(Boolean)) x = ctx.layer('ZeroPadding2D', `${name}_pad`, { padding: [o.pads.slice(0, 2), o.pads.slice(2)], data_format: 'channels_last' }, [x]);
-    return ctx.layer('AveragePooling2D', name, { pool_size: o.kernel, strides: o.strides, padding: o.same ? 'same' : 'valid', data_format: 'channels_last' }, [x]);
+    if (o.pads.some(Boolean))
+      x = ctx.layer('ZeroPadding2D', `${name}_pad`, { padding: [o.pads.slice(0, 2), o.pads.slice(2)], data_format: 'channels_last' }, [x]);
+    return ctx.layer(
+      'AveragePooling2D',
+      name,
+      { pool_size: o.kernel, strides: o.strides, padding: o.same ? 'same' : 'valid', data_format: 'channels_last' },
+      [x],
+    );
   },
   // The graph's own preprocessing (MobileNetV2's x*2-1); Rescaling is in tfjs 4 and Keras 2.6+.
   affine: (ctx, o, x, name) => ctx.layer('Rescaling', name, { scale: o.scale, offset: o.offset }, [x]),
@@ -35,10 +41,30 @@ const LAYERS = {
 
 function conv(ctx, o, x, name, cls) {
   const [t, b, l, r] = o.pads;
-  if (t || b || l || r) x = ctx.layer('ZeroPadding2D', `${name}_pad`, { padding: [[t, b], [l, r]], data_format: 'channels_last' }, [x]);
-  const common = { kernel_size: o.kernel, strides: o.strides, padding: o.same ? 'same' : 'valid', data_format: 'channels_last',
-    dilation_rate: [1, 1], activation: 'linear', use_bias: true };
-  const cin = ctx.inShape(o.in0)[2], c = o.shape[2];
+  if (t || b || l || r)
+    x = ctx.layer(
+      'ZeroPadding2D',
+      `${name}_pad`,
+      {
+        padding: [
+          [t, b],
+          [l, r],
+        ],
+        data_format: 'channels_last',
+      },
+      [x],
+    );
+  const common = {
+    kernel_size: o.kernel,
+    strides: o.strides,
+    padding: o.same ? 'same' : 'valid',
+    data_format: 'channels_last',
+    dilation_rate: [1, 1],
+    activation: 'linear',
+    use_bias: true,
+  };
+  const cin = ctx.inShape(o.in0)[2],
+    c = o.shape[2];
   if (cls === 'Conv2D') {
     x = ctx.layer('Conv2D', name, { ...common, filters: c }, [x]);
     ctx.weight(`${x}/kernel`, [...o.kernel, cin, c], o.weights); // both [kh][kw][cin][cout]
@@ -71,34 +97,54 @@ export function exportTfjs(classifier, opts = {}) {
 /** The files of an export, by name: model.json, weights.bin and metadata.json (bytes). */
 export function tfjsFiles({ modelJson, weightData, metadata }) {
   const enc = new TextEncoder();
-  return { 'model.json': enc.encode(JSON.stringify(modelJson)), 'weights.bin': weightData, 'metadata.json': enc.encode(JSON.stringify(metadata, null, 2)) };
+  return {
+    'model.json': enc.encode(JSON.stringify(modelJson)),
+    'weights.bin': weightData,
+    'metadata.json': enc.encode(JSON.stringify(metadata, null, 2)),
+  };
 }
 
 /** The layers model of a graph from export-ops.mjs: { modelJson, weightData }. */
 export function toLayersModel({ ops, frozen, labels }) {
-  const layers = [], specs = [], chunks = [];
+  const layers = [],
+    specs = [],
+    chunks = [];
   const uniq = namer();
-  const outName = [], flat = [];
+  const outName = [],
+    flat = [];
   let trainable = false;
   const ctx = {
     layer(cls, name, config, inputs) {
       const n = uniq(name);
-      layers.push({ class_name: cls, name: n, config: { name: n, trainable, ...config },
-        inbound_nodes: inputs.length ? [inputs.map((i) => [i, 0, 0, {}])] : [] });
+      layers.push({
+        class_name: cls,
+        name: n,
+        config: { name: n, trainable, ...config },
+        inbound_nodes: inputs.length ? [inputs.map((i) => [i, 0, 0, {}])] : [],
+      });
       return n;
     },
-    weight(name, shape, data) { specs.push({ name, shape, dtype: 'float32' }); chunks.push(data); },
+    weight(name, shape, data) {
+      specs.push({ name, shape, dtype: 'float32' });
+      chunks.push(data);
+    },
     flat: (i) => flat[i],
     inShape: (i) => ops[i].shape,
     output: (i) => outName[i],
   };
   // A 1x1xC input that only dense layers read is a plain vector (the pooled feature).
-  const vectorIn = ops[0].shape[0] === 1 && ops[0].shape[1] === 1 && ops.slice(1).every((o) => ['dense', 'dropout', 'act'].includes(o.type));
+  const vectorIn =
+    ops[0].shape[0] === 1 && ops[0].shape[1] === 1 && ops.slice(1).every((o) => ['dense', 'dropout', 'act'].includes(o.type));
   ops.forEach((o, i) => {
     trainable = i >= frozen;
     const [h, w, c] = o.shape;
     if (i === 0) {
-      outName[0] = ctx.layer('InputLayer', 'input', { batch_input_shape: vectorIn ? [null, c] : [null, h, w, c], dtype: 'float32', sparse: false }, []);
+      outName[0] = ctx.layer(
+        'InputLayer',
+        'input',
+        { batch_input_shape: vectorIn ? [null, c] : [null, h, w, c], dtype: 'float32', sparse: false },
+        [],
+      );
       flat[0] = vectorIn;
       return;
     }
@@ -112,15 +158,24 @@ export function toLayersModel({ ops, frozen, labels }) {
   });
   trainable = true;
   const last = ops[ops.length - 1];
-  const probs = last.type === 'softmax' ? outName[ops.length - 1] : ctx.layer('Activation', 'probabilities', { activation: 'softmax' }, [outName[ops.length - 1]]);
+  const probs =
+    last.type === 'softmax'
+      ? outName[ops.length - 1]
+      : ctx.layer('Activation', 'probabilities', { activation: 'softmax' }, [outName[ops.length - 1]]);
   const weightData = new Float32Array(chunks.reduce((a, d) => a + d.length, 0));
   let at = 0;
-  for (const d of chunks) weightData.set(d, at), (at += d.length);
+  for (const d of chunks) (weightData.set(d, at), (at += d.length));
   return {
     modelJson: {
-      format: 'layers-model', generatedBy: 'tinytune', convertedBy: null,
-      modelTopology: { class_name: 'Model', keras_version: '2.2.4', backend: 'tensorflow',
-        config: { name: 'tinytune', layers, input_layers: [[outName[0], 0, 0]], output_layers: [[probs, 0, 0]] } },
+      format: 'layers-model',
+      generatedBy: 'tinytune',
+      convertedBy: null,
+      modelTopology: {
+        class_name: 'Model',
+        keras_version: '2.2.4',
+        backend: 'tensorflow',
+        config: { name: 'tinytune', layers, input_layers: [[outName[0], 0, 0]], output_layers: [[probs, 0, 0]] },
+      },
       weightsManifest: [{ paths: ['weights.bin'], weights: specs }],
       userDefinedMetadata: { labels },
     },

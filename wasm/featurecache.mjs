@@ -12,7 +12,11 @@ const DB = 'tinytune-features';
 const STORE = 'features';
 const MAX_BYTES = 1 << 20;
 
-const req = (r) => new Promise((resolve, reject) => { r.onsuccess = () => resolve(r.result); r.onerror = () => reject(r.error); });
+const req = (r) =>
+  new Promise((resolve, reject) => {
+    r.onsuccess = () => resolve(r.result);
+    r.onerror = () => reject(r.error);
+  });
 
 export class FeatureCache {
   static async open(name = DB) {
@@ -26,9 +30,13 @@ export class FeatureCache {
     }
   }
 
-  constructor(db) { this.db = db; }
+  constructor(db) {
+    this.db = db;
+  }
 
-  static key(imageId, backboneHash, config) { return `${imageId}|${backboneHash}|${config}`; }
+  static key(imageId, backboneHash, config) {
+    return `${imageId}|${backboneHash}|${config}`;
+  }
 
   async get(key) {
     if (!this.db) return null;
@@ -44,7 +52,11 @@ export class FeatureCache {
     // pooled features are ~30 KB an image; activations before trainable blocks stay under
     // ~0.5 MB; anything larger is cheaper to recompute than to keep
     if (!this.db || data.byteLength > MAX_BYTES) return;
-    try { await req(this.db.transaction(STORE, 'readwrite').objectStore(STORE).put({ key, imageId, data })); } catch { /* full or gone: recomputed next time */ }
+    try {
+      await req(this.db.transaction(STORE, 'readwrite').objectStore(STORE).put({ key, imageId, data }));
+    } catch {
+      /* full or gone: recomputed next time */
+    }
   }
 
   /** Forgets every entry of these images (removed from the project). */
@@ -53,8 +65,15 @@ export class FeatureCache {
     try {
       const tx = this.db.transaction(STORE, 'readwrite');
       const index = tx.objectStore(STORE).index('imageId');
-      await Promise.all(imageIds.map((id) => req(index.getAllKeys(IDBKeyRange.only(id)))
-        .then((keys) => { for (const k of keys) tx.objectStore(STORE).delete(k); })));
-    } catch { /* stale entries only cost space */ }
+      await Promise.all(
+        imageIds.map((id) =>
+          req(index.getAllKeys(IDBKeyRange.only(id))).then((keys) => {
+            for (const k of keys) tx.objectStore(STORE).delete(k);
+          }),
+        ),
+      );
+    } catch {
+      /* stale entries only cost space */
+    }
   }
 }

@@ -27,8 +27,11 @@ export async function loadBackbone(engine, baseUrl, opts = {}) {
     return await engine.loadModel(url, { id, ...rest });
   } catch (e) {
     if (!/^cannot load model\.json/.test(e?.message)) throw e; // tfjs.mjs's loader throws plain Errors
-    const err = new EngineError(`cannot load model '${id}' from the base URL ${baseUrl}: ${e.message} ` +
-      `(the base URL must be the folder that holds ${id}/model.json)`, e.code);
+    const err = new EngineError(
+      `cannot load model '${id}' from the base URL ${baseUrl}: ${e.message} ` +
+        `(the base URL must be the folder that holds ${id}/model.json)`,
+      e.code,
+    );
     err.url = url;
     throw err;
   }

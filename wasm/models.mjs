@@ -17,11 +17,11 @@ export function modelUrl(baseUrl, id = DEFAULT_MODEL) {
   if (baseUrl === undefined || baseUrl === null || baseUrl === '') {
     throw new EngineError(`a base URL for the models is required (tinytune has no CDN default): the folder that holds ${id}/model.json`);
   }
-  if (typeof id !== 'string' || !/^[A-Za-z0-9_.-]+$/.test(id) || id.startsWith('.')) throw new EngineError(`invalid model id ${JSON.stringify(id)}`);
+  if (typeof id !== 'string' || !/^[A-Za-z0-9_.-]+$/.test(id) || id.startsWith('.'))
+    throw new EngineError(`invalid model id ${JSON.stringify(id)}`);
   const base = baseUrl instanceof URL ? baseUrl.href : String(baseUrl);
   const dir = base.endsWith('/') || base.endsWith('\\') ? base : `${base}/`;
   if (hasScheme(dir)) return new URL(`${id}/`, dir).href;
   const page = globalThis.document?.baseURI ?? globalThis.location?.href;
   return page && !globalThis.process?.versions?.node ? new URL(`${id}/`, new URL(dir, page)).href : `${dir}${id}/`;
 }
-

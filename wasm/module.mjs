@@ -11,11 +11,16 @@ const isNode = typeof process !== 'undefined' && !!process.versions?.node;
 
 // The smallest module using a v128 instruction (as wasm-feature-detect does): valid only
 // where the runtime has WASM SIMD.
-const SIMD_PROBE = new Uint8Array([0, 97, 115, 109, 1, 0, 0, 0, 1, 5, 1, 96, 0, 1, 123, 3, 2, 1, 0,
-  10, 10, 1, 8, 0, 65, 0, 253, 15, 253, 98, 11]);
+const SIMD_PROBE = new Uint8Array([
+  0, 97, 115, 109, 1, 0, 0, 0, 1, 5, 1, 96, 0, 1, 123, 3, 2, 1, 0, 10, 10, 1, 8, 0, 65, 0, 253, 15, 253, 98, 11,
+]);
 
 export function hasSimd() {
-  try { return WebAssembly.validate(SIMD_PROBE); } catch { return false; }
+  try {
+    return WebAssembly.validate(SIMD_PROBE);
+  } catch {
+    return false;
+  }
 }
 
 // () -> v128: f32x4.relaxed_madd (0xfd 0x85 0x02) of three v128.const zeros. Valid only
@@ -23,11 +28,39 @@ export function hasSimd() {
 // the feature on; Node 20 only with --experimental-wasm-relaxed-simd).
 const V128_ZERO = [253, 12, ...new Array(16).fill(0)];
 const RELAXED_BODY = [0, ...V128_ZERO, ...V128_ZERO, ...V128_ZERO, 253, 133, 2, 11];
-const RELAXED_PROBE = new Uint8Array([0, 97, 115, 109, 1, 0, 0, 0, 1, 5, 1, 96, 0, 1, 123, 3, 2, 1, 0,
-  10, RELAXED_BODY.length + 2, 1, RELAXED_BODY.length, ...RELAXED_BODY]);
+const RELAXED_PROBE = new Uint8Array([
+  0,
+  97,
+  115,
+  109,
+  1,
+  0,
+  0,
+  0,
+  1,
+  5,
+  1,
+  96,
+  0,
+  1,
+  123,
+  3,
+  2,
+  1,
+  0,
+  10,
+  RELAXED_BODY.length + 2,
+  1,
+  RELAXED_BODY.length,
+  ...RELAXED_BODY,
+]);
 
 export function hasRelaxedSimd() {
-  try { return WebAssembly.validate(RELAXED_PROBE); } catch { return false; }
+  try {
+    return WebAssembly.validate(RELAXED_PROBE);
+  } catch {
+    return false;
+  }
 }
 
 async function readBytes(url) {
@@ -38,9 +71,11 @@ async function readBytes(url) {
     } catch (e) {
       // In Node the builds sit beside this module (../build/): one missing is a broken
       // install, named rather than silently replaced by a slower build.
-      const err = new EngineError(e.code === 'ENOENT'
-        ? `the engine file ${decodeURIComponent(url.pathname)} is missing: the install is broken (reinstall tinytune, or run \`make wasm\` in a clone)`
-        : `cannot load the engine from ${decodeURIComponent(url.pathname)}: ${e.message}`);
+      const err = new EngineError(
+        e.code === 'ENOENT'
+          ? `the engine file ${decodeURIComponent(url.pathname)} is missing: the install is broken (reinstall tinytune, or run \`make wasm\` in a clone)`
+          : `cannot load the engine from ${decodeURIComponent(url.pathname)}: ${e.message}`,
+      );
       err.missing = e.code === 'ENOENT';
       throw err;
     }
@@ -63,7 +98,8 @@ async function fetchOk(url) {
 // the application/wasm type); from a file, or from a server sending another type, once
 // it has all arrived.
 async function compileUrl(url) {
-  if ((isNode && url.protocol === 'file:') || typeof WebAssembly.compileStreaming !== 'function') return WebAssembly.compile(await readBytes(url));
+  if ((isNode && url.protocol === 'file:') || typeof WebAssembly.compileStreaming !== 'function')
+    return WebAssembly.compile(await readBytes(url));
   const r = await fetchOk(url);
   if (/^application\/wasm\b/.test(r.headers.get('content-type') ?? '')) return WebAssembly.compileStreaming(r);
   return WebAssembly.compile(new Uint8Array(await r.arrayBuffer()));
@@ -87,7 +123,11 @@ const MT_BUILDS = [
  */
 export function canThread() {
   if (typeof SharedArrayBuffer === 'undefined' || (!isNode && !globalThis.crossOriginIsolated)) return false;
-  try { return new WebAssembly.Memory({ initial: 1, maximum: 1, shared: true }).buffer instanceof SharedArrayBuffer; } catch { return false; }
+  try {
+    return new WebAssembly.Memory({ initial: 1, maximum: 1, shared: true }).buffer instanceof SharedArrayBuffer;
+  } catch {
+    return false;
+  }
 }
 
 /** Threads worth using here: the machine's cores, at most 8. */
@@ -140,14 +180,19 @@ async function compileFirst(candidates, folder) {
 export async function loadModule(opts = {}) {
   const simd = opts.simd ?? hasSimd();
   const relaxed = simd && (opts.relaxed ?? hasRelaxedSimd());
-  const threads = opts.url || opts.bytes || !simd || !canThread() ? 1 : Math.max(1, Math.floor(opts.threads ?? await defaultThreads()));
+  const threads = opts.url || opts.bytes || !simd || !canThread() ? 1 : Math.max(1, Math.floor(opts.threads ?? (await defaultThreads())));
   let module, build, spawned;
   if (opts.url || opts.bytes) {
     build = { simd, relaxed };
-    module = await WebAssembly.compile(opts.bytes ?? await readBytes(opts.url));
+    module = await WebAssembly.compile(opts.bytes ?? (await readBytes(opts.url)));
   } else {
-    const candidates = (threads > 1 ? MT_BUILDS : BUILDS).filter((b) => (b.simd ? simd : true) && (b.relaxed ? relaxed : true) &&
-      (opts.simd === undefined || b.simd === opts.simd) && (opts.relaxed !== true || b.relaxed));
+    const candidates = (threads > 1 ? MT_BUILDS : BUILDS).filter(
+      (b) =>
+        (b.simd ? simd : true) &&
+        (b.relaxed ? relaxed : true) &&
+        (opts.simd === undefined || b.simd === opts.simd) &&
+        (opts.relaxed !== true || b.relaxed),
+    );
     if (!candidates.length) throw new EngineError('this runtime does not support the requested build (relaxed SIMD)');
     // the lent threads' workers start while the build downloads and compiles
     spawned = threads > 1 ? import('./threads.mjs').then((t) => t.prespawn(threads - 1)) : null;
@@ -174,7 +219,10 @@ export async function loadModule(opts = {}) {
   const imports = {};
   for (const imp of WebAssembly.Module.imports(module)) {
     const ns = (imports[imp.module] ??= {});
-    if (imp.name === 'proc_exit') ns[imp.name] = (c) => { throw new EngineError(`engine aborted (exit ${c})`); };
+    if (imp.name === 'proc_exit')
+      ns[imp.name] = (c) => {
+        throw new EngineError(`engine aborted (exit ${c})`);
+      };
     else ns[imp.name] = () => 52; // ENOSYS for WASI calls the engine never relies on
   }
   const { exports } = await WebAssembly.instantiate(module, imports);
@@ -184,7 +232,16 @@ export async function loadModule(opts = {}) {
 
 // Ends the workers threads.mjs's prespawn started, when the threaded build is not used.
 function dropWorkers(spawned) {
-  spawned?.then((ws) => ws.forEach((w) => w.then((x) => x.end(), () => {})), () => {});
+  spawned?.then(
+    (ws) =>
+      ws.forEach((w) =>
+        w.then(
+          (x) => x.end(),
+          () => {},
+        ),
+      ),
+    () => {},
+  );
 }
 
 const utf8 = new TextEncoder();
@@ -206,8 +263,10 @@ function guardThreads(x) {
       } catch (e) {
         if (!(e instanceof WebAssembly.RuntimeError) || x.tt_threads_lost() === lost) throw e;
         lost = x.tt_threads_lost();
-        throw new EngineError(`a worker thread crashed inside the engine (${e.message}); the call was abandoned, ` +
-          `and the engine goes on with ${x.tt_threads()} thread(s)`);
+        throw new EngineError(
+          `a worker thread crashed inside the engine (${e.message}); the call was abandoned, ` +
+            `and the engine goes on with ${x.tt_threads()} thread(s)`,
+        );
       }
     };
   }
@@ -224,22 +283,39 @@ export class Module {
   }
 
   /** Threads the engine's kernels run on (1: this thread only). */
-  get threads() { return this.x.tt_threads(); }
+  get threads() {
+    return this.x.tt_threads();
+  }
 
   /** Lets the engine's threads go (a threaded build then runs on one thread). */
-  async close() { await this.pool?.close(); this.pool = null; }
+  async close() {
+    await this.pool?.close();
+    this.pool = null;
+  }
 
   // Views are recreated on every access: memory growth detaches the old buffer.
-  get u8() { return new Uint8Array(this.x.memory.buffer); }
-  get f32() { return new Float32Array(this.x.memory.buffer); }
-  get i32() { return new Int32Array(this.x.memory.buffer); }
+  get u8() {
+    return new Uint8Array(this.x.memory.buffer);
+  }
+  get f32() {
+    return new Float32Array(this.x.memory.buffer);
+  }
+  get i32() {
+    return new Int32Array(this.x.memory.buffer);
+  }
 
-  memoryBytes() { return this.x.memory.buffer.byteLength; }
+  memoryBytes() {
+    return this.x.memory.buffer.byteLength;
+  }
 
   /** The NUL-terminated UTF-8 string at p. */
-  string(p) { return cString(this.x.memory, p); }
+  string(p) {
+    return cString(this.x.memory, p);
+  }
 
-  lastError() { return this.string(this.x.tt_last_error()); }
+  lastError() {
+    return this.string(this.x.tt_last_error());
+  }
 
   /** Throws the engine's message when a call returned a negative code. */
   check(rc) {
@@ -257,14 +333,19 @@ export class Module {
     // The wasm side takes a 32-bit size: anything larger would wrap to a small block the
     // caller then overruns. Memory cannot grow past 2 GiB anyway.
     if (!Number.isSafeInteger(nbytes) || nbytes < 0 || nbytes > 0x7fffffff) {
-      throw new EngineError(`out of memory allocating ${nbytes} bytes (the engine's memory is limited to 2 GiB)`, this.abi.value('error', 'nomem'));
+      throw new EngineError(
+        `out of memory allocating ${nbytes} bytes (the engine's memory is limited to 2 GiB)`,
+        this.abi.value('error', 'nomem'),
+      );
     }
     const p = this.x.tt_alloc(nbytes);
     if (!p) throw new EngineError(this.lastError(), this.abi.value('error', 'nomem'));
     return p;
   }
 
-  free(p) { if (p) this.x.tt_free(p); }
+  free(p) {
+    if (p) this.x.tt_free(p);
+  }
 
   /** Copies bytes (Uint8Array or typed array) into fresh wasm memory. */
   put(data) {
@@ -285,7 +366,9 @@ export class Module {
     return p;
   }
 
-  floats(p, n) { return this.f32.slice(p >> 2, (p >> 2) + n); }
+  floats(p, n) {
+    return this.f32.slice(p >> 2, (p >> 2) + n);
+  }
 
   /** A new zeroed C struct (src/abi.h's name for it) with the given members set; free it. */
   struct(name, values = {}) {
@@ -296,11 +379,14 @@ export class Module {
   }
 
   /** The C struct `name` at p, by member (see abi.mjs). */
-  read(name, p) { return this.abi.read(this.x.memory, name, p); }
+  read(name, p) {
+    return this.abi.read(this.x.memory, name, p);
+  }
 
   /** Op i of a net as C holds it (tt_op: descriptor d, output h/w/c, weights, name). */
   op(net, i) {
-    if (!Number.isInteger(i) || i < 0 || i >= this.x.tt_net_count(net)) throw new EngineError(`op ${i} does not exist`, this.abi.value('error', 'invalid'));
+    if (!Number.isInteger(i) || i < 0 || i >= this.x.tt_net_count(net))
+      throw new EngineError(`op ${i} does not exist`, this.abi.value('error', 'invalid'));
     return this.read('op', this.x.tt_net_op(net, i));
   }
 
@@ -308,6 +394,10 @@ export class Module {
   scoped(fn) {
     const owned = [];
     const take = (p) => (owned.push(p), p);
-    try { return fn(take); } finally { for (const p of owned) this.free(p); }
+    try {
+      return fn(take);
+    } finally {
+      for (const p of owned) this.free(p);
+    }
   }
 }

@@ -46,9 +46,15 @@ function topoSort(nodes) {
 // every block (stem, final 1x1 conv, pooling, head) get null.
 function deriveBlocks(ops) {
   const lastRead = ops.map(() => -1);
-  ops.forEach((o, i) => o.inputs.forEach((j) => { lastRead[j] = Math.max(lastRead[j], i); }));
+  ops.forEach((o, i) =>
+    o.inputs.forEach((j) => {
+      lastRead[j] = Math.max(lastRead[j], i);
+    }),
+  );
   const pointwise = (o) => o.type === 'conv2d' && o.kernel[0] === 1 && o.kernel[1] === 1 && o.strides[0] === 1 && o.strides[1] === 1;
-  let start = -1, sawDepthwise = false, count = 0;
+  let start = -1,
+    sawDepthwise = false,
+    count = 0;
   const used = new Set();
   for (let i = 1; i < ops.length; i++) {
     const o = ops[i];
@@ -86,7 +92,8 @@ function scopeName(names) {
 }
 
 function outSize(inHW, kernel, strides, padding, pads, what) {
-  const h = inHW[0] + pads[0] + pads[1], w = inHW[1] + pads[2] + pads[3];
+  const h = inHW[0] + pads[0] + pads[1],
+    w = inHW[1] + pads[2] + pads[3];
   if (padding === 'same') return [Math.ceil(h / strides[0]), Math.ceil(w / strides[1])];
   if (h < kernel[0] || w < kernel[1]) fail(`${what}: kernel ${kernel[0]}x${kernel[1]} is larger than its ${h}x${w} input`);
   return [Math.ceil((h - kernel[0] + 1) / strides[0]), Math.ceil((w - kernel[1] + 1) / strides[1])];
@@ -110,9 +117,15 @@ class Compiler {
     this.at = new Map(); // node name -> {op, flat, pads}
   }
 
-  ref(name) { return this.at.get(name); }
-  shapeOf(name) { return this.ops[this.ref(name).op].shape; }
-  spec(name) { return this.specs.get(name); }
+  ref(name) {
+    return this.at.get(name);
+  }
+  shapeOf(name) {
+    return this.ops[this.ref(name).op].shape;
+  }
+  spec(name) {
+    return this.specs.get(name);
+  }
 
   // Consumers seen through identity-like nodes, which do not become ops
   effective(name) {
@@ -137,9 +150,22 @@ class Compiler {
 
   addOp(node, fields, name = node.name) {
     const op = {
-      name, type: fields.type, inputs: fields.inputs ?? node.inputs.map((i) => this.ref(i).op), aliases: [], block: null,
-      kernel: [1, 1], strides: [1, 1], padding: 'valid', pads: [0, 0, 0, 0], act: 'none', channels: 0, scale: 1, offset: 0,
-      weights: { kernel: null, bias: null, bn: null }, shape: null, ...fields,
+      name,
+      type: fields.type,
+      inputs: fields.inputs ?? node.inputs.map((i) => this.ref(i).op),
+      aliases: [],
+      block: null,
+      kernel: [1, 1],
+      strides: [1, 1],
+      padding: 'valid',
+      pads: [0, 0, 0, 0],
+      act: 'none',
+      channels: 0,
+      scale: 1,
+      offset: 0,
+      weights: { kernel: null, bias: null, bn: null },
+      shape: null,
+      ...fields,
     };
     checkShape(op.shape, `output of ${op.type} '${name}'`);
     op.channels = op.shape[2];
@@ -164,7 +190,9 @@ class Compiler {
   // Keras semantics: the layer name gives the activation's output (probabilities),
   // the pre-softmax logits stay reachable as "<layer>/logits".
   splitSoftmax(node, op) {
-    this.addOp(node, { type: 'softmax', inputs: [this.ops.indexOf(op)], shape: op.shape.slice() }, `${node.name}/softmax`).aliases.push(node.name);
+    this.addOp(node, { type: 'softmax', inputs: [this.ops.indexOf(op)], shape: op.shape.slice() }, `${node.name}/softmax`).aliases.push(
+      node.name,
+    );
   }
 }
 
@@ -179,16 +207,27 @@ function conv(c, node, what) {
   }
   if (cin !== inShape[2]) fail(`${what}: kernel '${node.kernel}' has shape ${fmtShape(ks)} but the input has ${inShape[2]} channels`);
   if (node.kind === 'depthwise' && cout !== 1) fail(`${what}: unsupported depth multiplier ${cout} (kernel ${fmtShape(ks)}; only 1)`);
-  if (node.filters != null && cout !== node.filters) fail(`${what}: kernel '${node.kernel}' has shape ${fmtShape(ks)} but filters is ${node.filters}`);
+  if (node.filters != null && cout !== node.filters)
+    fail(`${what}: kernel '${node.kernel}' has shape ${fmtShape(ks)} but filters is ${node.filters}`);
   const channels = node.kind === 'depthwise' ? cin : cout;
   const pads = r.pads ?? [0, 0, 0, 0];
   const hw = outSize(inShape, [kh, kw], node.strides, node.padding, pads, what);
   c.expect(what, node.bias, [channels]);
   if (node.bn) c.checkBn(what, node.bn, channels);
-  const op = c.addOp(node, {
-    type: node.kind, kernel: [kh, kw], strides: node.strides, padding: node.padding, pads: pads.slice(), act: node.act,
-    weights: { kernel: node.kernel, bias: node.bias, bn: node.bn }, shape: [...hw, channels],
-  }, node.softmax ? `${node.name}/logits` : node.name);
+  const op = c.addOp(
+    node,
+    {
+      type: node.kind,
+      kernel: [kh, kw],
+      strides: node.strides,
+      padding: node.padding,
+      pads: pads.slice(),
+      act: node.act,
+      weights: { kernel: node.kernel, bias: node.bias, bn: node.bn },
+      shape: [...hw, channels],
+    },
+    node.softmax ? `${node.name}/logits` : node.name,
+  );
   if (node.softmax) c.splitSoftmax(node, op);
 }
 
@@ -202,21 +241,31 @@ const COMPILE = {
   conv2d: conv,
   depthwise: conv,
   dense(c, node, what) {
-    const in0 = node.inputs[0], r = c.ref(in0), inShape = c.shapeOf(in0);
-    if (inShape[0] * inShape[1] !== 1 && !r.flat) fail(`${what}: applied to a ${inShape.join('x')} tensor without Flatten; only flat inputs are supported`);
+    const in0 = node.inputs[0],
+      r = c.ref(in0),
+      inShape = c.shapeOf(in0);
+    if (inShape[0] * inShape[1] !== 1 && !r.flat)
+      fail(`${what}: applied to a ${inShape.join('x')} tensor without Flatten; only flat inputs are supported`);
     const ks = c.spec(node.kernel).shape;
     const cin = product(inShape);
-    if (ks.length !== 2 || ks[0] !== cin) fail(`${what}: kernel '${node.kernel}' has shape ${fmtShape(ks)} but the input has ${cin} features`);
-    if (node.units != null && ks[1] !== node.units) fail(`${what}: kernel '${node.kernel}' has shape ${fmtShape(ks)} but units is ${node.units}`);
+    if (ks.length !== 2 || ks[0] !== cin)
+      fail(`${what}: kernel '${node.kernel}' has shape ${fmtShape(ks)} but the input has ${cin} features`);
+    if (node.units != null && ks[1] !== node.units)
+      fail(`${what}: kernel '${node.kernel}' has shape ${fmtShape(ks)} but units is ${node.units}`);
     c.expect(what, node.bias, [ks[1]]);
-    const op = c.addOp(node, { type: 'dense', act: node.act, weights: { kernel: node.kernel, bias: node.bias, bn: null }, shape: [1, 1, ks[1]] },
-      node.softmax ? `${node.name}/logits` : node.name);
+    const op = c.addOp(
+      node,
+      { type: 'dense', act: node.act, weights: { kernel: node.kernel, bias: node.bias, bn: null }, shape: [1, 1, ks[1]] },
+      node.softmax ? `${node.name}/logits` : node.name,
+    );
     if (node.softmax) c.splitSoftmax(node, op);
   },
   bn(c, node, what) {
     const op = c.fusable(node);
     if (!op || op.weights.bn || op.act !== 'none') {
-      fail(`${what} cannot be folded into the op before it (it must directly follow a conv, depthwise or dense layer with no activation and no other reader); standalone batch norm is not supported`);
+      fail(
+        `${what} cannot be folded into the op before it (it must directly follow a conv, depthwise or dense layer with no activation and no other reader); standalone batch norm is not supported`,
+      );
     }
     c.checkBn(what, node.bn, op.channels);
     op.weights.bn = node.bn;
@@ -237,7 +286,11 @@ const COMPILE = {
       return;
     }
     const op = c.fusable(node);
-    if (op && op.act === 'none') { op.act = node.act; c.fuseInto(op, node); return; }
+    if (op && op.act === 'none') {
+      op.act = node.act;
+      c.fuseInto(op, node);
+      return;
+    }
     c.addOp(node, { type: 'act', act: node.act, shape });
   },
   scalar(c, node) {
@@ -253,7 +306,8 @@ const COMPILE = {
   add(c, node, what) {
     const shapes = node.inputs.map((i) => c.shapeOf(i));
     for (let i = 1; i < shapes.length; i++) {
-      if (!sameShape(shapes[0], shapes[i])) fail(`${what}: input shapes differ: '${node.inputs[0]}' ${fmtShape(shapes[0])} vs '${node.inputs[i]}' ${fmtShape(shapes[i])}`);
+      if (!sameShape(shapes[0], shapes[i]))
+        fail(`${what}: input shapes differ: '${node.inputs[0]}' ${fmtShape(shapes[0])} vs '${node.inputs[i]}' ${fmtShape(shapes[i])}`);
     }
     c.addOp(node, { type: 'add', shape: shapes[0].slice() });
   },
@@ -264,8 +318,13 @@ const COMPILE = {
   prelu(c, node, what) {
     const inShape = c.shapeOf(node.inputs[0]);
     const as = c.spec(node.alpha).shape;
-    if (product(as) !== inShape[2] || as.at(-1) !== inShape[2]) fail(`${what}: slope '${node.alpha}' has shape ${fmtShape(as)}, expected [${inShape[2]}]`);
-    c.addOp(node, { type: 'prelu', weights: { kernel: node.alpha, bias: null, bn: null, kernelScale: node.alphaScale, kernelShift: node.alphaShift }, shape: inShape.slice() });
+    if (product(as) !== inShape[2] || as.at(-1) !== inShape[2])
+      fail(`${what}: slope '${node.alpha}' has shape ${fmtShape(as)}, expected [${inShape[2]}]`);
+    c.addOp(node, {
+      type: 'prelu',
+      weights: { kernel: node.alpha, bias: null, bn: null, kernelScale: node.alphaScale, kernelShift: node.alphaShift },
+      shape: inShape.slice(),
+    });
   },
   gate(c, node) {
     // the full tensor first, the 1x1xC gate second, whichever order the graph has
@@ -298,7 +357,8 @@ const COMPILE = {
   alias(c, node, what) {
     const r = c.ref(node.inputs[0]);
     const s = c.ops[r.op].shape;
-    if (node.needs1x1 && s[0] * s[1] !== 1) fail(`${what}: cannot squeeze/reshape a ${s.join('x')} tensor; only 1x1 spatial tensors are supported`);
+    if (node.needs1x1 && s[0] * s[1] !== 1)
+      fail(`${what}: cannot squeeze/reshape a ${s.join('x')} tensor; only 1x1 spatial tensors are supported`);
     if (node.size != null && node.size !== -1 && node.size !== product(s)) fail(`${what}: cannot reshape ${s.join('x')} to [${node.size}]`);
     c.ops[r.op].aliases.push(node.name);
     c.at.set(node.name, { op: r.op, flat: r.flat || node.flat, pads: r.pads });
@@ -319,14 +379,23 @@ export function buildOps(nodes, outputs, specs) {
 
 // x*scale + offset from the accumulated scalar terms; null until every constant is known
 function composeAffine(op, values = new Map()) {
-  let s = 1, o = 0;
+  let s = 1,
+    o = 0;
   for (const t of op.terms) {
     const c = t.value ?? values.get(t.spec);
-    if (c === undefined) { op.scale = op.offset = null; return; }
-    if (t.op === 'mul') { s *= c; o *= c; }
-    else if (t.op === 'add') o += c;
+    if (c === undefined) {
+      op.scale = op.offset = null;
+      return;
+    }
+    if (t.op === 'mul') {
+      s *= c;
+      o *= c;
+    } else if (t.op === 'add') o += c;
     else if (t.op === 'sub') o -= c;
-    else { s = -s; o = c - o; } // rsub: c - x
+    else {
+      s = -s;
+      o = c - o;
+    } // rsub: c - x
   }
   op.scale = s;
   op.offset = o;

@@ -23,9 +23,11 @@ function toBytes(data, path) {
 // full but the last. Only the group total is certain, so this layout is used solely to
 // name the shard at fault once the total is wrong; null when the total does not fit it.
 function shardSizes(group) {
-  const n = group.paths.length, total = group.byteLength;
+  const n = group.paths.length,
+    total = group.byteLength;
   if (n === 1) return [total];
-  if (total > (n - 1) * SHARD_SIZE && total <= n * SHARD_SIZE) return group.paths.map((_, i) => (i < n - 1 ? SHARD_SIZE : total - (n - 1) * SHARD_SIZE));
+  if (total > (n - 1) * SHARD_SIZE && total <= n * SHARD_SIZE)
+    return group.paths.map((_, i) => (i < n - 1 ? SHARD_SIZE : total - (n - 1) * SHARD_SIZE));
   return null;
 }
 
@@ -33,11 +35,15 @@ function sizeError(group, gi, got, loaded) {
   const expected = shardSizes(group);
   const i = expected ? got.findIndex((n, k) => n !== expected[k]) : -1;
   if (i >= 0) {
-    return new EngineError(`weights shard ${group.paths[i]} is ${got[i] < expected[i] ? 'truncated' : 'too long'}: expected ${fmtBytes(expected[i])} bytes, got ${fmtBytes(got[i])}`);
+    return new EngineError(
+      `weights shard ${group.paths[i]} is ${got[i] < expected[i] ? 'truncated' : 'too long'}: expected ${fmtBytes(expected[i])} bytes, got ${fmtBytes(got[i])}`,
+    );
   }
   const which = `weights group ${gi + 1} (${group.paths.join(', ')})`;
   const short = loaded < group.byteLength;
-  return new EngineError(`${which} is ${short ? 'truncated' : 'too long'}: expected ${fmtBytes(group.byteLength)} bytes in total, got ${short ? '' : 'at least '}${fmtBytes(loaded)}`);
+  return new EngineError(
+    `${which} is ${short ? 'truncated' : 'too long'}: expected ${fmtBytes(group.byteLength)} bytes in total, got ${short ? '' : 'at least '}${fmtBytes(loaded)}`,
+  );
 }
 
 /**
@@ -96,7 +102,10 @@ export async function toUrl(source) {
   let dir;
   if (url.protocol === 'file:' && isNode()) {
     const { stat } = await import('node:fs/promises');
-    dir = await stat(url).then((s) => s.isDirectory(), () => false);
+    dir = await stat(url).then(
+      (s) => s.isDirectory(),
+      () => false,
+    );
   } else dir = !url.pathname.split('/').pop().includes('.');
   if (dir) url.pathname += '/';
   return url;
@@ -106,7 +115,8 @@ const showUrl = (url) => (url.protocol === 'file:' ? decodeURIComponent(url.path
 
 async function readUrl(url, what, onBytes, limit = MAX_WEIGHT_BYTES) {
   const where = `cannot load ${what} from ${showUrl(url)}`;
-  const tooBig = (n) => fail(`${where}: it is ${n == null ? 'larger than' : `${fmtBytes(n)} bytes, more than`} the limit of ${fmtBytes(limit)} bytes`);
+  const tooBig = (n) =>
+    fail(`${where}: it is ${n == null ? 'larger than' : `${fmtBytes(n)} bytes, more than`} the limit of ${fmtBytes(limit)} bytes`);
   if (url.protocol === 'file:' && isNode()) {
     const { readFile, stat } = await import('node:fs/promises');
     let data;
@@ -144,7 +154,8 @@ async function readUrl(url, what, onBytes, limit = MAX_WEIGHT_BYTES) {
     if (done) break;
     chunks.push(value);
     n += value.length;
-    if (n > limit) { // a server that never stops sending
+    if (n > limit) {
+      // a server that never stops sending
       reader.cancel().catch(() => {});
       tooBig(null);
     }
@@ -152,7 +163,10 @@ async function readUrl(url, what, onBytes, limit = MAX_WEIGHT_BYTES) {
   }
   const out = new Uint8Array(n);
   let p = 0;
-  for (const c of chunks) { out.set(c, p); p += c.length; }
+  for (const c of chunks) {
+    out.set(c, p);
+    p += c.length;
+  }
   return out;
 }
 
@@ -163,14 +177,21 @@ async function readUrl(url, what, onBytes, limit = MAX_WEIGHT_BYTES) {
 // still leave the model's folder), so no '..' or '.' segment (nor its %2e spelling), no
 // absolute path, drive, scheme or other origin, no backslash, query or fragment.
 export function checkShardPath(path) {
-  const refuse = (why) => fail(`weights manifest path '${path}' is refused: ${why}; a shard must be a relative path inside model.json's folder (like 'group1-shard1of2' or 'weights/group1-shard1of2')`);
+  const refuse = (why) =>
+    fail(
+      `weights manifest path '${path}' is refused: ${why}; a shard must be a relative path inside model.json's folder (like 'group1-shard1of2' or 'weights/group1-shard1of2')`,
+    );
   if (typeof path !== 'string' || !path) refuse('it is empty');
   if (/[\\]/.test(path)) refuse('it contains a backslash');
   if (/^[a-z][a-z0-9+.-]*:/i.test(path) || path.startsWith('//')) refuse('it is a URL or names a drive');
   if (path.startsWith('/')) refuse('it is an absolute path');
   if (/[?#]/.test(path)) refuse('it has a query or fragment');
   let decoded;
-  try { decoded = decodeURIComponent(path); } catch { refuse('it has a malformed %-escape'); }
+  try {
+    decoded = decodeURIComponent(path);
+  } catch {
+    refuse('it has a malformed %-escape');
+  }
   for (const seg of decoded.split(/[\\/]/)) {
     if (seg === '..') refuse("it has a '..' segment, which leaves the model's folder");
     if (seg === '.' || seg === '') refuse("it has an empty or '.' segment");
@@ -191,7 +212,8 @@ export function makeFetcher(base) {
     baseUrl ??= await toUrl(base);
     const url = new URL(path, baseUrl);
     const folder = new URL('./', baseUrl);
-    if (url.origin !== folder.origin || !url.href.startsWith(folder.href)) { // a second lock; checkShardPath already refuses this
+    if (url.origin !== folder.origin || !url.href.startsWith(folder.href)) {
+      // a second lock; checkShardPath already refuses this
       fail(`weights manifest path '${path}' is refused: it resolves to ${showUrl(url)}, outside model.json's folder ${showUrl(folder)}`);
     }
     return readUrl(url, `model shard '${path}'`, onBytes);

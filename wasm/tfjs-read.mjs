@@ -19,7 +19,9 @@ const QUANT_DTYPES = new Set(['uint8', 'uint16', 'float16']);
 /* Small helpers                                                                   */
 /* ------------------------------------------------------------------------------ */
 
-export const fail = (msg) => { throw new EngineError(msg); };
+export const fail = (msg) => {
+  throw new EngineError(msg);
+};
 export const fmtShape = (s) => `[${s.join(',')}]`;
 export const fmtBytes = (n) => String(n).replace(/\B(?=(\d{3})+(?!\d))/g, ' ');
 export const product = (s) => s.reduce((a, b) => a * b, 1);
@@ -72,7 +74,9 @@ export function readManifest(manifest) {
     groups.push({ paths: paths.slice(), byteLength });
   });
   if (offset > MAX_WEIGHT_BYTES) {
-    fail(`the weights manifest declares ${fmtBytes(offset)} bytes of weights, more than the limit of ${fmtBytes(MAX_WEIGHT_BYTES)} (512 MiB)`);
+    fail(
+      `the weights manifest declares ${fmtBytes(offset)} bytes of weights, more than the limit of ${fmtBytes(MAX_WEIGHT_BYTES)} (512 MiB)`,
+    );
   }
   return { specs, groups };
 }
@@ -140,16 +144,20 @@ export function readGraph(topo, specs) {
     byName.set(n.name, n);
   }
   const used = new Set();
-  const inputsOf = (node) => (node.input ?? []).filter((i) => !i.startsWith('^')).map((i) => {
-    const m = /^(.*?)(?::(\d+))?$/.exec(i);
-    if (m[2] && m[2] !== '0') fail(`node '${node.name}' reads output ${m[2]} of '${m[1]}'; multi-output ops are not supported`);
-    if (!byName.has(m[1])) fail(`node '${node.name}' has input '${m[1]}', which does not exist`);
-    return m[1];
-  });
+  const inputsOf = (node) =>
+    (node.input ?? [])
+      .filter((i) => !i.startsWith('^'))
+      .map((i) => {
+        const m = /^(.*?)(?::(\d+))?$/.exec(i);
+        if (m[2] && m[2] !== '0') fail(`node '${node.name}' reads output ${m[2]} of '${m[1]}'; multi-output ops are not supported`);
+        if (!byName.has(m[1])) fail(`node '${node.name}' has input '${m[1]}', which does not exist`);
+        return m[1];
+      });
   const isConst = (name) => byName.get(name).op === 'Const';
   const weight = (node) => (name) => {
     if (name === undefined) fail(`node '${node.name}' has too few inputs`);
-    if (!isConst(name)) fail(`node '${node.name}' expects a constant weight as input '${name}', but that is a '${byName.get(name).op}' node`);
+    if (!isConst(name))
+      fail(`node '${node.name}' expects a constant weight as input '${name}', but that is a '${byName.get(name).op}' node`);
     if (!specs.has(name)) fail(`weight '${name}' referenced by node '${node.name}' is missing from the weights manifest`);
     used.add(name);
     return name;
@@ -164,7 +172,8 @@ export function readGraph(topo, specs) {
       return { value: Number(v) };
     }
     const spec = specs.get(name);
-    if (product(spec.shape) !== 1) fail(`unsupported ${node.op} by non-scalar constant '${name}' ${fmtShape(spec.shape)} at node '${node.name}'`);
+    if (product(spec.shape) !== 1)
+      fail(`unsupported ${node.op} by non-scalar constant '${name}' ${fmtShape(spec.shape)} at node '${node.name}'`);
     used.add(name);
     return { spec: name };
   };
@@ -185,7 +194,8 @@ export function readGraph(topo, specs) {
     const w = weight(node);
     const base = { name, inputs: data.slice(0, 1) };
     switch (node.op) {
-      case 'Const': case 'NoOp':
+      case 'Const':
+      case 'NoOp':
         continue;
       case 'Placeholder': {
         const dtype = attrOf(node, 'dtype')?.type;
@@ -194,14 +204,26 @@ export function readGraph(topo, specs) {
         nodes.push({ ...base, inputs: [], kind: 'input', shape: inputDims(dims, name) });
         continue;
       }
-      case 'Conv2D': case '_FusedConv2D':
-      case 'DepthwiseConv2dNative': case 'FusedDepthwiseConv2dNative': {
+      case 'Conv2D':
+      case '_FusedConv2D':
+      case 'DepthwiseConv2dNative':
+      case 'FusedDepthwiseConv2dNative': {
         if (attrStr(node, 'padding') === 'EXPLICIT') fail(`unsupported padding 'EXPLICIT' at node '${name}'`);
-        const fused = node.op.startsWith('Fused') || node.op.startsWith('_') ? graphFused(node, w, ins.slice(2)) : { bias: null, bn: null, act: 'none' };
-        nodes.push({ ...base, kind: node.op.includes('Depthwise') ? 'depthwise' : 'conv2d', ...graphConvAttrs(node), kernel: w(ins[1]), ...fused });
+        const fused =
+          node.op.startsWith('Fused') || node.op.startsWith('_')
+            ? graphFused(node, w, ins.slice(2))
+            : { bias: null, bn: null, act: 'none' };
+        nodes.push({
+          ...base,
+          kind: node.op.includes('Depthwise') ? 'depthwise' : 'conv2d',
+          ...graphConvAttrs(node),
+          kernel: w(ins[1]),
+          ...fused,
+        });
         continue;
       }
-      case 'MatMul': case '_FusedMatMul': {
+      case 'MatMul':
+      case '_FusedMatMul': {
         if (attrOf(node, 'transpose_a')?.b || attrOf(node, 'transpose_b')?.b) fail(`unsupported transposed MatMul at node '${name}'`);
         const fused = node.op === '_FusedMatMul' ? graphFused(node, w, ins.slice(2)) : { bias: null, bn: null, act: 'none' };
         if (fused.bn) fail(`unsupported fused op 'FusedBatchNorm' on MatMul at node '${name}'`);
@@ -211,20 +233,33 @@ export function readGraph(topo, specs) {
       case 'BiasAdd':
         nodes.push({ ...base, kind: 'bias', bias: w(ins[1]) });
         continue;
-      case 'FusedBatchNorm': case 'FusedBatchNormV2': case 'FusedBatchNormV3': {
+      case 'FusedBatchNorm':
+      case 'FusedBatchNormV2':
+      case 'FusedBatchNormV3': {
         if (attrOf(node, 'is_training')?.b) fail(`unsupported training-mode batch norm at node '${name}'`);
         const [gamma, beta, mean, variance] = ins.slice(1, 5).map(w);
         nodes.push({ ...base, kind: 'bn', bn: { gamma, beta, mean, variance, epsilon: attrOf(node, 'epsilon')?.f ?? 1e-3 } });
         continue;
       }
-      case 'Relu': case 'Relu6':
+      case 'Relu':
+      case 'Relu6':
         nodes.push({ ...base, kind: 'act', act: node.op.toLowerCase() });
         continue;
-      case 'Add': case 'AddV2': case 'Mul': case 'Sub': {
-        if (data.length === 2 && node.op.startsWith('Add')) { nodes.push({ ...base, inputs: data, kind: 'add' }); continue; }
+      case 'Add':
+      case 'AddV2':
+      case 'Mul':
+      case 'Sub': {
+        if (data.length === 2 && node.op.startsWith('Add')) {
+          nodes.push({ ...base, inputs: data, kind: 'add' });
+          continue;
+        }
         // tensor * tensor: squeeze-and-excitation's gate, told from the shapes in buildOps
-        if (data.length === 2 && node.op === 'Mul') { nodes.push({ ...base, inputs: data, kind: 'gate' }); continue; }
-        if (data.length !== 1 || ins.length !== 2) fail(`unsupported op '${node.op}' at node '${name}': only tensor+tensor adds and tensor-scalar arithmetic are supported`);
+        if (data.length === 2 && node.op === 'Mul') {
+          nodes.push({ ...base, inputs: data, kind: 'gate' });
+          continue;
+        }
+        if (data.length !== 1 || ins.length !== 2)
+          fail(`unsupported op '${node.op}' at node '${name}': only tensor+tensor adds and tensor-scalar arithmetic are supported`);
         const c = ins.find(isConst);
         const spec = specs.get(c);
         // A vector added to a conv output is a bias (what BiasAdd would have been)
@@ -249,14 +284,19 @@ export function readGraph(topo, specs) {
         if (!axes || !isConst(axes)) fail(`unsupported Mean at node '${name}': its axes are not a constant`);
         const t = attrOf(byName.get(axes), 'value')?.tensor;
         let spec = null;
-        if (specs.has(axes)) { used.add(axes); spec = axes; } // checked once loaded (resolveConstants)
-        else if (!sameShape((t?.intVal ?? []).map(Number).sort(), [1, 2])) fail(`unsupported Mean at node '${name}': only over the spatial axes [1,2]`);
+        if (specs.has(axes)) {
+          used.add(axes);
+          spec = axes;
+        } // checked once loaded (resolveConstants)
+        else if (!sameShape((t?.intVal ?? []).map(Number).sort(), [1, 2]))
+          fail(`unsupported Mean at node '${name}': only over the spatial axes [1,2]`);
         nodes.push({ ...base, kind: 'mean', axes: spec, keepDims: !!attrOf(node, 'keep_dims')?.b });
         continue;
       }
       case 'Squeeze': {
         const dims = attrInts(node, 'squeeze_dims') ?? [];
-        if (dims.some((d) => d !== 1 && d !== 2)) fail(`unsupported squeeze_dims ${fmtShape(dims)} at node '${name}' (only the spatial dims 1, 2)`);
+        if (dims.some((d) => d !== 1 && d !== 2))
+          fail(`unsupported squeeze_dims ${fmtShape(dims)} at node '${name}' (only the spatial dims 1, 2)`);
         nodes.push({ ...base, kind: 'alias', flat: true, needs1x1: true });
         continue;
       }
@@ -266,7 +306,9 @@ export function readGraph(topo, specs) {
         if (ins[1] && isConst(ins[1]) && specs.has(ins[1])) used.add(ins[1]);
         nodes.push({ ...base, kind: 'alias', flat: true, needs1x1: true });
         continue;
-      case 'Identity': case 'StopGradient': case 'Snapshot':
+      case 'Identity':
+      case 'StopGradient':
+      case 'Snapshot':
         nodes.push({ ...base, kind: 'alias', flat: false, needs1x1: false });
         continue;
       case 'Softmax':
@@ -289,10 +331,11 @@ export function readGraph(topo, specs) {
 // node read by anything else breaks the pattern (it then stays separate ops, or fails).
 function hardActivations(graph, byName, inputsOf, isConst, scalar) {
   const readers = new Map();
-  for (const n of graph) for (const i of n.input ?? []) {
-    const k = i.replace(/^\^/, '').replace(/:\d+$/, '');
-    readers.set(k, (readers.get(k) ?? 0) + 1);
-  }
+  for (const n of graph)
+    for (const i of n.input ?? []) {
+      const k = i.replace(/^\^/, '').replace(/:\d+$/, '');
+      readers.set(k, (readers.get(k) ?? 0) + 1);
+    }
   const only = (name) => readers.get(name) === 1;
   const split = (n) => {
     const ins = inputsOf(n);
@@ -309,25 +352,40 @@ function hardActivations(graph, byName, inputsOf, isConst, scalar) {
     if (s.data.length !== 1 || s.consts.length !== 1) return null;
     return { x: s.data[0], b: { node: add, c: s.consts[0] }, inner: [addName, name] };
   };
-  const replace = new Map(), skip = new Set();
+  const replace = new Map(),
+    skip = new Set();
   for (const n of graph) {
     if (n.op !== 'Mul') continue;
     const { data, consts } = split(n);
     if (data.length === 1 && consts.length === 1) {
       const r = relu6Plus(data[0]);
       if (!r) continue;
-      replace.set(n.name, { name: n.name, inputs: [r.x], kind: 'act', act: 'hsigmoid', a: scalar(n, consts[0]), b: scalar(r.b.node, r.b.c) });
+      replace.set(n.name, {
+        name: n.name,
+        inputs: [r.x],
+        kind: 'act',
+        act: 'hsigmoid',
+        a: scalar(n, consts[0]),
+        b: scalar(r.b.node, r.b.c),
+      });
       r.inner.forEach((k) => skip.add(k));
     } else if (data.length === 2) {
-      for (const [i, j] of [[0, 1], [1, 0]]) {
+      for (const [i, j] of [
+        [0, 1],
+        [1, 0],
+      ]) {
         const r = relu6Plus(data[i]);
         if (!r) continue;
         const m = byName.get(data[j]);
-        let a = null, inner = [];
+        let a = null,
+          inner = [];
         if (data[j] === r.x) a = { value: 1 };
         else if (m?.op === 'Mul' && only(data[j])) {
           const s = split(m);
-          if (s.data.length === 1 && s.data[0] === r.x && s.consts.length === 1) { a = scalar(m, s.consts[0]); inner = [data[j]]; }
+          if (s.data.length === 1 && s.data[0] === r.x && s.consts.length === 1) {
+            a = scalar(m, s.consts[0]);
+            inner = [data[j]];
+          }
         }
         if (!a) continue;
         replace.set(n.name, { name: n.name, inputs: [r.x], kind: 'act', act: 'hswish', a, b: scalar(r.b.node, r.b.c) });
@@ -345,7 +403,10 @@ function hardActivations(graph, byName, inputsOf, isConst, scalar) {
     if ((n.op !== 'Add' && n.op !== 'AddV2') || replace.has(n.name)) continue;
     const { data } = split(n);
     if (data.length !== 2) continue;
-    for (const [i, j] of [[0, 1], [1, 0]]) {
+    for (const [i, j] of [
+      [0, 1],
+      [1, 0],
+    ]) {
       const m = byName.get(data[j]);
       if (m?.op !== 'Mul' || !only(data[j])) continue;
       const ms = split(m);
@@ -355,10 +416,13 @@ function hardActivations(graph, byName, inputsOf, isConst, scalar) {
       const abs = byName.get(absName);
       if (abs?.op !== 'Abs' || !only(absName) || split(abs).data[0] !== x) continue;
       const p = byName.get(data[i]);
-      let shift, inner = [data[j], ms.data[0], absName];
+      let shift,
+        inner = [data[j], ms.data[0], absName];
       if (data[i] === x) shift = 1;
-      else if (p?.op === 'Relu' && only(data[i]) && split(p).data[0] === x) { shift = 0; inner.push(data[i]); }
-      else continue;
+      else if (p?.op === 'Relu' && only(data[i]) && split(p).data[0] === x) {
+        shift = 0;
+        inner.push(data[i]);
+      } else continue;
       replace.set(n.name, { name: n.name, inputs: [x], kind: 'prelu', alpha: ms.consts[0], alphaScale: 2, alphaShift: shift });
       inner.forEach((k) => skip.add(k));
       break;
@@ -373,7 +437,10 @@ function inputDims(dims, name) {
     fail(`input '${name}' has shape ${fmtShape(dims.map((d) => d ?? -1))}; expected [batch, height, width, channels]`);
   }
   const hwc = dims.slice(1);
-  if (hwc.some((d) => d === -1 || d == null)) fail(`input '${name}' has unknown height, width or channels ${fmtShape(hwc.map((d) => d ?? -1))}; only fixed-size inputs are supported`);
+  if (hwc.some((d) => d === -1 || d == null))
+    fail(
+      `input '${name}' has unknown height, width or channels ${fmtShape(hwc.map((d) => d ?? -1))}; only fixed-size inputs are supported`,
+    );
   checkShape(hwc, `input '${name}'`);
   return hwc;
 }
@@ -405,7 +472,7 @@ function inboundNames(layer, name) {
 }
 
 function kerasAct(a, name) {
-  const act = typeof a === 'string' ? a : a?.class_name ?? a?.config?.activation ?? 'linear';
+  const act = typeof a === 'string' ? a : (a?.class_name ?? a?.config?.activation ?? 'linear');
   if (act === 'linear' || act === 'relu' || act === 'relu6' || act === 'softmax') return act === 'linear' ? 'none' : act;
   return fail(`unsupported activation '${act}' in layer '${name}'`);
 }
@@ -441,7 +508,12 @@ export function readLayers(topo, specs) {
     let inputs = sequential ? (prev ? [prev] : []) : inboundNames(layer, name);
     if (sequential && !prev && layer.class_name !== 'InputLayer') {
       // a Sequential model without InputLayer declares its input on the first layer
-      const input = { name: `${name}_input`, kind: 'input', inputs: [], shape: inputDims(cfg.batch_input_shape ?? cfg.batch_shape ?? [], `${name}_input`) };
+      const input = {
+        name: `${name}_input`,
+        kind: 'input',
+        inputs: [],
+        shape: inputDims(cfg.batch_input_shape ?? cfg.batch_shape ?? [], `${name}_input`),
+      };
       nodes.push(input);
       inputs = [input.name];
     }
@@ -456,8 +528,12 @@ export function readLayers(topo, specs) {
       if (cfg.padding !== 'same' && cfg.padding !== 'valid') fail(`unsupported padding '${cfg.padding}' in ${where}`);
       const act = kerasAct(cfg.activation, name);
       return {
-        kernelSize: pair(cfg.kernel_size, `kernel_size of ${where}`), strides: pair(cfg.strides ?? 1, `strides of ${where}`),
-        padding: cfg.padding, act: act === 'softmax' ? 'none' : act, softmax: act === 'softmax', bn: null,
+        kernelSize: pair(cfg.kernel_size, `kernel_size of ${where}`),
+        strides: pair(cfg.strides ?? 1, `strides of ${where}`),
+        padding: cfg.padding,
+        act: act === 'softmax' ? 'none' : act,
+        softmax: act === 'softmax',
+        bn: null,
       };
     };
     switch (layer.class_name) {
@@ -467,31 +543,58 @@ export function readLayers(topo, specs) {
         return;
       case 'Conv2D':
         if ((cfg.groups ?? 1) !== 1) fail(`unsupported groups ${cfg.groups} in ${where} (only 1)`);
-        nodes.push({ ...base, kind: 'conv2d', ...convCommon(), filters: cfg.filters, kernel: weight(name, 'kernel'), bias: cfg.use_bias === false ? null : weight(name, 'bias') });
+        nodes.push({
+          ...base,
+          kind: 'conv2d',
+          ...convCommon(),
+          filters: cfg.filters,
+          kernel: weight(name, 'kernel'),
+          bias: cfg.use_bias === false ? null : weight(name, 'bias'),
+        });
         return;
       case 'DepthwiseConv2D':
         if ((cfg.depth_multiplier ?? 1) !== 1) fail(`unsupported depth_multiplier ${cfg.depth_multiplier} in ${where} (only 1)`);
-        nodes.push({ ...base, kind: 'depthwise', ...convCommon(), kernel: weight(name, 'depthwise_kernel'), bias: cfg.use_bias === false ? null : weight(name, 'bias') });
+        nodes.push({
+          ...base,
+          kind: 'depthwise',
+          ...convCommon(),
+          kernel: weight(name, 'depthwise_kernel'),
+          bias: cfg.use_bias === false ? null : weight(name, 'bias'),
+        });
         return;
       case 'Dense': {
         const act = kerasAct(cfg.activation, name);
-        nodes.push({ ...base, kind: 'dense', units: cfg.units, act: act === 'softmax' ? 'none' : act, softmax: act === 'softmax', kernel: weight(name, 'kernel'), bias: cfg.use_bias === false ? null : weight(name, 'bias') });
+        nodes.push({
+          ...base,
+          kind: 'dense',
+          units: cfg.units,
+          act: act === 'softmax' ? 'none' : act,
+          softmax: act === 'softmax',
+          kernel: weight(name, 'kernel'),
+          bias: cfg.use_bias === false ? null : weight(name, 'bias'),
+        });
         return;
       }
       case 'BatchNormalization': {
         const axis = Array.isArray(cfg.axis) ? cfg.axis : [cfg.axis ?? -1];
-        if (axis.length !== 1 || (axis[0] !== -1 && axis[0] !== 3)) fail(`unsupported batch norm axis ${JSON.stringify(cfg.axis)} in ${where} (only the channel axis)`);
+        if (axis.length !== 1 || (axis[0] !== -1 && axis[0] !== 3))
+          fail(`unsupported batch norm axis ${JSON.stringify(cfg.axis)} in ${where} (only the channel axis)`);
         nodes.push({
-          ...base, kind: 'bn',
+          ...base,
+          kind: 'bn',
           bn: {
-            gamma: cfg.scale === false ? null : weight(name, 'gamma'), beta: cfg.center === false ? null : weight(name, 'beta'),
-            mean: weight(name, 'moving_mean'), variance: weight(name, 'moving_variance'), epsilon: cfg.epsilon ?? 1e-3,
+            gamma: cfg.scale === false ? null : weight(name, 'gamma'),
+            beta: cfg.center === false ? null : weight(name, 'beta'),
+            mean: weight(name, 'moving_mean'),
+            variance: weight(name, 'moving_variance'),
+            epsilon: cfg.epsilon ?? 1e-3,
           },
         });
         return;
       }
       case 'ReLU': {
-        if ((cfg.negative_slope ?? 0) !== 0 || (cfg.threshold ?? 0) !== 0) fail(`unsupported ReLU with negative_slope/threshold in ${where}`);
+        if ((cfg.negative_slope ?? 0) !== 0 || (cfg.threshold ?? 0) !== 0)
+          fail(`unsupported ReLU with negative_slope/threshold in ${where}`);
         const mv = cfg.max_value ?? null;
         if (mv !== null && mv !== 6) fail(`unsupported ReLU max_value ${mv} in ${where} (only 6 or none)`);
         nodes.push({ ...base, kind: 'act', act: mv === 6 ? 'relu6' : 'relu' });
@@ -511,7 +614,14 @@ export function readLayers(topo, specs) {
       case 'AveragePooling2D': {
         if (cfg.padding !== 'same' && cfg.padding !== 'valid') fail(`unsupported padding '${cfg.padding}' in ${where}`);
         const kernel = pair(cfg.pool_size, `pool_size of ${where}`);
-        nodes.push({ ...base, kind: 'avgpool', kernel, strides: cfg.strides == null ? kernel : pair(cfg.strides, `strides of ${where}`), padding: cfg.padding, global: false });
+        nodes.push({
+          ...base,
+          kind: 'avgpool',
+          kernel,
+          strides: cfg.strides == null ? kernel : pair(cfg.strides, `strides of ${where}`),
+          padding: cfg.padding,
+          global: false,
+        });
         return;
       }
       case 'GlobalAveragePooling2D':
@@ -519,7 +629,12 @@ export function readLayers(topo, specs) {
         return;
       case 'ZeroPadding2D': {
         const p = cfg.padding ?? 1;
-        const hw = Array.isArray(p) ? p.map((v) => pair(v, `padding of ${where}`)) : [[p, p], [p, p]];
+        const hw = Array.isArray(p)
+          ? p.map((v) => pair(v, `padding of ${where}`))
+          : [
+              [p, p],
+              [p, p],
+            ];
         const pads = Array.isArray(p) && !Array.isArray(p[0]) ? [p[0], p[0], p[1], p[1]] : [hw[0][0], hw[0][1], hw[1][0], hw[1][1]];
         if (pads.some((v) => !Number.isInteger(v) || v < 0)) fail(`invalid padding ${JSON.stringify(p)} in ${where}`);
         nodes.push({ ...base, kind: 'pad', pads });

@@ -68,7 +68,8 @@ export function parseModel(json, opts = {}) {
     ops = buildOps(nodes, outputs, specs);
   } catch (e) {
     // the graph walks recurse along the longest chain of layers
-    if (e instanceof RangeError && /call stack/i.test(e.message)) fail('model graph is too deep to parse: a chain of thousands of layers (the engine runs at most 4096 ops)');
+    if (e instanceof RangeError && /call stack/i.test(e.message))
+      fail('model graph is too deep to parse: a chain of thousands of layers (the engine runs at most 4096 ops)');
     throw e;
   }
   if (ops[0]?.type !== 'input') fail('model input is not the first op');
@@ -139,13 +140,17 @@ export function checkCard(card, parsed, inputSize) {
   const native = parsed.graphInputShape; // the graph's own input, before any resize
   const want = [ci.height, ci.width, ci.channels];
   if (!sameShape(want, native)) {
-    fail(`model card '${card.id ?? '?'}' says the input is ${want.join('x')}, but the graph's input '${parsed.ops[0].name}' is ${native.join('x')}; the card does not describe this model`);
+    fail(
+      `model card '${card.id ?? '?'}' says the input is ${want.join('x')}, but the graph's input '${parsed.ops[0].name}' is ${native.join('x')}; the card does not describe this model`,
+    );
   }
   const r = ci.range;
   if (r && !(Array.isArray(r) && r[0] === 0 && (r[1] === 1 || r[1] === 255))) {
     fail(`model card '${card.id ?? '?'}' gives the input range ${JSON.stringify(r)}; only [0,1] and [0,255] are supported`);
   }
   if (inputSize != null && card.input.sizes && !card.input.sizes.includes(Array.isArray(inputSize) ? inputSize[0] : inputSize)) {
-    fail(`model card '${card.id ?? '?'}' lists input sizes ${JSON.stringify(card.input.sizes)}; ${JSON.stringify(inputSize)} is not one of them`);
+    fail(
+      `model card '${card.id ?? '?'}' lists input sizes ${JSON.stringify(card.input.sizes)}; ${JSON.stringify(inputSize)} is not one of them`,
+    );
   }
 }

@@ -10,7 +10,10 @@ const onMessage = (fn) => (isNode ? port.once('message', fn) : (self.onmessage =
 onMessage(async ({ module, memory, top, base, tb }) => {
   try {
     let x;
-    const instance = await WebAssembly.instantiate(module, threadedImports(module, memory, () => x, false));
+    const instance = await WebAssembly.instantiate(
+      module,
+      threadedImports(module, memory, () => x, false),
+    );
     x = instance.exports;
     x._emscripten_thread_init(tb, 0, 0, 1, 0);
     x.emscripten_stack_set_limits(top, base);

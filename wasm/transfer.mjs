@@ -13,7 +13,6 @@ import { FILE_FORMAT, writeClassifier, openClassifier, checkClassifier, floatsTo
 
 export { readClassifierInfo } from './classifier-file.mjs';
 
-
 export const TRAIN_DEFAULTS = {
   // learningRate null: 2e-3 for a head alone, 5e-4 once backbone blocks train (measured on
   // held-out digits; a cosine schedule wants a higher peak than a constant rate). epochs
@@ -23,8 +22,20 @@ export const TRAIN_DEFAULTS = {
   // epochs (see fit). Off by default: on the benchmark's test digits (20 a class, seeds 1-3)
   // it cut the blocks' time by ~3x but scored 0.870 on average over seeds 1-3, where 30 epochs from a
   // fresh head had scored 0.900 (seed 1).
-  epochs: null, batchSize: 16, optimizer: 'adamw', learningRate: null, weightDecay: 1e-4, momentum: 0.9,
-  warmup: 0.05, cosine: true, labelSmoothing: 0.1, balanced: true, validationFraction: 0.2, patience: 8, seed: 1, refit: true,
+  epochs: null,
+  batchSize: 16,
+  optimizer: 'adamw',
+  learningRate: null,
+  weightDecay: 1e-4,
+  momentum: 0.9,
+  warmup: 0.05,
+  cosine: true,
+  labelSmoothing: 0.1,
+  balanced: true,
+  validationFraction: 0.2,
+  patience: 8,
+  seed: 1,
+  refit: true,
   warmStart: false,
 };
 
@@ -32,16 +43,26 @@ export const TRAIN_DEFAULTS = {
 // (warmStart); 30 and 5e-4 from a fresh one. At 5e-4 the blocks' first steps undid the
 // trained head (the first epoch's loss back at a fresh head's, on shifted digits); at 2e-4
 // the loss went on falling from where the head left it.
-const WARM_EPOCHS = 10, WARM_RATE = 2e-4;
+const WARM_EPOCHS = 10,
+  WARM_RATE = 2e-4;
 
 const yieldNow = () => new Promise((r) => setTimeout(r, 0));
-const dot = (a, b) => { let s = 0; for (let i = 0; i < a.length; i++) s += a[i] * b[i]; return s; };
-const normalize = (a) => { const n = Math.sqrt(dot(a, a)) || 1; for (let i = 0; i < a.length; i++) a[i] /= n; return a; };
+const dot = (a, b) => {
+  let s = 0;
+  for (let i = 0; i < a.length; i++) s += a[i] * b[i];
+  return s;
+};
+const normalize = (a) => {
+  const n = Math.sqrt(dot(a, a)) || 1;
+  for (let i = 0; i < a.length; i++) a[i] /= n;
+  return a;
+};
 
 /** Floats as IEEE half precision (Uint16Array), rounded by the engine: how cached activations are kept. */
 export function toHalf(m, floats) {
   return m.scoped((take) => {
-    const x = take(m.put(floats)), y = take(m.alloc(floats.length * 2));
+    const x = take(m.put(floats)),
+      y = take(m.alloc(floats.length * 2));
     m.x.tt_f16_pack(floats.length, x, y);
     return new Uint16Array(m.x.memory.buffer, y, floats.length).slice();
   });
@@ -52,7 +73,10 @@ export function toFloats(d) {
   if (!(d instanceof Uint16Array)) return d;
   const out = new Float32Array(d.length);
   for (let i = 0; i < d.length; i++) {
-    const v = d[i], sign = v & 0x8000 ? -1 : 1, e = (v >> 10) & 31, f = v & 1023;
+    const v = d[i],
+      sign = v & 0x8000 ? -1 : 1,
+      e = (v >> 10) & 31,
+      f = v & 1023;
     out[i] = e === 0 ? sign * f * 2 ** -24 : e === 31 ? (f ? NaN : sign * Infinity) : sign * (1 + f / 1024) * 2 ** (e - 15);
   }
   return out;
@@ -90,16 +114,20 @@ export function trainableRange(model, blocks, cut = model.cut) {
  * images), naming the classes. labels: class names; counts: images per class.
  */
 export function checkTrainable(labels, counts) {
-  if (labels.length < 2) throw new EngineError(`training needs at least 2 classes; there ${labels.length === 1 ? 'is 1' : `are ${labels.length}`}`);
+  if (labels.length < 2)
+    throw new EngineError(`training needs at least 2 classes; there ${labels.length === 1 ? 'is 1' : `are ${labels.length}`}`);
   const empty = labels.filter((_, k) => !counts[k]);
-  if (empty.length) throw new EngineError(`class${empty.length > 1 ? 'es' : ''} ${empty.map((l) => `'${l}'`).join(', ')} ha${empty.length > 1 ? 've' : 's'} no images`);
+  if (empty.length)
+    throw new EngineError(
+      `class${empty.length > 1 ? 'es' : ''} ${empty.map((l) => `'${l}'`).join(', ')} ha${empty.length > 1 ? 've' : 's'} no images`,
+    );
 }
 
 /** Float arrays joined into one Float32Array. */
 export const concatFloats = (arrays) => {
   const out = new Float32Array(arrays.reduce((a, x) => a + x.length, 0));
   let at = 0;
-  for (const x of arrays) out.set(x, at), (at += x.length);
+  for (const x of arrays) (out.set(x, at), (at += x.length));
   return out;
 };
 export class Classifier {
@@ -117,7 +145,9 @@ export class Classifier {
     // 'auto' (the default) caches the activations K = 2 blocks need and decides at fit()
     // between a head alone and the last blocks (see fit).
     this.auto = (opts.blocks ?? 'auto') === 'auto';
-    this.blocks = this.auto ? Math.min(AUTO_MAX_BLOCKS, backboneBlocks(model, model.layerIndex(opts.cut ?? model.cut)).length) : opts.blocks;
+    this.blocks = this.auto
+      ? Math.min(AUTO_MAX_BLOCKS, backboneBlocks(model, model.layerIndex(opts.cut ?? model.cut)).length)
+      : opts.blocks;
     // A hidden layer with dropout and cached augmented views beat the Teachable Machine
     // recipe on held-out digits in our measurements (tests/transfer.test.mjs).
     this.hidden = opts.hidden ?? 256;
@@ -238,10 +268,12 @@ export class Classifier {
   async fit(opts = {}) {
     const o = { ...TRAIN_DEFAULTS, ...opts };
     checkTrainable(this.labels, this.counts());
-    if (!this.mod.abi.has('optimizer', o.optimizer)) throw new EngineError(`unknown optimizer '${o.optimizer}' (${Object.keys(this.mod.abi.enums.optimizer).join(', ')})`);
+    if (!this.mod.abi.has('optimizer', o.optimizer))
+      throw new EngineError(`unknown optimizer '${o.optimizer}' (${Object.keys(this.mod.abi.enums.optimizer).join(', ')})`);
     const per = size(this.model.layers[this.cacheBoundary].shape) * this.views;
     const odd = this.images.find((im) => im.data?.length !== per);
-    if (odd) throw new EngineError(`image '${odd.name}' holds ${odd.data?.length} floats, not the ${per} of ${this.views} view(s) at the cut`);
+    if (odd)
+      throw new EngineError(`image '${odd.name}' holds ${odd.data?.length} floats, not the ${per} of ${this.views} view(s) at the cut`);
     const started = performance.now();
     const validate = o.validationFraction > 0;
     // The default budget, 1 s an image (at least 30 s), lets the last two blocks train on
@@ -253,10 +285,12 @@ export class Classifier {
     // left, for WARM_EPOCHS instead of 30 from a random head, whose first epochs' gradients
     // only push noise into the pre-trained blocks. Auto mode trains that head anyway; with
     // manual blocks it is a cheap first phase on the pooled features (not a candidate).
-    const target = this.auto ? this.cacheBlocks ?? this.blocks : this.blocks;
+    const target = this.auto ? (this.cacheBlocks ?? this.blocks) : this.blocks;
     const warm = o.warmStart && target > 0;
     const candidates = this.auto || warm ? [...new Set([0, target])] : [target];
-    let first = null, kept = 0, head0 = null;
+    let first = null,
+      kept = 0,
+      head0 = null;
     for (const K of candidates) {
       if (candidates.length > 1) {
         // Each candidate starts from a fresh net; a net that no candidate keeps is freed.
@@ -266,23 +300,41 @@ export class Classifier {
       }
       if (!this.net) this.net = this._buildNet(this.labels.length);
       if (K && head0) this._setHead(head0.weights);
-      const lr = o.learningRate ?? (K ? (head0 ? WARM_RATE : 5e-4) : 2e-3), epochs = o.epochs ?? (K ? (head0 ? WARM_EPOCHS : 30) : 50);
+      const lr = o.learningRate ?? (K ? (head0 ? WARM_RATE : 5e-4) : 2e-3),
+        epochs = o.epochs ?? (K ? (head0 ? WARM_EPOCHS : 30) : 50);
       // Auto mode tries the blocks only if one batch says they fit the time budget.
-      const probe = this.auto && K > 0 ? (secondsPerBatch, p) => {
-        const estimate = secondsPerBatch * p.batchesPerEpoch * epochs * (validate && o.refit ? 2 : 1);
-        const left = budget - (performance.now() - started) / 1000;
-        if (estimate <= left) return true;
-        auto.tried.push({ blocks: K, skipped: `training ${K} blocks would take about ${estimate.toFixed(0)} s, more than the ${left.toFixed(0)} s left of the ${budget.toFixed(0)} s budget` });
-        return false;
-      } : null;
+      const probe =
+        this.auto && K > 0
+          ? (secondsPerBatch, p) => {
+              const estimate = secondsPerBatch * p.batchesPerEpoch * epochs * (validate && o.refit ? 2 : 1);
+              const left = budget - (performance.now() - started) / 1000;
+              if (estimate <= left) return true;
+              auto.tried.push({
+                blocks: K,
+                skipped: `training ${K} blocks would take about ${estimate.toFixed(0)} s, more than the ${left.toFixed(0)} s left of the ${budget.toFixed(0)} s budget`,
+              });
+              return false;
+            }
+          : null;
       const inputs = this._inputsAt(this.boundary);
       const r = await this._train({ ...o, learningRate: lr, epochs }, validate && o.refit ? 'validate' : 'train', inputs, probe);
-      const fallBack = () => { this.mod.x.tt_net_free(this.net); this.net = kept; this._setBlocks(first.blocks); };
-      if (r.probeFailed) { fallBack(); continue; }
+      const fallBack = () => {
+        this.mod.x.tt_net_free(this.net);
+        this.net = kept;
+        this._setBlocks(first.blocks);
+      };
+      if (r.probeFailed) {
+        fallBack();
+        continue;
+      }
       if (warm && !K && !r.cancelled && !r.error) head0 = { weights: this._head(), inputs, history: r.history };
       if (!this.auto && K !== target) {
         // Manual blocks: the head phase only seeds the blocks' run.
-        if (r.cancelled || r.error) { first = { ...r, learningRate: lr, epochs, inputs }; kept = this.net; break; }
+        if (r.cancelled || r.error) {
+          first = { ...r, learningRate: lr, epochs, inputs };
+          kept = this.net;
+          break;
+        }
         this.mod.x.tt_net_free(this.net);
         this.net = 0;
         continue;
@@ -297,7 +349,10 @@ export class Classifier {
       }
       // Better: more validation images right; on a tie, the lower validation loss; without
       // validation, the blocks.
-      const better = !first || !r.nVal || r.validationAccuracy > first.validationAccuracy ||
+      const better =
+        !first ||
+        !r.nVal ||
+        r.validationAccuracy > first.validationAccuracy ||
         (r.validationAccuracy === first.validationAccuracy && r.bestValLoss < first.bestValLoss);
       if (better) {
         if (kept) this.mod.x.tt_net_free(kept);
@@ -311,8 +366,11 @@ export class Classifier {
     if (auto) {
       auto.blocks = first.blocks;
       const v = auto.tried.filter((t) => t.validationAccuracy != null);
-      auto.why = v.length > 1 ? `validation accuracy ${v.map((t) => `K=${t.blocks} ${t.validationAccuracy.toFixed(3)}`).join(', ')}`
-        : auto.tried.find((t) => t.skipped)?.skipped ?? (first.nVal ? 'the only candidate' : 'too few images to validate: blocks train when they fit the budget');
+      auto.why =
+        v.length > 1
+          ? `validation accuracy ${v.map((t) => `K=${t.blocks} ${t.validationAccuracy.toFixed(3)}`).join(', ')}`
+          : (auto.tried.find((t) => t.skipped)?.skipped ??
+            (first.nVal ? 'the only candidate' : 'too few images to validate: blocks train when they fit the budget'));
       auto.summary = `K=${first.blocks}`;
     }
     if (!this.auto && head0) first.history = [...head0.history, ...first.history];
@@ -323,13 +381,18 @@ export class Classifier {
       // A fresh net on every image; the first run's net stays until the refit succeeds,
       // so a cancel or a failure loses nothing. Blocks that started from a trained head
       // refit the same way: a head on every image first, then the blocks from it.
-      const epochs = first.epochs, blocks = this.blocks;
-      let second = null, init = null;
+      const epochs = first.epochs,
+        blocks = this.blocks;
+      let second = null,
+        init = null;
       if (blocks && head0) {
         this._setBlocks(0);
         this.net = this._buildNet(this.labels.length);
-        second = await this._train({ ...o, learningRate: o.learningRate ?? 2e-3, epochs: o.epochs ?? 50, validationFraction: 0, patience: 0 },
-          'refit', head0.inputs);
+        second = await this._train(
+          { ...o, learningRate: o.learningRate ?? 2e-3, epochs: o.epochs ?? 50, validationFraction: 0, patience: 0 },
+          'refit',
+          head0.inputs,
+        );
         if (!second.cancelled && !second.error) init = this._head();
         this.mod.x.tt_net_free(this.net);
         this._setBlocks(blocks);
@@ -338,8 +401,11 @@ export class Classifier {
         this.net = this._buildNet(this.labels.length);
         if (init) this._setHead(init);
         const head = second;
-        second = await this._train({ ...o, learningRate: first.learningRate, epochs, validationFraction: 0, patience: 0 }, 'refit',
-          first.inputs);
+        second = await this._train(
+          { ...o, learningRate: first.learningRate, epochs, validationFraction: 0, patience: 0 },
+          'refit',
+          first.inputs,
+        );
         if (head) second.history = [...head.history, ...second.history];
       } else {
         this.net = 0;
@@ -375,7 +441,9 @@ export class Classifier {
   // the blocks between run on every view), or the cache itself.
   _inputsAt(boundary) {
     if (boundary === this.cacheBoundary) return this.images.map((im) => im.data);
-    const out = [], chunk = 16, per = size(this.model.layers[boundary].shape) * this.views;
+    const out = [],
+      chunk = 16,
+      per = size(this.model.layers[boundary].shape) * this.views;
     for (let i = 0; i < this.images.length; i += chunk) {
       const part = this.images.slice(i, i + chunk);
       const y = this._frozen(concatFloats(part.map((im) => toFloats(im.data))), this.cacheBoundary, boundary, part.length * this.views);
@@ -405,11 +473,16 @@ export class Classifier {
     const n = inputs.length;
     const history = [];
     const started = performance.now();
-    let cancelled = false, error = null, last = null;
+    let cancelled = false,
+      error = null,
+      last = null;
     // All inputs in half precision if any image holds them so (float32 ones are rounded).
     const half = inputs.some((d) => d instanceof Uint16Array);
-    const x = m.alloc(n * per * (half ? 2 : 4)), y = m.alloc(n * 4);
-    let cfg = 0, out = 0, tr = 0;
+    const x = m.alloc(n * per * (half ? 2 : 4)),
+      y = m.alloc(n * 4);
+    let cfg = 0,
+      out = 0,
+      tr = 0;
     try {
       if (!half) inputs.forEach((d, i) => m.f32.set(d, (x >> 2) + i * per));
       else {
@@ -418,33 +491,75 @@ export class Classifier {
           new Uint16Array(m.x.memory.buffer, x + i * per * 2, per).set(h);
         });
       }
-      m.i32.set(this.images.map((im) => im.label), y >> 2);
+      m.i32.set(
+        this.images.map((im) => im.label),
+        y >> 2,
+      );
       cfg = m.struct('train_cfg');
       m.x.tt_train_defaults(cfg);
-      m.abi.write(m.x.memory, 'train_cfg', cfg, { epochs: o.epochs, batch: o.batchSize, optimizer: m.abi.value('optimizer', o.optimizer),
-        lr: o.learningRate, weight_decay: o.weightDecay, momentum: o.momentum, warmup: o.warmup, cosine: o.cosine ? 1 : 0,
-        label_smoothing: o.labelSmoothing, balanced: o.balanced ? 1 : 0, val_fraction: o.validationFraction, patience: o.patience,
-        seed: o.seed });
+      m.abi.write(m.x.memory, 'train_cfg', cfg, {
+        epochs: o.epochs,
+        batch: o.batchSize,
+        optimizer: m.abi.value('optimizer', o.optimizer),
+        lr: o.learningRate,
+        weight_decay: o.weightDecay,
+        momentum: o.momentum,
+        warmup: o.warmup,
+        cosine: o.cosine ? 1 : 0,
+        label_smoothing: o.labelSmoothing,
+        balanced: o.balanced ? 1 : 0,
+        val_fraction: o.validationFraction,
+        patience: o.patience,
+        seed: o.seed,
+      });
       out = m.struct('progress');
       tr = m.ptr(m.x[half ? 'tt_trainer_new_half' : 'tt_trainer_new'](this.net, cfg, this.labels.length, x, n, this.views, y));
       let epochStart = performance.now();
       if (probe) {
         const t0 = performance.now();
         const rc = m.x.tt_trainer_run(tr, 1, out);
-        if (rc >= 0 && !probe((performance.now() - t0) / 1000, { batchesPerEpoch: m.read('progress', out).batches_per_epoch })) return { probeFailed: true };
+        if (rc >= 0 && !probe((performance.now() - t0) / 1000, { batchesPerEpoch: m.read('progress', out).batches_per_epoch }))
+          return { probeFailed: true };
       }
       for (;;) {
         const rc = m.x.tt_trainer_run(tr, o.batchesPerTick ?? 8, out);
         const v = m.read('progress', out);
-        const p = { phase, epoch: v.epoch, batch: v.batch, batchesPerEpoch: v.batches_per_epoch, done: !!v.done, stoppedEarly: !!v.stopped_early,
-          bestEpoch: v.best_epoch, trainLoss: v.train_loss, trainAccuracy: v.train_acc, valLoss: v.val_loss, valAccuracy: v.val_acc,
-          bestValLoss: v.best_val_loss, learningRate: v.lr, nTrain: v.n_train, nVal: v.n_val, epochs: o.epochs };
+        const p = {
+          phase,
+          epoch: v.epoch,
+          batch: v.batch,
+          batchesPerEpoch: v.batches_per_epoch,
+          done: !!v.done,
+          stoppedEarly: !!v.stopped_early,
+          bestEpoch: v.best_epoch,
+          trainLoss: v.train_loss,
+          trainAccuracy: v.train_acc,
+          valLoss: v.val_loss,
+          valAccuracy: v.val_acc,
+          bestValLoss: v.best_val_loss,
+          learningRate: v.lr,
+          nTrain: v.n_train,
+          nVal: v.n_val,
+          epochs: o.epochs,
+        };
         last = p;
-        if (rc < 0) { error = new EngineError(m.lastError(), rc); break; }
+        if (rc < 0) {
+          error = new EngineError(m.lastError(), rc);
+          break;
+        }
         if (rc >= 1) {
           const now = performance.now();
-          const e = { phase, epoch: p.epoch + 1, epochs: o.epochs, trainLoss: p.trainLoss, trainAccuracy: p.trainAccuracy, valLoss: p.valLoss,
-            valAccuracy: p.valAccuracy, learningRate: p.learningRate, seconds: (now - epochStart) / 1000 };
+          const e = {
+            phase,
+            epoch: p.epoch + 1,
+            epochs: o.epochs,
+            trainLoss: p.trainLoss,
+            trainAccuracy: p.trainAccuracy,
+            valLoss: p.valLoss,
+            valAccuracy: p.valAccuracy,
+            learningRate: p.learningRate,
+            seconds: (now - epochStart) / 1000,
+          };
           epochStart = now;
           history.push(e);
           o.onEpoch?.(e, p);
@@ -453,23 +568,45 @@ export class Classifier {
         }
         if (rc === 2) break;
         await yieldNow();
-        if (o.signal?.aborted) { m.x.tt_trainer_stop(tr); cancelled = true; break; }
+        if (o.signal?.aborted) {
+          m.x.tt_trainer_stop(tr);
+          cancelled = true;
+          break;
+        }
       }
       const C = this.labels.length;
       const { nVal, flat, valIndices } = m.scoped((take) => {
-        const cm = take(m.alloc(C * C * 4)), vi = take(m.alloc(n * 4));
+        const cm = take(m.alloc(C * C * 4)),
+          vi = take(m.alloc(n * 4));
         const nVal = m.check(m.x.tt_trainer_confusion(tr, cm));
         const nv = m.check(m.x.tt_trainer_validation(tr, vi));
         return { nVal, flat: [...m.i32.slice(cm >> 2, (cm >> 2) + C * C)], valIndices: [...m.i32.slice(vi >> 2, (vi >> 2) + nv)] };
       });
       const confusion = this.labels.map((_, r) => flat.slice(r * C, (r + 1) * C));
-      const perClass = confusion.map((row, k) => { const t = row.reduce((a, b) => a + b, 0); return t ? row[k] / t : null; });
+      const perClass = confusion.map((row, k) => {
+        const t = row.reduce((a, b) => a + b, 0);
+        return t ? row[k] / t : null;
+      });
       const correct = confusion.reduce((a, row, k) => a + row[k], 0);
       return {
-        labels: [...this.labels], history, bestEpoch: last.bestEpoch + 1, stoppedEarly: last.stoppedEarly, cancelled, error,
-        validationAccuracy: nVal ? correct / nVal : null, confusion, perClassAccuracy: perClass, valIndices,
-        nTrain: last.nTrain, nVal, views: this.views, blocks: this.blocks, skipped: [...this.skipped], bestValLoss: last.bestValLoss,
-        seconds: (performance.now() - started) / 1000, settings: { ...o, onEpoch: undefined, onBatch: undefined, signal: undefined },
+        labels: [...this.labels],
+        history,
+        bestEpoch: last.bestEpoch + 1,
+        stoppedEarly: last.stoppedEarly,
+        cancelled,
+        error,
+        validationAccuracy: nVal ? correct / nVal : null,
+        confusion,
+        perClassAccuracy: perClass,
+        valIndices,
+        nTrain: last.nTrain,
+        nVal,
+        views: this.views,
+        blocks: this.blocks,
+        skipped: [...this.skipped],
+        bestValLoss: last.bestValLoss,
+        seconds: (performance.now() - started) / 1000,
+        settings: { ...o, onEpoch: undefined, onBatch: undefined, signal: undefined },
       };
     } finally {
       if (tr) m.x.tt_trainer_free(tr);
@@ -479,10 +616,13 @@ export class Classifier {
 
   /** Probabilities for the plain view of each of several activations at the boundary, in one batch. */
   predictActivations(acts) {
-    const m = this.mod, C = this.labels.length, F = size(this.inputShape);
+    const m = this.mod,
+      C = this.labels.length,
+      F = size(this.inputShape);
     if (!acts.length) return [];
     return m.scoped((take) => {
-      const x = take(m.alloc(acts.length * F * 4)), p = take(m.alloc(acts.length * C * 4));
+      const x = take(m.alloc(acts.length * F * 4)),
+        p = take(m.alloc(acts.length * C * 4));
       acts.forEach((a, i) => m.f32.set(a.subarray(0, F), (x >> 2) + i * F));
       m.check(m.x.tt_predict(this.net, x, acts.length, p));
       const all = m.floats(p, acts.length * C);
@@ -507,11 +647,14 @@ export class Classifier {
       });
       return s;
     };
-    let a = Math.log(0.05), b = Math.log(20);
+    let a = Math.log(0.05),
+      b = Math.log(20);
     const g = (Math.sqrt(5) - 1) / 2;
     for (let it = 0; it < 40; it++) {
-      const c = b - g * (b - a), d = a + g * (b - a);
-      if (nll(Math.exp(c)) < nll(Math.exp(d))) b = d; else a = c;
+      const c = b - g * (b - a),
+        d = a + g * (b - a);
+      if (nll(Math.exp(c)) < nll(Math.exp(d))) b = d;
+      else a = c;
     }
     return Math.exp((a + b) / 2);
   }
@@ -519,26 +662,38 @@ export class Classifier {
   // The weights and biases of this.net's head ops (named head/ by _buildNet), as copies;
   // _setHead writes such copies into a net of the same head shape.
   _headViews() {
-    const m = this.mod, views = [];
+    const m = this.mod,
+      views = [];
     for (let i = 0; i < m.x.tt_net_count(this.net); i++) {
       const op = m.op(this.net, i);
       if (!op.name.startsWith('head/')) continue;
-      for (const [p, k] of [[op.wt, op.wn], [op.bias, op.bn]]) if (k) views.push(m.f32.subarray(p >> 2, (p >> 2) + k));
+      for (const [p, k] of [
+        [op.wt, op.wn],
+        [op.bias, op.bn],
+      ])
+        if (k) views.push(m.f32.subarray(p >> 2, (p >> 2) + k));
     }
     return views;
   }
-  _head() { return this._headViews().map((v) => v.slice()); }
+  _head() {
+    return this._headViews().map((v) => v.slice());
+  }
   _setHead(weights) {
     const views = this._headViews();
-    if (views.length !== weights.length || views.some((v, i) => v.length !== weights[i].length)) throw new EngineError('internal: head shapes differ');
+    if (views.length !== weights.length || views.some((v, i) => v.length !== weights[i].length))
+      throw new EngineError('internal: head shapes differ');
     views.forEach((v, i) => v.set(weights[i]));
   }
 
   // Folds 1/T into the logits layer, so predict, saved files and every export give the
   // calibrated probabilities without knowing about it.
   _setTemperature(t) {
-    const m = this.mod, op = m.op(this.net, m.x.tt_net_count(this.net) - 1);
-    for (const [p, n] of [[op.wt, op.wn], [op.bias, op.bn]]) {
+    const m = this.mod,
+      op = m.op(this.net, m.x.tt_net_count(this.net) - 1);
+    for (const [p, n] of [
+      [op.wt, op.wn],
+      [op.bias, op.bn],
+    ]) {
       const w = m.f32.subarray(p >> 2, (p >> 2) + n);
       for (let i = 0; i < n; i++) w[i] /= t;
     }
@@ -563,14 +718,22 @@ export class Classifier {
   // inputs: the training inputs at this.boundary (for K = 0 already the pooled features).
   _fitUnknown(inputs) {
     const C = this.labels.length;
-    const plain = size(this.inputShape), F = size(this.model.layers[this.cut].shape), feats = [];
+    const plain = size(this.inputShape),
+      F = size(this.model.layers[this.cut].shape),
+      feats = [];
     for (let i = 0; i < inputs.length; i += 32) {
-      const x = concatFloats(inputs.slice(i, i + 32).map((d) => toFloats(d.subarray(0, plain)))), k = x.length / plain;
+      const x = concatFloats(inputs.slice(i, i + 32).map((d) => toFloats(d.subarray(0, plain)))),
+        k = x.length / plain;
       const y = this.boundary === this.cut ? x : this._frozen(x, this.boundary, this.cut, k);
       for (let j = 0; j < k; j++) feats.push(normalize(y.slice(j * F, (j + 1) * F)));
     }
-    const sums = Array.from({ length: C }, () => new Float64Array(F)), n = new Array(C).fill(0);
-    feats.forEach((f, i) => { const k = this.images[i].label; n[k]++; for (let j = 0; j < F; j++) sums[k][j] += f[j]; });
+    const sums = Array.from({ length: C }, () => new Float64Array(F)),
+      n = new Array(C).fill(0);
+    feats.forEach((f, i) => {
+      const k = this.images[i].label;
+      n[k]++;
+      for (let j = 0; j < F; j++) sums[k][j] += f[j];
+    });
     const loo = [];
     feats.forEach((f, i) => {
       const k = this.images[i].label;
@@ -584,17 +747,23 @@ export class Classifier {
 
   /** How like its nearest class an image's pooled feature is (cosine), and that class. */
   similarity(act) {
-    let best = -Infinity, index = -1;
+    let best = -Infinity,
+      index = -1;
     const f = this._pooled(act);
-    this.unknown.centroids.forEach((c, k) => { const s = dot(f, c); if (s > best) best = s, index = k; });
+    this.unknown.centroids.forEach((c, k) => {
+      const s = dot(f, c);
+      if (s > best) ((best = s), (index = k));
+    });
     return { similarity: best, index };
   }
 
   _answer(act, topk) {
     const probs = this.predictActivations([act])[0];
     const unknown = this.unknown ? this.similarity(act).similarity < this.unknown.threshold : false;
-    return [...probs].map((p, i) => ({ label: this.labels[i], index: i, probability: p, unknown }))
-      .sort((a, b) => b.probability - a.probability).slice(0, topk);
+    return [...probs]
+      .map((p, i) => ({ label: this.labels[i], index: i, probability: p, unknown }))
+      .sort((a, b) => b.probability - a.probability)
+      .slice(0, topk);
   }
 
   /**
@@ -609,14 +778,18 @@ export class Classifier {
     if (!this.net) throw new EngineError('this classifier has not been trained');
     const missing = [...new Set(items.map((it) => it.label))].filter((l) => !this.labels.includes(l));
     if (missing.length) {
-      throw new EngineError(`the classifier has no class ${missing.map((l) => `'${l}'`).join(', ')} (its classes: ${this.labels.join(', ')})`);
+      throw new EngineError(
+        `the classifier has no class ${missing.map((l) => `'${l}'`).join(', ')} (its classes: ${this.labels.join(', ')})`,
+      );
     }
     if (!items.length) throw new EngineError('no images to evaluate');
     const C = this.labels.length;
     const confusion = this.labels.map(() => new Array(C).fill(0));
     const bins = Array.from({ length: 10 }, () => ({ n: 0, conf: 0, correct: 0 }));
     const skipped = [];
-    let nll = 0, n = 0, unknown = 0;
+    let nll = 0,
+      n = 0,
+      unknown = 0;
     items.forEach((it, i) => {
       let top;
       try {
@@ -626,10 +799,11 @@ export class Classifier {
         skipped.push({ name: it.name ?? `image ${i + 1}`, reason: e.message });
         return;
       }
-      const k = this.labels.indexOf(it.label), best = top[0];
+      const k = this.labels.indexOf(it.label),
+        best = top[0];
       confusion[k][best.index]++;
       const b = bins[Math.min(9, Math.floor(best.probability * 10))];
-      b.n++, (b.conf += best.probability), (b.correct += best.index === k ? 1 : 0);
+      (b.n++, (b.conf += best.probability), (b.correct += best.index === k ? 1 : 0));
       nll -= Math.log(Math.max(1e-12, top.find((t) => t.index === k).probability));
       unknown += best.unknown ? 1 : 0;
       n++;
@@ -637,10 +811,21 @@ export class Classifier {
     if (!n) throw new EngineError(`none of the ${items.length} images could be read`);
     const correct = confusion.reduce((a, row, k) => a + row[k], 0);
     return {
-      labels: [...this.labels], n, accuracy: correct / n, confusion,
-      perClassAccuracy: confusion.map((row, k) => { const t = row.reduce((a, b) => a + b, 0); return t ? row[k] / t : null; }),
-      calibration: { ece: bins.reduce((a, b) => a + Math.abs(b.conf - b.correct), 0) / n, nll: nll / n, temperature: this.temperature ?? 1 },
-      unknown, skipped,
+      labels: [...this.labels],
+      n,
+      accuracy: correct / n,
+      confusion,
+      perClassAccuracy: confusion.map((row, k) => {
+        const t = row.reduce((a, b) => a + b, 0);
+        return t ? row[k] / t : null;
+      }),
+      calibration: {
+        ece: bins.reduce((a, b) => a + Math.abs(b.conf - b.correct), 0) / n,
+        nll: nll / n,
+        temperature: this.temperature ?? 1,
+      },
+      unknown,
+      skipped,
     };
   }
 
@@ -662,15 +847,28 @@ export class Classifier {
   save() {
     if (!this.net) throw new EngineError('nothing to save: this classifier has not been trained');
     const meta = {
-      format: FILE_FORMAT, version: 1, labels: this.labels,
+      format: FILE_FORMAT,
+      version: 1,
+      labels: this.labels,
       backbone: { id: this.model.id, hash: this.model.weightHash, inputShape: this.model.inputShape },
-      cut: this.cutName, boundary: this.model.layers[this.boundary].name, blocks: this.blocks,
+      cut: this.cutName,
+      boundary: this.model.layers[this.boundary].name,
+      blocks: this.blocks,
       head: { hidden: this.hidden, dropout: this.dropout },
       preprocessing: { resize: 'bilinear, align corners', range: [0, 1], size: this.model.inputShape.slice(0, 2) },
-      augment: this.augment, views: this.views, seed: this.seed,
+      augment: this.augment,
+      views: this.views,
+      seed: this.seed,
       training: this.report?.settings ?? null,
-      metrics: this.report ? { validationAccuracy: this.report.validationAccuracy, bestEpoch: this.report.bestEpoch,
-        perClassAccuracy: this.report.perClassAccuracy, confusion: this.report.confusion, history: this.report.history } : null,
+      metrics: this.report
+        ? {
+            validationAccuracy: this.report.validationAccuracy,
+            bestEpoch: this.report.bestEpoch,
+            perClassAccuracy: this.report.perClassAccuracy,
+            confusion: this.report.confusion,
+            history: this.report.history,
+          }
+        : null,
       calibration: { temperature: this.temperature ?? 1 },
       unknown: this.unknown ? { threshold: this.unknown.threshold, centroids: floatsToBase64(concatFloats(this.unknown.centroids)) } : null,
       created: new Date().toISOString(),
@@ -687,13 +885,24 @@ export class Classifier {
     try {
       const labels = checkClassifier(model, net, info);
       const inShape = model.shapeOf(net, 0);
-      const c = new Classifier(model, { labels, cut: info.cut, blocks: info.blocks, hidden: info.head?.hidden ?? 0,
-        dropout: info.head?.dropout ?? 0, augment: info.augment, views: info.views, seed: info.seed, _net: net });
+      const c = new Classifier(model, {
+        labels,
+        cut: info.cut,
+        blocks: info.blocks,
+        hidden: info.head?.hidden ?? 0,
+        dropout: info.head?.dropout ?? 0,
+        augment: info.augment,
+        views: info.views,
+        seed: info.seed,
+        _net: net,
+      });
       if (model.layers[c.boundary].name !== info.boundary || c.inputShape.join() !== inShape.join()) {
         c.net = 0; // still owned by the catch below
         c.dispose();
-        throw new EngineError(`saved classifier starts at '${info.boundary}' with a ${inShape.join('x')} input, ` +
-          `which does not match this backbone cut at '${info.cut}' (${c.inputShape.join('x')})`);
+        throw new EngineError(
+          `saved classifier starts at '${info.boundary}' with a ${inShape.join('x')} input, ` +
+            `which does not match this backbone cut at '${info.cut}' (${c.inputShape.join('x')})`,
+        );
       }
       c.temperature = info.calibration?.temperature ?? 1;
       if (info.unknown) c.unknown = readUnknown(info.unknown, labels.length, size(model.layers[c.cut].shape));

@@ -58,7 +58,10 @@ const emit = (name, data) => post({ type: 'event', name, data });
 const tick = () => new Promise((r) => setTimeout(r, 0));
 
 class Cancelled extends Error {
-  constructor() { super('training was stopped'); this.name = 'AbortError'; }
+  constructor() {
+    super('training was stopped');
+    this.name = 'AbortError';
+  }
 }
 
 function needModel() {
@@ -89,11 +92,23 @@ function bitmapPixels(bitmap) {
 
 function modelInfo() {
   const m = S.model;
-  const blocks = new Set(m.layers.slice(0, m.cut + 1).map((l) => l.block).filter(Boolean));
+  const blocks = new Set(
+    m.layers
+      .slice(0, m.cut + 1)
+      .map((l) => l.block)
+      .filter(Boolean),
+  );
   return {
-    id: m.id, card: m.card, labels: m.labels, inputShape: m.inputShape, cut: m.cut, cutName: m.layers[m.cut].name,
+    id: m.id,
+    card: m.card,
+    labels: m.labels,
+    inputShape: m.inputShape,
+    cut: m.cut,
+    cutName: m.layers[m.cut].name,
     layers: m.layers.map(({ index, name, type, shape, block, aliases }) => ({ index, name, type, shape, block, aliases })),
-    blocks: blocks.size, memory: S.engine.memoryBytes(), weightHash: m.weightHash,
+    blocks: blocks.size,
+    memory: S.engine.memoryBytes(),
+    weightHash: m.weightHash,
   };
 }
 
@@ -149,12 +164,15 @@ const pendingImages = () => [...S.images.values()].filter((r) => r.key !== S.cfg
 // (bench/bigproject.mjs: 266 MiB at 100 images, 472 MiB at 600), and the engine has 2 GiB.
 // Beyond the budget (512 MiB by default, so training stays under ~1.5 GiB; the page may set
 // it) nothing is computed and training is refused with what to change, before memory runs out.
-const mb = (n) => (n < 1048576 ? `${Math.round(n / 1024)} KB` : n < 1073741824 ? `${Math.round(n / 1048576)} MB` : `${(n / 1073741824).toFixed(1)} GB`);
+const mb = (n) =>
+  n < 1048576 ? `${Math.round(n / 1024)} KB` : n < 1073741824 ? `${Math.round(n / 1048576)} MB` : `${(n / 1073741824).toFixed(1)} GB`;
 function overBudget(n) {
   const need = n * S.cfg.perImage;
   if (need <= S.featureBudget) return null;
-  return `${n} images at these settings need ${mb(need)} of memory for their features, more than the ${mb(S.featureBudget)} this page allows: ` +
-    'train fewer final blocks (or Auto), use fewer augmented views, or fewer images';
+  return (
+    `${n} images at these settings need ${mb(need)} of memory for their features, more than the ${mb(S.featureBudget)} this page allows: ` +
+    'train fewer final blocks (or Auto), use fewer augmented views, or fewer images'
+  );
 }
 
 /** One background embedding step; false when there is nothing to do. */
@@ -175,7 +193,13 @@ const handlers = {
       const opts = Object.fromEntries(Object.entries({ simd, threads, wasmBase }).filter(([, v]) => v !== undefined && v !== null));
       S.engine = await createEngine(opts);
     }
-    return { simd: S.engine.simd, build: S.engine.build, threads: S.engine.threads, memory: S.engine.memoryBytes(), wasm: S.engine.mod.url };
+    return {
+      simd: S.engine.simd,
+      build: S.engine.build,
+      threads: S.engine.threads,
+      memory: S.engine.memoryBytes(),
+      wasm: S.engine.mod.url,
+    };
   },
 
   async loadModel({ url, id }) {
@@ -189,7 +213,10 @@ const handlers = {
     S.cfg = null;
     S.model = model;
     S.modelId = id ?? model.id;
-    for (const r of S.images.values()) { r.data = null; r.key = null; }
+    for (const r of S.images.values()) {
+      r.data = null;
+      r.key = null;
+    }
     return modelInfo();
   },
 
@@ -204,7 +231,10 @@ const handlers = {
     const counts = new Map(classes.map((c) => [c.id, 0]));
     for (const r of S.images.values()) if (counts.has(r.classId)) counts.set(r.classId, counts.get(r.classId) + 1);
     // fit()'s own checks, before the images are embedded rather than after
-    checkTrainable(classes.map((c) => c.name), classes.map((c) => counts.get(c.id)));
+    checkTrainable(
+      classes.map((c) => c.name),
+      classes.map((c) => counts.get(c.id)),
+    );
     const cfg = configure(settings);
     const tooBig = overBudget([...S.images.values()].filter((r) => counts.has(r.classId)).length);
     if (tooBig) throw new EngineError(tooBig);
@@ -226,13 +256,21 @@ const handlers = {
       const m = S.model;
       m.setCut(cfg.cut);
       const index = new Map(classes.map((c, k) => [c.id, k]));
-      const c = new Classifier(m, { labels: classes.map((x) => x.name), blocks: cfg.blocks, augment: cfg.augment, views: cfg.views, seed: cfg.seed });
+      const c = new Classifier(m, {
+        labels: classes.map((x) => x.name),
+        blocks: cfg.blocks,
+        augment: cfg.augment,
+        views: cfg.views,
+        seed: cfg.seed,
+      });
       try {
         // The features computed (or cached) under this config: what its addImage would compute.
-        for (const r of S.images.values()) if (index.has(r.classId) && r.key === cfg.key) c.addFeatures(r.data, index.get(r.classId), r.name);
+        for (const r of S.images.values())
+          if (index.has(r.classId) && r.key === cfg.key) c.addFeatures(r.data, index.get(r.classId), r.name);
         const epochs = Math.max(1, Math.round(Number(settings.epochs ?? 30)));
         const report = await c.fit({
-          epochs, learningRate: settings.learningRate == null ? undefined : Number(settings.learningRate),
+          epochs,
+          learningRate: settings.learningRate == null ? undefined : Number(settings.learningRate),
           ...(settings.batchSize ? { batchSize: Number(settings.batchSize) } : {}),
           ...(settings.validationFraction !== undefined ? { validationFraction: Number(settings.validationFraction) } : {}),
           batchesPerTick: cfg.blocks === 0 ? 8 : 1, // 'auto' may train blocks
@@ -254,9 +292,14 @@ const handlers = {
   },
 
   async predict({ bytes, pixels, bitmap, topk }) {
-    if (!S.classifier) { bitmap?.close(); throw new EngineError('there is no trained model yet: train one, or load a .ttm file'); }
+    if (!S.classifier) {
+      bitmap?.close();
+      throw new EngineError('there is no trained model yet: train one, or load a .ttm file');
+    }
     if (bitmap) pixels = bitmapPixels(bitmap);
-    const image = pixels ? { width: pixels.width, height: pixels.height, channels: 4, data: new Uint8Array(pixels.data.buffer ?? pixels.data) } : await toBytes(bytes);
+    const image = pixels
+      ? { width: pixels.width, height: pixels.height, channels: 4, data: new Uint8Array(pixels.data.buffer ?? pixels.data) }
+      : await toBytes(bytes);
     return S.classifier.predict(image, topk ?? S.classifier.labels.length);
   },
 
@@ -268,7 +311,10 @@ const handlers = {
     else if (format === 'onnx') files = { 'model.onnx': S.classifier.exportOnnx({ whole: true }).bytes };
     else throw new EngineError(`unknown export format '${format}' (tfjs, onnx)`);
     for (const k of Object.keys(files)) if (!(files[k] instanceof Uint8Array)) files[k] = new Uint8Array(files[k]);
-    return { result: { format, labels: [...S.classifier.labels], files }, transfer: [...new Set(Object.values(files).map((b) => b.buffer))] };
+    return {
+      result: { format, labels: [...S.classifier.labels], files },
+      transfer: [...new Set(Object.values(files).map((b) => b.buffer))],
+    };
   },
 
   async evaluate({ items = [] } = {}) {
@@ -300,15 +346,28 @@ const handlers = {
   },
 
   status() {
-    return { images: S.images.size, pending: pendingImages().length, trained: !!S.classifier, model: S.modelId, computed: S.computed,
-      memory: S.engine?.memoryBytes() ?? 0 };
+    return {
+      images: S.images.size,
+      pending: pendingImages().length,
+      trained: !!S.classifier,
+      model: S.modelId,
+      computed: S.computed,
+      memory: S.engine?.memoryBytes() ?? 0,
+    };
   },
 };
 
 // Requests that act at once, between the steps of whatever is running.
 const immediate = {
   async addImage({ classId, bytes, id, name, trusted }) {
-    const rec = { id, classId, name: name ?? id, blob: bytes instanceof Blob ? bytes : new Blob([await toBytes(bytes)]), data: null, key: null };
+    const rec = {
+      id,
+      classId,
+      name: name ?? id,
+      blob: bytes instanceof Blob ? bytes : new Blob([await toBytes(bytes)]),
+      data: null,
+      key: null,
+    };
     if (trusted) {
       S.images.set(id, rec);
       kick();
@@ -331,7 +390,11 @@ const immediate = {
   },
   removeClass({ classId }) {
     const gone = [];
-    for (const [id, r] of S.images) if (r.classId === classId) { S.images.delete(id); gone.push(id); }
+    for (const [id, r] of S.images)
+      if (r.classId === classId) {
+        S.images.delete(id);
+        gone.push(id);
+      }
     S.cache.then((c) => c.forget(gone));
     return gone.length;
   },
@@ -382,12 +445,20 @@ async function loop() {
   }
 }
 
-function kick() { if (!running) loop(); }
+function kick() {
+  if (!running) loop();
+}
 
 self.onmessage = (e) => {
   const msg = e.data;
-  if (immediate[msg.type]) { run(msg, immediate[msg.type]); return; }
-  if (!handlers[msg.type]) { fail(msg.id, new Error(`unknown request '${msg.type}'`)); return; }
+  if (immediate[msg.type]) {
+    run(msg, immediate[msg.type]);
+    return;
+  }
+  if (!handlers[msg.type]) {
+    fail(msg.id, new Error(`unknown request '${msg.type}'`));
+    return;
+  }
   queue.push({ msg });
   kick();
 };

@@ -39,7 +39,14 @@ window.tinytune = state; // for the curious (and the console)
 const uid = () => (crypto.randomUUID ? crypto.randomUUID() : `${Date.now().toString(36)}-${Math.random().toString(36).slice(2)}`);
 const plural = (n, w) => `${n} ${w}${n === 1 ? '' : w.endsWith('s') ? 'es' : 's'}`;
 const pct = (v) => (v === null || v === undefined || !Number.isFinite(v) ? '–' : `${(v * 100).toFixed(v === 1 || v === 0 ? 0 : 1)}%`);
-const fmtTime = (s) => (!Number.isFinite(s) ? '…' : s < 10 ? `${Math.max(0, s).toFixed(1)} s` : s < 60 ? `${Math.round(s)} s` : `${Math.floor(s / 60)} min ${Math.round(s % 60)} s`);
+const fmtTime = (s) =>
+  !Number.isFinite(s)
+    ? '…'
+    : s < 10
+      ? `${Math.max(0, s).toFixed(1)} s`
+      : s < 60
+        ? `${Math.round(s)} s`
+        : `${Math.floor(s / 60)} min ${Math.round(s % 60)} s`;
 
 // ---------------------------------------------------------------------------------------
 // Messages
@@ -80,11 +87,21 @@ async function storeModel(bytes, labels, report) {
   await state.store.putModel(rec).catch((e) => notify(`Could not keep the model in this browser: ${e.message}`, 'warn'));
 }
 
-const slimReport = (r) => (r ? {
-  history: r.history ?? [], confusion: r.confusion ?? null, perClassAccuracy: r.perClassAccuracy ?? null,
-  validationAccuracy: r.validationAccuracy ?? null, bestEpoch: r.bestEpoch ?? null, nVal: r.nVal ?? null, nTrain: r.nTrain ?? null,
-  cancelled: !!r.cancelled, stoppedEarly: !!r.stoppedEarly, seconds: r.seconds ?? null,
-} : null);
+const slimReport = (r) =>
+  r
+    ? {
+        history: r.history ?? [],
+        confusion: r.confusion ?? null,
+        perClassAccuracy: r.perClassAccuracy ?? null,
+        validationAccuracy: r.validationAccuracy ?? null,
+        bestEpoch: r.bestEpoch ?? null,
+        nVal: r.nVal ?? null,
+        nTrain: r.nTrain ?? null,
+        cancelled: !!r.cancelled,
+        stoppedEarly: !!r.stoppedEarly,
+        seconds: r.seconds ?? null,
+      }
+    : null;
 
 // ---------------------------------------------------------------------------------------
 // Classes and images
@@ -114,7 +131,10 @@ function addClass(name = nextClassName(), { focus = false, id = uid() } = {}) {
 
 function renameClass(cls, input) {
   const name = input.value.trim().replace(/\s+/g, ' ');
-  if (name === cls.name) { input.value = name; return; }
+  if (name === cls.name) {
+    input.value = name;
+    return;
+  }
   if (!name) {
     notify('A class needs a name.', 'warn', { timeout: 6000 });
     input.value = cls.name;
@@ -146,33 +166,78 @@ function deleteClass(cls) {
 }
 
 function renderClassCard(cls) {
-  const input = el('input', { class: 'class-name', type: 'text', value: cls.name, 'aria-label': 'Class name', maxlength: 60, spellcheck: 'false' });
+  const input = el('input', {
+    class: 'class-name',
+    type: 'text',
+    value: cls.name,
+    'aria-label': 'Class name',
+    maxlength: 60,
+    spellcheck: 'false',
+  });
   input.addEventListener('change', () => renameClass(cls, input));
-  input.addEventListener('keydown', (e) => { if (e.key === 'Enter') input.blur(); if (e.key === 'Escape') { input.value = cls.name; input.blur(); } });
+  input.addEventListener('keydown', (e) => {
+    if (e.key === 'Enter') input.blur();
+    if (e.key === 'Escape') {
+      input.value = cls.name;
+      input.blur();
+    }
+  });
   const del = el('button', { class: 'icon-button delete', type: 'button', title: 'Delete this class', 'aria-label': `Delete class` }, '✕');
   let armed = null;
   del.addEventListener('click', () => {
-    if (!cls.images.length || armed) { clearTimeout(armed); deleteClass(cls); return; }
+    if (!cls.images.length || armed) {
+      clearTimeout(armed);
+      deleteClass(cls);
+      return;
+    }
     del.classList.add('armed');
     del.textContent = 'Delete?';
-    armed = setTimeout(() => { armed = null; del.classList.remove('armed'); del.textContent = '✕'; }, 3000);
+    armed = setTimeout(() => {
+      armed = null;
+      del.classList.remove('armed');
+      del.textContent = '✕';
+    }, 3000);
   });
-  const fileInput = el('input', { type: 'file', accept: 'image/*', multiple: true, class: 'visually-hidden', 'aria-label': 'Add images to this class' });
-  fileInput.addEventListener('change', () => { addFiles(cls, [...fileInput.files]); fileInput.value = ''; });
+  const fileInput = el('input', {
+    type: 'file',
+    accept: 'image/*',
+    multiple: true,
+    class: 'visually-hidden',
+    'aria-label': 'Add images to this class',
+  });
+  fileInput.addEventListener('change', () => {
+    addFiles(cls, [...fileInput.files]);
+    fileInput.value = '';
+  });
   const pick = el('label', { class: 'button small' }, 'Add images', fileInput);
-  const cam = el('button', { class: 'button small camera', type: 'button', hidden: !state.camera, onclick: () => openCamera(cls) }, 'Webcam');
+  const cam = el(
+    'button',
+    { class: 'button small camera', type: 'button', hidden: !state.camera, onclick: () => openCamera(cls) },
+    'Webcam',
+  );
   const thumbs = el('ul', { class: 'thumbs', 'aria-label': 'Images' });
   const empty = el('p', { class: 'empty-hint' }, 'Drop images or a folder here');
   const zone = el('div', { class: 'dropzone', tabindex: 0, role: 'group', 'aria-label': 'Drop images here' }, empty, thumbs);
-  zone.addEventListener('keydown', (e) => { if (e.key === 'Enter' || e.key === ' ') { e.preventDefault(); fileInput.click(); } });
+  zone.addEventListener('keydown', (e) => {
+    if (e.key === 'Enter' || e.key === ' ') {
+      e.preventDefault();
+      fileInput.click();
+    }
+  });
   bindDrop(zone, async (dt) => {
     const groups = await droppedGroups(dt);
-    await addFiles(cls, groups.flatMap((g) => g.files));
+    await addFiles(
+      cls,
+      groups.flatMap((g) => g.files),
+    );
   });
-  const card = el('article', { class: 'class-card', dataset: { id: cls.id }, 'aria-label': `Class ${cls.name}` },
+  const card = el(
+    'article',
+    { class: 'class-card', dataset: { id: cls.id }, 'aria-label': `Class ${cls.name}` },
     el('header', {}, input, el('span', { class: 'count', 'aria-live': 'polite' }, '0 images'), del),
     zone,
-    el('footer', {}, pick, cam));
+    el('footer', {}, pick, cam),
+  );
   return card;
 }
 
@@ -185,7 +250,8 @@ function updateCount(cls) {
 }
 
 function renderThumb(cls, im) {
-  const img = im.url ? el('img', { src: im.url, alt: im.name, width: 48, height: 48, loading: 'lazy', decoding: 'async' })
+  const img = im.url
+    ? el('img', { src: im.url, alt: im.name, width: 48, height: 48, loading: 'lazy', decoding: 'async' })
     : el('span', { class: 'no-thumb', title: im.name }, im.name.split('.').pop()?.slice(0, 4) || '?');
   const rm = el('button', { class: 'thumb-remove', type: 'button', 'aria-label': `Remove ${im.name}`, title: `Remove ${im.name}` }, '✕');
   rm.addEventListener('click', () => removeImage(cls, im));
@@ -215,9 +281,17 @@ async function addFiles(cls, files) {
   const room = Math.max(0, state.limits.images - projectImages());
   if (files.length > room) {
     const left = files.slice(room);
-    const names = left.slice(0, 3).map((f) => `'${f.webkitRelativePath || f.name}'`).join(', ') + (left.length > 3 ? ` and ${left.length - 3} more` : '');
-    notify(`This project is at the page's limit of ${fmtCount(state.limits.images)} images: ${plural(left.length, 'file')} (${names}) ${left.length === 1 ? 'was' : 'were'} not added to '${cls.name}'${room ? ` (${plural(room, 'other')} ${room === 1 ? 'was' : 'were'})` : ''}. ` +
-      'Everything already in the project is kept and works. To add more, remove images, or export this project (.ttproject) and start another.', 'warn', { topic: 'limit' });
+    const names =
+      left
+        .slice(0, 3)
+        .map((f) => `'${f.webkitRelativePath || f.name}'`)
+        .join(', ') + (left.length > 3 ? ` and ${left.length - 3} more` : '');
+    notify(
+      `This project is at the page's limit of ${fmtCount(state.limits.images)} images: ${plural(left.length, 'file')} (${names}) ${left.length === 1 ? 'was' : 'were'} not added to '${cls.name}'${room ? ` (${plural(room, 'other')} ${room === 1 ? 'was' : 'were'})` : ''}. ` +
+        'Everything already in the project is kept and works. To add more, remove images, or export this project (.ttproject) and start another.',
+      'warn',
+      { topic: 'limit' },
+    );
     files = files.slice(0, room);
     if (!files.length) return;
   }
@@ -236,7 +310,11 @@ async function addFiles(cls, files) {
   }
   updateTrainState();
   if (skipped.length) {
-    notify(`Skipped ${plural(skipped.length, 'file')} that ${skipped.length === 1 ? 'is not a readable image' : 'are not readable images'}${added ? ` (${plural(added, 'other image')} added to '${cls.name}')` : ''}:`, 'warn', { details: skipped });
+    notify(
+      `Skipped ${plural(skipped.length, 'file')} that ${skipped.length === 1 ? 'is not a readable image' : 'are not readable images'}${added ? ` (${plural(added, 'other image')} added to '${cls.name}')` : ''}:`,
+      'warn',
+      { details: skipped },
+    );
   }
   requestPersistence();
 }
@@ -254,11 +332,23 @@ function adding(n) {
 /** One file of addFiles; true when it was added. */
 async function addFile(cls, file, i, base, skipped) {
   let queued = true;
-  const dequeue = () => { if (queued) { queued = false; cls.queued--; adding(-1); } };
+  const dequeue = () => {
+    if (queued) {
+      queued = false;
+      cls.queued--;
+      adding(-1);
+    }
+  };
   try {
     const name = file.webkitRelativePath || file.name || `image ${i + 1}`;
-    if (file.size > MAX_FILE) { skipped.push(`${name}: ${formatBytes(file.size)} is too large for an image (limit ${formatBytes(MAX_FILE)})`); return false; }
-    if (file.size === 0) { skipped.push(`${name}: the file is empty`); return false; }
+    if (file.size > MAX_FILE) {
+      skipped.push(`${name}: ${formatBytes(file.size)} is too large for an image (limit ${formatBytes(MAX_FILE)})`);
+      return false;
+    }
+    if (file.size === 0) {
+      skipped.push(`${name}: the file is empty`);
+      return false;
+    }
     const thumb = await makeThumbnail(file);
     const im = { id: uid(), name, url: thumb ? URL.createObjectURL(thumb) : null, status: 'checking', blob: null };
     const rec = { id: im.id, classId: cls.id, name, type: file.type, size: file.size, added: base + i, blob: file, thumb };
@@ -271,13 +361,18 @@ async function addFile(cls, file, i, base, skipped) {
         storageFailed(e, name);
       }
     }
-    if (!state.classes.includes(cls)) { state.store?.deleteImage(im.id).catch(() => {}); return false; } // the class was deleted meanwhile
+    if (!state.classes.includes(cls)) {
+      state.store?.deleteImage(im.id).catch(() => {});
+      return false;
+    } // the class was deleted meanwhile
     im.blob = blob;
     cls.images.push(im);
     dequeue(); // now counted as a 'checking' thumbnail
     renderThumb(cls, im);
     updateCount(cls);
-    const res = await state.client.call('addImage', { classId: cls.id, bytes: blob, id: im.id, name }).catch((e) => ({ ok: false, reason: e.message }));
+    const res = await state.client
+      .call('addImage', { classId: cls.id, bytes: blob, id: im.id, name })
+      .catch((e) => ({ ok: false, reason: e.message }));
     if (res.ok) {
       im.status = 'ok';
       im.el.classList.replace('checking', 'ok');
@@ -300,8 +395,13 @@ function storageFailed(e, name) {
   if (!unsaved.el?.isConnected) unsaved.names = [];
   unsaved.names.push(name);
   const n = unsaved.names.length;
-  const list = unsaved.names.slice(0, 3).map((x) => `'${x}'`).join(', ') + (n > 3 ? ` and ${n - 3} more` : '');
-  const text = `${full ? "This browser's storage for the page is full" : `This browser refused to store images (${e?.message})`}: ` +
+  const list =
+    unsaved.names
+      .slice(0, 3)
+      .map((x) => `'${x}'`)
+      .join(', ') + (n > 3 ? ` and ${n - 3} more` : '');
+  const text =
+    `${full ? "This browser's storage for the page is full" : `This browser refused to store images (${e?.message})`}: ` +
     `${list} ${n === 1 ? 'is' : 'are'} used in this session but will be gone after a reload. Everything stored before is kept. ` +
     'To keep more, remove images or free space in the browser, or export the project (.ttproject).';
   if (unsaved.el?.isConnected) unsaved.el.querySelector('p').textContent = text;
@@ -312,15 +412,32 @@ let persistAsked = false;
 function requestPersistence() {
   if (persistAsked || !navigator.storage?.persist) return;
   persistAsked = true;
-  navigator.storage.persist().then((granted) => { if (granted) $('chip-storage').title += ' (persistent storage granted)'; }).catch(() => {});
+  navigator.storage
+    .persist()
+    .then((granted) => {
+      if (granted) $('chip-storage').title += ' (persistent storage granted)';
+    })
+    .catch(() => {});
 }
 
 /** Drag and drop onto an element; handler(dataTransfer). */
 function bindDrop(zone, handler) {
   let depth = 0;
-  zone.addEventListener('dragenter', (e) => { e.preventDefault(); depth++; zone.classList.add('dragover'); });
-  zone.addEventListener('dragover', (e) => { e.preventDefault(); e.dataTransfer.dropEffect = 'copy'; });
-  zone.addEventListener('dragleave', () => { if (--depth <= 0) { depth = 0; zone.classList.remove('dragover'); } });
+  zone.addEventListener('dragenter', (e) => {
+    e.preventDefault();
+    depth++;
+    zone.classList.add('dragover');
+  });
+  zone.addEventListener('dragover', (e) => {
+    e.preventDefault();
+    e.dataTransfer.dropEffect = 'copy';
+  });
+  zone.addEventListener('dragleave', () => {
+    if (--depth <= 0) {
+      depth = 0;
+      zone.classList.remove('dragover');
+    }
+  });
   zone.addEventListener('drop', (e) => {
     e.preventDefault();
     e.stopPropagation();
@@ -394,10 +511,15 @@ function makeInbox() {
     classes: () => state.classes,
     accept: async (name, file) => {
       const cls = state.classes.find((c) => c.name === name);
-      if (!cls) { notify(`There is no class '${name}' any more.`, 'warn'); return; }
+      if (!cls) {
+        notify(`There is no class '${name}' any more.`, 'warn');
+        return;
+      }
       await addFiles(cls, [file]);
     },
-    notify, thumbnail: makeThumbnail, uid,
+    notify,
+    thumbnail: makeThumbnail,
+    uid,
   });
 }
 
@@ -454,7 +576,10 @@ function renderCutOptions(info) {
   const ends = [];
   for (let i = before.length - 1; i > 0 && ends.length < 8; i--) {
     const l = before[i];
-    if (!l.block) { if (l.type !== 'input' && l.type !== 'affine') ends.push(l); continue; }
+    if (!l.block) {
+      if (l.type !== 'input' && l.type !== 'affine') ends.push(l);
+      continue;
+    }
     if (before[i + 1]?.block !== l.block) ends.push(l);
   }
   for (const l of ends) opts.push(el('option', { value: l.name }, `${shortLayer(l)}${l.block ? ' output' : ''} · ${l.shape.join('×')}`));
@@ -463,7 +588,7 @@ function renderCutOptions(info) {
   state.settings.cut = sel.value; // a layer of another backbone falls back to the default
   const max = Math.min(4, info.blocks);
   for (const o of $('blocks').options) o.disabled = o.value !== 'auto' && Number(o.value) > max;
-  if (state.settings.blocks !== 'auto' && state.settings.blocks > max) $('blocks').value = String(state.settings.blocks = max);
+  if (state.settings.blocks !== 'auto' && state.settings.blocks > max) $('blocks').value = String((state.settings.blocks = max));
 }
 
 async function selectModel(id) {
@@ -489,11 +614,16 @@ async function selectModel(id) {
     renderCutOptions(info);
     $('model-progress').value = 1;
     $('model-status').textContent = `${plainName(info.card?.name ?? entry.id)} is ready`;
-    $('model-detail').textContent = `Model ${entry.id}: ${info.layers.length} layers, loaded in ${((performance.now() - t0) / 1000).toFixed(1)} s.`;
+    $('model-detail').textContent =
+      `Model ${entry.id}: ${info.layers.length} layers, loaded in ${((performance.now() - t0) / 1000).toFixed(1)} s.`;
     document.body.dataset.modelReady = 'true';
     cacheModelFiles(entry);
     if (prev && prev.id !== info.id) {
-      if (state.trained) notify(`Switched to ${entry.id}. The model trained on ${state.trained.backbone} is not used with this backbone; train again (features are recomputed).`, 'info');
+      if (state.trained)
+        notify(
+          `Switched to ${entry.id}. The model trained on ${state.trained.backbone} is not used with this backbone; train again (features are recomputed).`,
+          'info',
+        );
       setTrained(null);
     }
     await configure();
@@ -535,7 +665,10 @@ async function restoreStoredModel() {
 
 function readSettings() {
   const s = state.settings;
-  const num = (id, lo, hi, dflt) => { const v = Number($(id).value); return Number.isFinite(v) ? Math.min(hi, Math.max(lo, v)) : dflt; };
+  const num = (id, lo, hi, dflt) => {
+    const v = Number($(id).value);
+    return Number.isFinite(v) ? Math.min(hi, Math.max(lo, v)) : dflt;
+  };
   s.epochs = Math.round(num('epochs', 1, 500, DEFAULTS.epochs));
   s.learningRate = $('lr').value === '' ? null : num('lr', 1e-6, 1, DEFAULTS.learningRate);
   s.augment = $('augment').checked;
@@ -551,16 +684,24 @@ function writeSettings() {
   const s = state.settings;
   $('epochs').value = s.epochs;
   $('lr').value = s.learningRate == null ? '' : String(s.learningRate);
-  if (s.learningRate != null && $('lr').value !== String(s.learningRate)) $('lr').append(el('option', { value: String(s.learningRate), selected: true }, String(s.learningRate)));
+  if (s.learningRate != null && $('lr').value !== String(s.learningRate))
+    $('lr').append(el('option', { value: String(s.learningRate), selected: true }, String(s.learningRate)));
   $('augment').checked = s.augment;
   $('views').value = s.views;
   $('views').disabled = !s.augment;
   $('blocks').value = String(s.blocks);
-  if (!$('blocks').value) $('blocks').value = String(s.blocks = DEFAULTS.blocks); // a value from an older page
+  if (!$('blocks').value) $('blocks').value = String((s.blocks = DEFAULTS.blocks)); // a value from an older page
 }
 
-const trainSettings = () => ({ cut: state.settings.cut || null, blocks: state.settings.blocks, augment: state.settings.augment,
-  views: state.settings.views, epochs: state.settings.epochs, learningRate: state.settings.learningRate, featureBudget: state.limits.featureBytes });
+const trainSettings = () => ({
+  cut: state.settings.cut || null,
+  blocks: state.settings.blocks,
+  augment: state.settings.augment,
+  views: state.settings.views,
+  epochs: state.settings.epochs,
+  learningRate: state.settings.learningRate,
+  featureBudget: state.limits.featureBytes,
+});
 
 async function configure() {
   if (!state.model) return;
@@ -576,7 +717,8 @@ async function configure() {
 
 const busy = new Set();
 function setBusy(what, on) {
-  if (on) busy.add(what); else busy.delete(what);
+  if (on) busy.add(what);
+  else busy.delete(what);
   updateTrainState();
 }
 
@@ -585,14 +727,19 @@ function updateTrainState() {
   $('train').disabled = training || busy.has('model') || !state.model;
   $('stop').disabled = !training;
   $('model').disabled = training || busy.has('model');
-  for (const id of ['epochs', 'lr', 'augment', 'views', 'cut', 'blocks', 'load-model', 'import-project', 'clear-project']) $(id).disabled = training;
+  for (const id of ['epochs', 'lr', 'augment', 'views', 'cut', 'blocks', 'load-model', 'import-project', 'clear-project'])
+    $(id).disabled = training;
   if (!training) $('views').disabled = !state.settings.augment;
   $('save-model').disabled = training || !state.trained;
   document.body.dataset.training = String(training);
   renderTrainedStatus();
   const n = state.classes.reduce((a, c) => a + c.images.filter((i) => i.status === 'ok').length, 0);
-  $('train-hint').textContent = state.classes.length < 2 ? 'Make at least two classes, then add images to each.'
-    : n === 0 ? 'Add images to each class (ten or more each works well).' : `${plural(state.classes.length, 'class')}, ${plural(n, 'image')}.`;
+  $('train-hint').textContent =
+    state.classes.length < 2
+      ? 'Make at least two classes, then add images to each.'
+      : n === 0
+        ? 'Add images to each class (ten or more each works well).'
+        : `${plural(state.classes.length, 'class')}, ${plural(n, 'image')}.`;
 }
 
 /** Why training cannot start now, or null. */
@@ -635,7 +782,10 @@ function onBatch(p) {
   const f = Math.min(1, (p.epoch + (p.batchesPerEpoch ? p.batch / p.batchesPerEpoch : 0)) / p.epochs);
   const el = (performance.now() - progress.fitT0) / 1000;
   const eta = f > 0.01 ? (el * (1 - f)) / f : NaN;
-  showProgress(f, `${PHASES[p.phase] ? `${PHASES[p.phase]} · ` : ''}Epoch ${Math.min(p.epoch + 1, p.epochs)} of ${p.epochs} · batch ${p.batch} of ${p.batchesPerEpoch} · about ${fmtTime(eta)} left`);
+  showProgress(
+    f,
+    `${PHASES[p.phase] ? `${PHASES[p.phase]} · ` : ''}Epoch ${Math.min(p.epoch + 1, p.epochs)} of ${p.epochs} · batch ${p.batch} of ${p.batchesPerEpoch} · about ${fmtTime(eta)} left`,
+  );
   $('train-progress').dataset.phase = p.phase ?? 'train';
 }
 
@@ -648,8 +798,11 @@ function onEpoch(e) {
   const f = e.epoch / e.epochs;
   const el = (performance.now() - progress.fitT0) / 1000;
   const eta = (el * (1 - f)) / f;
-  showProgress(f, `${PHASES[e.phase] ? `${PHASES[e.phase]} · ` : ''}Epoch ${e.epoch} of ${e.epochs} · loss ${e.trainLoss.toFixed(3)} · accuracy ${pct(e.trainAccuracy)}` +
-    `${Number.isFinite(e.valAccuracy) && e.nVal ? ` · validation ${pct(e.valAccuracy)}` : ''} · about ${fmtTime(eta)} left`);
+  showProgress(
+    f,
+    `${PHASES[e.phase] ? `${PHASES[e.phase]} · ` : ''}Epoch ${e.epoch} of ${e.epochs} · loss ${e.trainLoss.toFixed(3)} · accuracy ${pct(e.trainAccuracy)}` +
+      `${Number.isFinite(e.valAccuracy) && e.nVal ? ` · validation ${pct(e.valAccuracy)}` : ''} · about ${fmtTime(eta)} left`,
+  );
   $('train-progress').dataset.phase = e.phase ?? 'train';
   drawCurves($('curves'), progress.history, e.epochs);
 }
@@ -658,13 +811,27 @@ async function train() {
   readSettings();
   const problem = trainingProblem();
   clearMessages('train');
-  if (problem) { notify(problem, 'error', { topic: 'train' }); return; }
+  if (problem) {
+    notify(problem, 'error', { topic: 'train' });
+    return;
+  }
   if (state.training) return;
   if (state.loadingModel) await state.loadingModel;
-  if (!state.model) { notify('No model is loaded yet.', 'error'); return; }
+  if (!state.model) {
+    notify('No model is loaded yet.', 'error');
+    return;
+  }
   state.training = true;
   updateTrainState();
-  Object.assign(progress, { phase: 'prepare', t0: performance.now(), fitT0: 0, history: [], epochs: state.settings.epochs, fitPhase: null, lastEpoch: 0 });
+  Object.assign(progress, {
+    phase: 'prepare',
+    t0: performance.now(),
+    fitT0: 0,
+    history: [],
+    epochs: state.settings.epochs,
+    fitPhase: null,
+    lastEpoch: 0,
+  });
   $('results').hidden = true;
   drawCurves($('curves'), [], state.settings.epochs);
   showProgress(0, 'Starting…');
@@ -674,14 +841,23 @@ async function train() {
     const labels = report.labels ?? classes.map((c) => c.name);
     const epochs = report.history.filter((e) => e.phase !== 'refit').length;
     const total = (performance.now() - progress.t0) / 1000;
-    showProgress(1, report.cancelled ? `Stopped after ${plural(epochs, 'epoch')}; the best weights so far are kept.`
-      : `Done in ${fmtTime(total)}: ${plural(epochs, 'epoch')} (${fmtTime(report.seconds)})${report.stoppedEarly ? ', stopped early as the validation loss stopped improving' : ''}` +
-        `${report.refit ? `, then ${report.refit.epochs} on all images` : ''}.`);
+    showProgress(
+      1,
+      report.cancelled
+        ? `Stopped after ${plural(epochs, 'epoch')}; the best weights so far are kept.`
+        : `Done in ${fmtTime(total)}: ${plural(epochs, 'epoch')} (${fmtTime(report.seconds)})${report.stoppedEarly ? ', stopped early as the validation loss stopped improving' : ''}` +
+            `${report.refit ? `, then ${report.refit.epochs} on all images` : ''}.`,
+    );
     renderResults(labels, report);
     const saved = await state.client.call('save');
     setTrained({ labels, report, backbone: saved.backbone, source: 'trained' });
     await storeModel(saved.bytes, labels, report);
-    notify(report.cancelled ? 'Training stopped. The model so far is ready to try and save.' : `Trained: validation accuracy ${pct(report.validationAccuracy)}. Try it on a new image below.`, report.cancelled ? 'info' : 'ok');
+    notify(
+      report.cancelled
+        ? 'Training stopped. The model so far is ready to try and save.'
+        : `Trained: validation accuracy ${pct(report.validationAccuracy)}. Try it on a new image below.`,
+      report.cancelled ? 'info' : 'ok',
+    );
   } catch (e) {
     if (e.name === 'AbortError') {
       showProgress(0, 'Training stopped before it began.');
@@ -699,7 +875,10 @@ async function train() {
 }
 
 function renderResults(labels, report) {
-  if (!report) { $('results').hidden = true; return; }
+  if (!report) {
+    $('results').hidden = true;
+    return;
+  }
   $('results').hidden = false;
   const h = (report.history ?? []).filter((e) => e.phase !== 'refit'); // the final training on every image has no validation curve
   if (h.length) drawCurves($('curves'), h, Math.max(h.length, report.settings?.epochs ?? 0));
@@ -715,12 +894,15 @@ function renderResults(labels, report) {
   $('auto-summary').hidden = !a;
   if (a) {
     const words = (k) => (Number(k) ? `the last ${plural(Number(k), 'block')} fine-tuned` : 'a new head alone');
-    $('auto-summary').textContent = `Auto chose ${words(a.blocks)}: ${(a.why ?? '').replace(/K=(\d+)( [\d.]+)?/g, (_, k, v) => `${words(k)}${v ? ` ${pct(Number(v))}` : ''}`)}.`;
+    $('auto-summary').textContent =
+      `Auto chose ${words(a.blocks)}: ${(a.why ?? '').replace(/K=(\d+)( [\d.]+)?/g, (_, k, v) => `${words(k)}${v ? ` ${pct(Number(v))}` : ''}`)}.`;
     $('auto-summary').dataset.blocks = String(a.blocks);
   }
   const rf = report.refit;
   $('refit-summary').hidden = !rf;
-  if (rf) $('refit-summary').textContent = `The validation accuracy is the estimate from held-out images; the final model then learned from all ${plural(rf.images, 'image')} (${plural(rf.epochs, 'more epoch')}).`;
+  if (rf)
+    $('refit-summary').textContent =
+      `The validation accuracy is the estimate from held-out images; the final model then learned from all ${plural(rf.images, 'image')} (${plural(rf.epochs, 'more epoch')}).`;
   const hasVal = nVal > 0 && report.confusion;
   $('per-class-block').hidden = !hasVal;
   $('confusion-block').hidden = !hasVal;
@@ -763,8 +945,10 @@ function renderTrainedStatus() {
   const names = state.classes.map((c) => c.name);
   const stale = !!t && (t.labels.length !== names.length || t.labels.some((l, i) => l !== names[i]));
   const status = $('trained-status');
-  status.textContent = !t ? 'No model yet: train one, or load a .ttm file.'
-    : stale ? `${t.source === 'file' ? 'This loaded model does not match your classes' : 'This model is out of date'}: it knows ${t.labels.join(', ')}, but your classes are now ${names.join(', ') || 'none'}. Train again to use them.`
+  status.textContent = !t
+    ? 'No model yet: train one, or load a .ttm file.'
+    : stale
+      ? `${t.source === 'file' ? 'This loaded model does not match your classes' : 'This model is out of date'}: it knows ${t.labels.join(', ')}, but your classes are now ${names.join(', ') || 'none'}. Train again to use them.`
       : `${t.source === 'file' ? 'Loaded model' : t.source === 'restored' ? 'Model from your last session' : 'Trained model'}: ${t.labels.join(', ')}.`;
   status.classList.toggle('stale', stale);
   document.body.dataset.stale = String(stale);
@@ -776,12 +960,18 @@ function renderTrainedStatus() {
 let predictUrl = null;
 async function predict(file) {
   if (!file) return;
-  if (!state.trained) { notify('Train a model first (or load a .ttm file), then try an image.', 'warn', { timeout: 8000 }); return; }
+  if (!state.trained) {
+    notify('Train a model first (or load a .ttm file), then try an image.', 'warn', { timeout: 8000 });
+    return;
+  }
   $('batch').hidden = true;
   if (predictUrl) URL.revokeObjectURL(predictUrl);
   predictUrl = null;
   const thumb = await makeThumbnail(file);
-  if (thumb) { predictUrl = URL.createObjectURL(thumb); $('predict-img').src = predictUrl; }
+  if (thumb) {
+    predictUrl = URL.createObjectURL(thumb);
+    $('predict-img').src = predictUrl;
+  }
   $('predict-img').hidden = !thumb;
   $('predict-name').textContent = file.name;
   $('predictions').replaceChildren(el('p', { class: 'note' }, state.training ? 'Waiting for training to finish…' : 'Classifying…'));
@@ -800,7 +990,10 @@ async function predict(file) {
 /** Many images dropped on Try it: one row each in a table sortable by confidence. */
 let batchTable = null;
 async function predictBatch(files) {
-  if (!state.trained) { notify('Train a model first (or load a .ttm file), then try images.', 'warn', { timeout: 8000 }); return; }
+  if (!state.trained) {
+    notify('Train a model first (or load a .ttm file), then try images.', 'warn', { timeout: 8000 });
+    return;
+  }
   batchTable ??= new BatchTable($('batch-table'));
   batchTable.clear();
   $('batch').hidden = false;
@@ -873,8 +1066,12 @@ async function exportModel(format = 'tfjs') {
     $('export-help').hidden = false;
     $('export-help').open = true;
     $('export-help').dataset.format = format;
-    notify(format === 'onnx' ? 'Exported the whole model as ONNX (image to probabilities).'
-      : 'Exported the model for TensorFlow.js: a zip of model.json, weights.bin and metadata.json. How to use it is under Files.', 'ok');
+    notify(
+      format === 'onnx'
+        ? 'Exported the whole model as ONNX (image to probabilities).'
+        : 'Exported the model for TensorFlow.js: a zip of model.json, weights.bin and metadata.json. How to use it is under Files.',
+      'ok',
+    );
   } catch (e) {
     notify(`Could not export the model: ${e.message}`, 'error');
   }
@@ -886,15 +1083,16 @@ async function exportModel(format = 'tfjs') {
  */
 function labelledSet(groups) {
   if (!groups.length || groups.some((g) => !g.folder)) return null;
-  const sets = groups.length === 1
-    ? (groups[0].loose || !groups[0].subfolders?.length ? null : groups[0].subfolders)
-    : groups;
+  const sets = groups.length === 1 ? (groups[0].loose || !groups[0].subfolders?.length ? null : groups[0].subfolders) : groups;
   return sets?.filter((g) => g.files.length).map((g) => ({ label: g.folder, files: g.files })) ?? null;
 }
 
 /** A labelled test set: Classifier.evaluate's accuracy, per class, confusion and calibration error. */
 async function evaluateSet(sets) {
-  if (!state.trained) { notify('Train a model first (or load a .ttm file), then test it on a labelled folder.', 'warn', { timeout: 8000 }); return; }
+  if (!state.trained) {
+    notify('Train a model first (or load a .ttm file), then test it on a labelled folder.', 'warn', { timeout: 8000 });
+    return;
+  }
   const items = sets.flatMap((s) => s.files.map((f) => ({ label: s.label, name: `${s.label}/${f.name}`, bytes: f })));
   const box = $('test-set');
   box.hidden = false;
@@ -908,7 +1106,8 @@ async function evaluateSet(sets) {
     state.evaluation = r;
     const parts = [`Accuracy ${pct(r.accuracy)} on ${plural(r.n, 'image')}`, `calibration error ${pct(r.calibration.ece)}`];
     if (r.unknown) parts.push(`${r.unknown} looked like none of the classes`);
-    if (r.skipped.length) parts.push(`${plural(r.skipped.length, 'file')} skipped: ${r.skipped.map((x) => `${x.name} (${x.reason})`).join('; ')}`);
+    if (r.skipped.length)
+      parts.push(`${plural(r.skipped.length, 'file')} skipped: ${r.skipped.map((x) => `${x.name} (${x.reason})`).join('; ')}`);
     $('test-summary').textContent = parts.join(' · ');
     renderPerClass($('test-per-class'), r.labels, r.perClassAccuracy);
     renderConfusion($('test-confusion'), r.labels, r.confusion);
@@ -953,13 +1152,26 @@ async function projectSnapshot() {
   for (const c of state.classes) {
     for (const [i, im] of c.images.entries()) {
       if (!im.blob || im.status === 'checking') continue;
-      const thumb = im.url ? await fetch(im.url).then((r) => r.blob()).catch(() => null) : null;
+      const thumb = im.url
+        ? await fetch(im.url)
+            .then((r) => r.blob())
+            .catch(() => null)
+        : null;
       images.push({ id: im.id, classId: c.id, name: im.name, type: im.blob.type ?? '', added: i, blob: im.blob, thumb });
     }
   }
   const stored = await state.store?.getModel().catch(() => null);
-  const model = stored ?? (state.trained && state.sessionModel
-    ? { backbone: state.trained.backbone, labels: state.trained.labels, saved: Date.now(), report: slimReport(state.trained.report), bytes: state.sessionModel } : null);
+  const model =
+    stored ??
+    (state.trained && state.sessionModel
+      ? {
+          backbone: state.trained.backbone,
+          labels: state.trained.labels,
+          saved: Date.now(),
+          report: slimReport(state.trained.report),
+          bytes: state.sessionModel,
+        }
+      : null);
   return { images, model };
 }
 
@@ -980,7 +1192,11 @@ async function importProject(file) {
     // unpack checks the whole file first: a damaged or hostile one leaves the project as it was
     const p = await unpack(file);
     if (p.images.length > state.limits.images) {
-      notify(`Could not import '${file.name}': it has ${fmtCount(p.images.length)} images, more than the ${fmtCount(state.limits.images)} this page works with. The current project is unchanged.`, 'error', { topic: 'import' });
+      notify(
+        `Could not import '${file.name}': it has ${fmtCount(p.images.length)} images, more than the ${fmtCount(state.limits.images)} this page works with. The current project is unchanged.`,
+        'error',
+        { topic: 'import' },
+      );
       return;
     }
     const images = p.images.map((im) => ({ ...im, size: im.blob?.size ?? 0 }));
@@ -989,7 +1205,8 @@ async function importProject(file) {
     if (state.store && !state.store.readOnly) {
       await state.store.replace({ settings, classes: p.classes, images, model }); // one transaction: all or nothing
       await restoreProject();
-    } else { // no storage (or another tab's project): the imported project lives in this session
+    } else {
+      // no storage (or another tab's project): the imported project lives in this session
       state.sessionModel = model ? new Uint8Array(await model.bytes.arrayBuffer()) : null;
       await restoreProject({ meta: { settings, classes: p.classes }, images, model: null });
       if (state.sessionModel && state.client) {
@@ -998,9 +1215,18 @@ async function importProject(file) {
         renderResults(res.labels, res.report ?? model.report);
       }
     }
-    notify(`Imported '${file.name}': ${plural(p.classes.length, 'class')}, ${plural(p.images.length, 'image')}${p.model ? ', and its model' : ''}.`, 'ok');
+    notify(
+      `Imported '${file.name}': ${plural(p.classes.length, 'class')}, ${plural(p.images.length, 'image')}${p.model ? ', and its model' : ''}.`,
+      'ok',
+    );
   } catch (e) {
-    notify(e.name === 'ProjectFileError' ? `Could not import: ${e.message}. The current project is unchanged.` : `Could not import '${file.name}': ${e.message}`, 'error', { topic: 'import' });
+    notify(
+      e.name === 'ProjectFileError'
+        ? `Could not import: ${e.message}. The current project is unchanged.`
+        : `Could not import '${file.name}': ${e.message}`,
+      'error',
+      { topic: 'import' },
+    );
   }
 }
 
@@ -1010,7 +1236,11 @@ async function clearProject() {
   if (!clearArmed) {
     btn.textContent = 'Really clear everything?';
     btn.classList.add('armed');
-    clearArmed = setTimeout(() => { clearArmed = null; btn.textContent = 'Clear project'; btn.classList.remove('armed'); }, 4000);
+    clearArmed = setTimeout(() => {
+      clearArmed = null;
+      btn.textContent = 'Clear project';
+      btn.classList.remove('armed');
+    }, 4000);
     return;
   }
   clearTimeout(clearArmed);
@@ -1028,7 +1258,10 @@ async function clearProject() {
 
 /** Rebuilds the page (and the worker's image set) from what IndexedDB holds (or from `given`: { meta, images, model }). */
 async function restoreProject(given = null) {
-  for (const c of state.classes) { for (const im of c.images) if (im.url) URL.revokeObjectURL(im.url); c.el.remove(); }
+  for (const c of state.classes) {
+    for (const im of c.images) if (im.url) URL.revokeObjectURL(im.url);
+    c.el.remove();
+  }
   state.classes = [];
   await state.client?.call('reset');
   setTrained(null);
@@ -1040,7 +1273,10 @@ async function restoreProject(given = null) {
   state.settings = { ...DEFAULTS, ...(saved.meta?.settings ?? {}) };
   writeSettings();
   const byClass = new Map();
-  for (const rec of saved.images) { if (!byClass.has(rec.classId)) byClass.set(rec.classId, []); byClass.get(rec.classId).push(rec); }
+  for (const rec of saved.images) {
+    if (!byClass.has(rec.classId)) byClass.set(rec.classId, []);
+    byClass.get(rec.classId).push(rec);
+  }
   const classes = saved.meta?.classes ?? [];
   let shown = 0;
   for (const { id, name } of classes) {
@@ -1050,7 +1286,10 @@ async function restoreProject(given = null) {
     $('classes').insertBefore(cls.el, $('add-class'));
     for (const rec of byClass.get(id) ?? []) {
       // a big project's thumbnails go in by the hundred, the page free between
-      if (++shown % 200 === 0) { updateCount(cls); await new Promise((r) => setTimeout(r, 0)); }
+      if (++shown % 200 === 0) {
+        updateCount(cls);
+        await new Promise((r) => setTimeout(r, 0));
+      }
       // im.blob is IndexedDB's handle on the stored file, not its bytes
       const im = { id: rec.id, name: rec.name, url: rec.thumb ? URL.createObjectURL(rec.thumb) : null, status: 'ok', blob: rec.blob };
       cls.images.push(im);
@@ -1060,12 +1299,18 @@ async function restoreProject(given = null) {
     updateCount(cls);
   }
   // images of classes that no longer exist (a crash between two writes) are dropped
-  for (const [cid, recs] of byClass) if (!classes.some((c) => c.id === cid)) for (const r of recs) state.store?.deleteImage(r.id).catch(() => {});
-  if (!state.classes.length) { addClass('Class 1'); addClass('Class 2'); }
+  for (const [cid, recs] of byClass)
+    if (!classes.some((c) => c.id === cid)) for (const r of recs) state.store?.deleteImage(r.id).catch(() => {});
+  if (!state.classes.length) {
+    addClass('Class 1');
+    addClass('Class 2');
+  }
   updateTrainState();
   if (state.client && state.zoo.length) {
-    if (state.model && (state.settings.modelId ?? prevModel) === state.model.id) { await configure(); await restoreStoredModel(); }
-    else await selectModel(state.settings.modelId);
+    if (state.model && (state.settings.modelId ?? prevModel) === state.model.id) {
+      await configure();
+      await restoreStoredModel();
+    } else await selectModel(state.settings.modelId);
   }
 }
 
@@ -1090,7 +1335,8 @@ async function registerServiceWorker() {
     state.swControlled = !!navigator.serviceWorker.controller;
     chip.textContent = state.swControlled ? 'Works offline' : 'Offline mode pending';
     chip.className = `chip ${state.swControlled ? 'ok' : 'warn'}`;
-    chip.title = state.swControlled ? 'The page, the engine and the models you use are kept by a service worker: after this visit tinytune works without a network.'
+    chip.title = state.swControlled
+      ? 'The page, the engine and the models you use are kept by a service worker: after this visit tinytune works without a network.'
       : 'The service worker is installing; reload once to make tinytune available offline.';
   } catch (e) {
     chip.textContent = 'No offline mode';
@@ -1103,14 +1349,20 @@ function renderSimd(simd) {
   const chip = $('chip-simd');
   chip.textContent = simd ? 'WASM SIMD' : 'No WASM SIMD: scalar build';
   chip.className = `chip ${simd ? 'ok' : 'warn'}`;
-  chip.title = simd ? 'The engine runs its WebAssembly SIMD build.' : 'This browser has no WebAssembly SIMD: the engine runs its scalar build, which gives the same results but is slower.';
+  chip.title = simd
+    ? 'The engine runs its WebAssembly SIMD build.'
+    : 'This browser has no WebAssembly SIMD: the engine runs its scalar build, which gives the same results but is slower.';
 }
 
 function renderEnvironment() {
   const simd = hasSimd();
   renderSimd(simd);
   if (!simd) {
-    notify('This browser does not support WebAssembly SIMD, so tinytune runs its scalar build instead: the results are the same, but computing features and training are slower. Current Chrome, Edge, Firefox and Safari have SIMD.', 'warn', { topic: 'simd' });
+    notify(
+      'This browser does not support WebAssembly SIMD, so tinytune runs its scalar build instead: the results are the same, but computing features and training are slower. Current Chrome, Edge, Firefox and Safari have SIMD.',
+      'warn',
+      { topic: 'simd' },
+    );
   }
   if (typeof Worker === 'undefined') notify('This browser has no Web Workers; tinytune cannot run here.', 'error');
 }
@@ -1121,11 +1373,19 @@ function renderThreads(env) {
   const iso = globalThis.crossOriginIsolated === true;
   chip.textContent = `${plural(env.threads, 'thread')}`;
   chip.className = 'chip';
-  const why = env.threads > 1 ? '' : !iso ? ' Only one: the page is not cross-origin isolated (the server sends no COOP/COEP headers), so WebAssembly threads are off.'
-    : !env.simd ? ' Only one: the threaded builds need WebAssembly SIMD.' : '';
-  chip.title = `The engine runs in a Web Worker with ${plural(env.threads, 'thread')} (${env.simd ? 'SIMD' : 'scalar'} build).${why} ` +
+  const why =
+    env.threads > 1
+      ? ''
+      : !iso
+        ? ' Only one: the page is not cross-origin isolated (the server sends no COOP/COEP headers), so WebAssembly threads are off.'
+        : !env.simd
+          ? ' Only one: the threaded builds need WebAssembly SIMD.'
+          : '';
+  chip.title =
+    `The engine runs in a Web Worker with ${plural(env.threads, 'thread')} (${env.simd ? 'SIMD' : 'scalar'} build).${why} ` +
     `Cross-origin isolated: ${iso ? 'yes' : 'no'}; the page stays responsive while it trains.`;
-  $('env-detail').textContent = `Engine: ${env.simd ? 'WebAssembly SIMD' : 'WebAssembly scalar (no SIMD)'} build · ${plural(env.threads, 'thread')} in a Web Worker · crossOriginIsolated: ${iso ? 'yes' : 'no'}`;
+  $('env-detail').textContent =
+    `Engine: ${env.simd ? 'WebAssembly SIMD' : 'WebAssembly scalar (no SIMD)'} build · ${plural(env.threads, 'thread')} in a Web Worker · crossOriginIsolated: ${iso ? 'yes' : 'no'}`;
 }
 
 function bindUi() {
@@ -1135,12 +1395,23 @@ function bindUi() {
     for (const g of groups) await addFiles(addClass(g.folder ?? undefined), g.files);
   });
   $('train').addEventListener('click', train);
-  $('stop').addEventListener('click', () => { state.client.call('cancel').catch(() => {}); $('train-status').textContent = 'Stopping…'; });
+  $('stop').addEventListener('click', () => {
+    state.client.call('cancel').catch(() => {});
+    $('train-status').textContent = 'Stopping…';
+  });
   $('model').addEventListener('change', () => selectModel($('model').value));
   for (const id of ['epochs', 'lr', 'augment', 'views', 'cut', 'blocks']) {
-    $(id).addEventListener('change', () => { readSettings(); writeSettings(); saveMeta(); configure(); });
+    $(id).addEventListener('change', () => {
+      readSettings();
+      writeSettings();
+      saveMeta();
+      configure();
+    });
   }
-  $('predict-file').addEventListener('change', () => { predictFiles([...$('predict-file').files]); $('predict-file').value = ''; });
+  $('predict-file').addEventListener('change', () => {
+    predictFiles([...$('predict-file').files]);
+    $('predict-file').value = '';
+  });
   // A folder of class folders is a labelled test set; anything else is one image or a batch.
   bindDrop($('predict-drop'), async (dt) => {
     const groups = await droppedGroups(dt);
@@ -1151,23 +1422,60 @@ function bindUi() {
   $('export-model').addEventListener('click', () => exportModel('tfjs'));
   $('export-onnx').addEventListener('click', () => exportModel('onnx'));
   bindDrop($('inbox-drop'), async (dt) => {
-    if (!state.trained) { notify('Train a model first: it suggests the classes for new images.', 'warn', { timeout: 8000 }); return; }
+    if (!state.trained) {
+      notify('Train a model first: it suggests the classes for new images.', 'warn', { timeout: 8000 });
+      return;
+    }
     await inbox.add((await droppedGroups(dt)).flatMap((g) => g.files));
   });
-  $('inbox-file').addEventListener('change', () => { inbox.add([...$('inbox-file').files]); $('inbox-file').value = ''; });
-  $('inbox-drop').addEventListener('keydown', (e) => { if (e.key === 'Enter' || e.key === ' ') { e.preventDefault(); $('inbox-file').click(); } });
-  $('predict-drop').addEventListener('keydown', (e) => { if (e.key === 'Enter' || e.key === ' ') { e.preventDefault(); $('predict-file').click(); } });
+  $('inbox-file').addEventListener('change', () => {
+    inbox.add([...$('inbox-file').files]);
+    $('inbox-file').value = '';
+  });
+  $('inbox-drop').addEventListener('keydown', (e) => {
+    if (e.key === 'Enter' || e.key === ' ') {
+      e.preventDefault();
+      $('inbox-file').click();
+    }
+  });
+  $('predict-drop').addEventListener('keydown', (e) => {
+    if (e.key === 'Enter' || e.key === ' ') {
+      e.preventDefault();
+      $('predict-file').click();
+    }
+  });
   $('save-model').addEventListener('click', saveModel);
-  $('load-model').addEventListener('change', () => { loadModelFile($('load-model').files[0]); $('load-model').value = ''; });
+  $('load-model').addEventListener('change', () => {
+    loadModelFile($('load-model').files[0]);
+    $('load-model').value = '';
+  });
   $('export-project').addEventListener('click', exportProject);
-  $('import-project').addEventListener('change', () => { importProject($('import-project').files[0]); $('import-project').value = ''; });
+  $('import-project').addEventListener('change', () => {
+    importProject($('import-project').files[0]);
+    $('import-project').value = '';
+  });
   $('clear-project').addEventListener('click', clearProject);
-  recorder = new Recorder({ video: $('camera-video'), button: $('camera-capture'), fps: () => $('camera-fps').value, onFrame: recordedFrame });
-  live = new LivePreview({ client: null, video: $('live-video'), bars: $('live-bars'), rate: $('live-rate'), button: $('live-toggle'), notify,
-    labels: () => state.trained?.labels ?? [] });
+  recorder = new Recorder({
+    video: $('camera-video'),
+    button: $('camera-capture'),
+    fps: () => $('camera-fps').value,
+    onFrame: recordedFrame,
+  });
+  live = new LivePreview({
+    client: null,
+    video: $('live-video'),
+    bars: $('live-bars'),
+    rate: $('live-rate'),
+    button: $('live-toggle'),
+    notify,
+    labels: () => state.trained?.labels ?? [],
+  });
   state.live = live; // its stats: frames predicted, time per frame
   $('live-toggle').addEventListener('click', () => {
-    if (!state.trained) { notify('Train a model first (or load a .ttm file), then try it live.', 'warn', { timeout: 8000 }); return; }
+    if (!state.trained) {
+      notify('Train a model first (or load a .ttm file), then try it live.', 'warn', { timeout: 8000 });
+      return;
+    }
     live.toggle();
   });
   $('camera-close').addEventListener('click', closeCamera);
@@ -1175,7 +1483,11 @@ function bindUi() {
   // a file dropped outside the drop zones must not replace the page
   window.addEventListener('dragover', (e) => e.preventDefault());
   window.addEventListener('drop', (e) => e.preventDefault());
-  const redraw = () => { if (progress.history.length) drawCurves($('curves'), progress.history, progress.epochs); else if (state.trained?.report?.history?.length) renderResults(state.trained.labels, state.trained.report); else drawCurves($('curves'), [], state.settings.epochs); };
+  const redraw = () => {
+    if (progress.history.length) drawCurves($('curves'), progress.history, progress.epochs);
+    else if (state.trained?.report?.history?.length) renderResults(state.trained.labels, state.trained.report);
+    else drawCurves($('curves'), [], state.settings.epochs);
+  };
   window.addEventListener('resize', redraw);
   matchMedia('(prefers-color-scheme: dark)').addEventListener?.('change', redraw); // the chart's ink follows the colour scheme
 }
@@ -1184,18 +1496,31 @@ function bindUi() {
 function holdProjectLock() {
   if (!navigator.locks?.request) return Promise.resolve(true);
   return new Promise((resolve) => {
-    navigator.locks.request('tinytune-project', { ifAvailable: true }, (lock) => {
-      resolve(!!lock);
-      return lock ? new Promise(() => {}) : undefined;
-    }).catch(() => resolve(true));
+    navigator.locks
+      .request('tinytune-project', { ifAvailable: true }, (lock) => {
+        resolve(!!lock);
+        return lock ? new Promise(() => {}) : undefined;
+      })
+      .catch(() => resolve(true));
   });
 }
 
 /** The store with its reads only: a second tab's writes are dropped. */
 function readOnly(store) {
   const none = () => Promise.resolve();
-  return { load: () => store.load(), getImage: (id) => store.getImage(id), getModel: () => store.getModel(),
-    saveMeta: none, putImage: none, deleteImage: none, deleteClassImages: none, putModel: none, deleteModel: none, replace: none, readOnly: true };
+  return {
+    load: () => store.load(),
+    getImage: (id) => store.getImage(id),
+    getModel: () => store.getModel(),
+    saveMeta: none,
+    putImage: none,
+    deleteImage: none,
+    deleteClassImages: none,
+    putModel: none,
+    deleteModel: none,
+    replace: none,
+    readOnly: true,
+  };
 }
 
 async function boot() {
@@ -1206,7 +1531,10 @@ async function boot() {
   // The engine (download, compile, threads) and the model list load while the project is
   // read, not after it: on a first visit that was most of the wait for a usable page.
   const engine = spawnEngine();
-  const zoo = loadZoo().then((models) => ({ models }), (error) => ({ error }));
+  const zoo = loadZoo().then(
+    (models) => ({ models }),
+    (error) => ({ error }),
+  );
   try {
     state.store = await ProjectStore.open();
     $('chip-storage').textContent = 'Saved in this browser';
@@ -1218,12 +1546,20 @@ async function boot() {
       $('chip-storage').textContent = 'Open in another tab: not saved';
       $('chip-storage').className = 'chip warn';
       $('chip-storage').title = 'Another tab has this project open and saves it; this tab keeps its changes only until it is closed.';
-      notify('This project is already open in another tab. This tab shows it as last saved, but keeps none of its changes, so the two tabs cannot overwrite each other. To work here, close the other tab and reload this one.', 'warn', { topic: 'tabs' });
+      notify(
+        'This project is already open in another tab. This tab shows it as last saved, but keeps none of its changes, so the two tabs cannot overwrite each other. To work here, close the other tab and reload this one.',
+        'warn',
+        { topic: 'tabs' },
+      );
     }
   } catch (e) {
     $('chip-storage').textContent = 'Not saved';
     $('chip-storage').className = 'chip warn';
-    notify(`This browser does not let the page store data (${e.message}). Everything works for this session, but nothing will be kept: closing or reloading the page loses the project. Export it (.ttproject) to keep it.`, 'warn', { topic: 'storage' });
+    notify(
+      `This browser does not let the page store data (${e.message}). Everything works for this session, but nothing will be kept: closing or reloading the page loses the project. Export it (.ttproject) to keep it.`,
+      'warn',
+      { topic: 'storage' },
+    );
   }
   state.camera = await detectCamera();
   await inbox.open();
@@ -1236,8 +1572,15 @@ async function boot() {
   }
   state.zoo = models;
   // each backbone in plain words: what it was trained to see (the card's description)
-  $('model').replaceChildren(...state.zoo.map((m) => el('option', { value: m.id },
-    `${plainName(m.card?.name ?? m.id)}${m.card?.description ? `: ${m.card.description}` : ''}${m.default ? ' (default)' : ''}`)));
+  $('model').replaceChildren(
+    ...state.zoo.map((m) =>
+      el(
+        'option',
+        { value: m.id },
+        `${plainName(m.card?.name ?? m.id)}${m.card?.description ? `: ${m.card.description}` : ''}${m.default ? ' (default)' : ''}`,
+      ),
+    ),
+  );
   await selectModel(state.settings.modelId);
   document.body.dataset.ready = 'true';
   performance.mark('tinytune:usable');
@@ -1280,11 +1623,16 @@ async function startEngine({ client, init } = spawnEngine()) {
   state.client.on('batch', onBatch);
   state.client.on('epoch', onEpoch);
   state.client.on('skipped', ({ id, name, reason }) => {
-    for (const c of state.classes) { const im = c.images.find((i) => i.id === id); if (im) removeImage(c, im); }
+    for (const c of state.classes) {
+      const im = c.images.find((i) => i.id === id);
+      if (im) removeImage(c, im);
+    }
     notify(`Skipped '${name}': ${reason}`, 'warn');
   });
   state.client.on('embedded', ({ pending }) => {
-    $('features-status').textContent = pending ? `Preparing images for training in the background: ${plural(pending, 'image')} to go.` : 'Every image is ready for training.';
+    $('features-status').textContent = pending
+      ? `Preparing images for training in the background: ${plural(pending, 'image')} to go.`
+      : 'Every image is ready for training.';
   });
   state.client.on('fatal', (e) => notify(e.message, 'error'));
   try {
@@ -1296,10 +1644,12 @@ async function startEngine({ client, init } = spawnEngine()) {
     return;
   }
   let sent = 0;
-  for (const c of state.classes) for (const im of c.images) {
-    if (im.blob) state.client.call('addImage', { classId: c.id, bytes: im.blob, id: im.id, name: im.name, trusted: true }).catch(() => {});
-    if (++sent % 200 === 0) await new Promise((r) => setTimeout(r, 0)); // a big project's images go in by the hundred, the page free between
-  }
+  for (const c of state.classes)
+    for (const im of c.images) {
+      if (im.blob)
+        state.client.call('addImage', { classId: c.id, bytes: im.blob, id: im.id, name: im.name, trusted: true }).catch(() => {});
+      if (++sent % 200 === 0) await new Promise((r) => setTimeout(r, 0)); // a big project's images go in by the hundred, the page free between
+    }
   return true;
 }
 
@@ -1312,19 +1662,35 @@ let restarting = null;
 async function restartEngine(err) {
   if (restarting) return;
   document.body.dataset.engine = 'restarting';
-  notify(`${err.message[0].toUpperCase()}${err.message.slice(1)}. It has been restarted: your classes, images and labels are all still here${state.training ? '; the training run was lost, press Train to run it again' : ''}.`, 'error', { topic: 'crash' });
+  notify(
+    `${err.message[0].toUpperCase()}${err.message.slice(1)}. It has been restarted: your classes, images and labels are all still here${state.training ? '; the training run was lost, press Train to run it again' : ''}.`,
+    'error',
+    { topic: 'crash' },
+  );
   restarting = (async () => {
     const modelId = state.model?.id ?? state.settings.modelId;
     state.model = null;
     document.body.dataset.modelReady = 'false';
-    if (state.training) { state.training = false; showProgress(0, 'Training stopped: the engine crashed.'); }
+    if (state.training) {
+      state.training = false;
+      showProgress(0, 'Training stopped: the engine crashed.');
+    }
     const hadModel = !!state.trained;
     if (!(await startEngine())) return;
     await selectModel(modelId); // with IndexedDB this also brings back the kept model
     // a model that lived only in this session (no IndexedDB) comes back from memory
-    if (hadModel && !state.store && state.sessionModel) await state.client.call('load', { bytes: state.sessionModel.slice() }).catch(() => {});
+    if (hadModel && !state.store && state.sessionModel)
+      await state.client.call('load', { bytes: state.sessionModel.slice() }).catch(() => {});
   })();
-  try { await restarting; } finally { restarting = null; document.body.dataset.engine = 'ok'; updateTrainState(); }
+  try {
+    await restarting;
+  } finally {
+    restarting = null;
+    document.body.dataset.engine = 'ok';
+    updateTrainState();
+  }
 }
 
-boot().catch((e) => notify(`tinytune could not start: ${e.message}`, 'error')).finally(keepOffline);
+boot()
+  .catch((e) => notify(`tinytune could not start: ${e.message}`, 'error'))
+  .finally(keepOffline);

@@ -39,7 +39,10 @@ export class BatchTable {
     this.render();
   }
 
-  add(row) { this.rows.push({ index: this.rows.length + 1, ...row }); this.render(); }
+  add(row) {
+    this.rows.push({ index: this.rows.length + 1, ...row });
+    this.render();
+  }
 
   sortBy(key) {
     // confidence sorts high to low first; the rest A to Z
@@ -50,24 +53,51 @@ export class BatchTable {
   sorted() {
     const { key, dir } = this.sort;
     return [...this.rows].sort((a, b) => {
-      const x = a[key] ?? -1, y = b[key] ?? -1;
+      const x = a[key] ?? -1,
+        y = b[key] ?? -1;
       return (typeof x === 'string' ? x.localeCompare(y, undefined, { numeric: true }) : x - y) * dir || a.index - b.index;
     });
   }
 
   render() {
-    const head = h('tr', {}, ...COLUMNS.map((c) => {
-      const on = this.sort.key === c.key;
-      return h('th', { scope: 'col', 'aria-sort': on ? (this.sort.dir > 0 ? 'ascending' : 'descending') : 'none' },
-        h('button', { type: 'button', class: 'sort', dataset: { key: c.key }, onclick: () => this.sortBy(c.key) },
-          c.title, h('span', { 'aria-hidden': 'true', class: 'arrow' }, on ? (this.sort.dir > 0 ? ' ▲' : ' ▼') : '')));
-    }));
-    const body = this.sorted().map((r) => h('tr', { dataset: { label: r.label ?? '', probability: r.probability ?? '' }, class: r.error ? 'error' : r.unknown ? 'unknown' : '' },
-      h('td', { class: 'num' }, String(r.index)),
-      h('td', { class: 'name' }, h('div', {}, r.url ? h('img', { src: r.url, alt: '', width: 32, height: 32 }) : null, h('span', { title: r.name }, r.name))),
-      h('td', { class: 'label' }, r.error ? h('span', { class: 'err' }, r.error) : r.label ?? '…'),
-      h('td', { class: 'num conf' }, r.probability == null ? '' : h('span', { class: 'mini-bar', 'aria-hidden': 'true' }, h('span', { style: `width:${(r.probability * 100).toFixed(0)}%` })),
-        r.probability == null ? '' : pctText(r.probability))));
+    const head = h(
+      'tr',
+      {},
+      ...COLUMNS.map((c) => {
+        const on = this.sort.key === c.key;
+        return h(
+          'th',
+          { scope: 'col', 'aria-sort': on ? (this.sort.dir > 0 ? 'ascending' : 'descending') : 'none' },
+          h(
+            'button',
+            { type: 'button', class: 'sort', dataset: { key: c.key }, onclick: () => this.sortBy(c.key) },
+            c.title,
+            h('span', { 'aria-hidden': 'true', class: 'arrow' }, on ? (this.sort.dir > 0 ? ' ▲' : ' ▼') : ''),
+          ),
+        );
+      }),
+    );
+    const body = this.sorted().map((r) =>
+      h(
+        'tr',
+        { dataset: { label: r.label ?? '', probability: r.probability ?? '' }, class: r.error ? 'error' : r.unknown ? 'unknown' : '' },
+        h('td', { class: 'num' }, String(r.index)),
+        h(
+          'td',
+          { class: 'name' },
+          h('div', {}, r.url ? h('img', { src: r.url, alt: '', width: 32, height: 32 }) : null, h('span', { title: r.name }, r.name)),
+        ),
+        h('td', { class: 'label' }, r.error ? h('span', { class: 'err' }, r.error) : (r.label ?? '…')),
+        h(
+          'td',
+          { class: 'num conf' },
+          r.probability == null
+            ? ''
+            : h('span', { class: 'mini-bar', 'aria-hidden': 'true' }, h('span', { style: `width:${(r.probability * 100).toFixed(0)}%` })),
+          r.probability == null ? '' : pctText(r.probability),
+        ),
+      ),
+    );
     this.table.replaceChildren(h('thead', {}, head), h('tbody', {}, ...body));
   }
 }
@@ -75,7 +105,11 @@ export class BatchTable {
 // ---------------------------------------------------------------------------------------
 // Inbox storage
 
-const req = (r) => new Promise((resolve, reject) => { r.onsuccess = () => resolve(r.result); r.onerror = () => reject(r.error); });
+const req = (r) =>
+  new Promise((resolve, reject) => {
+    r.onsuccess = () => resolve(r.result);
+    r.onerror = () => reject(r.error);
+  });
 
 class InboxStore {
   static async open() {
@@ -89,12 +123,24 @@ class InboxStore {
     }
   }
 
-  constructor(db) { this.db = db; }
-  store(mode) { return this.db.transaction('items', mode).objectStore('items'); }
-  async all() { return this.db ? (await req(this.store('readonly').getAll())).sort((a, b) => a.added - b.added) : []; }
-  put(rec) { return this.db ? req(this.store('readwrite').put(rec)) : Promise.resolve(); }
-  delete(id) { return this.db ? req(this.store('readwrite').delete(id)) : Promise.resolve(); }
-  clear() { return this.db ? req(this.store('readwrite').clear()) : Promise.resolve(); }
+  constructor(db) {
+    this.db = db;
+  }
+  store(mode) {
+    return this.db.transaction('items', mode).objectStore('items');
+  }
+  async all() {
+    return this.db ? (await req(this.store('readonly').getAll())).sort((a, b) => a.added - b.added) : [];
+  }
+  put(rec) {
+    return this.db ? req(this.store('readwrite').put(rec)) : Promise.resolve();
+  }
+  delete(id) {
+    return this.db ? req(this.store('readwrite').delete(id)) : Promise.resolve();
+  }
+  clear() {
+    return this.db ? req(this.store('readwrite').clear()) : Promise.resolve();
+  }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -116,7 +162,8 @@ export class Inbox {
 
   async open() {
     this.store = await InboxStore.open();
-    for (const rec of await this.store.all().catch(() => [])) this.items.push({ ...rec, url: rec.thumb ? URL.createObjectURL(rec.thumb) : null, pred: null });
+    for (const rec of await this.store.all().catch(() => []))
+      this.items.push({ ...rec, url: rec.thumb ? URL.createObjectURL(rec.thumb) : null, pred: null });
     this.render();
   }
 
@@ -124,8 +171,18 @@ export class Inbox {
     const base = Date.now();
     for (const [i, f] of files.entries()) {
       const thumb = await this.ctx.thumbnail(f);
-      if (!thumb) { this.ctx.notify(`Skipped '${f.name}': the browser cannot read it as an image.`, 'warn'); continue; }
-      const rec = { id: this.ctx.uid(), name: f.webkitRelativePath || f.name || `image ${i + 1}`, type: f.type, blob: f, thumb, added: base + i };
+      if (!thumb) {
+        this.ctx.notify(`Skipped '${f.name}': the browser cannot read it as an image.`, 'warn');
+        continue;
+      }
+      const rec = {
+        id: this.ctx.uid(),
+        name: f.webkitRelativePath || f.name || `image ${i + 1}`,
+        type: f.type,
+        blob: f,
+        thumb,
+        added: base + i,
+      };
       await this.store.put(rec).catch((e) => this.ctx.notify(`Could not keep '${rec.name}' in this browser: ${e.message}`, 'warn'));
       this.items.push({ ...rec, url: URL.createObjectURL(thumb), pred: null });
     }
@@ -136,7 +193,11 @@ export class Inbox {
   /** Predicts the items without a prediction (all of them when `all`: a new model). */
   async predictAll(all = true) {
     const gen = ++this.generation;
-    if (all) for (const it of this.items) { it.pred = null; it.error = null; }
+    if (all)
+      for (const it of this.items) {
+        it.pred = null;
+        it.error = null;
+      }
     this.list.dataset.pending = String(this.items.filter((i) => !i.pred).length);
     for (const it of this.items) {
       if (it.pred && !all) continue;
@@ -144,7 +205,10 @@ export class Inbox {
         it.pred = topOf(await this.ctx.predict(it.blob));
         it.error = null;
       } catch (e) {
-        if (/no trained model/.test(e.message)) { it.pred = null; break; }
+        if (/no trained model/.test(e.message)) {
+          it.pred = null;
+          break;
+        }
         it.error = e.message;
         it.pred = { label: null, probability: -1 };
       }
@@ -167,7 +231,9 @@ export class Inbox {
     await this.ctx.accept(className, file);
   }
 
-  discard(it) { this._remove(it); }
+  discard(it) {
+    this._remove(it);
+  }
 
   /** Empties the inbox (the project was cleared). */
   async clear() {
@@ -191,14 +257,20 @@ export class Inbox {
 
   _key(e) {
     const li = e.target.closest('li[data-id]');
-    if (!li || e.target.tagName === 'BUTTON' && (e.key === 'Enter' || e.key === ' ')) return;
+    if (!li || (e.target.tagName === 'BUTTON' && (e.key === 'Enter' || e.key === ' '))) return;
     const it = this.items.find((x) => x.id === li.dataset.id);
     if (!it) return;
     const classes = this.ctx.classes();
-    if (e.key === 'Enter' && it.pred?.label && !it.pred.unknown && classes.some((c) => c.name === it.pred.label)) { e.preventDefault(); this.take(it, it.pred.label); }
-    else if (/^[1-9]$/.test(e.key) && classes[Number(e.key) - 1]) { e.preventDefault(); this.take(it, classes[Number(e.key) - 1].name); }
-    else if (e.key === 'Delete' || e.key === 'Backspace') { e.preventDefault(); this.discard(it); }
-    else if (e.key === 'ArrowDown' || e.key === 'ArrowUp') {
+    if (e.key === 'Enter' && it.pred?.label && !it.pred.unknown && classes.some((c) => c.name === it.pred.label)) {
+      e.preventDefault();
+      this.take(it, it.pred.label);
+    } else if (/^[1-9]$/.test(e.key) && classes[Number(e.key) - 1]) {
+      e.preventDefault();
+      this.take(it, classes[Number(e.key) - 1].name);
+    } else if (e.key === 'Delete' || e.key === 'Backspace') {
+      e.preventDefault();
+      this.discard(it);
+    } else if (e.key === 'ArrowDown' || e.key === 'ArrowUp') {
       e.preventDefault();
       (e.key === 'ArrowDown' ? li.nextElementSibling : li.previousElementSibling)?.focus();
     }
@@ -208,18 +280,62 @@ export class Inbox {
     const classes = this.ctx.classes();
     const lis = this.ordered().map((it) => {
       const p = it.pred;
-      const proposal = !p ? h('span', { class: 'note' }, 'waiting for a model…')
-        : p.label == null ? h('span', { class: 'err' }, it.error ?? 'could not be read')
-          : h('span', { class: 'proposal' }, p.unknown ? 'Fits none of the classes' : h('span', {}, 'Looks like ', h('strong', {}, p.label)), ` · ${pctText(p.probability)}`);
+      const proposal = !p
+        ? h('span', { class: 'note' }, 'waiting for a model…')
+        : p.label == null
+          ? h('span', { class: 'err' }, it.error ?? 'could not be read')
+          : h(
+              'span',
+              { class: 'proposal' },
+              p.unknown ? 'Fits none of the classes' : h('span', {}, 'Looks like ', h('strong', {}, p.label)),
+              ` · ${pctText(p.probability)}`,
+            );
       const buttons = classes.map((c, k) => {
         const proposed = p && !p.unknown && p.label === c.name;
-        return h('button', { type: 'button', class: `small${proposed ? ' primary' : ''}`, dataset: { class: c.name }, title: proposed ? 'Accept (Enter)' : `Put it in '${c.name}' (${k + 1})`,
-          onclick: () => this.take(it, c.name) }, k < 9 ? h('kbd', {}, String(k + 1)) : null, proposed ? `✓ ${c.name}` : c.name);
+        return h(
+          'button',
+          {
+            type: 'button',
+            class: `small${proposed ? ' primary' : ''}`,
+            dataset: { class: c.name },
+            title: proposed ? 'Accept (Enter)' : `Put it in '${c.name}' (${k + 1})`,
+            onclick: () => this.take(it, c.name),
+          },
+          k < 9 ? h('kbd', {}, String(k + 1)) : null,
+          proposed ? `✓ ${c.name}` : c.name,
+        );
       });
-      return h('li', { tabindex: 0, dataset: { id: it.id, label: p?.label ?? '', probability: p ? String(p.probability) : '' }, 'aria-label': `${it.name}: ${p?.label ? `looks like ${p.label}, ${pctText(p.probability)}` : 'no suggestion yet'}` },
+      return h(
+        'li',
+        {
+          tabindex: 0,
+          dataset: { id: it.id, label: p?.label ?? '', probability: p ? String(p.probability) : '' },
+          'aria-label': `${it.name}: ${p?.label ? `looks like ${p.label}, ${pctText(p.probability)}` : 'no suggestion yet'}`,
+        },
         it.url ? h('img', { src: it.url, alt: '', width: 56, height: 56 }) : null,
-        h('div', { class: 'inbox-body' }, h('span', { class: 'inbox-name' }, it.name), proposal, h('div', { class: 'inbox-actions' }, ...buttons,
-          h('button', { type: 'button', class: 'small icon-button', title: 'Drop this image (Delete)', 'aria-label': `Drop ${it.name}`, onclick: () => this.discard(it) }, '✕'))));
+        h(
+          'div',
+          { class: 'inbox-body' },
+          h('span', { class: 'inbox-name' }, it.name),
+          proposal,
+          h(
+            'div',
+            { class: 'inbox-actions' },
+            ...buttons,
+            h(
+              'button',
+              {
+                type: 'button',
+                class: 'small icon-button',
+                title: 'Drop this image (Delete)',
+                'aria-label': `Drop ${it.name}`,
+                onclick: () => this.discard(it),
+              },
+              '✕',
+            ),
+          ),
+        ),
+      );
     });
     this.list.replaceChildren(...lis);
     this.list.dataset.count = String(this.items.length);

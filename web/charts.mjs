@@ -5,7 +5,8 @@ const COLORS = { train: '#2563eb', val: '#db2777', grid: '#e5e7eb', axis: '#6b72
 
 function setupCanvas(canvas) {
   const dpr = window.devicePixelRatio || 1;
-  const w = canvas.clientWidth || canvas.width, h = canvas.clientHeight || canvas.height;
+  const w = canvas.clientWidth || canvas.width,
+    h = canvas.clientHeight || canvas.height;
   if (canvas.width !== Math.round(w * dpr) || canvas.height !== Math.round(h * dpr)) {
     canvas.width = Math.round(w * dpr);
     canvas.height = Math.round(h * dpr);
@@ -17,8 +18,13 @@ function setupCanvas(canvas) {
 }
 
 function panel(ctx, x, y, w, h, title, series, { epochs, yMax, percent }) {
-  const L = 34, B = 18, T = 18;
-  const px = x + L, py = y + T, pw = w - L - 6, ph = h - T - B;
+  const L = 34,
+    B = 18,
+    T = 18;
+  const px = x + L,
+    py = y + T,
+    pw = w - L - 6,
+    ph = h - T - B;
   ctx.font = '600 11px system-ui, sans-serif';
   ctx.fillStyle = COLORS.text;
   ctx.textAlign = 'left';
@@ -29,7 +35,8 @@ function panel(ctx, x, y, w, h, title, series, { epochs, yMax, percent }) {
   ctx.fillStyle = COLORS.axis;
   ctx.textAlign = 'right';
   for (let i = 0; i <= 4; i++) {
-    const v = (yMax * i) / 4, yy = py + ph - (ph * i) / 4;
+    const v = (yMax * i) / 4,
+      yy = py + ph - (ph * i) / 4;
     ctx.beginPath();
     ctx.moveTo(px, Math.round(yy) + 0.5);
     ctx.lineTo(px + pw, Math.round(yy) + 0.5);
@@ -55,7 +62,11 @@ function panel(ctx, x, y, w, h, title, series, { epochs, yMax, percent }) {
     pts.forEach(([i, v], k) => (k ? ctx.lineTo(X(i), Y(v)) : ctx.moveTo(X(i), Y(v))));
     ctx.stroke();
     ctx.setLineDash([]);
-    if (pts.length === 1) { ctx.beginPath(); ctx.arc(X(pts[0][0]), Y(pts[0][1]), 2.5, 0, Math.PI * 2); ctx.fill(); }
+    if (pts.length === 1) {
+      ctx.beginPath();
+      ctx.arc(X(pts[0][0]), Y(pts[0][1]), 2.5, 0, Math.PI * 2);
+      ctx.fill();
+    }
   }
 }
 
@@ -70,40 +81,60 @@ export function drawCurves(canvas, history, epochs) {
   const top = Math.max(0, ...losses);
   const yMax = [0.5, 1, 2, 4, 8, 16].find((v) => v >= top) ?? Math.ceil(top);
   const half = (w - 12) / 2;
-  panel(ctx, 0, 0, half, h, 'Loss', [
-    { values: history.map((e) => e.trainLoss), color: COLORS.train },
-    { values: history.map((e) => e.valLoss), color: COLORS.val, dash: [5, 3] },
-  ], { epochs: n, yMax });
-  panel(ctx, half + 12, 0, half, h, 'Accuracy', [
-    { values: history.map((e) => e.trainAccuracy), color: COLORS.train },
-    { values: history.map((e) => e.valAccuracy), color: COLORS.val, dash: [5, 3] },
-  ], { epochs: n, yMax: 1, percent: true });
+  panel(
+    ctx,
+    0,
+    0,
+    half,
+    h,
+    'Loss',
+    [
+      { values: history.map((e) => e.trainLoss), color: COLORS.train },
+      { values: history.map((e) => e.valLoss), color: COLORS.val, dash: [5, 3] },
+    ],
+    { epochs: n, yMax },
+  );
+  panel(
+    ctx,
+    half + 12,
+    0,
+    half,
+    h,
+    'Accuracy',
+    [
+      { values: history.map((e) => e.trainAccuracy), color: COLORS.train },
+      { values: history.map((e) => e.valAccuracy), color: COLORS.val, dash: [5, 3] },
+    ],
+    { epochs: n, yMax: 1, percent: true },
+  );
 }
 
 const pct = (v) => (v === null || v === undefined || !Number.isFinite(v) ? '–' : `${Math.round(v * 100)}%`);
 
 /** Per-class accuracy bars into a container. */
 export function renderPerClass(el, labels, perClass) {
-  el.replaceChildren(...labels.map((label, k) => {
-    const row = document.createElement('div');
-    row.className = 'bar-row';
-    const name = document.createElement('span');
-    name.className = 'bar-label';
-    name.textContent = label;
-    const bar = document.createElement('span');
-    bar.className = 'bar';
-    bar.setAttribute('role', 'img');
-    bar.setAttribute('aria-label', `${label}: ${pct(perClass[k])} of validation images right`);
-    const fill = document.createElement('span');
-    fill.className = 'bar-fill';
-    fill.style.width = `${Math.round((perClass[k] ?? 0) * 100)}%`;
-    bar.append(fill);
-    const val = document.createElement('span');
-    val.className = 'bar-value';
-    val.textContent = pct(perClass[k]);
-    row.append(name, bar, val);
-    return row;
-  }));
+  el.replaceChildren(
+    ...labels.map((label, k) => {
+      const row = document.createElement('div');
+      row.className = 'bar-row';
+      const name = document.createElement('span');
+      name.className = 'bar-label';
+      name.textContent = label;
+      const bar = document.createElement('span');
+      bar.className = 'bar';
+      bar.setAttribute('role', 'img');
+      bar.setAttribute('aria-label', `${label}: ${pct(perClass[k])} of validation images right`);
+      const fill = document.createElement('span');
+      fill.className = 'bar-fill';
+      fill.style.width = `${Math.round((perClass[k] ?? 0) * 100)}%`;
+      bar.append(fill);
+      const val = document.createElement('span');
+      val.className = 'bar-value';
+      val.textContent = pct(perClass[k]);
+      row.append(name, bar, val);
+      return row;
+    }),
+  );
 }
 
 /** A confusion matrix as a table: rows are true classes, columns predicted ones. */
@@ -115,7 +146,15 @@ export function renderConfusion(table, labels, matrix) {
   const corner = document.createElement('th');
   corner.textContent = 'true \\ predicted';
   corner.className = 'corner';
-  head.append(corner, ...labels.map((l) => { const th = document.createElement('th'); th.scope = 'col'; th.textContent = l; return th; }));
+  head.append(
+    corner,
+    ...labels.map((l) => {
+      const th = document.createElement('th');
+      th.scope = 'col';
+      th.textContent = l;
+      return th;
+    }),
+  );
   const rows = matrix.map((row, r) => {
     const tr = document.createElement('tr');
     const th = document.createElement('th');
@@ -142,24 +181,26 @@ export function renderConfusion(table, labels, matrix) {
 
 /** Top predictions as probability bars; the engine's "fits none of the classes" answer (unknown: true) as "None of these". */
 export function renderPredictions(el, preds) {
-  el.replaceChildren(...preds.map((p, i) => {
-    const row = document.createElement('div');
-    row.className = `bar-row prediction${i === 0 ? ' top' : ''}${p.unknown ? ' unknown' : ''}`;
-    const name = document.createElement('span');
-    name.className = 'bar-label';
-    name.textContent = p.unknown ? 'None of these' : p.label;
-    const bar = document.createElement('span');
-    bar.className = 'bar';
-    bar.setAttribute('role', 'img');
-    bar.setAttribute('aria-label', `${name.textContent}: ${(p.probability * 100).toFixed(1)}%`);
-    const fill = document.createElement('span');
-    fill.className = 'bar-fill';
-    fill.style.width = `${(p.probability * 100).toFixed(1)}%`;
-    bar.append(fill);
-    const val = document.createElement('span');
-    val.className = 'bar-value';
-    val.textContent = `${(p.probability * 100).toFixed(1)}%`;
-    row.append(name, bar, val);
-    return row;
-  }));
+  el.replaceChildren(
+    ...preds.map((p, i) => {
+      const row = document.createElement('div');
+      row.className = `bar-row prediction${i === 0 ? ' top' : ''}${p.unknown ? ' unknown' : ''}`;
+      const name = document.createElement('span');
+      name.className = 'bar-label';
+      name.textContent = p.unknown ? 'None of these' : p.label;
+      const bar = document.createElement('span');
+      bar.className = 'bar';
+      bar.setAttribute('role', 'img');
+      bar.setAttribute('aria-label', `${name.textContent}: ${(p.probability * 100).toFixed(1)}%`);
+      const fill = document.createElement('span');
+      fill.className = 'bar-fill';
+      fill.style.width = `${(p.probability * 100).toFixed(1)}%`;
+      bar.append(fill);
+      const val = document.createElement('span');
+      val.className = 'bar-value';
+      val.textContent = `${(p.probability * 100).toFixed(1)}%`;
+      row.append(name, bar, val);
+      return row;
+    }),
+  );
 }

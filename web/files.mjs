@@ -7,10 +7,14 @@ const THUMB = 96;
 function readAll(reader) {
   return new Promise((resolve, reject) => {
     const out = [];
-    const step = () => reader.readEntries((batch) => {
-      if (!batch.length) resolve(out);
-      else { out.push(...batch); step(); }
-    }, reject);
+    const step = () =>
+      reader.readEntries((batch) => {
+        if (!batch.length) resolve(out);
+        else {
+          out.push(...batch);
+          step();
+        }
+      }, reject);
     step();
   });
 }
@@ -46,7 +50,8 @@ export async function droppedGroups(dataTransfer) {
   const loose = [];
   for (const e of entries) {
     if (e.isDirectory) {
-      const files = [], subfolders = [];
+      const files = [],
+        subfolders = [];
       let loose = 0;
       const children = await readAll(e.createReader());
       children.sort((x, y) => x.name.localeCompare(y.name, undefined, { numeric: true }));
@@ -84,17 +89,25 @@ async function thumbnailOf(blob, canvas) {
     const ctx = canvas.getContext('2d');
     ctx.imageSmoothingQuality = 'high';
     ctx.drawImage(bmp, (bmp.width - s) / 2, (bmp.height - s) / 2, s, s, 0, 0, THUMB, THUMB);
-    return canvas.convertToBlob ? await canvas.convertToBlob({ type: 'image/jpeg', quality: 0.85 })
+    return canvas.convertToBlob
+      ? await canvas.convertToBlob({ type: 'image/jpeg', quality: 0.85 })
       : await new Promise((resolve) => canvas.toBlob(resolve, 'image/jpeg', 0.85));
   } finally {
     bmp.close();
   }
 }
 
-if (typeof document === 'undefined' && typeof self !== 'undefined' && typeof self.postMessage === 'function' && typeof OffscreenCanvas === 'function') {
+if (
+  typeof document === 'undefined' &&
+  typeof self !== 'undefined' &&
+  typeof self.postMessage === 'function' &&
+  typeof OffscreenCanvas === 'function'
+) {
   let chain = Promise.resolve();
   self.onmessage = ({ data: { id, blob } }) => {
-    chain = chain.then(() => thumbnailOf(blob, new OffscreenCanvas(THUMB, THUMB)).catch(() => null)).then((thumb) => self.postMessage({ id, thumb }));
+    chain = chain
+      .then(() => thumbnailOf(blob, new OffscreenCanvas(THUMB, THUMB)).catch(() => null))
+      .then((thumb) => self.postMessage({ id, thumb }));
   };
 }
 
@@ -106,8 +119,12 @@ function startThumbWorker() {
   try {
     if (typeof OffscreenCanvas !== 'function') return null;
     const w = new Worker(import.meta.url, { type: 'module' });
-    w.onmessage = ({ data: { id, thumb } }) => { waiting.get(id)?.resolve(thumb); waiting.delete(id); };
-    w.onerror = () => { // it could not start: the page makes the thumbnails waiting for it, and all later ones
+    w.onmessage = ({ data: { id, thumb } }) => {
+      waiting.get(id)?.resolve(thumb);
+      waiting.delete(id);
+    };
+    w.onerror = () => {
+      // it could not start: the page makes the thumbnails waiting for it, and all later ones
       thumbWorker = null;
       for (const { blob, resolve } of waiting.values()) resolve(thumbnailOf(blob, document.createElement('canvas')));
       waiting.clear();
@@ -144,6 +161,10 @@ export function download(data, filename, type = 'application/octet-stream') {
 }
 
 /** A file name made of words, safe on every OS. */
-export const safeName = (s) => (s.replace(/[^\p{L}\p{N}._-]+/gu, '-').replace(/^-+|-+$/g, '').slice(0, 60) || 'tinytune');
+export const safeName = (s) =>
+  s
+    .replace(/[^\p{L}\p{N}._-]+/gu, '-')
+    .replace(/^-+|-+$/g, '')
+    .slice(0, 60) || 'tinytune';
 
 export const formatBytes = (n) => (n < 1024 ? `${n} B` : n < 1048576 ? `${(n / 1024).toFixed(0)} KB` : `${(n / 1048576).toFixed(1)} MB`);

@@ -8,7 +8,7 @@
 export function cameraError(e) {
   const n = e?.name ?? '';
   if (n === 'NotAllowedError' || n === 'SecurityError') {
-    return 'The webcam is blocked for this page. Allow the camera in the browser\'s site settings (the camera icon in the address bar) and try again. Everything else works without it: add photos from files instead.';
+    return "The webcam is blocked for this page. Allow the camera in the browser's site settings (the camera icon in the address bar) and try again. Everything else works without it: add photos from files instead.";
   }
   if (n === 'NotFoundError' || n === 'OverconstrainedError' || n === 'NoCamera') {
     return 'No webcam was found. Connect one and try again, or add photos from files instead.';
@@ -87,7 +87,10 @@ export class LivePreview {
     document.body.dataset.live = 'false';
   }
 
-  toggle() { if (this.on) this.stop(); else this.start(); }
+  toggle() {
+    if (this.on) this.stop();
+    else this.start();
+  }
 
   _buildRows(labels) {
     this.rows = labels.map((label) => {
@@ -142,7 +145,10 @@ export class LivePreview {
   async _loop(gen) {
     const mine = () => this.on && this.generation === gen;
     while (mine()) {
-      if (this.video.readyState < 2 || !this.video.videoWidth) { await new Promise((r) => setTimeout(r, 50)); continue; }
+      if (this.video.readyState < 2 || !this.video.videoWidth) {
+        await new Promise((r) => setTimeout(r, 50));
+        continue;
+      }
       if (document.body.dataset.training === 'true') {
         // the worker trains one thing at a time: frames would only queue up behind it
         this.rate.textContent = 'Paused while training…';
@@ -153,7 +159,7 @@ export class LivePreview {
       const t = performance.now();
       let preds;
       try {
-        preds = await this.client.call(...await this._frame());
+        preds = await this.client.call(...(await this._frame()));
       } catch (e) {
         if (!mine()) return;
         this.notify(`Live prediction stopped: ${e.message}`, 'error', { topic: 'camera' });
@@ -184,19 +190,34 @@ export class Recorder {
     Object.assign(this, { video, button, fps, onFrame });
     this.timer = null;
     this.canvas = document.createElement('canvas');
-    const start = (e) => { e.preventDefault(); this.start(); };
+    const start = (e) => {
+      e.preventDefault();
+      this.start();
+    };
     const stop = () => this.stop();
-    button.addEventListener('pointerdown', (e) => { if (e.button === 0) { button.setPointerCapture?.(e.pointerId); start(e); } });
+    button.addEventListener('pointerdown', (e) => {
+      if (e.button === 0) {
+        button.setPointerCapture?.(e.pointerId);
+        start(e);
+      }
+    });
     button.addEventListener('pointerup', stop);
     button.addEventListener('pointercancel', stop);
     button.addEventListener('lostpointercapture', stop);
-    button.addEventListener('keydown', (e) => { if ((e.key === ' ' || e.key === 'Enter') && !e.repeat) start(e); else if (e.key === ' ' || e.key === 'Enter') e.preventDefault(); });
-    button.addEventListener('keyup', (e) => { if (e.key === ' ' || e.key === 'Enter') stop(); });
+    button.addEventListener('keydown', (e) => {
+      if ((e.key === ' ' || e.key === 'Enter') && !e.repeat) start(e);
+      else if (e.key === ' ' || e.key === 'Enter') e.preventDefault();
+    });
+    button.addEventListener('keyup', (e) => {
+      if (e.key === ' ' || e.key === 'Enter') stop();
+    });
     button.addEventListener('blur', stop);
     button.addEventListener('click', (e) => e.preventDefault());
   }
 
-  get recording() { return this.timer !== null; }
+  get recording() {
+    return this.timer !== null;
+  }
 
   start() {
     if (this.timer !== null) return;

@@ -44,11 +44,17 @@ const PREFIX = { 1: 12, 2: 16 };
 const MiB = 1024 * 1024;
 /** What a project may hold; a file beyond these is refused before anything is stored. */
 export const PROJECT_LIMITS = Object.freeze({
-  headerBytes: 64 * MiB, images: 20000, classes: 1000, depth: 32,
-  imageBytes: 64 * MiB, thumbBytes: 4 * MiB, modelBytes: 256 * MiB,
+  headerBytes: 64 * MiB,
+  images: 20000,
+  classes: 1000,
+  depth: 32,
+  imageBytes: 64 * MiB,
+  thumbBytes: 4 * MiB,
+  modelBytes: 256 * MiB,
 });
 // The saved-model header the engine reads (src/savefile.c): 'TTMODEL\0', uint32 version.
-const TTM_MAGIC = 'TTMODEL\0', TTM_VERSION = 1;
+const TTM_MAGIC = 'TTMODEL\0',
+  TTM_VERSION = 1;
 
 export class ProjectFileError extends Error {
   constructor(message) {
@@ -102,13 +108,22 @@ export async function pack(project) {
   };
   const classIds = new Set(project.classes.map((c) => c.id));
   const header = {
-    format: PROJECT_FORMAT, version: PROJECT_VERSION, created: new Date().toISOString(),
+    format: PROJECT_FORMAT,
+    version: PROJECT_VERSION,
+    created: new Date().toISOString(),
     settings: project.settings ?? {},
     classes: project.classes.map(({ id, name }) => ({ id, name })),
-    images: project.images.filter((im) => classIds.has(im.classId)).map((im) => ({
-      id: im.id, classId: im.classId, name: im.name, type: im.type ?? im.blob?.type ?? '', added: im.added ?? 0,
-      data: ref(im.blob, im.type), thumb: ref(im.thumb),
-    })),
+    images: project.images
+      .filter((im) => classIds.has(im.classId))
+      .map((im) => ({
+        id: im.id,
+        classId: im.classId,
+        name: im.name,
+        type: im.type ?? im.blob?.type ?? '',
+        added: im.added ?? 0,
+        data: ref(im.blob, im.type),
+        thumb: ref(im.thumb),
+      })),
     model: null,
   };
   if (project.model?.bytes) {
@@ -129,15 +144,22 @@ export async function pack(project) {
 // parsing it: a header nested 100,000 deep is refused before JSON.parse or anything after
 // it (structured cloning into IndexedDB, JSON.stringify on export) recurses that deep.
 function jsonDepth(text, limit) {
-  let depth = 0, max = 0, inString = false;
+  let depth = 0,
+    max = 0,
+    inString = false;
   for (let i = 0; i < text.length; i++) {
     const ch = text.charCodeAt(i);
     if (inString) {
-      if (ch === 92) i++; // backslash: skip the escaped character
+      if (ch === 92)
+        i++; // backslash: skip the escaped character
       else if (ch === 34) inString = false;
     } else if (ch === 34) inString = true;
-    else if (ch === 123 || ch === 91) { if (++depth > max) { max = depth; if (max > limit) return max; } }
-    else if (ch === 125 || ch === 93) depth--;
+    else if (ch === 123 || ch === 91) {
+      if (++depth > max) {
+        max = depth;
+        if (max > limit) return max;
+      }
+    } else if (ch === 125 || ch === 93) depth--;
   }
   return max;
 }
@@ -146,27 +168,35 @@ function jsonDepth(text, limit) {
 export async function unpack(file) {
   const blob = file instanceof Blob ? file : new Blob([file]);
   const name = file?.name ? `'${file.name}'` : 'this file';
-  const refuse = (why) => { throw new ProjectFileError(`${name} ${why}`); };
+  const refuse = (why) => {
+    throw new ProjectFileError(`${name} ${why}`);
+  };
   if (blob.size < PREFIX[1]) refuse('is not a tinytune project (too short)');
   const head = new Uint8Array(await blob.slice(0, PREFIX[2]).arrayBuffer());
   const magic = new TextDecoder().decode(head.subarray(0, 8));
   const fileVersion = magic === MAGIC[1] ? 1 : magic === MAGIC[2] ? 2 : 0;
   if (!fileVersion) {
-    if (/^TTPROJ\d\d$/.test(magic)) refuse(`is a version ${Number(magic.slice(6))} project file; this page reads versions 1 and 2 (it was made by a newer tinytune)`);
+    if (/^TTPROJ\d\d$/.test(magic))
+      refuse(`is a version ${Number(magic.slice(6))} project file; this page reads versions 1 and 2 (it was made by a newer tinytune)`);
     refuse(`is not a tinytune project file (a .ttproject starts with ${MAGIC[2]})`);
   }
   const prefixLen = PREFIX[fileVersion];
   if (blob.size < prefixLen) refuse('is not a tinytune project (too short)');
   const view = new DataView(head.buffer);
   const hlen = view.getUint32(8, true);
-  if (hlen > PROJECT_LIMITS.headerBytes) refuse(`is damaged: its header claims ${fmt(hlen)} bytes, more than the limit of ${fmt(PROJECT_LIMITS.headerBytes)}`);
+  if (hlen > PROJECT_LIMITS.headerBytes)
+    refuse(`is damaged: its header claims ${fmt(hlen)} bytes, more than the limit of ${fmt(PROJECT_LIMITS.headerBytes)}`);
   if (prefixLen + hlen > blob.size) refuse('is truncated: its header runs past the end of the file');
   const headerBytes = new Uint8Array(await blob.slice(prefixLen, prefixLen + hlen).arrayBuffer());
   if (fileVersion >= 2 && crc32(headerBytes) !== view.getUint32(12, true)) {
     refuse('is damaged: its header does not match its checksum (a changed byte?)');
   }
   let text;
-  try { text = new TextDecoder('utf-8', { fatal: true }).decode(headerBytes); } catch { refuse('has a damaged header (not valid UTF-8)'); }
+  try {
+    text = new TextDecoder('utf-8', { fatal: true }).decode(headerBytes);
+  } catch {
+    refuse('has a damaged header (not valid UTF-8)');
+  }
   const depth = jsonDepth(text, PROJECT_LIMITS.depth);
   if (depth > PROJECT_LIMITS.depth) refuse(`has a damaged header: JSON nested more than ${PROJECT_LIMITS.depth} levels deep`);
   let header;
@@ -178,15 +208,18 @@ export async function unpack(file) {
   if (!header || typeof header !== 'object' || Array.isArray(header)) refuse('has a damaged header (not a JSON object)');
   if (header.format !== PROJECT_FORMAT) refuse(`is not a tinytune project (format '${header.format}')`);
   if (header.version !== fileVersion) {
-    if (Number.isInteger(header.version) && header.version > PROJECT_VERSION) refuse(`is a version ${header.version} project; this page reads versions 1 and 2 (it was made by a newer tinytune)`);
+    if (Number.isInteger(header.version) && header.version > PROJECT_VERSION)
+      refuse(`is a version ${header.version} project; this page reads versions 1 and 2 (it was made by a newer tinytune)`);
     refuse(`is damaged: its header says version ${JSON.stringify(header.version)} in a version ${fileVersion} file`);
   }
   const { classes, images } = header;
   if (!Array.isArray(classes) || !Array.isArray(images)) refuse('has no class or image list');
-  if (classes.length > PROJECT_LIMITS.classes) refuse(`declares ${fmt(classes.length)} classes; the limit is ${fmt(PROJECT_LIMITS.classes)}`);
+  if (classes.length > PROJECT_LIMITS.classes)
+    refuse(`declares ${fmt(classes.length)} classes; the limit is ${fmt(PROJECT_LIMITS.classes)}`);
   if (images.length > PROJECT_LIMITS.images) refuse(`declares ${fmt(images.length)} images; the limit is ${fmt(PROJECT_LIMITS.images)}`);
   const dataBytes = header.dataBytes ?? 0;
-  if (!Number.isSafeInteger(dataBytes) || dataBytes < 0) refuse(`is damaged: its data size ${JSON.stringify(header.dataBytes)} is not a byte count`);
+  if (!Number.isSafeInteger(dataBytes) || dataBytes < 0)
+    refuse(`is damaged: its data size ${JSON.stringify(header.dataBytes)} is not a byte count`);
   const base = prefixLen + hlen;
   if (base + dataBytes > blob.size) refuse(`is truncated: ${blob.size - base} of ${dataBytes} data bytes present`);
   if (base + dataBytes < blob.size && fileVersion >= 2) refuse(`is damaged: ${fmt(blob.size - base - dataBytes)} bytes follow its data`);
@@ -216,9 +249,13 @@ export async function unpack(file) {
       if (!isObj(im)) refuse(`is damaged: image ${i + 1} is not an object`);
       const what = `image ${i + 1} ('${String(im.name ?? '').slice(0, 80)}')`;
       return {
-        id: str(im.id, `the id of ${what}`), classId: str(im.classId, `the class of ${what}`), name: str(im.name ?? '', `the name of ${what}`, 4096),
-        type: typeof im.type === 'string' ? im.type.slice(0, 100) : '', added: Number.isFinite(im.added) ? im.added : 0,
-        blob: slice(im.data, what, PROJECT_LIMITS.imageBytes), thumb: slice(im.thumb, `the thumbnail of ${what}`, PROJECT_LIMITS.thumbBytes),
+        id: str(im.id, `the id of ${what}`),
+        classId: str(im.classId, `the class of ${what}`),
+        name: str(im.name ?? '', `the name of ${what}`, 4096),
+        type: typeof im.type === 'string' ? im.type.slice(0, 100) : '',
+        added: Number.isFinite(im.added) ? im.added : 0,
+        blob: slice(im.data, what, PROJECT_LIMITS.imageBytes),
+        thumb: slice(im.thumb, `the thumbnail of ${what}`, PROJECT_LIMITS.thumbBytes),
       };
     }),
     model: null,
@@ -227,21 +264,28 @@ export async function unpack(file) {
   if (header.model) {
     const m = header.model;
     if (!isObj(m)) refuse('is damaged: its model entry is not an object');
-    if (!Array.isArray(m.labels) || m.labels.some((l) => typeof l !== 'string')) refuse("is damaged: its model's labels are not a list of names");
+    if (!Array.isArray(m.labels) || m.labels.some((l) => typeof l !== 'string'))
+      refuse("is damaged: its model's labels are not a list of names");
     const bytes = slice(m.data, 'its model', PROJECT_LIMITS.modelBytes);
     if (!bytes) refuse('is damaged: its model has no data');
-    out.model = { backbone: typeof m.backbone === 'string' ? m.backbone : null, labels: m.labels.slice(), saved: Number.isFinite(m.saved) ? m.saved : 0,
-      report: isObj(m.report) ? m.report : null, bytes };
+    out.model = {
+      backbone: typeof m.backbone === 'string' ? m.backbone : null,
+      labels: m.labels.slice(),
+      saved: Number.isFinite(m.saved) ? m.saved : 0,
+      report: isObj(m.report) ? m.report : null,
+      bytes,
+    };
   }
   // Everything checks out; the data's checksum last, as it reads the whole file.
-  if (fileVersion >= 2 && await blobCrc32(blob.slice(base, base + dataBytes)) !== header.dataCrc32) {
+  if (fileVersion >= 2 && (await blobCrc32(blob.slice(base, base + dataBytes))) !== header.dataCrc32) {
     refuse('is damaged: its data does not match its checksum (a changed byte, or an incomplete copy?)');
   }
   if (out.model) {
     const h = new Uint8Array(await out.model.bytes.slice(0, 12).arrayBuffer());
     const v = h.length === 12 ? new DataView(h.buffer).getUint32(8, true) : -1;
     if (new TextDecoder().decode(h.subarray(0, 8)) !== TTM_MAGIC) refuse('is damaged: its model is not a tinytune model file');
-    if (v > TTM_VERSION) refuse(`holds a model saved by a newer tinytune (model file version ${v}; this page reads version ${TTM_VERSION})`);
+    if (v > TTM_VERSION)
+      refuse(`holds a model saved by a newer tinytune (model file version ${v}; this page reads version ${TTM_VERSION})`);
     if (v !== TTM_VERSION) refuse(`is damaged: its model has file version ${v}`);
   }
   return out;
@@ -288,12 +332,17 @@ const UPGRADES = {
     };
   },
 };
-const req = (r) => new Promise((resolve, reject) => { r.onsuccess = () => resolve(r.result); r.onerror = () => reject(r.error); });
-const done = (tx) => new Promise((resolve, reject) => {
-  tx.oncomplete = () => resolve();
-  tx.onerror = () => reject(tx.error);
-  tx.onabort = () => reject(tx.error ?? new Error('IndexedDB transaction aborted'));
-});
+const req = (r) =>
+  new Promise((resolve, reject) => {
+    r.onsuccess = () => resolve(r.result);
+    r.onerror = () => reject(r.error);
+  });
+const done = (tx) =>
+  new Promise((resolve, reject) => {
+    tx.oncomplete = () => resolve();
+    tx.onerror = () => reject(tx.error);
+    tx.onabort = () => reject(tx.error ?? new Error('IndexedDB transaction aborted'));
+  });
 
 export class ProjectStore {
   /** Opens (creating or upgrading if needed) the project database. Rejects where IndexedDB is unavailable. */
@@ -302,14 +351,18 @@ export class ProjectStore {
     const open = indexedDB.open(name, version);
     // Another tab with an older page holds the database open at its version: say so
     // rather than wait forever for it to close.
-    const blocked = new Promise((_, reject) => { open.onblocked = () => reject(new Error('another tab has the project open with an older version of this page; close it and reload')); });
+    const blocked = new Promise((_, reject) => {
+      open.onblocked = () => reject(new Error('another tab has the project open with an older version of this page; close it and reload'));
+    });
     open.onupgradeneeded = (e) => {
       for (let v = e.oldVersion + 1; v <= version; v++) UPGRADES[v](open.result, open.transaction);
     };
     return new ProjectStore(await Promise.race([req(open), blocked]));
   }
 
-  constructor(db) { this.db = db; }
+  constructor(db) {
+    this.db = db;
+  }
 
   async _tx(stores, mode, fn) {
     const tx = this.db.transaction(stores, mode);
@@ -322,27 +375,59 @@ export class ProjectStore {
   async load() {
     const tx = this.db.transaction(['meta', 'images', 'model'], 'readonly');
     const [meta, images, model] = await Promise.all([
-      req(tx.objectStore('meta').get('project')), req(tx.objectStore('images').getAll()), req(tx.objectStore('model').get('current')),
+      req(tx.objectStore('meta').get('project')),
+      req(tx.objectStore('images').getAll()),
+      req(tx.objectStore('model').get('current')),
     ]);
-    images.sort((a, b) => (a.added - b.added) || (a.id < b.id ? -1 : 1));
+    images.sort((a, b) => a.added - b.added || (a.id < b.id ? -1 : 1));
     return { meta: meta ?? null, images, model: model ?? null };
   }
 
-  saveMeta(meta) { return this._tx(['meta'], 'readwrite', (tx) => { tx.objectStore('meta').put(meta, 'project'); }); }
-  putImage(rec) { return this._tx(['images'], 'readwrite', (tx) => { tx.objectStore('images').put(rec); }); }
-  getImage(id) { return this._tx(['images'], 'readonly', (tx) => tx.objectStore('images').get(id)); }
-  deleteImage(id) { return this._tx(['images'], 'readwrite', (tx) => { tx.objectStore('images').delete(id); }); }
+  saveMeta(meta) {
+    return this._tx(['meta'], 'readwrite', (tx) => {
+      tx.objectStore('meta').put(meta, 'project');
+    });
+  }
+  putImage(rec) {
+    return this._tx(['images'], 'readwrite', (tx) => {
+      tx.objectStore('images').put(rec);
+    });
+  }
+  getImage(id) {
+    return this._tx(['images'], 'readonly', (tx) => tx.objectStore('images').get(id));
+  }
+  deleteImage(id) {
+    return this._tx(['images'], 'readwrite', (tx) => {
+      tx.objectStore('images').delete(id);
+    });
+  }
 
   deleteClassImages(classId) {
     return this._tx(['images'], 'readwrite', (tx) => {
       const cur = tx.objectStore('images').index('classId').openKeyCursor(IDBKeyRange.only(classId));
-      cur.onsuccess = () => { const c = cur.result; if (c) { tx.objectStore('images').delete(c.primaryKey); c.continue(); } };
+      cur.onsuccess = () => {
+        const c = cur.result;
+        if (c) {
+          tx.objectStore('images').delete(c.primaryKey);
+          c.continue();
+        }
+      };
     });
   }
 
-  putModel(rec) { return this._tx(['model'], 'readwrite', (tx) => { tx.objectStore('model').put(rec, 'current'); }); }
-  getModel() { return this._tx(['model'], 'readonly', (tx) => tx.objectStore('model').get('current')); }
-  deleteModel() { return this._tx(['model'], 'readwrite', (tx) => { tx.objectStore('model').delete('current'); }); }
+  putModel(rec) {
+    return this._tx(['model'], 'readwrite', (tx) => {
+      tx.objectStore('model').put(rec, 'current');
+    });
+  }
+  getModel() {
+    return this._tx(['model'], 'readonly', (tx) => tx.objectStore('model').get('current'));
+  }
+  deleteModel() {
+    return this._tx(['model'], 'readwrite', (tx) => {
+      tx.objectStore('model').delete('current');
+    });
+  }
 
   /** Replaces the whole project (an import, or a reset with an empty project) in one transaction. */
   replace({ settings, classes, images = [], model = null }) {

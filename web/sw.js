@@ -15,28 +15,56 @@
 // happened before this worker took control.
 const CACHE = 'tinytune-v1';
 const BASE = new URL('../', self.location).href; // the site root the page lives in
-const SHELL = ['', 'web/index.html', 'web/style.css', 'web/app.mjs', 'web/client.mjs', 'web/files.mjs', 'web/charts.mjs', 'web/live.mjs', 'web/batch.mjs', 'web/dom.mjs', 'web/zip.mjs',
-  'wasm/module.mjs', 'wasm/engine.mjs', 'wasm/tfjs.mjs', 'wasm/transfer.mjs', 'wasm/worker.mjs', 'wasm/project.mjs', 'wasm/featurecache.mjs',
-  'wasm/export-ops.mjs', 'wasm/export-tfjs.mjs', 'wasm/export-onnx.mjs',
-  'wasm/threads.mjs', 'wasm/thread-entry.mjs', 'wasm/client.mjs', 'wasm/models.mjs', 'models/index.json'].map((p) => BASE + p);
+const SHELL = [
+  '',
+  'web/index.html',
+  'web/style.css',
+  'web/app.mjs',
+  'web/client.mjs',
+  'web/files.mjs',
+  'web/charts.mjs',
+  'web/live.mjs',
+  'web/batch.mjs',
+  'web/dom.mjs',
+  'web/zip.mjs',
+  'wasm/module.mjs',
+  'wasm/engine.mjs',
+  'wasm/tfjs.mjs',
+  'wasm/transfer.mjs',
+  'wasm/worker.mjs',
+  'wasm/project.mjs',
+  'wasm/featurecache.mjs',
+  'wasm/export-ops.mjs',
+  'wasm/export-tfjs.mjs',
+  'wasm/export-onnx.mjs',
+  'wasm/threads.mjs',
+  'wasm/thread-entry.mjs',
+  'wasm/client.mjs',
+  'wasm/models.mjs',
+  'models/index.json',
+].map((p) => BASE + p);
 // Not the engine builds: a browser runs one of the four, which the page asks for once it
 // has started (message 'cache'); precaching all four downloaded 1.4 MB the first visit
 // did not use, beside the one it did.
 
 self.addEventListener('install', (event) => {
-  event.waitUntil((async () => {
-    const cache = await caches.open(CACHE);
-    // One by one, so one missing file (say, a scalar-only build) does not void the rest.
-    await Promise.all(SHELL.map((url) => cache.add(new Request(url, { cache: 'no-cache' })).catch(() => {})));
-    await self.skipWaiting();
-  })());
+  event.waitUntil(
+    (async () => {
+      const cache = await caches.open(CACHE);
+      // One by one, so one missing file (say, a scalar-only build) does not void the rest.
+      await Promise.all(SHELL.map((url) => cache.add(new Request(url, { cache: 'no-cache' })).catch(() => {})));
+      await self.skipWaiting();
+    })(),
+  );
 });
 
 self.addEventListener('activate', (event) => {
-  event.waitUntil((async () => {
-    for (const k of await caches.keys()) if (k.startsWith('tinytune-') && k !== CACHE) await caches.delete(k);
-    await self.clients.claim();
-  })());
+  event.waitUntil(
+    (async () => {
+      for (const k of await caches.keys()) if (k.startsWith('tinytune-') && k !== CACHE) await caches.delete(k);
+      await self.clients.claim();
+    })(),
+  );
 });
 
 const isModelFile = (url) => url.startsWith(BASE + 'models/') && !url.endsWith('/index.json');
@@ -69,19 +97,20 @@ async function staleWhileRevalidate(event) {
 self.addEventListener('fetch', (event) => {
   const { request } = event;
   if (request.method !== 'GET' || !request.url.startsWith(BASE)) return;
-  event.respondWith((isModelFile(request.url) ? cacheFirst(request) : staleWhileRevalidate(event))
-    .catch(() => Response.error()));
+  event.respondWith((isModelFile(request.url) ? cacheFirst(request) : staleWhileRevalidate(event)).catch(() => Response.error()));
 });
 
 // The page asks for a model's files to be cached (no-op for those already cached).
 self.addEventListener('message', (event) => {
   const { type, urls } = event.data ?? {};
   if (type !== 'cache' || !Array.isArray(urls)) return;
-  event.waitUntil((async () => {
-    const cache = await caches.open(CACHE);
-    const missing = [];
-    for (const u of urls) if (u.startsWith(BASE) && !(await cache.match(u))) missing.push(u);
-    await Promise.all(missing.map((u) => cache.add(u).catch(() => {})));
-    event.source?.postMessage({ type: 'cached', urls, added: missing.length });
-  })());
+  event.waitUntil(
+    (async () => {
+      const cache = await caches.open(CACHE);
+      const missing = [];
+      for (const u of urls) if (u.startsWith(BASE) && !(await cache.match(u))) missing.push(u);
+      await Promise.all(missing.map((u) => cache.add(u).catch(() => {})));
+      event.source?.postMessage({ type: 'cached', urls, added: missing.length });
+    })(),
+  );
 });

@@ -27,29 +27,55 @@ export function zip(files) {
   const out = new Uint8Array(size);
   const v = new DataView(out.buffer);
   let at = 0;
-  const u16 = (x) => { v.setUint16(at, x, true); at += 2; };
-  const u32 = (x) => { v.setUint32(at, x, true); at += 4; };
+  const u16 = (x) => {
+    v.setUint16(at, x, true);
+    at += 2;
+  };
+  const u32 = (x) => {
+    v.setUint32(at, x, true);
+    at += 4;
+  };
   // version 2.0, UTF-8 names, stored, time 00:00 and date 1980-01-01 (a fixed stamp keeps exports reproducible)
-  const common = (e) => { u16(20); u16(0x0800); u16(0); u16(0); u16(0x21); u32(e.crc); u32(e.data.length); u32(e.data.length); u16(e.name.length); u16(0); };
+  const common = (e) => {
+    u16(20);
+    u16(0x0800);
+    u16(0);
+    u16(0);
+    u16(0x21);
+    u32(e.crc);
+    u32(e.data.length);
+    u32(e.data.length);
+    u16(e.name.length);
+    u16(0);
+  };
   for (const e of entries) {
     e.offset = at;
     u32(0x04034b50);
     common(e);
-    out.set(e.name, at); at += e.name.length;
-    out.set(e.data, at); at += e.data.length;
+    out.set(e.name, at);
+    at += e.name.length;
+    out.set(e.data, at);
+    at += e.data.length;
   }
   const dir = at;
   for (const e of entries) {
     u32(0x02014b50);
     u16(0x0314); // made by Unix, 2.0: unzip then takes the names as they are (from an MS-DOS host it would recode them)
     common(e);
-    u16(0); u16(0); u16(0); u32(0o100644 * 0x10000); // comment length, disk, internal attributes; external: a regular file, rw-r--r--
+    u16(0);
+    u16(0);
+    u16(0);
+    u32(0o100644 * 0x10000); // comment length, disk, internal attributes; external: a regular file, rw-r--r--
     u32(e.offset);
-    out.set(e.name, at); at += e.name.length;
+    out.set(e.name, at);
+    at += e.name.length;
   }
   const dirSize = at - dir;
   u32(0x06054b50);
-  u16(0); u16(0); u16(entries.length); u16(entries.length);
+  u16(0);
+  u16(0);
+  u16(entries.length);
+  u16(entries.length);
   u32(dirSize);
   u32(dir);
   u16(0);

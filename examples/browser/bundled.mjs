@@ -3,7 +3,9 @@
 import { TinytuneClient } from 'tinytune/client';
 import { demo } from './demo.mjs';
 
-demo(new TinytuneClient({
-  worker: new URL('./worker.mjs', import.meta.url),
-  wasmBase: new URL('./wasm/', import.meta.url),
-}));
+demo(
+  new TinytuneClient({
+    worker: new URL('./worker.mjs', import.meta.url),
+    wasmBase: new URL('./wasm/', import.meta.url),
+  }),
+);

@@ -11,13 +11,21 @@ export function demo(client) {
     <p><button id="train" disabled>Train</button> Predict: <input type="file" id="predict" accept="image/*" disabled></p>
     <pre id="log"></pre>`;
   const $ = (/** @type {string} */ id) => /** @type {HTMLInputElement} */ (document.getElementById(id));
-  const log = (/** @type {string} */ s) => { $('log').textContent += `${s}\n`; };
+  const log = (/** @type {string} */ s) => {
+    $('log').textContent += `${s}\n`;
+  };
   const failed = (/** @type {Error} */ e) => log(`error: ${e.message}`);
 
   client.on('epoch', (e) => log(`${e.phase} epoch ${e.epoch}/${e.epochs}: loss ${e.trainLoss.toFixed(3)}`));
   client.ready
-    .then((env) => { log(`engine: ${env.build}, ${env.threads} thread(s)`); return client.loadModel(query.get('models') ?? './models/', query.get('model') ?? undefined); })
-    .then((info) => { log(`model ${info.id} loaded`); $('train').disabled = false; })
+    .then((env) => {
+      log(`engine: ${env.build}, ${env.threads} thread(s)`);
+      return client.loadModel(query.get('models') ?? './models/', query.get('model') ?? undefined);
+    })
+    .then((info) => {
+      log(`model ${info.id} loaded`);
+      $('train').disabled = false;
+    })
     .catch(failed);
 
   $('train').onclick = async () => {

@@ -34,7 +34,9 @@ const report = await classifier.fit({
   timeBudget: 30,
   onEpoch: (e) => process.stdout.write(`\r${e.phase} epoch ${e.epoch}/${e.epochs}, loss ${e.trainLoss.toFixed(3)}   `),
 });
-console.log(`\ntrained: ${report.auto?.summary ?? `K=${report.blocks}`}, validation accuracy ${report.validationAccuracy}, ${report.seconds.toFixed(1)} s`);
+console.log(
+  `\ntrained: ${report.auto?.summary ?? `K=${report.blocks}`}, validation accuracy ${report.validationAccuracy}, ${report.seconds.toFixed(1)} s`,
+);
 
 for (const file of values.predict ?? []) {
   const [best] = classifier.predict(readFileSync(file));

@@ -38,8 +38,8 @@ static void band_task(void *ctx, int t) {
 /* Below this many multiply-adds a kernel call is not worth a trip through the pool. */
 #define BANDS_PAR_MIN (1 << 17)
 
-void tt_bands(tt_spatial_fn f, double macs_per_pixel, const tt_shape *s, const float *x,
-              const float *w, const float *bias, int act, float *y) {
+void tt_bands(tt_spatial_fn f, double macs_per_pixel, const tt_shape *s, const float *x, const float *w,
+              const float *bias, int act, float *y) {
   const int T = tt_threads();
   if (T == 1 || s->oh < 2 || (double)s->n * s->oh * s->ow * macs_per_pixel < BANDS_PAR_MIN) {
     f(s, x, w, bias, act, y);

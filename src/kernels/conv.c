@@ -12,8 +12,7 @@
 #include "simd.h"
 #endif
 
-void tt_conv2d_scalar(const tt_shape *s, const float *x, const float *w,
-                      const float *bias, int act, float *y) {
+void tt_conv2d_scalar(const tt_shape *s, const float *x, const float *w, const float *bias, int act, float *y) {
   const int C = s->c, OC = s->oc;
   for (int n = 0; n < s->n; n++)
     for (int oy = 0; oy < s->oh; oy++) {
@@ -47,9 +46,8 @@ void tt_conv2d_scalar(const tt_shape *s, const float *x, const float *w,
    channels at a time: each weight vector loaded feeds both pixels, which halves the
    loads per multiply-add (stem: 25 -> 32 GFLOP/s). Output channels beyond a multiple
    of 16 (none in MobileNet) take a plain scalar loop. */
-static void conv_pair(const tt_shape *s, const float *x, const float *w, const float *bias,
-                      int act, int n, int oy, int ox, int ky0, int ky1, int kx0, int kx1,
-                      float *y) {
+static void conv_pair(const tt_shape *s, const float *x, const float *w, const float *bias, int act, int n, int oy,
+                      int ox, int ky0, int ky1, int kx0, int kx1, float *y) {
   const int C = s->c, OC = s->oc;
   const int iy0 = oy * s->sh - s->pt, ix0 = ox * s->sw - s->pl;
   const int span = (kx1 - kx0) * C;
@@ -101,8 +99,7 @@ static void conv_pair(const tt_shape *s, const float *x, const float *w, const f
     }
 }
 
-void tt_conv2d_simd(const tt_shape *s, const float *x, const float *w,
-                    const float *bias, int act, float *y) {
+void tt_conv2d_simd(const tt_shape *s, const float *x, const float *w, const float *bias, int act, float *y) {
   const int C = s->c, OC = s->oc;
   const v128_t zero = wasm_f32x4_splat(0.0f);
   for (int n = 0; n < s->n; n++)
@@ -175,8 +172,7 @@ void tt_conv2d_simd(const tt_shape *s, const float *x, const float *w,
 }
 #endif
 
-void tt_conv2d(const tt_shape *s, const float *x, const float *w, const float *bias,
-               int act, float *y) {
+void tt_conv2d(const tt_shape *s, const float *x, const float *w, const float *bias, int act, float *y) {
   const double macs = (double)s->kh * s->kw * s->c * s->oc;
 #ifdef __wasm_simd128__
   tt_bands(tt_conv2d_simd, macs, s, x, w, bias, act, y);

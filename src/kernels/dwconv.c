@@ -22,8 +22,7 @@ static inline size_t opix(const tt_shape *s, int n, int oy, int ox) {
   return (((size_t)n * s->oh + oy) * s->ow + ox) * s->c;
 }
 
-void tt_dwconv_scalar(const tt_shape *s, const float *x, const float *w,
-                      const float *bias, int act, float *y) {
+void tt_dwconv_scalar(const tt_shape *s, const float *x, const float *w, const float *bias, int act, float *y) {
   const int C = s->c;
   for (int n = 0; n < s->n; n++)
     for (int oy = 0; oy < s->oh; oy++) {
@@ -36,8 +35,7 @@ void tt_dwconv_scalar(const tt_shape *s, const float *x, const float *w,
         for (int c = 0; c < C; c++) yr[c] = bias ? bias[c] : 0.0f;
         for (int ky = ky0; ky < ky1; ky++)
           for (int kx = kx0; kx < kx1; kx++) {
-            const float *restrict xr =
-                x + pix(s, n, oy * s->sh - s->pt + ky, ox * s->sw - s->pl + kx);
+            const float *restrict xr = x + pix(s, n, oy * s->sh - s->pt + ky, ox * s->sw - s->pl + kx);
             const float *restrict wr = w + ((size_t)ky * s->kw + kx) * C;
             for (int c = 0; c < C; c++) yr[c] += xr[c] * wr[c];
           }
@@ -52,11 +50,9 @@ void tt_dwconv_scalar(const tt_shape *s, const float *x, const float *w,
    The backward kernels work on channels [c0, c1) of every pixel (each channel is its own
    convolution): across threads, each task takes a slice of channels (see
    tt_dwconv_backward_input), and a channel's arithmetic does not depend on the slice. */
-static void bwd_input_scalar(const tt_shape *s, const float *dy, const float *w, float *dx,
-                             int c0, int c1) {
+static void bwd_input_scalar(const tt_shape *s, const float *dy, const float *w, float *dx, int c0, int c1) {
   const int C = s->c;
-  for (size_t p = 0; p < (size_t)s->n * s->h * s->w; p++)
-    memset(dx + p * C + c0, 0, (size_t)(c1 - c0) * sizeof(float));
+  for (size_t p = 0; p < (size_t)s->n * s->h * s->w; p++) memset(dx + p * C + c0, 0, (size_t)(c1 - c0) * sizeof(float));
   for (int n = 0; n < s->n; n++)
     for (int oy = 0; oy < s->oh; oy++) {
       int ky0, ky1;
@@ -75,13 +71,11 @@ static void bwd_input_scalar(const tt_shape *s, const float *dy, const float *w,
     }
 }
 
-void tt_dwconv_backward_input_scalar(const tt_shape *s, const float *dy, const float *w,
-                                     float *dx) {
+void tt_dwconv_backward_input_scalar(const tt_shape *s, const float *dy, const float *w, float *dx) {
   bwd_input_scalar(s, dy, w, dx, 0, s->c);
 }
 
-static void bwd_filter_scalar(const tt_shape *s, const float *x, const float *dy, float *dw,
-                              int c0, int c1) {
+static void bwd_filter_scalar(const tt_shape *s, const float *x, const float *dy, float *dw, int c0, int c1) {
   const int C = s->c;
   for (int n = 0; n < s->n; n++)
     for (int oy = 0; oy < s->oh; oy++) {
@@ -93,8 +87,7 @@ static void bwd_filter_scalar(const tt_shape *s, const float *x, const float *dy
         const float *restrict g = dy + opix(s, n, oy, ox);
         for (int ky = ky0; ky < ky1; ky++)
           for (int kx = kx0; kx < kx1; kx++) {
-            const float *restrict xr =
-                x + pix(s, n, oy * s->sh - s->pt + ky, ox * s->sw - s->pl + kx);
+            const float *restrict xr = x + pix(s, n, oy * s->sh - s->pt + ky, ox * s->sw - s->pl + kx);
             float *restrict d = dw + ((size_t)ky * s->kw + kx) * C;
             for (int c = c0; c < c1; c++) d[c] += xr[c] * g[c];
           }
@@ -102,20 +95,17 @@ static void bwd_filter_scalar(const tt_shape *s, const float *x, const float *dy
     }
 }
 
-void tt_dwconv_backward_filter_scalar(const tt_shape *s, const float *x, const float *dy,
-                                      float *dw) {
+void tt_dwconv_backward_filter_scalar(const tt_shape *s, const float *x, const float *dy, float *dw) {
   bwd_filter_scalar(s, x, dy, dw, 0, s->c);
 }
 
 #ifdef __wasm_simd128__
 
 /* d[c] += a[c] * b[c] */
-static inline void vmuladd(int C, float *restrict d, const float *restrict a,
-                           const float *restrict b) {
+static inline void vmuladd(int C, float *restrict d, const float *restrict a, const float *restrict b) {
   int c = 0;
   for (; c + 4 <= C; c += 4)
-    wasm_v128_store(d + c,
-                    TT_MADD(wasm_v128_load(a + c), wasm_v128_load(b + c), wasm_v128_load(d + c)));
+    wasm_v128_store(d + c, TT_MADD(wasm_v128_load(a + c), wasm_v128_load(b + c), wasm_v128_load(d + c)));
   for (; c < C; c++) d[c] += a[c] * b[c];
 }
 
@@ -148,44 +138,61 @@ static void dw3x3_pack(const float *w, const float *bias, int C, int c0, int cn,
 /* One output pixel over cn channels; in[t] is tap t's input or dw_zero, wp the packed
    weights. The last cn % 4 channels use the unpacked weights wt (row stride C) and
    bias bt. */
-static void dw3x3_pixel(const float *const in[9], int cn, int C, const float *wp,
-                        const float *wt, const float *bt, int act, float *restrict y) {
-  const float *i0 = in[0], *i1 = in[1], *i2 = in[2], *i3 = in[3], *i4 = in[4], *i5 = in[5],
-              *i6 = in[6], *i7 = in[7], *i8 = in[8];
+static void dw3x3_pixel(const float *const in[9], int cn, int C, const float *wp, const float *wt, const float *bt,
+                        int act, float *restrict y) {
+  const float *i0 = in[0], *i1 = in[1], *i2 = in[2], *i3 = in[3], *i4 = in[4], *i5 = in[5], *i6 = in[6], *i7 = in[7],
+              *i8 = in[8];
   const float *w = wp;
   int c = 0;
-#define DW_TAP(acc, ip, wk) \
-  acc = TT_MADD(wasm_v128_load(ip), wasm_v128_load(w + (wk)), acc)
+#define DW_TAP(acc, ip, wk) acc = TT_MADD(wasm_v128_load(ip), wasm_v128_load(w + (wk)), acc)
   for (; c + 4 <= cn; c += 4) {
     v128_t a = wasm_v128_load(w);
-    DW_TAP(a, i0, 4);  DW_TAP(a, i1, 8);  DW_TAP(a, i2, 12);
-    DW_TAP(a, i3, 16); DW_TAP(a, i4, 20); DW_TAP(a, i5, 24);
-    DW_TAP(a, i6, 28); DW_TAP(a, i7, 32); DW_TAP(a, i8, 36);
-    i0 += 4; i1 += 4; i2 += 4; i3 += 4; i4 += 4; i5 += 4; i6 += 4; i7 += 4; i8 += 4;
+    DW_TAP(a, i0, 4);
+    DW_TAP(a, i1, 8);
+    DW_TAP(a, i2, 12);
+    DW_TAP(a, i3, 16);
+    DW_TAP(a, i4, 20);
+    DW_TAP(a, i5, 24);
+    DW_TAP(a, i6, 28);
+    DW_TAP(a, i7, 32);
+    DW_TAP(a, i8, 36);
+    i0 += 4;
+    i1 += 4;
+    i2 += 4;
+    i3 += 4;
+    i4 += 4;
+    i5 += 4;
+    i6 += 4;
+    i7 += 4;
+    i8 += 4;
     w += 40;
     wasm_v128_store(y + c, act_v(a, act));
   }
 #undef DW_TAP
   for (int j = 0; c < cn; j++, c++) {
     float a = bt ? bt[c] : 0.0f;
-    a += i0[j] * wt[c]; a += i1[j] * wt[C + c]; a += i2[j] * wt[2 * C + c];
-    a += i3[j] * wt[3 * C + c]; a += i4[j] * wt[4 * C + c]; a += i5[j] * wt[5 * C + c];
-    a += i6[j] * wt[6 * C + c]; a += i7[j] * wt[7 * C + c]; a += i8[j] * wt[8 * C + c];
+    a += i0[j] * wt[c];
+    a += i1[j] * wt[C + c];
+    a += i2[j] * wt[2 * C + c];
+    a += i3[j] * wt[3 * C + c];
+    a += i4[j] * wt[4 * C + c];
+    a += i5[j] * wt[5 * C + c];
+    a += i6[j] * wt[6 * C + c];
+    a += i7[j] * wt[7 * C + c];
+    a += i8[j] * wt[8 * C + c];
     y[c] = act_f(a, act);
   }
 }
 
 /* A pixel whose window crosses the padding. */
-static void dw3x3_border(const tt_shape *s, const float *x, int n, int oy, int ox, int c0,
-                         int cn, const float *wp, const float *wt, const float *bt, int act,
-                         float *yrow) {
+static void dw3x3_border(const tt_shape *s, const float *x, int n, int oy, int ox, int c0, int cn, const float *wp,
+                         const float *wt, const float *bt, int act, float *yrow) {
   const int iy = oy * s->sh - s->pt, ix = ox * s->sw - s->pl;
   const float *in[9];
   for (int ky = 0; ky < 3; ky++)
     for (int kx = 0; kx < 3; kx++) {
       const int yy = iy + ky, xx = ix + kx;
-      in[ky * 3 + kx] =
-          yy >= 0 && yy < s->h && xx >= 0 && xx < s->w ? x + pix(s, n, yy, xx) + c0 : dw_zero;
+      in[ky * 3 + kx] = yy >= 0 && yy < s->h && xx >= 0 && xx < s->w ? x + pix(s, n, yy, xx) + c0 : dw_zero;
     }
   dw3x3_pixel(in, cn, s->c, wp, wt, bt, act, yrow + (size_t)ox * s->c);
 }
@@ -195,8 +202,8 @@ static void dw3x3_border(const tt_shape *s, const float *x, int n, int oy, int o
    input row stride (w*C); consecutive outputs are C apart. Pixels go in blocks of 16
    so that the input lines a block touches stay in L1 across its channel groups (a
    whole 112-pixel row at stride 2 did not; blocking gained ~7% there). */
-static void dw3x3_row(const float *p, size_t step, size_t rs, int npx, int C,
-                      const float *w, const float *bias, int act, float *y) {
+static void dw3x3_row(const float *p, size_t step, size_t rs, int npx, int C, const float *w, const float *bias,
+                      int act, float *y) {
   const size_t C2 = 2 * (size_t)C;
   for (int px0 = 0; px0 < npx; px0 += 16) {
     const int nb = npx - px0 < 16 ? npx - px0 : 16;
@@ -204,11 +211,10 @@ static void dw3x3_row(const float *p, size_t step, size_t rs, int npx, int C,
     float *yb = y + (size_t)px0 * C;
     int c = 0;
     for (; c + 4 <= C; c += 4) {
-      const v128_t k0 = wasm_v128_load(w + c), k1 = wasm_v128_load(w + C + c),
-                   k2 = wasm_v128_load(w + C2 + c), k3 = wasm_v128_load(w + 3 * C + c),
-                   k4 = wasm_v128_load(w + 4 * C + c), k5 = wasm_v128_load(w + 5 * C + c),
-                   k6 = wasm_v128_load(w + 6 * C + c), k7 = wasm_v128_load(w + 7 * C + c),
-                   k8 = wasm_v128_load(w + 8 * C + c);
+      const v128_t k0 = wasm_v128_load(w + c), k1 = wasm_v128_load(w + C + c), k2 = wasm_v128_load(w + C2 + c),
+                   k3 = wasm_v128_load(w + 3 * C + c), k4 = wasm_v128_load(w + 4 * C + c),
+                   k5 = wasm_v128_load(w + 5 * C + c), k6 = wasm_v128_load(w + 6 * C + c),
+                   k7 = wasm_v128_load(w + 7 * C + c), k8 = wasm_v128_load(w + 8 * C + c);
       const v128_t b = bias ? wasm_v128_load(bias + c) : wasm_f32x4_splat(0.0f);
       const float *r0 = pb + c, *r1 = r0 + rs, *r2 = r1 + rs;
       float *o = yb + c;
@@ -248,9 +254,15 @@ static void dw3x3_row(const float *p, size_t step, size_t rs, int npx, int C,
       const float *r0 = pb + c, *r1 = r0 + rs, *r2 = r1 + rs;
       for (int px = 0; px < nb; px++, r0 += step, r1 += step, r2 += step) {
         float a = bias ? bias[c] : 0.0f;
-        a += r0[0] * w[c]; a += r0[C] * w[C + c]; a += r0[C2] * w[C2 + c];
-        a += r1[0] * w[3 * C + c]; a += r1[C] * w[4 * C + c]; a += r1[C2] * w[5 * C + c];
-        a += r2[0] * w[6 * C + c]; a += r2[C] * w[7 * C + c]; a += r2[C2] * w[8 * C + c];
+        a += r0[0] * w[c];
+        a += r0[C] * w[C + c];
+        a += r0[C2] * w[C2 + c];
+        a += r1[0] * w[3 * C + c];
+        a += r1[C] * w[4 * C + c];
+        a += r1[C2] * w[5 * C + c];
+        a += r2[0] * w[6 * C + c];
+        a += r2[C] * w[7 * C + c];
+        a += r2[C2] * w[8 * C + c];
         yb[(size_t)px * C + c] = act_f(a, act);
       }
     }
@@ -263,9 +275,8 @@ static void dw3x3_row(const float *p, size_t step, size_t rs, int npx, int C,
    order, 4 channels at a time with their weights in registers, 16 pixels at a time as in
    dw3x3_row. Cheaper than dw3x3_pixel's nine pointers, packed weights and zero taps,
    and at 14x14 and 7x7 a quarter to half the pixels are on the border. */
-static void dw3x3_edge(const tt_shape *s, const float *x, int n, int oy0, int oy1, int ox0,
-                       int ox1, int kr, int kc, const float *w, const float *bias, int act,
-                       float *y) {
+static void dw3x3_edge(const tt_shape *s, const float *x, int n, int oy0, int oy1, int ox0, int ox1, int kr, int kc,
+                       const float *w, const float *bias, int act, float *y) {
   const int C = s->c, along_x = oy1 - oy0 == 1, len = along_x ? ox1 - ox0 : oy1 - oy0;
   int tap[6], nt = 0;
   for (int t = 0; t < 9; t++)
@@ -325,9 +336,8 @@ static void dw3x3_inside(int n_out, int stride, int pad, int size, int *a, int *
 
 /* Any kernel size, any position: the window is clipped per pixel. Used for kernels
    other than 3x3, which MobileNet does not have. */
-static void dw_pixel_clipped(const tt_shape *s, const float *x, const float *w,
-                             const float *bias, int act, int n, int oy, int ox,
-                             float *restrict y) {
+static void dw_pixel_clipped(const tt_shape *s, const float *x, const float *w, const float *bias, int act, int n,
+                             int oy, int ox, float *restrict y) {
   const int C = s->c;
   int ky0, ky1, kx0, kx1;
   tap_range(oy, s->sh, s->pt, s->kh, s->h, &ky0, &ky1);
@@ -345,20 +355,17 @@ static void dw_pixel_clipped(const tt_shape *s, const float *x, const float *w,
   for (; c < C; c++) {
     float a = bias ? bias[c] : 0.0f;
     for (int ky = ky0; ky < ky1; ky++)
-      for (int kx = kx0; kx < kx1; kx++)
-        a += x[pix(s, n, iy + ky, ix + kx) + c] * w[((size_t)ky * s->kw + kx) * C + c];
+      for (int kx = kx0; kx < kx1; kx++) a += x[pix(s, n, iy + ky, ix + kx) + c] * w[((size_t)ky * s->kw + kx) * C + c];
     y[c] = act_f(a, act);
   }
 }
 
-void tt_dwconv_simd(const tt_shape *s, const float *x, const float *w,
-                    const float *bias, int act, float *y) {
+void tt_dwconv_simd(const tt_shape *s, const float *x, const float *w, const float *bias, int act, float *y) {
   const int C = s->c;
   if (s->kh != 3 || s->kw != 3) {
     for (int n = 0; n < s->n; n++)
       for (int oy = 0; oy < s->oh; oy++)
-        for (int ox = 0; ox < s->ow; ox++)
-          dw_pixel_clipped(s, x, w, bias, act, n, oy, ox, y + opix(s, n, oy, ox));
+        for (int ox = 0; ox < s->ow; ox++) dw_pixel_clipped(s, x, w, bias, act, n, oy, ox, y + opix(s, n, oy, ox));
     return;
   }
   /* Output rows [oya, oyb) and columns [oxa, oxb) have their whole window inside. */
@@ -368,8 +375,8 @@ void tt_dwconv_simd(const tt_shape *s, const float *x, const float *w,
   const size_t rs = (size_t)s->w * C;
   for (int n = 0; n < s->n; n++)
     for (int oy = oya; oy < oyb && oxa < oxb; oy++)
-      dw3x3_row(x + pix(s, n, oy * s->sh - s->pt, oxa * s->sw - s->pl), (size_t)s->sw * C, rs,
-                oxb - oxa, C, w, bias, act, y + opix(s, n, oy, oxa));
+      dw3x3_row(x + pix(s, n, oy * s->sh - s->pt, oxa * s->sw - s->pl), (size_t)s->sw * C, rs, oxb - oxa, C, w, bias,
+                act, y + opix(s, n, oy, oxa));
   /* The border: runs along a row or a column whose windows lose one row or one column
      of taps go to dw3x3_edge; the rest (corners, windows losing more) pixel by pixel. */
   for (int n = 0; n < s->n; n++) {
@@ -406,11 +413,9 @@ void tt_dwconv_simd(const tt_shape *s, const float *x, const float *w,
   }
 }
 
-static void bwd_input_simd(const tt_shape *s, const float *dy, const float *w, float *dx,
-                           int c0, int c1) {
+static void bwd_input_simd(const tt_shape *s, const float *dy, const float *w, float *dx, int c0, int c1) {
   const int C = s->c, cn = c1 - c0;
-  for (size_t p = 0; p < (size_t)s->n * s->h * s->w; p++)
-    memset(dx + p * C + c0, 0, (size_t)cn * sizeof(float));
+  for (size_t p = 0; p < (size_t)s->n * s->h * s->w; p++) memset(dx + p * C + c0, 0, (size_t)cn * sizeof(float));
   for (int n = 0; n < s->n; n++)
     for (int oy = 0; oy < s->oh; oy++) {
       int ky0, ky1;
@@ -427,13 +432,11 @@ static void bwd_input_simd(const tt_shape *s, const float *dy, const float *w, f
     }
 }
 
-void tt_dwconv_backward_input_simd(const tt_shape *s, const float *dy, const float *w,
-                                   float *dx) {
+void tt_dwconv_backward_input_simd(const tt_shape *s, const float *dy, const float *w, float *dx) {
   bwd_input_simd(s, dy, w, dx, 0, s->c);
 }
 
-static void bwd_filter_simd(const tt_shape *s, const float *x, const float *dy, float *dw,
-                            int c0, int c1) {
+static void bwd_filter_simd(const tt_shape *s, const float *x, const float *dy, float *dw, int c0, int c1) {
   const int C = s->c, cn = c1 - c0;
   for (int n = 0; n < s->n; n++)
     for (int oy = 0; oy < s->oh; oy++) {
@@ -451,14 +454,12 @@ static void bwd_filter_simd(const tt_shape *s, const float *x, const float *dy, 
     }
 }
 
-void tt_dwconv_backward_filter_simd(const tt_shape *s, const float *x, const float *dy,
-                                    float *dw) {
+void tt_dwconv_backward_filter_simd(const tt_shape *s, const float *x, const float *dy, float *dw) {
   bwd_filter_simd(s, x, dy, dw, 0, s->c);
 }
 #endif
 
-void tt_dwconv(const tt_shape *s, const float *x, const float *w, const float *bias,
-               int act, float *y) {
+void tt_dwconv(const tt_shape *s, const float *x, const float *w, const float *bias, int act, float *y) {
 #ifdef __wasm_simd128__
   tt_bands(tt_dwconv_simd, (double)s->kh * s->kw * s->c, s, x, w, bias, act, y);
 #else
@@ -467,10 +468,10 @@ void tt_dwconv(const tt_shape *s, const float *x, const float *w, const float *b
 }
 
 #ifdef __wasm_simd128__
-#define BWD_INPUT bwd_input_simd
+#define BWD_INPUT  bwd_input_simd
 #define BWD_FILTER bwd_filter_simd
 #else
-#define BWD_INPUT bwd_input_scalar
+#define BWD_INPUT  bwd_input_scalar
 #define BWD_FILTER bwd_filter_scalar
 #endif
 
@@ -488,8 +489,10 @@ typedef struct {
 static void bwd_task(void *p, int t) {
   const bwd_split *b = p;
   const int c0 = t * b->step, c1 = c0 + b->step < b->s->c ? c0 + b->step : b->s->c;
-  if (b->filter) BWD_FILTER(b->s, b->a, b->b, b->out, c0, c1);
-  else BWD_INPUT(b->s, b->a, b->b, b->out, c0, c1);
+  if (b->filter)
+    BWD_FILTER(b->s, b->a, b->b, b->out, c0, c1);
+  else
+    BWD_INPUT(b->s, b->a, b->b, b->out, c0, c1);
 }
 
 #define BWD_PAR_MIN (1 << 17) /* multiply-adds below which a pool trip does not pay */
@@ -498,8 +501,10 @@ static void bwd_run(const tt_shape *s, const float *a, const float *b, float *ou
   const int T = tt_threads(), C = s->c;
   const double macs = (double)s->n * s->oh * s->ow * s->kh * s->kw * C;
   if (T < 2 || C < 16 || macs < BWD_PAR_MIN) {
-    if (filter) BWD_FILTER(s, a, b, out, 0, C);
-    else BWD_INPUT(s, a, b, out, 0, C);
+    if (filter)
+      BWD_FILTER(s, a, b, out, 0, C);
+    else
+      BWD_INPUT(s, a, b, out, 0, C);
     return;
   }
   int step = (C + 4 * T - 1) / (4 * T); /* about four slices a thread */
@@ -508,12 +513,10 @@ static void bwd_run(const tt_shape *s, const float *a, const float *b, float *ou
   tt_parallel((C + step - 1) / step, bwd_task, &sp);
 }
 
-void tt_dwconv_backward_input(const tt_shape *s, const float *dy, const float *w,
-                              float *dx) {
+void tt_dwconv_backward_input(const tt_shape *s, const float *dy, const float *w, float *dx) {
   bwd_run(s, dy, w, dx, 0);
 }
 
-void tt_dwconv_backward_filter(const tt_shape *s, const float *x, const float *dy,
-                               float *dw) {
+void tt_dwconv_backward_filter(const tt_shape *s, const float *x, const float *dy, float *dw) {
   bwd_run(s, x, dy, dw, 1);
 }

@@ -75,23 +75,20 @@ void tt_softmax_scalar(int rows, int c, const float *x, float *y) {
 #ifdef __wasm_simd128__
 void tt_add_simd(size_t n, const float *a, const float *b, float *y) {
   size_t i = 0;
-  for (; i + 4 <= n; i += 4)
-    wasm_v128_store(y + i, wasm_f32x4_add(wasm_v128_load(a + i), wasm_v128_load(b + i)));
+  for (; i + 4 <= n; i += 4) wasm_v128_store(y + i, wasm_f32x4_add(wasm_v128_load(a + i), wasm_v128_load(b + i)));
   for (; i < n; i++) y[i] = a[i] + b[i];
 }
 
 void tt_acc_simd(size_t n, const float *x, float *y) {
   size_t i = 0;
-  for (; i + 4 <= n; i += 4)
-    wasm_v128_store(y + i, wasm_f32x4_add(wasm_v128_load(y + i), wasm_v128_load(x + i)));
+  for (; i + 4 <= n; i += 4) wasm_v128_store(y + i, wasm_f32x4_add(wasm_v128_load(y + i), wasm_v128_load(x + i)));
   for (; i < n; i++) y[i] += x[i];
 }
 
 void tt_scale_shift_simd(size_t n, const float *x, float a, float b, float *y) {
   const v128_t va = wasm_f32x4_splat(a), vb = wasm_f32x4_splat(b);
   size_t i = 0;
-  for (; i + 4 <= n; i += 4)
-    wasm_v128_store(y + i, wasm_f32x4_add(wasm_f32x4_mul(va, wasm_v128_load(x + i)), vb));
+  for (; i + 4 <= n; i += 4) wasm_v128_store(y + i, wasm_f32x4_add(wasm_f32x4_mul(va, wasm_v128_load(x + i)), vb));
   for (; i < n; i++) y[i] = a * x[i] + b;
 }
 
@@ -126,8 +123,7 @@ void tt_bias_backward_simd(int rows, int c, const float *dy, float *db) {
   for (int r = 0; r < rows; r++) {
     const float *g = dy + (size_t)r * c;
     int j = 0;
-    for (; j + 4 <= c; j += 4)
-      wasm_v128_store(db + j, wasm_f32x4_add(wasm_v128_load(db + j), wasm_v128_load(g + j)));
+    for (; j + 4 <= c; j += 4) wasm_v128_store(db + j, wasm_f32x4_add(wasm_v128_load(db + j), wasm_v128_load(g + j)));
     for (; j < c; j++) db[j] += g[j];
   }
 }
@@ -173,8 +169,8 @@ void tt_softmax_simd(int rows, int c, const float *x, float *y) {
       wasm_v128_store(yr + j, e);
       vs = wasm_f32x4_add(vs, e);
     }
-    float sum = wasm_f32x4_extract_lane(vs, 0) + wasm_f32x4_extract_lane(vs, 1) +
-                wasm_f32x4_extract_lane(vs, 2) + wasm_f32x4_extract_lane(vs, 3);
+    float sum = wasm_f32x4_extract_lane(vs, 0) + wasm_f32x4_extract_lane(vs, 1) + wasm_f32x4_extract_lane(vs, 2) +
+                wasm_f32x4_extract_lane(vs, 3);
     if (j < c) { /* tail through the same polynomial, padded to one vector */
       float t[4] = {0.0f, 0.0f, 0.0f, 0.0f};
       for (int l = 0; l < c - j; l++) t[l] = xr[j + l] - m;
@@ -186,8 +182,7 @@ void tt_softmax_simd(int rows, int c, const float *x, float *y) {
     }
     const float inv = 1.0f / sum;
     const v128_t vinv = wasm_f32x4_splat(inv);
-    for (j = 0; j + 4 <= c; j += 4)
-      wasm_v128_store(yr + j, wasm_f32x4_mul(wasm_v128_load(yr + j), vinv));
+    for (j = 0; j + 4 <= c; j += 4) wasm_v128_store(yr + j, wasm_f32x4_mul(wasm_v128_load(yr + j), vinv));
     for (; j < c; j++) yr[j] *= inv;
   }
 }
@@ -222,8 +217,7 @@ static void ew_run(const ew_split *e, size_t lo, size_t len) {
   case EW_ZERO: memset(e->y + lo, 0, len * sizeof(float)); break;
   case EW_BIAS_BACKWARD: { /* lo, len: channels of every row */
     const int rows = (int)(e->n / (size_t)e->c);
-    for (int r = 0; r < rows; r++)
-      TT_PICK(tt_bias_backward)(1, (int)len, e->a + (size_t)r * e->c + lo, e->y + lo);
+    for (int r = 0; r < rows; r++) TT_PICK(tt_bias_backward)(1, (int)len, e->a + (size_t)r * e->c + lo, e->y + lo);
   } break;
   case EW_BIAS_ACT: /* lo, len: elements of whole rows */
     TT_PICK(tt_bias_act)((int)(len / (size_t)e->c), e->c, e->y + lo, e->a, e->act);
@@ -256,9 +250,7 @@ static void ew(int kind, size_t n, int c, const float *a, const float *b, float 
 void tt_add(size_t n, const float *a, const float *b, float *y) { ew(EW_ADD, n, 1, a, b, y, 0); }
 void tt_acc(size_t n, const float *x, float *y) { ew(EW_ACC, n, 1, x, NULL, y, 0); }
 void tt_zero(size_t n, float *y) { ew(EW_ZERO, n, 1, NULL, NULL, y, 0); }
-void tt_scale_shift(size_t n, const float *x, float a, float b, float *y) {
-  TT_PICK(tt_scale_shift)(n, x, a, b, y);
-}
+void tt_scale_shift(size_t n, const float *x, float a, float b, float *y) { TT_PICK(tt_scale_shift)(n, x, a, b, y); }
 void tt_bias_act(int rows, int c, float *y, const float *bias, int act) {
   ew(EW_BIAS_ACT, (size_t)rows * c, c, bias, NULL, y, act);
 }

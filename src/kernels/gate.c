@@ -32,8 +32,7 @@ void tt_hsigmoid_scalar(size_t n, const float *x, float a, float b, float *y) {
 /* d/dx (x*a)*relu6(x+b) = a*relu6(x+b) + a*x*[0 < x+b < 6]: TensorFlow's relu6 gradient,
    open at both kinks. Judged from the input x: hard-swish is not monotonic, so its
    output does not tell where the input was. */
-void tt_hswish_backward_scalar(size_t n, const float *x, float a, float b, const float *dy,
-                               float *dx) {
+void tt_hswish_backward_scalar(size_t n, const float *x, float a, float b, const float *dy, float *dx) {
   for (size_t i = 0; i < n; i++) {
     const float t = x[i] + b;
     const float d = a * relu6_f(t) + (t > 0.0f && t < 6.0f ? a * x[i] : 0.0f);
@@ -41,8 +40,7 @@ void tt_hswish_backward_scalar(size_t n, const float *x, float a, float b, const
   }
 }
 
-void tt_hsigmoid_backward_scalar(size_t n, const float *x, float a, float b, const float *dy,
-                                 float *dx) {
+void tt_hsigmoid_backward_scalar(size_t n, const float *x, float a, float b, const float *dy, float *dx) {
   for (size_t i = 0; i < n; i++) {
     const float t = x[i] + b;
     dx[i] += t > 0.0f && t < 6.0f ? dy[i] * a : 0.0f;
@@ -77,8 +75,8 @@ void tt_gate_scalar(int n, int hw, int c, const float *x, const float *s, float 
 }
 
 /* dx += dy*s; ds += sum over pixels of dy*x. dx or ds may be NULL. */
-void tt_gate_backward_scalar(int n, int hw, int c, const float *x, const float *s,
-                             const float *dy, float *dx, float *ds) {
+void tt_gate_backward_scalar(int n, int hw, int c, const float *x, const float *s, const float *dy, float *dx,
+                             float *ds) {
   for (int b = 0; b < n; b++)
     for (int p = 0; p < hw; p++) {
       const size_t o = ((size_t)b * hw + p) * c;
@@ -99,8 +97,8 @@ void tt_prelu_scalar(size_t rows, int c, const float *x, const float *alpha, flo
 }
 
 /* dx += dy * (x > 0 ? 1 : alpha); dalpha += dy * x where x <= 0 (dx may be NULL) */
-void tt_prelu_backward_scalar(size_t rows, int c, const float *x, const float *alpha,
-                              const float *dy, float *dx, float *dalpha) {
+void tt_prelu_backward_scalar(size_t rows, int c, const float *x, const float *alpha, const float *dy, float *dx,
+                              float *dalpha) {
   for (size_t r = 0; r < rows; r++)
     for (int j = 0; j < c; j++) {
       const float v = x[r * c + j], g = dy[r * c + j];
@@ -118,23 +116,27 @@ void tt_prelu_simd(size_t rows, int c, const float *x, const float *alpha, float
     int j = 0;
     for (; j + 4 <= c; j += 4) {
       const v128_t v = wasm_v128_load(xr + j);
-      wasm_v128_store(yr + j, wasm_v128_bitselect(v, wasm_f32x4_mul(wasm_v128_load(alpha + j), v), wasm_f32x4_gt(v, zero)));
+      wasm_v128_store(yr + j,
+                      wasm_v128_bitselect(v, wasm_f32x4_mul(wasm_v128_load(alpha + j), v), wasm_f32x4_gt(v, zero)));
     }
     for (; j < c; j++) yr[j] = xr[j] > 0.0f ? xr[j] : alpha[j] * xr[j];
   }
 }
 
-void tt_prelu_backward_simd(size_t rows, int c, const float *x, const float *alpha,
-                            const float *dy, float *dx, float *dalpha) {
+void tt_prelu_backward_simd(size_t rows, int c, const float *x, const float *alpha, const float *dy, float *dx,
+                            float *dalpha) {
   const v128_t zero = wasm_f32x4_splat(0.0f);
   for (size_t r = 0; r < rows; r++) {
     const float *xr = x + r * c, *gr = dy + r * c;
     int j = 0;
     for (; j + 4 <= c; j += 4) {
       const v128_t v = wasm_v128_load(xr + j), g = wasm_v128_load(gr + j), pos = wasm_f32x4_gt(v, zero);
-      if (dx) wasm_v128_store(dx + r * c + j, wasm_f32x4_add(wasm_v128_load(dx + r * c + j),
-                              wasm_v128_bitselect(g, wasm_f32x4_mul(g, wasm_v128_load(alpha + j)), pos)));
-      wasm_v128_store(dalpha + j, wasm_f32x4_add(wasm_v128_load(dalpha + j), wasm_v128_andnot(wasm_f32x4_mul(g, v), pos)));
+      if (dx)
+        wasm_v128_store(dx + r * c + j,
+                        wasm_f32x4_add(wasm_v128_load(dx + r * c + j),
+                                       wasm_v128_bitselect(g, wasm_f32x4_mul(g, wasm_v128_load(alpha + j)), pos)));
+      wasm_v128_store(dalpha + j,
+                      wasm_f32x4_add(wasm_v128_load(dalpha + j), wasm_v128_andnot(wasm_f32x4_mul(g, v), pos)));
     }
     for (; j < c; j++) {
       const float v = xr[j], g = gr[j];
@@ -170,21 +172,18 @@ void tt_hsigmoid_simd(size_t n, const float *x, float a, float b, float *y) {
   for (; i < n; i++) y[i] = relu6_f(x[i] + b) * a;
 }
 
-void tt_hswish_backward_simd(size_t n, const float *x, float a, float b, const float *dy,
-                             float *dx) {
+void tt_hswish_backward_simd(size_t n, const float *x, float a, float b, const float *dy, float *dx) {
   const v128_t va = wasm_f32x4_splat(a), vb = wasm_f32x4_splat(b);
   size_t i = 0;
   for (; i + 4 <= n; i += 4) {
     const v128_t v = wasm_v128_load(x + i), t = wasm_f32x4_add(v, vb);
-    const v128_t d = wasm_f32x4_add(wasm_f32x4_mul(va, relu6_v(t)),
-                                    wasm_v128_and(wasm_f32x4_mul(va, v), open6_v(t)));
+    const v128_t d = wasm_f32x4_add(wasm_f32x4_mul(va, relu6_v(t)), wasm_v128_and(wasm_f32x4_mul(va, v), open6_v(t)));
     wasm_v128_store(dx + i, wasm_f32x4_add(wasm_v128_load(dx + i), wasm_f32x4_mul(wasm_v128_load(dy + i), d)));
   }
   tt_hswish_backward_scalar(n - i, x + i, a, b, dy + i, dx + i);
 }
 
-void tt_hsigmoid_backward_simd(size_t n, const float *x, float a, float b, const float *dy,
-                               float *dx) {
+void tt_hsigmoid_backward_simd(size_t n, const float *x, float a, float b, const float *dy, float *dx) {
   const v128_t va = wasm_f32x4_splat(a), vb = wasm_f32x4_splat(b);
   size_t i = 0;
   for (; i + 4 <= n; i += 4) {
@@ -238,8 +237,8 @@ void tt_gate_simd(int n, int hw, int c, const float *x, const float *s, float *y
     }
 }
 
-void tt_gate_backward_simd(int n, int hw, int c, const float *x, const float *s,
-                           const float *dy, float *dx, float *ds) {
+void tt_gate_backward_simd(int n, int hw, int c, const float *x, const float *s, const float *dy, float *dx,
+                           float *ds) {
   for (int b = 0; b < n; b++)
     for (int p = 0; p < hw; p++) {
       const size_t o = ((size_t)b * hw + p) * c;
@@ -248,8 +247,11 @@ void tt_gate_backward_simd(int n, int hw, int c, const float *x, const float *s,
       int j = 0;
       for (; j + 4 <= c; j += 4) {
         const v128_t g = wasm_v128_load(dy + o + j);
-        if (dx) wasm_v128_store(dx + o + j, wasm_f32x4_add(wasm_v128_load(dx + o + j), wasm_f32x4_mul(g, wasm_v128_load(sb + j))));
-        if (db) wasm_v128_store(db + j, wasm_f32x4_add(wasm_v128_load(db + j), wasm_f32x4_mul(g, wasm_v128_load(x + o + j))));
+        if (dx)
+          wasm_v128_store(dx + o + j,
+                          wasm_f32x4_add(wasm_v128_load(dx + o + j), wasm_f32x4_mul(g, wasm_v128_load(sb + j))));
+        if (db)
+          wasm_v128_store(db + j, wasm_f32x4_add(wasm_v128_load(db + j), wasm_f32x4_mul(g, wasm_v128_load(x + o + j))));
       }
       for (; j < c; j++) {
         if (dx) dx[o + j] += dy[o + j] * sb[j];
@@ -274,17 +276,12 @@ void tt_mean(int n, int hw, int c, const float *x, float *y) { PICK(tt_mean)(n, 
 void tt_prelu(size_t rows, int c, const float *x, const float *alpha, float *y) {
   PICK(tt_prelu)(rows, c, x, alpha, y);
 }
-void tt_prelu_backward(size_t rows, int c, const float *x, const float *alpha, const float *dy,
-                       float *dx, float *dalpha) {
+void tt_prelu_backward(size_t rows, int c, const float *x, const float *alpha, const float *dy, float *dx,
+                       float *dalpha) {
   PICK(tt_prelu_backward)(rows, c, x, alpha, dy, dx, dalpha);
 }
-void tt_mean_backward(int n, int hw, int c, const float *dy, float *dx) {
-  PICK(tt_mean_backward)(n, hw, c, dy, dx);
-}
-void tt_gate(int n, int hw, int c, const float *x, const float *s, float *y) {
-  PICK(tt_gate)(n, hw, c, x, s, y);
-}
-void tt_gate_backward(int n, int hw, int c, const float *x, const float *s, const float *dy,
-                      float *dx, float *ds) {
+void tt_mean_backward(int n, int hw, int c, const float *dy, float *dx) { PICK(tt_mean_backward)(n, hw, c, dy, dx); }
+void tt_gate(int n, int hw, int c, const float *x, const float *s, float *y) { PICK(tt_gate)(n, hw, c, x, s, y); }
+void tt_gate_backward(int n, int hw, int c, const float *x, const float *s, const float *dy, float *dx, float *ds) {
   PICK(tt_gate_backward)(n, hw, c, x, s, dy, dx, ds);
 }

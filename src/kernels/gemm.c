@@ -40,9 +40,8 @@ static float dot(const float *a, const float *b, int n) {
   return ((s[0] + s[4]) + (s[1] + s[5])) + ((s[2] + s[6]) + (s[3] + s[7])) + t;
 }
 
-void tt_gemm_scalar(int ta, int tb, int M, int N, int K, const float *A, int lda,
-                    const float *B, int ldb, float *C, int ldc, int acc,
-                    const float *bias, int act) {
+void tt_gemm_scalar(int ta, int tb, int M, int N, int K, const float *A, int lda, const float *B, int ldb, float *C,
+                    int ldc, int acc, const float *bias, int act) {
   for (int i = 0; i < M; i++) {
     float *restrict c = C + (size_t)i * ldc;
     if (!acc)
@@ -50,12 +49,12 @@ void tt_gemm_scalar(int ta, int tb, int M, int N, int K, const float *A, int lda
     if (!tb) {
       /* Row of C += scalars * rows of B: unit stride on all, so gcc vectorises it; four
          rows of B per pass cut the loads and stores of the C row by four. */
-#define A_AT(k) (ta ? A[(size_t)(k) * lda + i] : A[(size_t)i * lda + (k)])
+#define A_AT(k) (ta ? A[(size_t)(k)*lda + i] : A[(size_t)i * lda + (k)])
       int k = 0;
       for (; k + 4 <= K; k += 4) {
         const float a0 = A_AT(k), a1 = A_AT(k + 1), a2 = A_AT(k + 2), a3 = A_AT(k + 3);
-        const float *restrict b0 = B + (size_t)k * ldb, *restrict b1 = b0 + ldb,
-                              *restrict b2 = b1 + ldb, *restrict b3 = b2 + ldb;
+        const float *restrict b0 = B + (size_t)k * ldb, *restrict b1 = b0 + ldb, *restrict b2 = b1 + ldb,
+                              *restrict b3 = b2 + ldb;
         for (int j = 0; j < N; j++) c[j] += a0 * b0[j] + a1 * b1[j] + a2 * b2[j] + a3 * b3[j];
       }
       for (; k < K; k++) {
@@ -103,8 +102,7 @@ static int kblock(int K) {
 }
 
 /* Packs op(B)[k0:k0+kc, j0:j0+nc] as consecutive panels of [kc][8]. */
-static void pack_b(int tb, const float *B, int ldb, int k0, int kc, int j0, int nc,
-                   float *dst) {
+static void pack_b(int tb, const float *B, int ldb, int k0, int kc, int j0, int nc, float *dst) {
   for (int p = 0; p < nc; p += GEMM_NR, dst += (size_t)kc * GEMM_NR) {
     const int nr = nc - p < GEMM_NR ? nc - p : GEMM_NR;
     const int j = j0 + p;
@@ -124,8 +122,7 @@ static void pack_b(int tb, const float *B, int ldb, int k0, int kc, int j0, int 
       const float *src = B + (size_t)j * ldb + k0;
       if (nr == GEMM_NR) {
         for (int g = 0; g < 2; g++) {
-          const float *s0 = src + (size_t)(4 * g) * ldb, *s1 = s0 + ldb, *s2 = s1 + ldb,
-                      *s3 = s2 + ldb;
+          const float *s0 = src + (size_t)(4 * g) * ldb, *s1 = s0 + ldb, *s2 = s1 + ldb, *s3 = s2 + ldb;
           int k = 0;
           for (; k + 4 <= kc; k += 4) {
             v128_t r0 = wasm_v128_load(s0 + k), r1 = wasm_v128_load(s1 + k);
@@ -158,8 +155,7 @@ static void pack_b(int tb, const float *B, int ldb, int k0, int kc, int j0, int 
 }
 
 /* Packs op(A)[i0:i0+mr, k0:k0+kc] as [kc][4]. */
-static void pack_a(int ta, const float *A, int lda, int i0, int mr, int k0, int kc,
-                   float *dst) {
+static void pack_a(int ta, const float *A, int lda, int i0, int mr, int k0, int kc, float *dst) {
   if (ta) {
     /* op(A) row i is column i of A: four adjacent rows are one contiguous load. */
     const float *src = A + (size_t)k0 * lda + i0;
@@ -206,8 +202,7 @@ static void pack_a(int ta, const float *A, int lda, int i0, int mr, int k0, int 
    while the tile is still in registers (act_v, the activation every SIMD kernel
    applies), then the store. x[r * nv + v] is row r's v-th vector (nv = 2: a 4x8 tile,
    nv = 1: a 4x4 one); bias points at the tile's first column. */
-static inline __attribute__((always_inline)) void tile_store(v128_t *x, int nv, float *c,
-                                                             int ldc, int final,
+static inline __attribute__((always_inline)) void tile_store(v128_t *x, int nv, float *c, int ldc, int final,
                                                              const float *bias, int act) {
   v128_t bv[2];
   if (final && bias)
@@ -223,9 +218,7 @@ static inline __attribute__((always_inline)) void tile_store(v128_t *x, int nv, 
     }
 }
 
-static inline __attribute__((always_inline)) void tile_load(v128_t *x, int nv,
-                                                            const float *c, int ldc,
-                                                            int load_c) {
+static inline __attribute__((always_inline)) void tile_load(v128_t *x, int nv, const float *c, int ldc, int load_c) {
   for (int r = 0; r < GEMM_MR; r++)
     for (int v = 0; v < nv; v++)
       x[r * nv + v] = load_c ? wasm_v128_load(c + (size_t)r * ldc + 4 * v) : wasm_f32x4_splat(0.0f);
@@ -236,9 +229,9 @@ static inline __attribute__((always_inline)) void tile_load(v128_t *x, int nv,
    k * aks]; row k of panel p of op(B) is b[p * bps + k * bks]. Looping over panels here
    rather than in the caller saves a call per tile, which shows when K is as short as
    MobileNet's expansion layers (K = 16..32). Instantiated twice with its strides (below). */
-static inline __attribute__((always_inline)) void tile_4x8(
-    int np, int kc, const float *a, int ars, int aks, const float *b, int bps, int bks,
-    float *c, int ldc, int load_c, int final, const float *bias, int act) {
+static inline __attribute__((always_inline)) void tile_4x8(int np, int kc, const float *a, int ars, int aks,
+                                                           const float *b, int bps, int bks, float *c, int ldc,
+                                                           int load_c, int final, const float *bias, int act) {
   for (int p = 0; p < np; p++, c += GEMM_NR) {
     const float *a0 = a, *a1 = a0 + ars, *a2 = a1 + ars, *a3 = a2 + ars;
     const float *bp = b + (size_t)p * bps;
@@ -266,10 +259,8 @@ static inline __attribute__((always_inline)) void tile_4x8(
 /* On packed operands: a 4-row sliver [kc][4] and consecutive [kc][8] panels. noinline
    (both instances): inlined into the blocking loops, V8's register allocator spills the
    accumulators and the GEMM runs at half speed (measured 25 vs 45 GFLOP/s). */
-__attribute__((noinline)) static void tile_4x8_packed(int np, int kc, const float *ap,
-                                                      const float *bp, float *c, int ldc,
-                                                      int load_c, int final,
-                                                      const float *bias, int act) {
+__attribute__((noinline)) static void tile_4x8_packed(int np, int kc, const float *ap, const float *bp, float *c,
+                                                      int ldc, int load_c, int final, const float *bias, int act) {
   tile_4x8(np, kc, ap, 1, GEMM_MR, bp, kc * GEMM_NR, GEMM_NR, c, ldc, load_c, final, bias, act);
 }
 
@@ -279,10 +270,9 @@ __attribute__((noinline)) static void tile_4x8_packed(int np, int kc, const floa
    unit-stride streams and the 8-column strip of B a stream of ldb stride, both easy for
    the prefetcher; the caller's K/N blocking keeps the strip of B in L2 across the row
    slivers. Only full 4x8 tiles come here. */
-__attribute__((noinline)) static void tile_4x8_direct(int np, int kc, const float *a,
-                                                      int lda, const float *b, int ldb,
-                                                      float *c, int ldc, int load_c,
-                                                      int final, const float *bias, int act) {
+__attribute__((noinline)) static void tile_4x8_direct(int np, int kc, const float *a, int lda, const float *b, int ldb,
+                                                      float *c, int ldc, int load_c, int final, const float *bias,
+                                                      int act) {
   tile_4x8(np, kc, a, lda, 1, b, GEMM_NR, ldb, c, ldc, load_c, final, bias, act);
 }
 
@@ -290,10 +280,8 @@ __attribute__((noinline)) static void tile_4x8_direct(int np, int kc, const floa
    8-wide tile did twice the work there plus copies, which cost 9-13% of the head's
    GEMMs for 4% of their columns. Row r of op(A) is ar[r][k * as] (as = 1: rows of A;
    as = 4: a packed sliver), row k of the 4 columns of op(B) is b[k * bs]. */
-__attribute__((noinline)) static void tile_4x4(int kc, const float *a0, int lda, int as,
-                                               const float *b, int bs, float *c, int ldc,
-                                               int load_c, int final, const float *bias,
-                                               int act) {
+__attribute__((noinline)) static void tile_4x4(int kc, const float *a0, int lda, int as, const float *b, int bs,
+                                               float *c, int ldc, int load_c, int final, const float *bias, int act) {
   const float *a1 = a0 + lda, *a2 = a1 + lda, *a3 = a2 + lda;
   v128_t x[4];
   tile_load(x, 1, c, ldc, load_c);
@@ -329,9 +317,8 @@ static float vdot(const float *a, const float *b, int n) {
 /* M < 4 (a GEMV, or the head with a batch of 1-3): a 4-row tile would be mostly padding
    and packing B would cost as much as the product itself, so B is streamed directly,
    one row of C at a time (measured 3.5 -> ~14 GFLOP/s for M = 1). */
-static void gemm_few_rows(int ta, int tb, int M, int N, int K, const float *A, int lda,
-                          const float *B, int ldb, float *C, int ldc, int acc,
-                          const float *bias, int act) {
+static void gemm_few_rows(int ta, int tb, int M, int N, int K, const float *A, int lda, const float *B, int ldb,
+                          float *C, int ldc, int acc, const float *bias, int act) {
   const v128_t zero = wasm_f32x4_splat(0.0f);
   for (int i = 0; i < M; i++) {
     float *c = C + (size_t)i * ldc;
@@ -341,19 +328,17 @@ static void gemm_few_rows(int ta, int tb, int M, int N, int K, const float *A, i
       for (; j < N; j++) c[j] = 0.0f;
     }
     if (!tb) {
-#define A_AT(k) (ta ? A[(size_t)(k) * lda + i] : A[(size_t)i * lda + (k)])
+#define A_AT(k) (ta ? A[(size_t)(k)*lda + i] : A[(size_t)i * lda + (k)])
       int k = 0;
       for (; k + 4 <= K; k += 4) { /* four rows of B per pass over the C row */
         const float s0 = A_AT(k), s1 = A_AT(k + 1), s2 = A_AT(k + 2), s3 = A_AT(k + 3);
-        const v128_t a0 = wasm_f32x4_splat(s0), a1 = wasm_f32x4_splat(s1),
-                     a2 = wasm_f32x4_splat(s2), a3 = wasm_f32x4_splat(s3);
+        const v128_t a0 = wasm_f32x4_splat(s0), a1 = wasm_f32x4_splat(s1), a2 = wasm_f32x4_splat(s2),
+                     a3 = wasm_f32x4_splat(s3);
         const float *b0 = B + (size_t)k * ldb, *b1 = b0 + ldb, *b2 = b1 + ldb, *b3 = b2 + ldb;
         int j = 0;
         for (; j + 4 <= N; j += 4) {
-          const v128_t p01 =
-              TT_MADD(a1, wasm_v128_load(b1 + j), wasm_f32x4_mul(a0, wasm_v128_load(b0 + j)));
-          const v128_t p23 =
-              TT_MADD(a3, wasm_v128_load(b3 + j), wasm_f32x4_mul(a2, wasm_v128_load(b2 + j)));
+          const v128_t p01 = TT_MADD(a1, wasm_v128_load(b1 + j), wasm_f32x4_mul(a0, wasm_v128_load(b0 + j)));
+          const v128_t p23 = TT_MADD(a3, wasm_v128_load(b3 + j), wasm_f32x4_mul(a2, wasm_v128_load(b2 + j)));
           wasm_v128_store(c + j, wasm_f32x4_add(wasm_v128_load(c + j), wasm_f32x4_add(p01, p23)));
         }
         for (; j < N; j++) c[j] += (s0 * b0[j] + s1 * b1[j]) + (s2 * b2[j] + s3 * b3[j]);
@@ -363,8 +348,7 @@ static void gemm_few_rows(int ta, int tb, int M, int N, int K, const float *A, i
         const v128_t a0 = wasm_f32x4_splat(s0);
         const float *b0 = B + (size_t)k * ldb;
         int j = 0;
-        for (; j + 4 <= N; j += 4)
-          wasm_v128_store(c + j, TT_MADD(a0, wasm_v128_load(b0 + j), wasm_v128_load(c + j)));
+        for (; j + 4 <= N; j += 4) wasm_v128_store(c + j, TT_MADD(a0, wasm_v128_load(b0 + j), wasm_v128_load(c + j)));
         for (; j < N; j++) c[j] += s0 * b0[j];
       }
 #undef A_AT
@@ -400,8 +384,8 @@ static void gemm_few_rows(int ta, int tb, int M, int N, int K, const float *A, i
    whole (column blocks of a C too large for L2 made the write-back of C run twice over
    the same lines). */
 #define GEMM_DIRECT_L2 (512 * 1024)
-static void gemm_direct(int M4, int N8, int K, const float *A, int lda, const float *B,
-                        int ldb, float *C, int ldc, int acc, const float *bias, int act) {
+static void gemm_direct(int M4, int N8, int K, const float *A, int lda, const float *B, int ldb, float *C, int ldc,
+                        int acc, const float *bias, int act) {
   const int kb = kblock(K);
   for (int k0 = 0; k0 < K; k0 += kb) {
     const int kc = K - k0 < kb ? K - k0 : kb;
@@ -415,16 +399,14 @@ static void gemm_direct(int M4, int N8, int K, const float *A, int lda, const fl
     for (int j0 = 0; j0 < N8; j0 += ncb) {
       const int nc = N8 - j0 < ncb ? N8 - j0 : ncb;
       for (int i0 = 0; i0 < M4; i0 += GEMM_MR)
-        tile_4x8_direct(nc / GEMM_NR, kc, A + (size_t)i0 * lda + k0, lda,
-                        B + (size_t)k0 * ldb + j0, ldb, C + (size_t)i0 * ldc + j0, ldc, load_c,
-                        final, final && bias ? bias + j0 : NULL, act);
+        tile_4x8_direct(nc / GEMM_NR, kc, A + (size_t)i0 * lda + k0, lda, B + (size_t)k0 * ldb + j0, ldb,
+                        C + (size_t)i0 * ldc + j0, ldc, load_c, final, final && bias ? bias + j0 : NULL, act);
     }
   }
 }
 
-static void gemm_packed(int ta, int tb, int M, int N, int K, const float *A, int lda,
-                        const float *B, int ldb, float *C, int ldc, int acc,
-                        const float *bias, int act) {
+static void gemm_packed(int ta, int tb, int M, int N, int K, const float *A, int lda, const float *B, int ldb, float *C,
+                        int ldc, int acc, const float *bias, int act) {
   /* On the stack rather than static (kernels must not allocate): each thread running a
      GEMM gets its own. 132 KiB; the engine's stacks are 1 MiB. */
   float gemm_bpack[GEMM_KC * GEMM_NC], gemm_apack[GEMM_KC * GEMM_MR];
@@ -448,25 +430,24 @@ static void gemm_packed(int ta, int tb, int M, int N, int K, const float *A, int
            checks, and only its valid part is written back. */
         const int full = mr == GEMM_MR ? nc / GEMM_NR : 0;
         if (full > 0)
-          tile_4x8_packed(full, kc, gemm_apack, gemm_bpack, C + (size_t)i0 * ldc + j0, ldc,
-                          load_c, final, final && bias ? bias + j0 : NULL, act);
+          tile_4x8_packed(full, kc, gemm_apack, gemm_bpack, C + (size_t)i0 * ldc + j0, ldc, load_c, final,
+                          final && bias ? bias + j0 : NULL, act);
         for (int p = full * GEMM_NR; p < nc; p += GEMM_NR) {
           const int nr = nc - p < GEMM_NR ? nc - p : GEMM_NR;
           float *c = C + (size_t)i0 * ldc + j0 + p;
           if (mr == GEMM_MR && nr == 4) { /* the first 4 columns of the padded panel */
-            tile_4x4(kc, gemm_apack, 1, GEMM_MR, gemm_bpack + (size_t)p * kc, GEMM_NR, c, ldc,
-                     load_c, final, final && bias ? bias + j0 + p : NULL, act);
+            tile_4x4(kc, gemm_apack, 1, GEMM_MR, gemm_bpack + (size_t)p * kc, GEMM_NR, c, ldc, load_c, final,
+                     final && bias ? bias + j0 + p : NULL, act);
             continue;
           }
           float tile[GEMM_MR * GEMM_NR], btile[GEMM_NR];
           for (int r = 0; r < GEMM_MR; r++)
             for (int jj = 0; jj < GEMM_NR; jj++)
-              tile[r * GEMM_NR + jj] =
-                  load_c && r < mr && jj < nr ? c[(size_t)r * ldc + jj] : 0.0f;
+              tile[r * GEMM_NR + jj] = load_c && r < mr && jj < nr ? c[(size_t)r * ldc + jj] : 0.0f;
           if (final && bias)
             for (int jj = 0; jj < GEMM_NR; jj++) btile[jj] = jj < nr ? bias[j0 + p + jj] : 0.0f;
-          tile_4x8_packed(1, kc, gemm_apack, gemm_bpack + (size_t)p * kc, tile, GEMM_NR,
-                          load_c, final, final && bias ? btile : NULL, act);
+          tile_4x8_packed(1, kc, gemm_apack, gemm_bpack + (size_t)p * kc, tile, GEMM_NR, load_c, final,
+                          final && bias ? btile : NULL, act);
           for (int r = 0; r < mr; r++)
             for (int jj = 0; jj < nr; jj++) c[(size_t)r * ldc + jj] = tile[r * GEMM_NR + jj];
         }
@@ -475,9 +456,8 @@ static void gemm_packed(int ta, int tb, int M, int N, int K, const float *A, int
   }
 }
 
-void tt_gemm_simd(int ta, int tb, int M, int N, int K, const float *A, int lda,
-                  const float *B, int ldb, float *C, int ldc, int acc,
-                  const float *bias, int act) {
+void tt_gemm_simd(int ta, int tb, int M, int N, int K, const float *A, int lda, const float *B, int ldb, float *C,
+                  int ldc, int acc, const float *bias, int act) {
   if (M <= 0 || N <= 0) return;
   const int M4 = M / GEMM_MR * GEMM_MR, N8 = N / GEMM_NR * GEMM_NR;
   if (ta || tb || M4 == 0 || N8 == 0 || K <= 0) {
@@ -491,17 +471,14 @@ void tt_gemm_simd(int ta, int tb, int M, int N, int K, const float *A, int lda,
     for (int k0 = 0; k0 < K; k0 += kb) {
       const int kc = K - k0 < kb ? K - k0 : kb, final = k0 + kc == K;
       for (int i0 = 0; i0 < M4; i0 += GEMM_MR)
-        tile_4x4(kc, A + (size_t)i0 * lda + k0, lda, 1, B + (size_t)k0 * ldb + N8, ldb,
-                 C + (size_t)i0 * ldc + N8, ldc, acc || k0 > 0, final,
-                 final && bias ? bias + N8 : NULL, act);
+        tile_4x4(kc, A + (size_t)i0 * lda + k0, lda, 1, B + (size_t)k0 * ldb + N8, ldb, C + (size_t)i0 * ldc + N8, ldc,
+                 acc || k0 > 0, final, final && bias ? bias + N8 : NULL, act);
     }
     N4 = N8 + 4;
   }
   if (N4 < N) /* the last columns of the full row slivers */
-    gemm_packed(0, 0, M4, N - N4, K, A, lda, B + N4, ldb, C + N4, ldc, acc,
-                bias ? bias + N4 : NULL, act);
+    gemm_packed(0, 0, M4, N - N4, K, A, lda, B + N4, ldb, C + N4, ldc, acc, bias ? bias + N4 : NULL, act);
   if (M4 < M) /* the last rows, all columns */
-    gemm_packed(0, 0, M - M4, N, K, A + (size_t)M4 * lda, lda, B, ldb,
-                C + (size_t)M4 * ldc, ldc, acc, bias, act);
+    gemm_packed(0, 0, M - M4, N, K, A + (size_t)M4 * lda, lda, B, ldb, C + (size_t)M4 * ldc, ldc, acc, bias, act);
 }
 #endif

@@ -11,9 +11,8 @@
 #include "act.h"
 #include "threads.h"
 
-static void gemm_1(int ta, int tb, int M, int N, int K, const float *A, int lda,
-                   const float *B, int ldb, float *C, int ldc, int acc, const float *bias,
-                   int act) {
+static void gemm_1(int ta, int tb, int M, int N, int K, const float *A, int lda, const float *B, int ldb, float *C,
+                   int ldc, int acc, const float *bias, int act) {
 #ifdef __wasm_simd128__
   tt_gemm_simd(ta, tb, M, N, K, A, lda, B, ldb, C, ldc, acc, bias, act);
 #else
@@ -48,8 +47,7 @@ static void cut_task(void *p, int t) {
 void tt_gemm_cut(int M, int N, double macs, tt_gemm_block block, void *ctx) {
   const int T = tt_threads();
   const int rows_ok = M >= 8 * T, cols_ok = N >= 16 * T;
-  const int unit = T < 2 || macs < GEMM_PAR_MIN ? 0
-                   : rows_ok && (N <= M || !cols_ok) ? 4 : cols_ok ? 8 : 0;
+  const int unit = T < 2 || macs < GEMM_PAR_MIN ? 0 : rows_ok && (N <= M || !cols_ok) ? 4 : cols_ok ? 8 : 0;
   if (!unit) {
     block(ctx, 1, 0, M);
     return;
@@ -73,12 +71,11 @@ typedef struct {
 static void gemm_block(void *ctx, int rows, int lo, int hi) {
   const gemm_args *g = ctx;
   if (rows)
-    gemm_1(g->ta, g->tb, hi - lo, g->N, g->K, g->A + (g->ta ? (size_t)lo : (size_t)lo * g->lda),
-           g->lda, g->B, g->ldb, g->C + (size_t)lo * g->ldc, g->ldc, g->acc, g->bias, g->act);
+    gemm_1(g->ta, g->tb, hi - lo, g->N, g->K, g->A + (g->ta ? (size_t)lo : (size_t)lo * g->lda), g->lda, g->B, g->ldb,
+           g->C + (size_t)lo * g->ldc, g->ldc, g->acc, g->bias, g->act);
   else
-    gemm_1(g->ta, g->tb, g->M, hi - lo, g->K, g->A, g->lda,
-           g->B + (g->tb ? (size_t)lo * g->ldb : (size_t)lo), g->ldb, g->C + lo, g->ldc, g->acc,
-           g->bias ? g->bias + lo : NULL, g->act);
+    gemm_1(g->ta, g->tb, g->M, hi - lo, g->K, g->A, g->lda, g->B + (g->tb ? (size_t)lo * g->ldb : (size_t)lo), g->ldb,
+           g->C + lo, g->ldc, g->acc, g->bias ? g->bias + lo : NULL, g->act);
 }
 
 /* A short, deep product (a dense layer on a batch: 16 x 100 outputs over K = 1792) is
@@ -90,8 +87,8 @@ static void gemm_block(void *ctx, int rows, int lo, int hi) {
    on 2 cores). Cut across K, thread t reads the rows it updates. Whether a product is cut
    this way, and where, depends on its shape alone, so the sums are the same for any
    number of threads. */
-#define KPARTS 4
-#define KSPLIT_MIN_K 1024 /* parts of >= 256 (one K block) */
+#define KPARTS        4
+#define KSPLIT_MIN_K  1024 /* parts of >= 256 (one K block) */
 #define KSPLIT_MAX_MN 4096 /* four partials on the caller's stack: 64 KiB */
 
 typedef struct {
@@ -106,9 +103,9 @@ static void ksplit_task(void *p, int t) {
   const gemm_args *g = &s->g;
   for (int q = t * KPARTS / s->tasks; q < (t + 1) * KPARTS / s->tasks; q++) {
     const int k0 = q * s->kp, kc = q == KPARTS - 1 ? g->K - k0 : s->kp;
-    gemm_1(g->ta, g->tb, g->M, g->N, kc, g->A + (g->ta ? (size_t)k0 * g->lda : (size_t)k0),
-           g->lda, g->B + (g->tb ? (size_t)k0 : (size_t)k0 * g->ldb), g->ldb,
-           s->part + (size_t)q * g->M * g->N, g->N, 0, NULL, TT_ACT_NONE);
+    gemm_1(g->ta, g->tb, g->M, g->N, kc, g->A + (g->ta ? (size_t)k0 * g->lda : (size_t)k0), g->lda,
+           g->B + (g->tb ? (size_t)k0 : (size_t)k0 * g->ldb), g->ldb, s->part + (size_t)q * g->M * g->N, g->N, 0, NULL,
+           TT_ACT_NONE);
   }
 }
 
@@ -133,9 +130,8 @@ __attribute__((noinline)) static void gemm_ksplit(const gemm_args *g) {
   }
 }
 
-void tt_gemm(int ta, int tb, int M, int N, int K, const float *A, int lda,
-             const float *B, int ldb, float *C, int ldc, int acc,
-             const float *bias, int act) {
+void tt_gemm(int ta, int tb, int M, int N, int K, const float *A, int lda, const float *B, int ldb, float *C, int ldc,
+             int acc, const float *bias, int act) {
   gemm_args g = {ta, tb, M, N, K, lda, ldb, ldc, acc, act, A, B, bias, C};
   const double macs = (double)M * N * K;
   if (K >= KSPLIT_MIN_K && (double)M * N <= KSPLIT_MAX_MN && macs >= GEMM_PAR_MIN)

@@ -15,7 +15,7 @@ uint16_t tt_f16_from_f32(float f) {
   const uint16_t sign = (uint16_t)((x >> 16) & 0x8000);
   const uint32_t ax = x & 0x7fffffffu;
   if (ax >= 0x7f800000u) return sign | 0x7c00 | (ax > 0x7f800000u ? 0x200 : 0); /* inf, NaN */
-  if (ax >= 0x477ff000u) return sign | 0x7c00; /* from 65520 (halfway past 65504) on */
+  if (ax >= 0x477ff000u) return sign | 0x7c00;                                  /* from 65520 (halfway past 65504) on */
   if (ax < 0x38800000u) { /* below 2^-14: a multiple of 2^-24, exactly scaled, rounded */
     float a;
     memcpy(&a, &ax, sizeof a);

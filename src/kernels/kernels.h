@@ -11,9 +11,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
-enum { TT_ACT_NONE = 0, TT_ACT_RELU = 1, TT_ACT_RELU6 = 2,
-       /* only on a standalone 'act' op (net.h), with the graph's constants: gate.c */
-       TT_ACT_HSWISH = 3, TT_ACT_HSIGMOID = 4 };
+enum {
+  TT_ACT_NONE = 0,
+  TT_ACT_RELU = 1,
+  TT_ACT_RELU6 = 2,
+  /* only on a standalone 'act' op (net.h), with the graph's constants: gate.c */
+  TT_ACT_HSWISH = 3,
+  TT_ACT_HSIGMOID = 4
+};
 
 /* ---- gemm.c (one thread), gemm_cut.c (across threads) ---------------------------
    C[M,N] = (acc ? C : 0) + op(A) * op(B), then + bias[N] (if bias), then act.
@@ -21,9 +26,8 @@ enum { TT_ACT_NONE = 0, TT_ACT_RELU = 1, TT_ACT_RELU6 = 2,
    K x M, row stride lda). Likewise op(B) is [K,N]: B (tb=0, K x N, ldb) or B^T
    (tb=1, B is N x K, ldb). Pointwise conv forward is (ta=0,tb=0); its weight grad
    dW = X^T dY is (ta=1,tb=0); its input grad dX = dY W^T is (ta=0,tb=1). */
-void tt_gemm(int ta, int tb, int M, int N, int K, const float *A, int lda,
-             const float *B, int ldb, float *C, int ldc, int acc,
-             const float *bias, int act);
+void tt_gemm(int ta, int tb, int M, int N, int K, const float *A, int lda, const float *B, int ldb, float *C, int ldc,
+             int acc, const float *bias, int act);
 
 /* tt_gemm's cut of an M x N output of `macs` multiply-adds across the pool's threads,
    shared with tt_qgemm: block(ctx, rows, lo, hi) runs for each block of whole rows
@@ -50,8 +54,7 @@ typedef struct {
 size_t tt_qpack_size(int K, int N);
 /* Packs codes [K][N]; returns the largest code a row of A may take (qmax). */
 int tt_qpack(int K, int N, const int16_t *codes, int16_t *dst);
-void tt_qgemm(int M, const tt_qmat *W, const float *A, int lda, float *C, int ldc, int acc,
-              const float *bias, int act);
+void tt_qgemm(int M, const tt_qmat *W, const float *A, int lda, float *C, int ldc, int acc, const float *bias, int act);
 
 /* ---- shapes shared by the spatial kernels ---------------------------------------
    Input x is [n,h,w,c]; output y is [n,oh,ow,oc]. pt/pl are the zero padding rows and
@@ -70,22 +73,17 @@ typedef struct {
    whole. tt_bands runs f over bands of rows (or whole images) across the pool's threads
    when the work (macs_per_pixel per output pixel) is worth it. */
 tt_shape tt_band(const tt_shape *s, int oy0, int oy1, int *row0);
-typedef void (*tt_spatial_fn)(const tt_shape *s, const float *x, const float *w,
-                              const float *bias, int act, float *y);
-void tt_bands(tt_spatial_fn f, double macs_per_pixel, const tt_shape *s, const float *x,
-              const float *w, const float *bias, int act, float *y);
+typedef void (*tt_spatial_fn)(const tt_shape *s, const float *x, const float *w, const float *bias, int act, float *y);
+void tt_bands(tt_spatial_fn f, double macs_per_pixel, const tt_shape *s, const float *x, const float *w,
+              const float *bias, int act, float *y);
 
 /* ---- dwconv.c: depthwise convolution, multiplier 1, filter [kh][kw][c] ----------- */
-void tt_dwconv(const tt_shape *s, const float *x, const float *w,
-               const float *bias, int act, float *y);
-void tt_dwconv_backward_input(const tt_shape *s, const float *dy, const float *w,
-                              float *dx); /* dx overwritten */
-void tt_dwconv_backward_filter(const tt_shape *s, const float *x, const float *dy,
-                               float *dw); /* dw += */
+void tt_dwconv(const tt_shape *s, const float *x, const float *w, const float *bias, int act, float *y);
+void tt_dwconv_backward_input(const tt_shape *s, const float *dy, const float *w, float *dx);  /* dx overwritten */
+void tt_dwconv_backward_filter(const tt_shape *s, const float *x, const float *dy, float *dw); /* dw += */
 
 /* ---- conv.c: general 2-D convolution, filter [kh][kw][c][oc] (HWIO) -------------- */
-void tt_conv2d(const tt_shape *s, const float *x, const float *w,
-               const float *bias, int act, float *y);
+void tt_conv2d(const tt_shape *s, const float *x, const float *w, const float *bias, int act, float *y);
 
 /* ---- pool.c ----------------------------------------------------------------------
    Average pooling, TF semantics: padded cells are not counted in the divisor. */
@@ -93,16 +91,17 @@ void tt_avgpool(const tt_shape *s, const float *x, float *y);
 void tt_avgpool_backward(const tt_shape *s, const float *dy, float *dx); /* dx overwritten */
 
 /* ---- eltwise.c --------------------------------------------------------------------- */
-void tt_add(size_t n, const float *a, const float *b, float *y);  /* y = a + b (y may alias) */
-void tt_acc(size_t n, const float *x, float *y);                  /* y += x */
-void tt_zero(size_t n, float *y);                                 /* y = 0 (memset, across threads) */
+void tt_add(size_t n, const float *a, const float *b, float *y);           /* y = a + b (y may alias) */
+void tt_acc(size_t n, const float *x, float *y);                           /* y += x */
+void tt_zero(size_t n, float *y);                                          /* y = 0 (memset, across threads) */
 void tt_scale_shift(size_t n, const float *x, float a, float b, float *y); /* y = a*x + b */
-void tt_bias_act(int rows, int c, float *y, const float *bias, int act); /* y = act(y + bias) in place; bias may be NULL */
+void tt_bias_act(int rows, int c, float *y, const float *bias,
+                 int act); /* y = act(y + bias) in place; bias may be NULL */
 /* dy *= act'(.) judged from the activation's output y: relu passes where y > 0, relu6
    where 0 < y < 6 (TensorFlow's convention at the kinks). In place on dy. */
 void tt_act_backward(size_t n, const float *y, float *dy, int act);
 void tt_bias_backward(int rows, int c, const float *dy, float *db); /* db[c] += sum over rows */
-void tt_softmax(int rows, int c, const float *x, float *y);       /* numerically stable */
+void tt_softmax(int rows, int c, const float *x, float *y);         /* numerically stable */
 
 /* ---- gate.c: MobileNetV3's hard activations, global mean, channel gate -------------
    hswish y = (x*a) * relu6(x + b), hsigmoid y = relu6(x + b) * a (a = 1/6, b = 3 as the
@@ -117,13 +116,12 @@ void tt_hsigmoid_backward(size_t n, const float *x, float a, float b, const floa
 void tt_mean(int n, int hw, int c, const float *x, float *y);
 void tt_mean_backward(int n, int hw, int c, const float *dy, float *dx);
 void tt_gate(int n, int hw, int c, const float *x, const float *s, float *y);
-void tt_gate_backward(int n, int hw, int c, const float *x, const float *s, const float *dy,
-                      float *dx, float *ds);
+void tt_gate_backward(int n, int hw, int c, const float *x, const float *s, const float *dy, float *dx, float *ds);
 /* PReLU over rows of c channels: y = x > 0 ? x : alpha[c]*x; backward dx += dy*(x > 0 ? 1 :
    alpha) (dx may be NULL), dalpha[c] += dy*x where x <= 0. */
 void tt_prelu(size_t rows, int c, const float *x, const float *alpha, float *y);
-void tt_prelu_backward(size_t rows, int c, const float *x, const float *alpha, const float *dy,
-                       float *dx, float *dalpha);
+void tt_prelu_backward(size_t rows, int c, const float *x, const float *alpha, const float *dy, float *dx,
+                       float *dalpha);
 
 /* ---- optim.c: one Adam / AdamW step over n parameters ------------------------------
    g' = g + wd*w (Adam's L2 form, decoupled = 0); m = b1*m + (1-b1)*g';
@@ -146,19 +144,14 @@ void tt_f16_unpack(size_t n, const uint16_t *x, float *y);
 
 /* ---- variants -----------------------------------------------------------------------
    Same contracts as above; exported so tests and benchmarks can compare them. */
-void tt_gemm_scalar(int ta, int tb, int M, int N, int K, const float *A, int lda,
-                    const float *B, int ldb, float *C, int ldc, int acc,
-                    const float *bias, int act);
-void tt_qgemm_scalar(int M, const tt_qmat *W, const float *A, int lda, float *C, int ldc,
-                     int acc, const float *bias, int act);
-void tt_dwconv_scalar(const tt_shape *s, const float *x, const float *w,
-                      const float *bias, int act, float *y);
-void tt_dwconv_backward_input_scalar(const tt_shape *s, const float *dy, const float *w,
-                                     float *dx);
-void tt_dwconv_backward_filter_scalar(const tt_shape *s, const float *x, const float *dy,
-                                      float *dw);
-void tt_conv2d_scalar(const tt_shape *s, const float *x, const float *w,
-                      const float *bias, int act, float *y);
+void tt_gemm_scalar(int ta, int tb, int M, int N, int K, const float *A, int lda, const float *B, int ldb, float *C,
+                    int ldc, int acc, const float *bias, int act);
+void tt_qgemm_scalar(int M, const tt_qmat *W, const float *A, int lda, float *C, int ldc, int acc, const float *bias,
+                     int act);
+void tt_dwconv_scalar(const tt_shape *s, const float *x, const float *w, const float *bias, int act, float *y);
+void tt_dwconv_backward_input_scalar(const tt_shape *s, const float *dy, const float *w, float *dx);
+void tt_dwconv_backward_filter_scalar(const tt_shape *s, const float *x, const float *dy, float *dw);
+void tt_conv2d_scalar(const tt_shape *s, const float *x, const float *w, const float *bias, int act, float *y);
 void tt_avgpool_scalar(const tt_shape *s, const float *x, float *y);
 void tt_avgpool_backward_scalar(const tt_shape *s, const float *dy, float *dx);
 void tt_add_scalar(size_t n, const float *a, const float *b, float *y);
@@ -175,28 +168,22 @@ void tt_hsigmoid_backward_scalar(size_t n, const float *x, float a, float b, con
 void tt_mean_scalar(int n, int hw, int c, const float *x, float *y);
 void tt_mean_backward_scalar(int n, int hw, int c, const float *dy, float *dx);
 void tt_gate_scalar(int n, int hw, int c, const float *x, const float *s, float *y);
-void tt_gate_backward_scalar(int n, int hw, int c, const float *x, const float *s,
-                             const float *dy, float *dx, float *ds);
+void tt_gate_backward_scalar(int n, int hw, int c, const float *x, const float *s, const float *dy, float *dx,
+                             float *ds);
 void tt_prelu_scalar(size_t rows, int c, const float *x, const float *alpha, float *y);
-void tt_prelu_backward_scalar(size_t rows, int c, const float *x, const float *alpha,
-                              const float *dy, float *dx, float *dalpha);
-void tt_adam_scalar(size_t n, float *w, const float *g, float *m, float *v,
-                    const tt_adam_cfg *c);
+void tt_prelu_backward_scalar(size_t rows, int c, const float *x, const float *alpha, const float *dy, float *dx,
+                              float *dalpha);
+void tt_adam_scalar(size_t n, float *w, const float *g, float *m, float *v, const tt_adam_cfg *c);
 
 #ifdef __wasm_simd128__
-void tt_gemm_simd(int ta, int tb, int M, int N, int K, const float *A, int lda,
-                  const float *B, int ldb, float *C, int ldc, int acc,
-                  const float *bias, int act);
-void tt_qgemm_simd(int M, const tt_qmat *W, const float *A, int lda, float *C, int ldc,
-                   int acc, const float *bias, int act);
-void tt_dwconv_simd(const tt_shape *s, const float *x, const float *w,
-                    const float *bias, int act, float *y);
-void tt_dwconv_backward_input_simd(const tt_shape *s, const float *dy, const float *w,
-                                   float *dx);
-void tt_dwconv_backward_filter_simd(const tt_shape *s, const float *x, const float *dy,
-                                    float *dw);
-void tt_conv2d_simd(const tt_shape *s, const float *x, const float *w,
-                    const float *bias, int act, float *y);
+void tt_gemm_simd(int ta, int tb, int M, int N, int K, const float *A, int lda, const float *B, int ldb, float *C,
+                  int ldc, int acc, const float *bias, int act);
+void tt_qgemm_simd(int M, const tt_qmat *W, const float *A, int lda, float *C, int ldc, int acc, const float *bias,
+                   int act);
+void tt_dwconv_simd(const tt_shape *s, const float *x, const float *w, const float *bias, int act, float *y);
+void tt_dwconv_backward_input_simd(const tt_shape *s, const float *dy, const float *w, float *dx);
+void tt_dwconv_backward_filter_simd(const tt_shape *s, const float *x, const float *dy, float *dw);
+void tt_conv2d_simd(const tt_shape *s, const float *x, const float *w, const float *bias, int act, float *y);
 void tt_avgpool_simd(const tt_shape *s, const float *x, float *y);
 void tt_avgpool_backward_simd(const tt_shape *s, const float *dy, float *dx);
 void tt_add_simd(size_t n, const float *a, const float *b, float *y);
@@ -213,13 +200,11 @@ void tt_hsigmoid_backward_simd(size_t n, const float *x, float a, float b, const
 void tt_mean_simd(int n, int hw, int c, const float *x, float *y);
 void tt_mean_backward_simd(int n, int hw, int c, const float *dy, float *dx);
 void tt_gate_simd(int n, int hw, int c, const float *x, const float *s, float *y);
-void tt_gate_backward_simd(int n, int hw, int c, const float *x, const float *s,
-                           const float *dy, float *dx, float *ds);
+void tt_gate_backward_simd(int n, int hw, int c, const float *x, const float *s, const float *dy, float *dx, float *ds);
 void tt_prelu_simd(size_t rows, int c, const float *x, const float *alpha, float *y);
-void tt_prelu_backward_simd(size_t rows, int c, const float *x, const float *alpha,
-                            const float *dy, float *dx, float *dalpha);
-void tt_adam_simd(size_t n, float *w, const float *g, float *m, float *v,
-                  const tt_adam_cfg *c);
+void tt_prelu_backward_simd(size_t rows, int c, const float *x, const float *alpha, const float *dy, float *dx,
+                            float *dalpha);
+void tt_adam_simd(size_t n, float *w, const float *g, float *m, float *v, const tt_adam_cfg *c);
 #endif
 
 #endif

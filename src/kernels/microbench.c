@@ -23,21 +23,30 @@ static float *filled(size_t n) {
    measures the kernel alone); reps > 0 runs the kernel that many times on them. Returns
    0, or -1 when out of memory, the kind is unknown or nothing was set up. */
 static struct {
-  int kind; tt_shape s; int a, b, c; float *x, *w, *y, *bias;
-  int16_t *q; tt_qmat qm;
+  int kind;
+  tt_shape s;
+  int a, b, c;
+  float *x, *w, *y, *bias;
+  int16_t *q;
+  tt_qmat qm;
 } mb;
 
-__attribute__((export_name("tt_bench_kernel"))) int tt_bench_kernel(int kind, int a, int b,
-                                                                     int c, int reps) {
+__attribute__((export_name("tt_bench_kernel"))) int tt_bench_kernel(int kind, int a, int b, int c, int reps) {
   if (reps > 0) {
     if (!mb.x || mb.kind != kind || mb.a != a || mb.b != b || mb.c != c) return -1;
     for (int r = 0; r < reps; r++) {
-      if (kind == 0) tt_gemm(0, 0, a, b, c, mb.x, c, mb.w, b, mb.y, b, 0, mb.bias, TT_ACT_RELU6);
-      else if (kind == 3) tt_qgemm(a, &mb.qm, mb.x, c, mb.y, b, 0, mb.bias, TT_ACT_RELU6);
-      else if (kind == 4) tt_gemm(1, 0, c, b, a, mb.x, c, mb.w, b, mb.y, b, 0, NULL, TT_ACT_NONE);
-      else if (kind == 5) tt_gemm(0, 1, a, c, b, mb.w, b, mb.x, b, mb.y, c, 1, NULL, TT_ACT_NONE);
-      else if (kind == 1) tt_dwconv(&mb.s, mb.x, mb.w, mb.bias, TT_ACT_RELU6, mb.y);
-      else tt_conv2d(&mb.s, mb.x, mb.w, mb.bias, TT_ACT_RELU6, mb.y);
+      if (kind == 0)
+        tt_gemm(0, 0, a, b, c, mb.x, c, mb.w, b, mb.y, b, 0, mb.bias, TT_ACT_RELU6);
+      else if (kind == 3)
+        tt_qgemm(a, &mb.qm, mb.x, c, mb.y, b, 0, mb.bias, TT_ACT_RELU6);
+      else if (kind == 4)
+        tt_gemm(1, 0, c, b, a, mb.x, c, mb.w, b, mb.y, b, 0, NULL, TT_ACT_NONE);
+      else if (kind == 5)
+        tt_gemm(0, 1, a, c, b, mb.w, b, mb.x, b, mb.y, c, 1, NULL, TT_ACT_NONE);
+      else if (kind == 1)
+        tt_dwconv(&mb.s, mb.x, mb.w, mb.bias, TT_ACT_RELU6, mb.y);
+      else
+        tt_conv2d(&mb.s, mb.x, mb.w, mb.bias, TT_ACT_RELU6, mb.y);
     }
     return 0;
   }
@@ -48,8 +57,7 @@ __attribute__((export_name("tt_bench_kernel"))) int tt_bench_kernel(int kind, in
   if (kind == 0 || kind == 3) {
     if (kind == 3 && c > TT_QGEMM_MAX_K) return -1;
     /* kind 3: w holds the per-column factors wb, wsum (padded), not weights */
-    nx = (size_t)a * c, nw = kind == 0 ? (size_t)c * b : 2 * ((size_t)b + 8), ny = (size_t)a * b,
-    nb = (size_t)b;
+    nx = (size_t)a * c, nw = kind == 0 ? (size_t)c * b : 2 * ((size_t)b + 8), ny = (size_t)a * b, nb = (size_t)b;
   } else if (kind == 4 || kind == 5) {
     /* kind 4: x = A [a,c], w = G [a,b]; kind 5: w = G [a,b], x = W [c,b] */
     nx = kind == 4 ? (size_t)a * c : (size_t)c * b, nw = (size_t)a * b;
@@ -70,7 +78,10 @@ __attribute__((export_name("tt_bench_kernel"))) int tt_bench_kernel(int kind, in
   if (kind == 3) {
     int16_t *codes = malloc((size_t)c * b * sizeof *codes);
     mb.q = malloc(tt_qpack_size(c, b) * sizeof *mb.q);
-    if (!codes || !mb.q) { free(codes); return -1; }
+    if (!codes || !mb.q) {
+      free(codes);
+      return -1;
+    }
     for (size_t i = 0; i < (size_t)c * b; i++) codes[i] = (int16_t)((i * 2654435761u) >> 24) - 128;
     const int qmax = tt_qpack(c, b, codes, mb.q);
     free(codes);

@@ -19,8 +19,7 @@
    steps at b1 = 0.9 (far more at b2) to decay from TINY to the denormal range. */
 #define TINY 1e-30f
 
-void tt_adam_scalar(size_t n, float *w, const float *g, float *m, float *v,
-                    const tt_adam_cfg *c) {
+void tt_adam_scalar(size_t n, float *w, const float *g, float *m, float *v, const tt_adam_cfg *c) {
   const float c1 = 1.0f - c->b1, c2 = 1.0f - c->b2;
   for (size_t j = 0; j < n; j++) {
     float gj = g[j];
@@ -39,9 +38,9 @@ void tt_adam_scalar(size_t n, float *w, const float *g, float *m, float *v,
 
 #ifdef __wasm_simd128__
 /* One body, instantiated per (decoupled, flush) so that neither test is in the loop. */
-static inline __attribute__((always_inline)) void adam_simd_body(
-    size_t n, float *w, const float *g, float *m, float *v, const tt_adam_cfg *c,
-    const int decoupled, const int flush) {
+static inline __attribute__((always_inline)) void adam_simd_body(size_t n, float *w, const float *g, float *m, float *v,
+                                                                 const tt_adam_cfg *c, const int decoupled,
+                                                                 const int flush) {
   const v128_t b1 = wasm_f32x4_splat(c->b1), b2 = wasm_f32x4_splat(c->b2);
   const v128_t c1 = wasm_f32x4_splat(1.0f - c->b1), c2 = wasm_f32x4_splat(1.0f - c->b2);
   const v128_t ibc1 = wasm_f32x4_splat(c->ibc1), ibc2 = wasm_f32x4_splat(c->ibc2);
@@ -53,37 +52,34 @@ static inline __attribute__((always_inline)) void adam_simd_body(
     v128_t gj = wasm_v128_load(g + j);
     if (!decoupled) gj = wasm_f32x4_add(gj, wasm_f32x4_mul(wd, wj));
     v128_t mj = wasm_f32x4_add(wasm_f32x4_mul(b1, wasm_v128_load(m + j)), wasm_f32x4_mul(c1, gj));
-    v128_t vj = wasm_f32x4_add(wasm_f32x4_mul(b2, wasm_v128_load(v + j)),
-                               wasm_f32x4_mul(wasm_f32x4_mul(c2, gj), gj));
+    v128_t vj = wasm_f32x4_add(wasm_f32x4_mul(b2, wasm_v128_load(v + j)), wasm_f32x4_mul(wasm_f32x4_mul(c2, gj), gj));
     if (flush) { /* x < TINY is false for NaN, which survives as in the scalar version */
       mj = wasm_v128_andnot(mj, wasm_f32x4_lt(wasm_f32x4_abs(mj), tiny));
       vj = wasm_v128_andnot(vj, wasm_f32x4_lt(vj, tiny));
     }
     wasm_v128_store(m + j, mj);
     wasm_v128_store(v + j, vj);
-    v128_t upd = wasm_f32x4_div(wasm_f32x4_mul(mj, ibc1),
-                                wasm_f32x4_add(wasm_f32x4_sqrt(wasm_f32x4_mul(vj, ibc2)), eps));
+    v128_t upd =
+        wasm_f32x4_div(wasm_f32x4_mul(mj, ibc1), wasm_f32x4_add(wasm_f32x4_sqrt(wasm_f32x4_mul(vj, ibc2)), eps));
     if (decoupled) upd = wasm_f32x4_add(upd, wasm_f32x4_mul(wd, wj));
     wasm_v128_store(w + j, wasm_f32x4_sub(wj, wasm_f32x4_mul(lr, upd)));
   }
   if (j < n) tt_adam_scalar(n - j, w + j, g + j, m + j, v + j, c);
 }
 
-void tt_adam_simd(size_t n, float *w, const float *g, float *m, float *v,
-                  const tt_adam_cfg *c) {
+void tt_adam_simd(size_t n, float *w, const float *g, float *m, float *v, const tt_adam_cfg *c) {
   /* (decoupled, flush) as constants in each instance: no test inside the loop */
-#define ADAM_CASE(d, f)                                  \
-  if (c->decoupled == d && !!c->flush == f) {            \
-    adam_simd_body(n, w, g, m, v, c, d, f);              \
-    return;                                              \
+#define ADAM_CASE(d, f)                                                                                                \
+  if (c->decoupled == d && !!c->flush == f) {                                                                          \
+    adam_simd_body(n, w, g, m, v, c, d, f);                                                                            \
+    return;                                                                                                            \
   }
   ADAM_CASE(1, 0) ADAM_CASE(1, 1) ADAM_CASE(0, 0) ADAM_CASE(0, 1)
 #undef ADAM_CASE
 }
 #endif
 
-static void adam_1(size_t n, float *w, const float *g, float *m, float *v,
-                   const tt_adam_cfg *c) {
+static void adam_1(size_t n, float *w, const float *g, float *m, float *v, const tt_adam_cfg *c) {
 #ifdef __wasm_simd128__
   tt_adam_simd(n, w, g, m, v, c);
 #else

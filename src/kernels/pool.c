@@ -32,8 +32,7 @@ void tt_avgpool_scalar(const tt_shape *s, const float *x, float *y) {
         for (int c = 0; c < C; c++) yr[c] = 0.0f;
         for (int ky = ky0; ky < ky1; ky++)
           for (int kx = kx0; kx < kx1; kx++) {
-            const float *restrict xr =
-                x + pix(s, n, oy * s->sh - s->pt + ky, ox * s->sw - s->pl + kx);
+            const float *restrict xr = x + pix(s, n, oy * s->sh - s->pt + ky, ox * s->sw - s->pl + kx);
             for (int c = 0; c < C; c++) yr[c] += xr[c];
           }
         const float inv = inv_count(ky0, ky1, kx0, kx1);
@@ -126,8 +125,8 @@ void tt_avgpool_backward_simd(const tt_shape *s, const float *dy, float *dx) {
             float *d = dx + pix(s, n, oy * s->sh - s->pt + ky, ox * s->sw - s->pl + kx);
             int c = 0;
             for (; c + 4 <= C; c += 4)
-              wasm_v128_store(d + c, wasm_f32x4_add(wasm_v128_load(d + c),
-                                                    wasm_f32x4_mul(wasm_v128_load(g + c), vinv)));
+              wasm_v128_store(d + c,
+                              wasm_f32x4_add(wasm_v128_load(d + c), wasm_f32x4_mul(wasm_v128_load(g + c), vinv)));
             for (; c < C; c++) d[c] += g[c] * inv;
           }
       }

@@ -37,12 +37,10 @@
 #define QG_MR 4
 #define QG_NR 8
 /* Bytes of quantized A rows a call keeps on its stack at once. */
-#define QG_ABYTES (32 * 1024)
+#define QG_ABYTES  (32 * 1024)
 #define QG_MAXROWS 256
 
-size_t tt_qpack_size(int K, int N) {
-  return (size_t)((K + 1) & ~1) * (size_t)((N + QG_NR - 1) / QG_NR * QG_NR);
-}
+size_t tt_qpack_size(int K, int N) { return (size_t)((K + 1) & ~1) * (size_t)((N + QG_NR - 1) / QG_NR * QG_NR); }
 
 int tt_qpack(int K, int N, const int16_t *codes, int16_t *dst) {
   const int Kp = (K + 1) & ~1, N8 = (N + QG_NR - 1) / QG_NR * QG_NR;
@@ -50,11 +48,13 @@ int tt_qpack(int K, int N, const int16_t *codes, int16_t *dst) {
   for (int p = 0; p < N8; p += QG_NR)
     for (int k = 0; k < Kp; k += 2)
       for (int j = 0; j < QG_NR; j++)
-        for (int e = 0; e < 2; e++)
-          *dst++ = k + e < K && p + j < N ? codes[(size_t)(k + e) * N + p + j] : 0;
+        for (int e = 0; e < 2; e++) *dst++ = k + e < K && p + j < N ? codes[(size_t)(k + e) * N + p + j] : 0;
   for (int j = 0; j < N; j++) {
     long l1 = 0;
-    for (int k = 0; k < K; k++) { const long c = codes[(size_t)k * N + j]; l1 += c < 0 ? -c : c; }
+    for (int k = 0; k < K; k++) {
+      const long c = codes[(size_t)k * N + j];
+      l1 += c < 0 ? -c : c;
+    }
     l1max = l1 > l1max ? l1 : l1max;
   }
   /* No sum of qmax * |code| over a column may leave int32. Real weight columns are far
@@ -64,7 +64,9 @@ int tt_qpack(int K, int N, const int16_t *codes, int16_t *dst) {
 }
 
 /* How a row of A was rounded (see the top): a[k] ~ s * (q[k] + zi) = s * q[k] + z. */
-typedef struct { float s, z; } qrow;
+typedef struct {
+  float s, z;
+} qrow;
 
 /* Rounding by the float adder: adding 1.5 * 2^23 leaves round-to-nearest-even(v) in the
    low mantissa bits for |v| < 2^22 (one add and one integer subtract, where
@@ -84,7 +86,7 @@ static int row_scale(float lo, float hi, int bad, int qmax, qrow *r, float *inv,
     return 0;
   }
   float half = 0.5f * hi - 0.5f * lo, mid = 0.5f * hi + 0.5f * lo; /* halves first: no overflow */
-  if (half < 1e-30f) { /* below this the reciprocal scale would overflow */
+  if (half < 1e-30f) {                                             /* below this the reciprocal scale would overflow */
     r->s = 0.0f, r->z = mid;
     return 0;
   }
@@ -118,16 +120,15 @@ static void quant_row_scalar(const float *a, int K, int Kp, int qmax, int16_t *q
 }
 
 /* The epilogue, one output: the same operations in the same order as the SIMD one. */
-static inline float qout(int32_t acc, const qrow *r, float wb, float wsum, const float *c,
-                         const float *bias, int act) {
+static inline float qout(int32_t acc, const qrow *r, float wb, float wsum, const float *c, const float *bias, int act) {
   float v = (float)acc * wb * r->s + wsum * r->z;
   if (c) v = *c + v;
   if (bias) v = v + *bias;
   return act_f(v, act);
 }
 
-void tt_qgemm_scalar(int M, const tt_qmat *W, const float *A, int lda, float *C, int ldc,
-                     int acc, const float *bias, int act) {
+void tt_qgemm_scalar(int M, const tt_qmat *W, const float *A, int lda, float *C, int ldc, int acc, const float *bias,
+                     int act) {
   const int K = W->K, N = W->N, Kp = (K + 1) & ~1, qmax = W->qmax;
   int16_t q[TT_QGEMM_MAX_K + 1];
   for (int i = 0; i < M; i++) {
@@ -179,8 +180,7 @@ static inline void row_range(const float *a, int K, v128_t *lo, v128_t *hi, v128
    the rounding itself at K = 24-48 (MobileNet's first projections). A row that needs
    one of row_scale's special cases sends its group of four through row_scale. n < 4
    repeats the last row. */
-static void quant_rows4_simd(const float *a, int lda, int n, int K, int Kp, int qmax,
-                             int16_t *q, qrow *r) {
+static void quant_rows4_simd(const float *a, int lda, int n, int K, int Kp, int qmax, int16_t *q, qrow *r) {
   v128_t lo[4], hi[4], nan[4];
   for (int i = 0; i < 4; i++) row_range(a + (size_t)(i < n ? i : n - 1) * lda, K, &lo[i], &hi[i], &nan[i]);
   tr4(&lo[0], &lo[1], &lo[2], &lo[3]);
@@ -240,36 +240,35 @@ static void quant_rows4_simd(const float *a, int lda, int n, int K, int Kp, int 
 
 /* One row of the tile (two accumulators, 8 columns) -> C; see qout for the epilogue.
    The row's factors are splatted here, after the K loop, not kept in registers across it. */
-#define QG_EPI(x0, x1, row)                                                                \
-  do {                                                                                     \
-    const v128_t s_ = wasm_v128_load32_splat(&r[row].s);                                   \
-    const v128_t z_ = wasm_v128_load32_splat(&r[row].z);                                   \
-    v128_t v0 = wasm_f32x4_mul(wasm_f32x4_mul(wasm_f32x4_convert_i32x4(x0), wb0), s_);    \
-    v128_t v1 = wasm_f32x4_mul(wasm_f32x4_mul(wasm_f32x4_convert_i32x4(x1), wb1), s_);    \
-    v0 = wasm_f32x4_add(v0, wasm_f32x4_mul(ws0, z_));                                      \
-    v1 = wasm_f32x4_add(v1, wasm_f32x4_mul(ws1, z_));                                      \
-    if (acc) {                                                                             \
-      v0 = wasm_f32x4_add(wasm_v128_load(c##row), v0);                                     \
-      v1 = wasm_f32x4_add(wasm_v128_load(c##row + 4), v1);                                 \
-    }                                                                                      \
-    if (bias) {                                                                            \
-      v0 = wasm_f32x4_add(v0, wasm_v128_load(bias));                                       \
-      v1 = wasm_f32x4_add(v1, wasm_v128_load(bias + 4));                                   \
-    }                                                                                      \
-    wasm_v128_store(c##row, act_v(v0, act));                                               \
-    wasm_v128_store(c##row + 4, act_v(v1, act));                                           \
+#define QG_EPI(x0, x1, row)                                                                                            \
+  do {                                                                                                                 \
+    const v128_t s_ = wasm_v128_load32_splat(&r[row].s);                                                               \
+    const v128_t z_ = wasm_v128_load32_splat(&r[row].z);                                                               \
+    v128_t v0 = wasm_f32x4_mul(wasm_f32x4_mul(wasm_f32x4_convert_i32x4(x0), wb0), s_);                                 \
+    v128_t v1 = wasm_f32x4_mul(wasm_f32x4_mul(wasm_f32x4_convert_i32x4(x1), wb1), s_);                                 \
+    v0 = wasm_f32x4_add(v0, wasm_f32x4_mul(ws0, z_));                                                                  \
+    v1 = wasm_f32x4_add(v1, wasm_f32x4_mul(ws1, z_));                                                                  \
+    if (acc) {                                                                                                         \
+      v0 = wasm_f32x4_add(wasm_v128_load(c##row), v0);                                                                 \
+      v1 = wasm_f32x4_add(wasm_v128_load(c##row + 4), v1);                                                             \
+    }                                                                                                                  \
+    if (bias) {                                                                                                        \
+      v0 = wasm_f32x4_add(v0, wasm_v128_load(bias));                                                                   \
+      v1 = wasm_f32x4_add(v1, wasm_v128_load(bias + 4));                                                               \
+    }                                                                                                                  \
+    wasm_v128_store(c##row, act_v(v0, act));                                                                           \
+    wasm_v128_store(c##row + 4, act_v(v1, act));                                                                       \
   } while (0)
 
 /* C[4 rows][8 np columns]: np consecutive panels of B against 4 rows of codes (row
    stride Kp). noinline for the float GEMM's reason (gemm.c): inlined, V8 spills the
    accumulators. */
-__attribute__((noinline)) static void qgemm_ukernel_4x8(
-    int np, int Kp, const int16_t *a0, const int16_t *bp, float *c, int ldc, int acc,
-    const float *wb, const float *ws, const qrow *r, const float *bias, int act) {
+__attribute__((noinline)) static void qgemm_ukernel_4x8(int np, int Kp, const int16_t *a0, const int16_t *bp, float *c,
+                                                        int ldc, int acc, const float *wb, const float *ws,
+                                                        const qrow *r, const float *bias, int act) {
   const int16_t *a1 = a0 + Kp, *a2 = a1 + Kp, *a3 = a2 + Kp;
   for (int p = 0; p < np; p++, c += QG_NR, wb += QG_NR, ws += QG_NR) {
-    v128_t x00 = wasm_i32x4_splat(0), x01 = x00, x10 = x00, x11 = x00, x20 = x00,
-           x21 = x00, x30 = x00, x31 = x00;
+    v128_t x00 = wasm_i32x4_splat(0), x01 = x00, x10 = x00, x11 = x00, x20 = x00, x21 = x00, x30 = x00, x31 = x00;
     for (int k = 0; k < Kp; k += 2, bp += 2 * QG_NR) { /* leaves bp at the next panel */
       const v128_t b0 = wasm_v128_load(bp), b1 = wasm_v128_load(bp + 8);
       v128_t a = wasm_v128_load32_splat(a0 + k);
@@ -297,8 +296,8 @@ __attribute__((noinline)) static void qgemm_ukernel_4x8(
 }
 #undef QG_EPI
 
-void tt_qgemm_simd(int M, const tt_qmat *W, const float *A, int lda, float *C, int ldc,
-                   int acc, const float *bias, int act) {
+void tt_qgemm_simd(int M, const tt_qmat *W, const float *A, int lda, float *C, int ldc, int acc, const float *bias,
+                   int act) {
   const int K = W->K, N = W->N, Kp = (K + 1) & ~1, qmax = W->qmax;
   const int N8 = N / QG_NR * QG_NR;
   int MB = QG_ABYTES / (int)sizeof(int16_t) / Kp / QG_MR * QG_MR;
@@ -319,8 +318,7 @@ void tt_qgemm_simd(int M, const tt_qmat *W, const float *A, int lda, float *C, i
       const int mr = mb - i < QG_MR ? mb - i : QG_MR;
       float *c = C + (size_t)(i0 + i) * ldc;
       if (mr == QG_MR && N8 > 0)
-        qgemm_ukernel_4x8(N8 / QG_NR, Kp, qa + (size_t)i * Kp, W->w, c, ldc, acc, W->wb, W->wsum,
-                          rows + i, bias, act);
+        qgemm_ukernel_4x8(N8 / QG_NR, Kp, qa + (size_t)i * Kp, W->w, c, ldc, acc, W->wb, W->wsum, rows + i, bias, act);
       if (mr == QG_MR && N8 == N) continue;
       /* Edge tiles (the last rows, the last columns) on a padded copy, so the kernel
          never needs bounds checks; only their valid part is written back. */
@@ -331,8 +329,8 @@ void tt_qgemm_simd(int M, const tt_qmat *W, const float *A, int lda, float *C, i
           for (int j = 0; j < QG_NR; j++)
             tile[rr * QG_NR + j] = acc && rr < mr && j < nr ? c[(size_t)rr * ldc + p + j] : 0.0f;
         for (int j = 0; j < QG_NR; j++) btile[j] = bias && j < nr ? bias[p + j] : 0.0f;
-        qgemm_ukernel_4x8(1, Kp, qa + (size_t)i * Kp, W->w + (size_t)p * Kp, tile, QG_NR, acc,
-                          W->wb + p, W->wsum + p, rows + i, bias ? btile : NULL, act);
+        qgemm_ukernel_4x8(1, Kp, qa + (size_t)i * Kp, W->w + (size_t)p * Kp, tile, QG_NR, acc, W->wb + p, W->wsum + p,
+                          rows + i, bias ? btile : NULL, act);
         for (int rr = 0; rr < mr; rr++)
           for (int j = 0; j < nr; j++) c[(size_t)rr * ldc + p + j] = tile[rr * QG_NR + j];
       }
@@ -341,8 +339,8 @@ void tt_qgemm_simd(int M, const tt_qmat *W, const float *A, int lda, float *C, i
 }
 #endif
 
-static void qgemm_1(int M, const tt_qmat *W, const float *A, int lda, float *C, int ldc,
-                    int acc, const float *bias, int act) {
+static void qgemm_1(int M, const tt_qmat *W, const float *A, int lda, float *C, int ldc, int acc, const float *bias,
+                    int act) {
 #ifdef __wasm_simd128__
   tt_qgemm_simd(M, W, A, lda, C, ldc, acc, bias, act);
 #else
@@ -360,19 +358,18 @@ typedef struct {
 static void qgemm_block(void *ctx, int rows, int lo, int hi) {
   const qgemm_args *g = ctx;
   if (rows) {
-    qgemm_1(hi - lo, g->W, g->A + (size_t)lo * g->lda, g->lda, g->C + (size_t)lo * g->ldc,
-            g->ldc, g->acc, g->bias, g->act);
+    qgemm_1(hi - lo, g->W, g->A + (size_t)lo * g->lda, g->lda, g->C + (size_t)lo * g->ldc, g->ldc, g->acc, g->bias,
+            g->act);
   } else {
     /* A column block is a matrix of its own: its panels, its per-column factors. */
-    tt_qmat w = {g->W->K, hi - lo, g->W->qmax, g->W->w + (size_t)lo * ((g->W->K + 1) & ~1),
+    tt_qmat w = {g->W->K,       hi - lo,        g->W->qmax, g->W->w + (size_t)lo * ((g->W->K + 1) & ~1),
                  g->W->wb + lo, g->W->wsum + lo};
-    qgemm_1(g->M, &w, g->A, g->lda, g->C + lo, g->ldc, g->acc, g->bias ? g->bias + lo : NULL,
-            g->act);
+    qgemm_1(g->M, &w, g->A, g->lda, g->C + lo, g->ldc, g->acc, g->bias ? g->bias + lo : NULL, g->act);
   }
 }
 
-void tt_qgemm(int M, const tt_qmat *W, const float *A, int lda, float *C, int ldc, int acc,
-              const float *bias, int act) {
+void tt_qgemm(int M, const tt_qmat *W, const float *A, int lda, float *C, int ldc, int acc, const float *bias,
+              int act) {
   if (M <= 0 || W->N <= 0) return;
   qgemm_args g = {M, lda, ldc, acc, act, W, A, bias, C};
   tt_gemm_cut(M, W->N, (double)M * W->N * W->K, qgemm_block, &g);

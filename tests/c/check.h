@@ -9,15 +9,15 @@
 
 static int check_failures, check_count;
 
-#define CHECK(cond, ...)                                                   \
-  do {                                                                     \
-    check_count++;                                                         \
-    if (!(cond)) {                                                         \
-      check_failures++;                                                    \
-      fprintf(stderr, "%s:%d: CHECK(%s) failed: ", __FILE__, __LINE__, #cond); \
-      fprintf(stderr, __VA_ARGS__);                                        \
-      fprintf(stderr, "\n");                                               \
-    }                                                                      \
+#define CHECK(cond, ...)                                                                                               \
+  do {                                                                                                                 \
+    check_count++;                                                                                                     \
+    if (!(cond)) {                                                                                                     \
+      check_failures++;                                                                                                \
+      fprintf(stderr, "%s:%d: CHECK(%s) failed: ", __FILE__, __LINE__, #cond);                                         \
+      fprintf(stderr, __VA_ARGS__);                                                                                    \
+      fprintf(stderr, "\n");                                                                                           \
+    }                                                                                                                  \
   } while (0)
 
 /* Largest |a-b| / (1 + |b|) over n values: absolute near zero, relative for large. */

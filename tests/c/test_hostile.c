@@ -36,9 +36,18 @@ static int g_tracking;
 static void note_size(size_t n) {
   if (g_tracking && n > g_largest) g_largest = n;
 }
-void *malloc(size_t n) { note_size(n); return __libc_malloc(n); }
-void *calloc(size_t a, size_t b) { note_size(a * b); return __libc_calloc(a, b); }
-void *realloc(void *p, size_t n) { note_size(n); return __libc_realloc(p, n); }
+void *malloc(size_t n) {
+  note_size(n);
+  return __libc_malloc(n);
+}
+void *calloc(size_t a, size_t b) {
+  note_size(a * b);
+  return __libc_calloc(a, b);
+}
+void *realloc(void *p, size_t n) {
+  note_size(n);
+  return __libc_realloc(p, n);
+}
 #endif
 static void track_start(void) {
 #if TRACK_ALLOC
@@ -57,14 +66,20 @@ static size_t track_stop(void) {
 
 /* ---- files ---------------------------------------------------------------------------- */
 
-typedef struct { uint8_t *p; size_t n; } blob;
+typedef struct {
+  uint8_t *p;
+  size_t n;
+} blob;
 
 static blob slurp(const char *dir, const char *name) {
   char path[512];
   snprintf(path, sizeof path, "%s/%s", dir, name);
   blob b = {NULL, 0};
   FILE *f = fopen(path, "rb");
-  if (!f) { CHECK(0, "cannot open %s", path); return b; }
+  if (!f) {
+    CHECK(0, "cannot open %s", path);
+    return b;
+  }
   fseek(f, 0, SEEK_END);
   long n = ftell(f);
   fseek(f, 0, SEEK_SET);
@@ -82,9 +97,9 @@ static const char *images_dir(void) {
 
 /* ---- the reference pipeline: decode, resize, a small net, all bit-exact ------------- */
 
-static blob g_good;          /* chelsea_64.png */
-static tt_net *g_net;        /* conv 3x3/2 + relu6, depthwise, pointwise, pool, dense */
-static float g_ref[10];      /* its output for g_good, computed before anything hostile */
+static blob g_good;     /* chelsea_64.png */
+static tt_net *g_net;   /* conv 3x3/2 + relu6, depthwise, pointwise, pool, dense */
+static float g_ref[10]; /* its output for g_good, computed before anything hostile */
 
 static tt_net *small_net(void) {
   tt_net *net = tt_net_create(16, 16, 3);
@@ -151,12 +166,15 @@ static void expect_image(const char *what, const uint8_t *p, size_t n, int code,
 
 /* ---- images ------------------------------------------------------------------------- */
 
-static void put32be(uint8_t *p, uint32_t v) { p[0] = (uint8_t)(v >> 24), p[1] = (uint8_t)(v >> 16), p[2] = (uint8_t)(v >> 8), p[3] = (uint8_t)v; }
+static void put32be(uint8_t *p, uint32_t v) {
+  p[0] = (uint8_t)(v >> 24), p[1] = (uint8_t)(v >> 16), p[2] = (uint8_t)(v >> 8), p[3] = (uint8_t)v;
+}
 
 /* A complete, well-formed PNG header declaring w x h, one tiny IDAT, IEND. */
 static size_t png_declaring(uint8_t *b, uint32_t w, uint32_t h) {
   static const uint8_t head[8] = {0x89, 'P', 'N', 'G', 0x0d, 0x0a, 0x1a, 0x0a};
-  static const uint8_t idat[] = {0, 0, 0, 11, 'I', 'D', 'A', 'T', 0x78, 0x9c, 0x63, 0x60, 0x00, 0x00, 0x00, 0x02, 0x00, 0x01, 0, 0, 0, 0};
+  static const uint8_t idat[] = {0,    0,    0,    11,   'I',  'D',  'A',  'T', 0x78, 0x9c, 0x63,
+                                 0x60, 0x00, 0x00, 0x00, 0x02, 0x00, 0x01, 0,   0,    0,    0};
   static const uint8_t iend[] = {0, 0, 0, 0, 'I', 'E', 'N', 'D', 0xae, 0x42, 0x60, 0x82};
   size_t n = 0;
   memcpy(b, head, 8), n = 8;
@@ -205,8 +223,8 @@ static void test_huge_declared(void) {
   expect("PNG declaring 16384x16384", rc, TT_ENOMEM, "16384x16384");
 
   /* GIF, BMP and JPEG headers declaring huge canvases. */
-  uint8_t gif[] = {'G', 'I', 'F', '8', '9', 'a', 0xff, 0xff, 0xff, 0xff, 0, 0, 0,
-                   0x2c, 0, 0, 0, 0, 1, 0, 1, 0, 0, 2, 2, 0x4c, 0x01, 0, 0x3b};
+  uint8_t gif[] = {'G', 'I', 'F', '8', '9', 'a', 0xff, 0xff, 0xff, 0xff, 0,    0,    0, 0x2c, 0,
+                   0,   0,   0,   1,   0,   1,   0,    0,    2,    2,    0x4c, 0x01, 0, 0x3b};
   track_start();
   rc = tt_image_decode(gif, sizeof gif, &im);
   big = track_stop();
@@ -225,8 +243,8 @@ static void test_huge_declared(void) {
   expect("BMP declaring 100000x100000", rc, TT_ENOMEM, "100000x100000");
 
   /* JPEG: SOI, SOF0 65000x65000 3 components, EOI. */
-  uint8_t jpg[] = {0xff, 0xd8, 0xff, 0xc0, 0, 17, 8, 0xfd, 0xe8, 0xfd, 0xe8, 3, 1, 0x11, 0, 2, 0x11, 0, 3, 0x11, 0,
-                   0xff, 0xda, 0, 12, 3, 1, 0, 2, 0, 3, 0, 0, 63, 0, 0xff, 0xd9};
+  uint8_t jpg[] = {0xff, 0xd8, 0xff, 0xc0, 0, 17, 8, 0xfd, 0xe8, 0xfd, 0xe8, 3, 1, 0x11, 0,  2, 0x11, 0,   3,
+                   0x11, 0,    0xff, 0xda, 0, 12, 3, 1,    0,    2,    0,    3, 0, 0,    63, 0, 0xff, 0xd9};
   track_start();
   rc = tt_image_decode(jpg, sizeof jpg, &im);
   big = track_stop();
@@ -257,7 +275,8 @@ static void test_images(void) {
   test_huge_declared();
 
   /* Not images, named .jpg */
-  static const char svg[] = "<?xml version=\"1.0\"?>\n<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"10\" height=\"10\"><rect width=\"10\" height=\"10\"/></svg>\n";
+  static const char svg[] = "<?xml version=\"1.0\"?>\n<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"10\" "
+                            "height=\"10\"><rect width=\"10\" height=\"10\"/></svg>\n";
   expect_image("SVG renamed .jpg", (const uint8_t *)svg, sizeof svg - 1, TT_EFORMAT, "looks like text/SVG");
   static const char txt[] = "just some notes, saved as photo.jpg\n";
   expect_image("text renamed .jpg", (const uint8_t *)txt, sizeof txt - 1, TT_EFORMAT, "looks like text");
@@ -379,16 +398,16 @@ static void test_images(void) {
 static void test_weights(void) {
   float dst[4];
   uint8_t nan4[16] = {0, 0, 0x80, 0x3f, 0, 0, 0xc0, 0x7f, 0, 0, 0, 0, 0, 0, 0, 0}; /* 1.0, NaN */
-  expect("float32 weight with NaN", tt_weights_decode("dense/kernel", nan4, 16, 4, TT_W_F32, 0, 1, dst),
-         TT_EFORMAT, "weight 'dense/kernel' has a non-finite value (nan) at index 1");
+  expect("float32 weight with NaN", tt_weights_decode("dense/kernel", nan4, 16, 4, TT_W_F32, 0, 1, dst), TT_EFORMAT,
+         "weight 'dense/kernel' has a non-finite value (nan) at index 1");
   uint8_t inf4[8] = {0, 0, 0, 0x7c, 0, 0, 0, 0}; /* float16 0, +Inf */
   expect("float16 weight with Inf", tt_weights_decode("bias", inf4, 8, 4, TT_W_F16, 0, 1, dst), TT_EFORMAT,
          "weight 'bias' has a non-finite value (inf) at index 1");
   uint8_t q[4] = {1, 2, 3, 4};
-  expect("uint8 weight with a NaN scale", tt_weights_decode("Conv1/kernel", q, 4, 4, TT_W_U8, -1, NAN, dst),
-         TT_EFORMAT, "weight 'Conv1/kernel' has a non-finite quantisation min/scale");
-  expect("uint8 weight with an infinite min", tt_weights_decode("k", q, 4, 4, TT_W_U8, -INFINITY, 0.1, dst),
-         TT_EFORMAT, "non-finite quantisation");
+  expect("uint8 weight with a NaN scale", tt_weights_decode("Conv1/kernel", q, 4, 4, TT_W_U8, -1, NAN, dst), TT_EFORMAT,
+         "weight 'Conv1/kernel' has a non-finite quantisation min/scale");
+  expect("uint8 weight with an infinite min", tt_weights_decode("k", q, 4, 4, TT_W_U8, -INFINITY, 0.1, dst), TT_EFORMAT,
+         "non-finite quantisation");
   expect("weight shorter than its shape", tt_weights_decode("k", q, 3, 4, TT_W_U8, 0, 1, dst), TT_EFORMAT,
          "weight 'k' is truncated: needs 4 bytes, 3 available");
   expect("weight with an unknown encoding", tt_weights_decode("k", q, 4, 1, 7, 0, 1, dst), TT_EUNSUP,
@@ -399,7 +418,8 @@ static void test_weights(void) {
 
   /* Shapes: negative, zero, huge. */
   tt_clear_error();
-  CHECK(tt_net_create(-224, 224, 3) == NULL && strstr(tt_last_error(), "-224x224x3 is out of range"), "%s", tt_last_error());
+  CHECK(tt_net_create(-224, 224, 3) == NULL && strstr(tt_last_error(), "-224x224x3 is out of range"), "%s",
+        tt_last_error());
   still_works("negative input shape");
   CHECK(tt_net_create(16384, 16384, 16) == NULL && strstr(tt_last_error(), "out of range"), "%s", tt_last_error());
   still_works("huge input shape");
@@ -411,18 +431,22 @@ static void test_weights(void) {
   expect("conv with mismatched weights", tt_net_add(net, "Conv1", &c, w, 3 * 3 * 3 * 4 - 1, NULL, 0), TT_EINVAL,
          "conv2d 'Conv1': weights have 107 values");
   c.channels = -5;
-  expect("conv with negative filters", tt_net_add(net, "Conv1", &c, w, 0, NULL, 0), TT_EINVAL, "conv2d 'Conv1': -5 output channels");
+  expect("conv with negative filters", tt_net_add(net, "Conv1", &c, w, 0, NULL, 0), TT_EINVAL,
+         "conv2d 'Conv1': -5 output channels");
   c.channels = 4, c.kh = 9;
-  expect("kernel larger than the input", tt_net_add(net, "Conv1", &c, w, 9 * 3 * 3 * 4, NULL, 0), TT_EINVAL, "does not fit");
+  expect("kernel larger than the input", tt_net_add(net, "Conv1", &c, w, 9 * 3 * 3 * 4, NULL, 0), TT_EINVAL,
+         "does not fit");
   c.kh = 3, c.in0 = 7;
-  expect("op reading a later op", tt_net_add(net, "Conv1", &c, w, 108, NULL, 0), TT_EINVAL, "reads op 7, which does not exist");
+  expect("op reading a later op", tt_net_add(net, "Conv1", &c, w, 108, NULL, 0), TT_EINVAL,
+         "reads op 7, which does not exist");
   c.in0 = 0;
   tt_op_desc dn = {0};
   dn.type = TT_OP_DENSE, dn.in0 = 0, dn.channels = 65536;
   expect("dense with 2^32 weights", tt_net_add(net, "huge", &dn, NULL, 0, NULL, 0), TT_EINVAL, "needs 12582912");
   tt_op_desc u = {0};
   u.type = 42, u.in0 = 0;
-  expect("unknown op type", tt_net_add(net, "mystery", &u, NULL, 0, NULL, 0), TT_EUNSUP, "op 'mystery': unknown op type 42");
+  expect("unknown op type", tt_net_add(net, "mystery", &u, NULL, 0, NULL, 0), TT_EUNSUP,
+         "op 'mystery': unknown op type 42");
   CHECK(tt_net_add(net, "Conv1", &c, w, 108, NULL, 0) == 1, "%s", tt_last_error());
   float g[4] = {1, 1, 1, 1}, be[4] = {0}, mu[4] = {0}, var[4] = {1, NAN, 1, 1};
   expect("batch norm with a NaN variance", tt_net_fold_bn(net, 1, g, be, mu, var, 4, 1e-3f), TT_EINVAL,
@@ -440,7 +464,8 @@ static void test_weights(void) {
   /* Batches: too large for the limit, or for memory. */
   static float x[8 * 8 * 3];
   tt_clear_error();
-  CHECK(tt_net_forward(net, x, 0, -1) == NULL && strstr(tt_last_error(), "batch of 0 is out of range"), "%s", tt_last_error());
+  CHECK(tt_net_forward(net, x, 0, -1) == NULL && strstr(tt_last_error(), "batch of 0 is out of range"), "%s",
+        tt_last_error());
   CHECK(tt_net_forward(net, x, 1 << 30, -1) == NULL && strstr(tt_last_error(), "out of range"), "%s", tt_last_error());
   CHECK(tt_net_forward(net, x, 1, 9) == NULL && strstr(tt_last_error(), "op 9 does not exist"), "%s", tt_last_error());
   CHECK(tt_net_forward(net, x, 1, -1) != NULL, "forward after errors: %s", tt_last_error());
@@ -462,12 +487,18 @@ static void test_training(void) {
   tt_train_cfg cfg;
   tt_train_defaults(&cfg);
   tt_clear_error();
-  CHECK(!tt_trainer_new(net, &cfg, 1, x, 6, 1, labels) && strstr(tt_last_error(), "at least 2 classes"), "%s", tt_last_error());
-  CHECK(!tt_trainer_new(net, &cfg, 100000, x, 6, 1, labels) && strstr(tt_last_error(), "too many classes (100000)"), "%s", tt_last_error());
-  CHECK(!tt_trainer_new(net, &cfg, 3, x, 6, 1, bad) && strstr(tt_last_error(), "image 5 has label 3, outside 0..2"), "%s", tt_last_error());
-  CHECK(!tt_trainer_new(net, &cfg, 3, x, 1, 1, labels) && strstr(tt_last_error(), "at least 2 images"), "%s", tt_last_error());
+  CHECK(!tt_trainer_new(net, &cfg, 1, x, 6, 1, labels) && strstr(tt_last_error(), "at least 2 classes"), "%s",
+        tt_last_error());
+  CHECK(!tt_trainer_new(net, &cfg, 100000, x, 6, 1, labels) && strstr(tt_last_error(), "too many classes (100000)"),
+        "%s", tt_last_error());
+  CHECK(!tt_trainer_new(net, &cfg, 3, x, 6, 1, bad) && strstr(tt_last_error(), "image 5 has label 3, outside 0..2"),
+        "%s", tt_last_error());
+  CHECK(!tt_trainer_new(net, &cfg, 3, x, 1, 1, labels) && strstr(tt_last_error(), "at least 2 images"), "%s",
+        tt_last_error());
   cfg.batch = 1 << 20;
-  CHECK(!tt_trainer_new(net, &cfg, 3, x, 6, 1, labels) && strstr(tt_last_error(), "invalid training settings (batch 1048576"), "%s", tt_last_error());
+  CHECK(!tt_trainer_new(net, &cfg, 3, x, 6, 1, labels) &&
+            strstr(tt_last_error(), "invalid training settings (batch 1048576"),
+        "%s", tt_last_error());
   tt_train_defaults(&cfg);
   cfg.lr = NAN;
   CHECK(!tt_trainer_new(net, &cfg, 3, x, 6, 1, labels) && strstr(tt_last_error(), "lr nan"), "%s", tt_last_error());
@@ -479,7 +510,8 @@ static void test_training(void) {
   int rc = 0;
   for (int i = 0; i < 50 && rc >= 0 && rc != 2; i++) rc = tt_trainer_run(tr, 4, &p);
   CHECK(rc == TT_EINVAL && strstr(tt_last_error(), "the loss became"), "lr 1e30: rc %d %s", rc, tt_last_error());
-  for (size_t i = 0; i < tt_net_op(net, 1)->wn; i++) CHECK(isfinite(tt_net_op(net, 1)->wt[i]), "weight %zu not finite after a diverged run", i);
+  for (size_t i = 0; i < tt_net_op(net, 1)->wn; i++)
+    CHECK(isfinite(tt_net_op(net, 1)->wt[i]), "weight %zu not finite after a diverged run", i);
   tt_trainer_free(tr);
   tt_net_free(net);
   still_works("bad training settings");
@@ -500,10 +532,12 @@ static void test_savefile(void) {
 
   uint8_t *c = malloc(n);
   memcpy(c, f, n), c[0] = 'X';
-  expect("saved model, corrupted header", tt_load(c, n, &net, &m, &ml), TT_EFORMAT, "not a tinytune model file (bad header)");
+  expect("saved model, corrupted header", tt_load(c, n, &net, &m, &ml), TT_EFORMAT,
+         "not a tinytune model file (bad header)");
   CHECK(net == NULL, "no net on error");
   memcpy(c, f, n), c[n / 2] ^= 0x10;
-  expect("saved model, one flipped byte", tt_load(c, n, &net, &m, &ml), TT_EFORMAT, "saved model is corrupted (checksum mismatch)");
+  expect("saved model, one flipped byte", tt_load(c, n, &net, &m, &ml), TT_EFORMAT,
+         "saved model is corrupted (checksum mismatch)");
   memcpy(c, f, n), c[n - 1] ^= 1;
   expect("saved model, flipped checksum byte", tt_load(c, n, &net, &m, &ml), TT_EFORMAT, "checksum mismatch");
   expect("saved model, truncated", tt_load(f, n - 100, &net, &m, &ml), TT_EFORMAT, "saved model is truncated");

@@ -89,8 +89,8 @@ static size_t png_chunk(uint8_t *o, const char *type, const uint8_t *data, uint3
 
 /* A PNG with the given IHDR fields and `raw` (filter bytes included) stored uncompressed
    in one zlib stored block (raw_n < 65536). Returns its length; o must be big enough. */
-static size_t make_png_plte(uint8_t *o, uint32_t w, uint32_t h, int depth, int ctype, const uint8_t *raw,
-                            size_t raw_n, const uint8_t *plte, uint32_t plte_n) {
+static size_t make_png_plte(uint8_t *o, uint32_t w, uint32_t h, int depth, int ctype, const uint8_t *raw, size_t raw_n,
+                            const uint8_t *plte, uint32_t plte_n) {
   static const uint8_t sig[8] = {0x89, 'P', 'N', 'G', 0x0d, 0x0a, 0x1a, 0x0a};
   size_t p = 0;
   memcpy(o, sig, 8);
@@ -126,8 +126,7 @@ static size_t make_png_plte(uint8_t *o, uint32_t w, uint32_t h, int depth, int c
   return p;
 }
 
-static size_t make_png(uint8_t *o, uint32_t w, uint32_t h, int depth, int ctype, const uint8_t *raw,
-                       size_t raw_n) {
+static size_t make_png(uint8_t *o, uint32_t w, uint32_t h, int depth, int ctype, const uint8_t *raw, size_t raw_n) {
   return make_png_plte(o, w, h, depth, ctype, raw, raw_n, NULL, 0);
 }
 
@@ -191,12 +190,12 @@ static void test_real_photos(void) {
       {"color.png", 371, 370, 10, 10, 0, 0, 0, 0, 0.298801, 0.300015, 0.299127},
       {"hubble_deep_field.jpg", 1000, 872, -1, 0, 0, 0, 0, 0, 0.0728698, 0.0776154, 0.0748613},
       {"retina.jpg", 1411, 1411, -1, 0, 0, 0, 0, 0, -1, 0, 0},
-      {"horse.png", 400, 328, 200, 160, 0, 0, 0, 0, -1, 0, 0},           /* RGBA */
-      {"green_palette.png", 320, 240, 160, 120, 0, 0, 0, 0, -1, 0, 0},   /* palette */
-      {"chessboard_RGB.png", 200, 200, 10, 10, 255, 255, 255, 0, -1, 0, 0}, /* 16-bit */
-      {"foo3x5x4indexed.png", 5, 3, 4, 2, 0, 31, 255, 0, -1, 0, 0},      /* palette+tRNS */
+      {"horse.png", 400, 328, 200, 160, 0, 0, 0, 0, -1, 0, 0},               /* RGBA */
+      {"green_palette.png", 320, 240, 160, 120, 0, 0, 0, 0, -1, 0, 0},       /* palette */
+      {"chessboard_RGB.png", 200, 200, 10, 10, 255, 255, 255, 0, -1, 0, 0},  /* 16-bit */
+      {"foo3x5x4indexed.png", 5, 3, 4, 2, 0, 31, 255, 0, -1, 0, 0},          /* palette+tRNS */
       {"no_time_for_that_tiny.gif", 14, 25, 7, 12, 52, 52, 40, 0, -1, 0, 0}, /* animated */
-      {"checker_bilevel.png", 10, 10, -1, 0, 0, 0, 0, 0, -1, 0, 0},      /* 1-bit grey */
+      {"checker_bilevel.png", 10, 10, -1, 0, 0, 0, 0, 0, -1, 0, 0},          /* 1-bit grey */
   };
   for (size_t i = 0; i < sizeof photos / sizeof photos[0]; i++) {
     const photo *p = &photos[i];
@@ -211,8 +210,7 @@ static void test_real_photos(void) {
       if (p->x >= 0 && im.w == p->w && im.h == p->h) {
         const uint8_t *q = pix(&im, p->x, p->y);
         CHECK(abs(q[0] - p->r) <= p->tol && abs(q[1] - p->g) <= p->tol && abs(q[2] - p->b) <= p->tol,
-              "%s: pixel (%d,%d) = %d,%d,%d, want %d,%d,%d", p->file, p->x, p->y, q[0], q[1], q[2],
-              p->r, p->g, p->b);
+              "%s: pixel (%d,%d) = %d,%d,%d, want %d,%d,%d", p->file, p->x, p->y, q[0], q[1], q[2], p->r, p->g, p->b);
       }
       if (p->mr >= 0) {
         double s[3] = {0, 0, 0};
@@ -221,8 +219,7 @@ static void test_real_photos(void) {
         double m[3], want[3] = {p->mr, p->mg, p->mb};
         for (int c = 0; c < 3; c++) {
           m[c] = s[c] / ((double)im.w * im.h * 255.0);
-          CHECK(fabs(m[c] - want[c]) < 0.005, "%s: channel %d mean %.4f, want %.4f", p->file, c, m[c],
-                want[c]);
+          CHECK(fabs(m[c] - want[c]) < 0.005, "%s: channel %d mean %.4f, want %.4f", p->file, c, m[c], want[c]);
         }
       }
       tt_image_free(&im);
@@ -262,10 +259,10 @@ static void test_fixtures(void) {
     const char *file;
     double tol;
   } fx[] = {
-      {"chelsea_64_interlaced.png", 0.0},  /* Adam7: lossless, identical */
+      {"chelsea_64_interlaced.png", 0.0}, /* Adam7: lossless, identical */
       {"chelsea_64_progressive.jpg", 0.03},
-      {"chelsea_64_cmyk.jpg", 0.03},       /* Adobe transform 0, inverted CMYK */
-      {"chelsea_64_ycck.jpg", 0.03},       /* Adobe transform 2 (ImageMagick's default) */
+      {"chelsea_64_cmyk.jpg", 0.03}, /* Adobe transform 0, inverted CMYK */
+      {"chelsea_64_ycck.jpg", 0.03}, /* Adobe transform 2 (ImageMagick's default) */
   };
   for (size_t i = 0; i < sizeof fx / sizeof fx[0]; i++) {
     size_t n;
@@ -287,8 +284,7 @@ static void test_fixtures(void) {
       uint8_t *s = malloc(n);
       size_t sn = jpeg_strip(d, n, 0xee, s);
       CHECK(sn < n, "%s has no APP14 marker to strip", fx[i].file);
-      expect_err("CMYK JPEG without Adobe marker", s, sn, TT_EUNSUP, "CMYK JPEG is not supported",
-                 (char *)NULL);
+      expect_err("CMYK JPEG without Adobe marker", s, sn, TT_EUNSUP, "CMYK JPEG is not supported", (char *)NULL);
       free(s);
     }
     free(d);
@@ -338,9 +334,14 @@ static void test_exif(void) {
     if (o == 6) {
       /* Orientation 9 (undefined), a non-SHORT type, an IFD offset past the end, an IFD
          cut short: the tag is ignored and the stored (sideways) 43x64 pixels come out. */
-      static const struct { size_t at; uint8_t v; const char *what; } bad[] = {
-          {31, 9, "orientation 9"}, {25, 4, "type LONG"}, {16, 0x7f, "IFD offset past the end"},
-          {5, 16, "APP1 cut inside the IFD"}};
+      static const struct {
+        size_t at;
+        uint8_t v;
+        const char *what;
+      } bad[] = {{31, 9, "orientation 9"},
+                 {25, 4, "type LONG"},
+                 {16, 0x7f, "IFD offset past the end"},
+                 {5, 16, "APP1 cut inside the IFD"}};
       for (size_t b = 0; b < sizeof bad / sizeof bad[0]; b++) {
         uint8_t *c = malloc(n);
         memcpy(c, d, n);
@@ -352,7 +353,8 @@ static void test_exif(void) {
         rc = tt_image_decode(c, bad[b].at == 5 ? n - (0x22 - 16) : n, &im);
         CHECK(rc == TT_OK, "%s with %s: %s", name, bad[b].what, tt_last_error());
         if (rc == TT_OK) {
-          CHECK(im.w == 43 && im.h == 64, "%s with %s: decoded %dx%d, not the stored 43x64", name, bad[b].what, im.w, im.h);
+          CHECK(im.w == 43 && im.h == 64, "%s with %s: decoded %dx%d, not the stored 43x64", name, bad[b].what, im.w,
+                im.h);
           tt_image_free(&im);
         }
         free(c);
@@ -438,7 +440,10 @@ static void test_bad_input(void) {
       {"ZIP", "PK\x03\x04\x14\x00\x00\x00", "not an image", "ZIP", TT_EFORMAT},
       {"WebP", "RIFF\x24\x00\x00\x00WEBPVP8 ", "unsupported image format", "WebP", TT_EUNSUP},
       {"TIFF", "II*\x00\x08\x00\x00\x00", "unsupported image format", "TIFF", TT_EUNSUP},
-      {"HEIC", "\x00\x00\x00\x18" "ftypheic\x00\x00\x00\x00", "unsupported image format", "HEIC", TT_EUNSUP},
+      {"HEIC",
+       "\x00\x00\x00\x18"
+       "ftypheic\x00\x00\x00\x00",
+       "unsupported image format", "HEIC", TT_EUNSUP},
       {"binary", "\x01\x02\xfe\xff\x00\x00\x10", "not an image", "unrecognised header 01 02 fe ff", TT_EFORMAT},
       {"two bytes", "\x13\x37", "not an image", "unrecognised header 13 37", TT_EFORMAT},
       {"JPEG magic only", "\xff\xd8\xff", "JPEG", "truncated", TT_EFORMAT},
@@ -470,7 +475,7 @@ static void test_size_limits(void) {
         {100000, 100000, TT_ENOMEM, "image is 100000x100000 pixels", "limit is 16384 per side and 40 megapixels"},
         {16385, 1, TT_ENOMEM, "16385x1", "limit"},
         {8000, 8000, TT_ENOMEM, "8000x8000", "40 megapixels"}, /* each side fine, area not */
-        {30000000, 2, TT_ENOMEM, "30000000x2", "16384"},     /* over stb's own 2^24 cap */
+        {30000000, 2, TT_ENOMEM, "30000000x2", "16384"},       /* over stb's own 2^24 cap */
         {0, 300, TT_EFORMAT, "PNG", NULL},
     };
     for (size_t i = 0; i < sizeof c / sizeof c[0]; i++) {
@@ -521,8 +526,8 @@ static void test_tiny_and_crafted(void) {
   rc = tt_image_decode(buf, n, &im);
   CHECK(rc == TT_OK, "grey+alpha PNG: %s", tt_last_error());
   if (rc == TT_OK) {
-    CHECK(im.rgb[0] == 77 && im.rgb[2] == 77 && im.rgb[3] == 200 && im.rgb[5] == 200,
-          "grey+alpha PNG: %d %d / %d %d", im.rgb[0], im.rgb[2], im.rgb[3], im.rgb[5]);
+    CHECK(im.rgb[0] == 77 && im.rgb[2] == 77 && im.rgb[3] == 200 && im.rgb[5] == 200, "grey+alpha PNG: %d %d / %d %d",
+          im.rgb[0], im.rgb[2], im.rgb[3], im.rgb[5]);
     tt_image_free(&im);
   }
   /* 16-bit RGBA PNG 1x1: high bytes kept */
@@ -531,8 +536,8 @@ static void test_tiny_and_crafted(void) {
   rc = tt_image_decode(buf, n, &im);
   CHECK(rc == TT_OK, "16-bit RGBA PNG: %s", tt_last_error());
   if (rc == TT_OK) {
-    CHECK(im.rgb[0] == 0x12 && im.rgb[1] == 0xab && im.rgb[2] == 0xff, "16-bit PNG: %d,%d,%d", im.rgb[0],
-          im.rgb[1], im.rgb[2]);
+    CHECK(im.rgb[0] == 0x12 && im.rgb[1] == 0xab && im.rgb[2] == 0xff, "16-bit PNG: %d,%d,%d", im.rgb[0], im.rgb[1],
+          im.rgb[2]);
     tt_image_free(&im);
   }
   /* PNG whose IDAT holds too little data */
@@ -550,8 +555,7 @@ static void test_tiny_and_crafted(void) {
     rc = tt_image_decode(buf, n, &im);
     CHECK(rc == TT_OK, "palette PNG, index past the palette: %s", tt_last_error());
     if (rc == TT_OK) {
-      CHECK(im.rgb[0] == 10 && im.rgb[1] == 20 && im.rgb[2] == 30 && im.rgb[3] == 0 && im.rgb[4] == 0 &&
-                im.rgb[5] == 0,
+      CHECK(im.rgb[0] == 10 && im.rgb[1] == 20 && im.rgb[2] == 30 && im.rgb[3] == 0 && im.rgb[4] == 0 && im.rgb[5] == 0,
             "palette PNG: %d,%d,%d %d,%d,%d", im.rgb[0], im.rgb[1], im.rgb[2], im.rgb[3], im.rgb[4], im.rgb[5]);
       tt_image_free(&im);
     }
@@ -574,8 +578,8 @@ static void test_tiny_and_crafted(void) {
     b8[62] = 1;
     b8[63] = 0;
     rc = tt_image_decode(b8, 66, &im);
-    CHECK(rc == TT_OK && im.rgb[0] == 0 && im.rgb[2] == 200 && im.rgb[3] == 0 && im.rgb[5] == 50,
-          "8-bit BMP: rc %d %s", rc, tt_last_error());
+    CHECK(rc == TT_OK && im.rgb[0] == 0 && im.rgb[2] == 200 && im.rgb[3] == 0 && im.rgb[5] == 50, "8-bit BMP: rc %d %s",
+          rc, tt_last_error());
     if (rc == TT_OK) tt_image_free(&im);
     b8[63] = 7;
     expect_err("8-bit BMP using colour 7 of 2", b8, 66, TT_EFORMAT, "corrupt BMP", "colour 7 of a 2-colour palette",
@@ -642,17 +646,14 @@ static void test_tiny_and_crafted(void) {
         memcpy(c, j, jn);
         c[dht + 5 + 14] = 200;
         c[dht + 5 + 15] = 200;
-        expect_err("JPEG with a 400-code Huffman table", c, jn, TT_EFORMAT, "corrupt JPEG", "Huffman",
-                   (char *)NULL);
+        expect_err("JPEG with a 400-code Huffman table", c, jn, TT_EFORMAT, "corrupt JPEG", "Huffman", (char *)NULL);
       }
       size_t sn = jpeg_strip(j, jn, 0xc4, c);
       CHECK(sn < jn, "stripping DHT did nothing");
-      expect_err("JPEG without Huffman tables", c, sn, TT_EFORMAT, "corrupt JPEG", "Huffman",
-                 (char *)NULL);
+      expect_err("JPEG without Huffman tables", c, sn, TT_EFORMAT, "corrupt JPEG", "Huffman", (char *)NULL);
       sn = jpeg_strip(j, jn, 0xdb, c);
       CHECK(sn < jn, "stripping DQT did nothing");
-      expect_err("JPEG without quantisation tables", c, sn, TT_EFORMAT, "corrupt JPEG", "quantisation",
-                 (char *)NULL);
+      expect_err("JPEG without quantisation tables", c, sn, TT_EFORMAT, "corrupt JPEG", "quantisation", (char *)NULL);
       /* garbage in the entropy-coded data: must not crash; stb may or may not notice */
       memcpy(c, j, jn);
       for (size_t i = jn / 2; i < jn / 2 + 64; i++) c[i] = (uint8_t)(i * 31);
@@ -693,8 +694,8 @@ static void test_mutations(void) {
   static const struct {
     int fix;
     const char *file;
-  } f[] = {{1, "chelsea_64.png"}, {1, "chelsea_64_progressive.jpg"}, {1, "chelsea_64_cmyk.jpg"},
-           {1, "chelsea_64_ycck.jpg"}, {1, "chelsea_64_interlaced.png"}, {0, "no_time_for_that_tiny.gif"},
+  } f[] = {{1, "chelsea_64.png"},      {1, "chelsea_64_progressive.jpg"}, {1, "chelsea_64_cmyk.jpg"},
+           {1, "chelsea_64_ycck.jpg"}, {1, "chelsea_64_interlaced.png"},  {0, "no_time_for_that_tiny.gif"},
            {0, "foo3x5x4indexed.png"}, {0, "palette_color.png"}};
   uint32_t rng = 0x12345678u;
   int ok = 0, err = 0, insane = 0;
@@ -737,8 +738,8 @@ static void test_mutations(void) {
 /* TF.js's alignCorners / legacy formula, naively, in double (the CPU backend's way).
    float_coords=1 computes scale and source coordinate in float32 like XNNPACK (the WASM
    backend) and interpolates in double. */
-static void ref_sample(const tt_image *im, double x0, double y0, double cw, double ch, int dw, int dh,
-                       int align, int float_coords, double *out) {
+static void ref_sample(const tt_image *im, double x0, double y0, double cw, double ch, int dw, int dh, int align,
+                       int float_coords, double *out) {
   for (int oy = 0; oy < dh; oy++) {
     for (int ox = 0; ox < dw; ox++) {
       double src[2];
@@ -824,10 +825,9 @@ static void test_tfjs_wasm_bits(void) {
     CHECK(rc == TT_OK, "sample: %s", tt_last_error());
     size_t n = (size_t)c[i].dw * c[i].dh * 3;
     uint32_t h = fnv_bits(out, n);
-    CHECK(h == c[i].hash, "%dx%d align=%d: hash 0x%08x, tfjs-wasm 0x%08x", c[i].dw, c[i].dh, c[i].align, h,
-          c[i].hash);
-    CHECK(out[c[i].idx] == c[i].val, "%dx%d align=%d: [%zu] = %.9g, tfjs-wasm %.9g", c[i].dw, c[i].dh,
-          c[i].align, c[i].idx, (double)out[c[i].idx], (double)c[i].val);
+    CHECK(h == c[i].hash, "%dx%d align=%d: hash 0x%08x, tfjs-wasm 0x%08x", c[i].dw, c[i].dh, c[i].align, h, c[i].hash);
+    CHECK(out[c[i].idx] == c[i].val, "%dx%d align=%d: [%zu] = %.9g, tfjs-wasm %.9g", c[i].dw, c[i].dh, c[i].align,
+          c[i].idx, (double)out[c[i].idx], (double)c[i].val);
   }
   free(out);
   free(im.rgb);
@@ -928,8 +928,8 @@ static void test_sampling(void) {
   for (int i = 0; i < 7 * 12 * 3; i++) prgb[i] = (uint8_t)(i * 3);
   tt_image por = {7, 12, prgb};
   cs = tt_view_center_square(&por);
-  CHECK(cs.x0 == 0 && cs.y0 == 2 && cs.cw == 7 && cs.ch == 7, "portrait centre square: %g,%g %gx%g",
-        (double)cs.x0, (double)cs.y0, (double)cs.cw, (double)cs.ch);
+  CHECK(cs.x0 == 0 && cs.y0 == 2 && cs.cw == 7 && cs.ch == 7, "portrait centre square: %g,%g %gx%g", (double)cs.x0,
+        (double)cs.y0, (double)cs.cw, (double)cs.ch);
   tt_image_sample(&por, &cs, 7, 7, 1, a);
   bad = 0;
   for (int y = 0; y < 7; y++)
@@ -976,8 +976,7 @@ static void test_sampling(void) {
     if (b[i] > hi) hi = b[i];
   }
   mean_b /= (double)N;
-  CHECK(mean_b > mean_a + 0.08 && mean_b <= mean_a + 0.1 + 1e-6, "brightness +0.1: mean %.4f -> %.4f", mean_a,
-        mean_b);
+  CHECK(mean_b > mean_a + 0.08 && mean_b <= mean_a + 0.1 + 1e-6, "brightness +0.1: mean %.4f -> %.4f", mean_a, mean_b);
   CHECK(lo >= 0 && hi <= 1, "brightness: values outside [0,1]: %g..%g", lo, hi);
   bad = 0;
   for (size_t i = 0; i < N; i++) {
@@ -1023,9 +1022,7 @@ static void test_sampling(void) {
   CHECK(bad == 0, "brightness -2 should clamp everything to 0");
 
   /* Bad arguments. */
-  static const struct {
-    int dw, dh;
-  } bs[] = {{0, 5}, {5, 0}, {-1, 5}, {5, -3}};
+  static const struct { int dw, dh; } bs[] = {{0, 5}, {5, 0}, {-1, 5}, {5, -3}};
   for (size_t i = 0; i < sizeof bs / sizeof bs[0]; i++) {
     int rc = tt_image_sample(&im, &full, bs[i].dw, bs[i].dh, 1, a);
     CHECK(rc == TT_EINVAL && strstr(tt_last_error(), "size"), "size %dx%d: rc %d %s", bs[i].dw, bs[i].dh, rc,
@@ -1038,8 +1035,8 @@ static void test_sampling(void) {
   CHECK(tt_image_sample(&empty, &full, 4, 4, 1, a) == TT_EINVAL, "empty image accepted");
   tt_view bad_v = full;
   bad_v.cw = 0;
-  CHECK(tt_image_sample(&im, &bad_v, 4, 4, 1, a) == TT_EINVAL && strstr(tt_last_error(), "crop"),
-        "zero-width crop: %s", tt_last_error());
+  CHECK(tt_image_sample(&im, &bad_v, 4, 4, 1, a) == TT_EINVAL && strstr(tt_last_error(), "crop"), "zero-width crop: %s",
+        tt_last_error());
   bad_v = full;
   bad_v.x0 = NAN;
   CHECK(tt_image_sample(&im, &bad_v, 4, 4, 1, a) == TT_EINVAL, "NaN crop origin accepted");
@@ -1060,19 +1057,19 @@ static void test_sampling(void) {
 /* Raw pixels (a canvas's RGBA, a grey camera frame): every channel count becomes the RGB
    the decoder would give, alpha dropped; sizes beyond the decoder's limits are refused. */
 static void test_from_pixels(void) {
-  static const uint8_t px[4][2 * 4] = {{10, 200}, {10, 99, 200, 98}, {1, 2, 3, 4, 5, 6},
-                                       {1, 2, 3, 77, 4, 5, 6, 78}};
-  static const uint8_t want[4][6] = {{10, 10, 10, 200, 200, 200}, {10, 10, 10, 200, 200, 200},
-                                     {1, 2, 3, 4, 5, 6}, {1, 2, 3, 4, 5, 6}};
+  static const uint8_t px[4][2 * 4] = {{10, 200}, {10, 99, 200, 98}, {1, 2, 3, 4, 5, 6}, {1, 2, 3, 77, 4, 5, 6, 78}};
+  static const uint8_t want[4][6] = {
+      {10, 10, 10, 200, 200, 200}, {10, 10, 10, 200, 200, 200}, {1, 2, 3, 4, 5, 6}, {1, 2, 3, 4, 5, 6}};
   for (int ch = 1; ch <= 4; ch++) {
     tt_image im;
     int rc = tt_image_from_pixels(px[ch - 1], 2, 1, ch, &im);
-    CHECK(rc == TT_OK && im.w == 2 && im.h == 1 && memcmp(im.rgb, want[ch - 1], 6) == 0,
-          "%d channels: rc %d, %dx%d", ch, rc, im.w, im.h);
+    CHECK(rc == TT_OK && im.w == 2 && im.h == 1 && memcmp(im.rgb, want[ch - 1], 6) == 0, "%d channels: rc %d, %dx%d",
+          ch, rc, im.w, im.h);
     tt_image_free(&im);
   }
-  static const struct { int w, h, ch; } bad[] = {{0, 1, 3}, {1, -1, 3}, {16385, 1, 3}, {8000, 8000, 3},
-                                                 {2, 1, 0}, {2, 1, 5}};
+  static const struct {
+    int w, h, ch;
+  } bad[] = {{0, 1, 3}, {1, -1, 3}, {16385, 1, 3}, {8000, 8000, 3}, {2, 1, 0}, {2, 1, 5}};
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
     tt_image im = {7, 7, NULL};
     int rc = tt_image_from_pixels(px[3], bad[i].w, bad[i].h, bad[i].ch, &im);

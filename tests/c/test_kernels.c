@@ -13,9 +13,9 @@
 #include "kernels/kernels.h"
 #include "check.h"
 
-#define TOL 1e-5f     /* kernels vs double reference */
-#define FD_TOL 1e-2f  /* analytic vs central differences in float */
-#define FD_EPS 1e-3f
+#define TOL      1e-5f /* kernels vs double reference */
+#define FD_TOL   1e-2f /* analytic vs central differences in float */
+#define FD_EPS   1e-3f
 #define COUNT(a) (int)(sizeof(a) / sizeof((a)[0]))
 
 /* ---- helpers ------------------------------------------------------------------------ */
@@ -58,15 +58,20 @@ static double ref_act(double v, int act) {
 /* Each kernel is tested as its scalar version, its SIMD version (WASM only) and the
    dispatching entry point the engine calls. */
 #ifdef __wasm_simd128__
-#define IMPLS(f) { {"scalar", f##_scalar}, {"simd", f##_simd}, {"dispatch", f} }
+#define IMPLS(f)                                                                                                       \
+  {                                                                                                                    \
+    {"scalar", f##_scalar}, {"simd", f##_simd}, { "dispatch", f }                                                      \
+  }
 #else
-#define IMPLS(f) { {"scalar", f##_scalar}, {"dispatch", f} }
+#define IMPLS(f)                                                                                                       \
+  {                                                                                                                    \
+    {"scalar", f##_scalar}, { "dispatch", f }                                                                          \
+  }
 #endif
 
-typedef void (*gemm_fn)(int, int, int, int, int, const float *, int, const float *, int,
-                        float *, int, int, const float *, int);
-typedef void (*fwd_fn)(const tt_shape *, const float *, const float *, const float *, int,
-                       float *);
+typedef void (*gemm_fn)(int, int, int, int, int, const float *, int, const float *, int, float *, int, int,
+                        const float *, int);
+typedef void (*fwd_fn)(const tt_shape *, const float *, const float *, const float *, int, float *);
 typedef void (*bwd_in_fn)(const tt_shape *, const float *, const float *, float *);
 typedef void (*pool_fn)(const tt_shape *, const float *, float *);
 typedef void (*binary_fn)(size_t, const float *, const float *, float *);
@@ -77,27 +82,67 @@ typedef void (*act_bwd_fn)(size_t, const float *, float *, int);
 typedef void (*bias_bwd_fn)(int, int, const float *, float *);
 typedef void (*softmax_fn)(int, int, const float *, float *);
 
-static const struct { const char *name; gemm_fn f; } gemm_impls[] = IMPLS(tt_gemm);
-static const struct { const char *name; fwd_fn f; } dwconv_impls[] = IMPLS(tt_dwconv);
-static const struct { const char *name; fwd_fn f; } conv_impls[] = IMPLS(tt_conv2d);
-static const struct { const char *name; bwd_in_fn f; } dw_bin_impls[] =
-    IMPLS(tt_dwconv_backward_input);
-static const struct { const char *name; bwd_in_fn f; } dw_bfil_impls[] =
-    IMPLS(tt_dwconv_backward_filter);
-static const struct { const char *name; pool_fn f; } pool_impls[] = IMPLS(tt_avgpool);
-static const struct { const char *name; pool_fn f; } pool_bwd_impls[] =
-    IMPLS(tt_avgpool_backward);
-static const struct { const char *name; binary_fn f; } add_impls[] = IMPLS(tt_add);
-static const struct { const char *name; unary_fn f; } acc_impls[] = IMPLS(tt_acc);
-static const struct { const char *name; scale_fn f; } scale_impls[] = IMPLS(tt_scale_shift);
-static const struct { const char *name; bias_act_fn f; } bias_act_impls[] = IMPLS(tt_bias_act);
-static const struct { const char *name; act_bwd_fn f; } act_bwd_impls[] =
-    IMPLS(tt_act_backward);
-static const struct { const char *name; bias_bwd_fn f; } bias_bwd_impls[] =
-    IMPLS(tt_bias_backward);
-static const struct { const char *name; softmax_fn f; } softmax_impls[] = IMPLS(tt_softmax);
+static const struct {
+  const char *name;
+  gemm_fn f;
+} gemm_impls[] = IMPLS(tt_gemm);
+static const struct {
+  const char *name;
+  fwd_fn f;
+} dwconv_impls[] = IMPLS(tt_dwconv);
+static const struct {
+  const char *name;
+  fwd_fn f;
+} conv_impls[] = IMPLS(tt_conv2d);
+static const struct {
+  const char *name;
+  bwd_in_fn f;
+} dw_bin_impls[] = IMPLS(tt_dwconv_backward_input);
+static const struct {
+  const char *name;
+  bwd_in_fn f;
+} dw_bfil_impls[] = IMPLS(tt_dwconv_backward_filter);
+static const struct {
+  const char *name;
+  pool_fn f;
+} pool_impls[] = IMPLS(tt_avgpool);
+static const struct {
+  const char *name;
+  pool_fn f;
+} pool_bwd_impls[] = IMPLS(tt_avgpool_backward);
+static const struct {
+  const char *name;
+  binary_fn f;
+} add_impls[] = IMPLS(tt_add);
+static const struct {
+  const char *name;
+  unary_fn f;
+} acc_impls[] = IMPLS(tt_acc);
+static const struct {
+  const char *name;
+  scale_fn f;
+} scale_impls[] = IMPLS(tt_scale_shift);
+static const struct {
+  const char *name;
+  bias_act_fn f;
+} bias_act_impls[] = IMPLS(tt_bias_act);
+static const struct {
+  const char *name;
+  act_bwd_fn f;
+} act_bwd_impls[] = IMPLS(tt_act_backward);
+static const struct {
+  const char *name;
+  bias_bwd_fn f;
+} bias_bwd_impls[] = IMPLS(tt_bias_backward);
+static const struct {
+  const char *name;
+  softmax_fn f;
+} softmax_impls[] = IMPLS(tt_softmax);
 typedef void (*adam_fn)(size_t, float *, const float *, float *, float *, const tt_adam_cfg *);
-static const struct { const char *name; adam_fn f; } adam_impls[] = IMPLS(tt_adam);
+static const struct {
+  const char *name;
+  adam_fn f;
+} adam_impls[] = IMPLS(tt_adam);
 
 /* ---- gemm --------------------------------------------------------------------------- */
 
@@ -105,18 +150,39 @@ static void test_gemm(void) {
   /* {M, N, K}: edge tiles in M (mod 4) and N (mod 8), K and N across the SIMD
      version's 256/128 blocks, M < 4 (its unpacked path), and degenerate K = 0
      (epilogue only). */
-  static const int shapes[][3] = {
-      {1, 1, 1},    {1, 8, 4},     {3, 7, 5},     {4, 8, 16},   {7, 17, 33},
-      {17, 33, 7},  {33, 100, 17}, {100, 3, 64},  {5, 129, 257}, {64, 136, 300},
-      {2, 300, 513}, {13, 9, 1},   {3, 5, 0},     {9, 260, 40}, {36, 24, 256},
-      {1, 13, 257}, {3, 33, 2},    {4, 5, 0},     {8, 16, 600},
-      /* the unpacked ta=tb=0 path: many full panels, K blocks, N split into equal
+  static const int shapes[][3] = {{1, 1, 1},
+                                  {1, 8, 4},
+                                  {3, 7, 5},
+                                  {4, 8, 16},
+                                  {7, 17, 33},
+                                  {17, 33, 7},
+                                  {33, 100, 17},
+                                  {100, 3, 64},
+                                  {5, 129, 257},
+                                  {64, 136, 300},
+                                  {2, 300, 513},
+                                  {13, 9, 1},
+                                  {3, 5, 0},
+                                  {9, 260, 40},
+                                  {36, 24, 256},
+                                  {1, 13, 257},
+                                  {3, 33, 2},
+                                  {4, 5, 0},
+                                  {8, 16, 600},
+                                  /* the unpacked ta=tb=0 path: many full panels, K blocks, N split into equal
          column blocks (N8 > 512 with kc = 256), edge rows and columns beside it */
-      {12, 144, 24}, {49, 448, 300}, {8, 1040, 300}, {6, 1030, 260},
-      /* a 4-column tile after the 8-column ones (N % 8 >= 4), over K blocks */
-      {8, 13, 300}, {12, 44, 520}, {16, 100, 40},
-      /* short and deep: tt_gemm cuts K into parts (a dense head on a batch, one image) */
-      {16, 100, 1792}, {5, 30, 1100}, {1, 64, 2100}};
+                                  {12, 144, 24},
+                                  {49, 448, 300},
+                                  {8, 1040, 300},
+                                  {6, 1030, 260},
+                                  /* a 4-column tile after the 8-column ones (N % 8 >= 4), over K blocks */
+                                  {8, 13, 300},
+                                  {12, 44, 520},
+                                  {16, 100, 40},
+                                  /* short and deep: tt_gemm cuts K into parts (a dense head on a batch, one image) */
+                                  {16, 100, 1792},
+                                  {5, 30, 1100},
+                                  {1, 64, 2100}};
   for (int si = 0; si < COUNT(shapes); si++)
     for (int ta = 0; ta < 2; ta++)
       for (int tb = 0; tb < 2; tb++)
@@ -157,17 +223,19 @@ static void test_gemm(void) {
                 for (int i = 0; i < M; i++) {
                   const float e = check_maxrel(C + (size_t)i * ldc, ref + (size_t)i * N, (size_t)N);
                   if (!(e <= err)) err = e;
-                  for (int j = N; j < ldc; j++)
-                    slack_ok &= C[(size_t)i * ldc + j] == C0[(size_t)i * ldc + j];
+                  for (int j = N; j < ldc; j++) slack_ok &= C[(size_t)i * ldc + j] == C0[(size_t)i * ldc + j];
                 }
                 /* a float sum's rounding error grows with its length */
                 CHECK(err < TOL * (K > 256 ? K / 256.0f : 1.0f) && slack_ok,
-                      "gemm %s ta=%d tb=%d M=%d N=%d K=%d acc=%d bias=%d act=%d: maxrel %g%s",
-                      gemm_impls[v].name, ta, tb, M, N, K, acc, hb, act, err,
-                      slack_ok ? "" : ", wrote past N");
+                      "gemm %s ta=%d tb=%d M=%d N=%d K=%d acc=%d bias=%d act=%d: maxrel %g%s", gemm_impls[v].name, ta,
+                      tb, M, N, K, acc, hb, act, err, slack_ok ? "" : ", wrote past N");
                 free(C);
               }
-              free(A); free(B); free(bias); free(C0); free(ref);
+              free(A);
+              free(B);
+              free(bias);
+              free(C0);
+              free(ref);
             }
 }
 
@@ -178,9 +246,11 @@ static void test_gemm(void) {
    output is at most half a level times sum_k |W[k][n]|, plus float rounding. The
    activation does not widen it. In WASM the SIMD version must equal the scalar one bit
    for bit (same rounding, same epilogue order). */
-typedef void (*qgemm_fn)(int, const tt_qmat *, const float *, int, float *, int, int,
-                         const float *, int);
-static const struct { const char *name; qgemm_fn f; } qgemm_impls[] = IMPLS(tt_qgemm);
+typedef void (*qgemm_fn)(int, const tt_qmat *, const float *, int, float *, int, int, const float *, int);
+static const struct {
+  const char *name;
+  qgemm_fn f;
+} qgemm_impls[] = IMPLS(tt_qgemm);
 
 /* mode 0: random codes; 1: every code -255; 2: all codes positive, where a rounding
    that errs the same way on every element shows in every output. */
@@ -191,13 +261,11 @@ static void test_qgemm_case(int M, int N, int K, int mode) {
   int16_t *w = malloc(tt_qpack_size(K, N) * sizeof *w);
   float *wb = alloc_f((size_t)N8), *ws = alloc_f((size_t)N8);
   double *W = malloc((size_t)K * N * sizeof *W);
-  for (size_t i = 0; i < (size_t)K * N; i++)
-    codes[i] = extreme ? -255 : mode == 2 ? 1 + irand(255) : irand(511) - 255;
+  for (size_t i = 0; i < (size_t)K * N; i++) codes[i] = extreme ? -255 : mode == 2 ? 1 + irand(255) : irand(511) - 255;
   for (int n = 0; n < N8; n++) {
     wb[n] = n < N ? 0.002f * (1.5f + frand()) : 0.0f;
     double sum = 0;
-    for (int k = 0; n < N && k < K; k++)
-      sum += W[(size_t)k * N + n] = (double)wb[n] * codes[(size_t)k * N + n];
+    for (int k = 0; n < N && k < K; k++) sum += W[(size_t)k * N + n] = (double)wb[n] * codes[(size_t)k * N + n];
     ws[n] = (float)sum;
   }
   const int qmax = tt_qpack(K, N, codes, w);
@@ -216,12 +284,18 @@ static void test_qgemm_case(int M, int N, int K, int mode) {
     static const int plain[4] = {0, 4, 6, 4};
     const int kind = extreme ? 5 : (i / 4) % 3 == 2 ? plain[i % 4] : i % 8;
     for (int k = 0; k < K; k++) {
-      if (kind == 1) a[k] = 1.25f;
-      else if (kind == 2) a[k] = 0.0f;
-      else if (kind == 4) a[k] = 6.0f * fabsf(a[k]) / 3.0f;
-      else if (kind == 5) a[k] = k % 2 ? -1.0f : 1.0f; /* every code +-qmax */
-      else if (kind == 6) a[k] = k < 2 ? (k ? 1.0f : -1.0f) : (float)(irand(100) + 0.6) / (qmax - 1);
-      else if (kind == 7) a[k] = 1000.0f + 1e-4f * a[k];
+      if (kind == 1)
+        a[k] = 1.25f;
+      else if (kind == 2)
+        a[k] = 0.0f;
+      else if (kind == 4)
+        a[k] = 6.0f * fabsf(a[k]) / 3.0f;
+      else if (kind == 5)
+        a[k] = k % 2 ? -1.0f : 1.0f; /* every code +-qmax */
+      else if (kind == 6)
+        a[k] = k < 2 ? (k ? 1.0f : -1.0f) : (float)(irand(100) + 0.6) / (qmax - 1);
+      else if (kind == 7)
+        a[k] = 1000.0f + 1e-4f * a[k];
     }
     if (kind == 3 && K > 1) a[irand(K)] = i % 2 ? NAN : -INFINITY;
   }
@@ -244,12 +318,14 @@ static void test_qgemm_case(int M, int N, int K, int mode) {
               lo = a[k] < lo ? a[k] : lo, hi = a[k] > hi ? a[k] : hi;
             }
             double half = ((double)hi - lo) / 2;
-            if (fabs(((double)hi + lo) / 2) > half * (2097152.0 / (qmax - 1)))
-              half = fmax(fabs(lo), fabs(hi));
+            if (fabs(((double)hi + lo) / 2) > half * (2097152.0 / (qmax - 1))) half = fmax(fabs(lo), fabs(hi));
             const double level = half / (qmax - 1);
             for (int j = 0; j < N; j++) {
               const float got = C[(size_t)i * ldc + j];
-              if (bad) { ok &= isnan(got); continue; }
+              if (bad) {
+                ok &= isnan(got);
+                continue;
+              }
               double ref = acc ? C0[(size_t)i * ldc + j] : 0.0, wabs = 0, mag = fabs(ref);
               for (int k = 0; k < K; k++) {
                 ref += a[k] * W[(size_t)k * N + j];
@@ -269,23 +345,33 @@ static void test_qgemm_case(int M, int N, int K, int mode) {
           CHECK(ok && same && slack_ok,
                 "qgemm %s M=%d N=%d K=%d mode=%d acc=%d bias=%d act=%d: %s (worst %.2f of the bound)",
                 qgemm_impls[v].name, M, N, K, mode, acc, hb, act,
-                !ok ? "outside the rounding bound" : !same ? "differs from scalar" : "wrote past N",
+                !ok     ? "outside the rounding bound"
+                : !same ? "differs from scalar"
+                        : "wrote past N",
                 worst);
-          if (!first) first = C;
-          else free(C);
+          if (!first)
+            first = C;
+          else
+            free(C);
         }
-        free(first); free(bias); free(C0);
+        free(first);
+        free(bias);
+        free(C0);
       }
-  free(codes); free(w); free(wb); free(ws); free(W); free(A);
+  free(codes);
+  free(w);
+  free(wb);
+  free(ws);
+  free(W);
+  free(A);
 }
 
 static void test_qgemm(void) {
   /* {M, N, K}: edge rows (M mod 4) and columns (N mod 8), odd K (a zero-padded pair),
      row blocks (M past the rows a call quantizes at once), MobileNetV2's shapes. */
-  static const int shapes[][3] = {
-      {1, 1, 1},    {3, 7, 5},     {4, 8, 16},   {7, 17, 33},  {13, 9, 2},   {33, 100, 17},
-      {100, 3, 64}, {5, 129, 257}, {64, 136, 300}, {12, 144, 24}, {300, 24, 144},
-      {9, 448, 1344}, {6, 12, 2046}};
+  static const int shapes[][3] = {{1, 1, 1},      {3, 7, 5},      {4, 8, 16},    {7, 17, 33},    {13, 9, 2},
+                                  {33, 100, 17},  {100, 3, 64},   {5, 129, 257}, {64, 136, 300}, {12, 144, 24},
+                                  {300, 24, 144}, {9, 448, 1344}, {6, 12, 2046}};
   for (int si = 0; si < COUNT(shapes); si++)
     test_qgemm_case(shapes[si][0], shapes[si][1], shapes[si][2], si % 2 ? 2 : 0);
   /* Every product at its extreme: the sums must still fit int32. */
@@ -299,20 +385,26 @@ static size_t xsize(const tt_shape *s) { return (size_t)s->n * s->h * s->w * s->
 static size_t ysize(const tt_shape *s) { return (size_t)s->n * s->oh * s->ow * s->oc; }
 
 /* pb/pr are the implied bottom/right padding; 0 if the shape is impossible. */
-static int make_shape(tt_shape *s, int n, int h, int w, int c, int oc, int kh, int kw,
-                      int sh, int sw, int pt, int pl, int pb, int pr) {
+static int make_shape(tt_shape *s, int n, int h, int w, int c, int oc, int kh, int kw, int sh, int sw, int pt, int pl,
+                      int pb, int pr) {
   if (h + pt + pb < kh || w + pl + pr < kw) return 0;
-  s->n = n; s->h = h; s->w = w; s->c = c;
-  s->kh = kh; s->kw = kw; s->sh = sh; s->sw = sw; s->pt = pt; s->pl = pl;
+  s->n = n;
+  s->h = h;
+  s->w = w;
+  s->c = c;
+  s->kh = kh;
+  s->kw = kw;
+  s->sh = sh;
+  s->sw = sw;
+  s->pt = pt;
+  s->pl = pl;
   s->oh = (h + pt + pb - kh) / sh + 1;
   s->ow = (w + pl + pr - kw) / sw + 1;
   s->oc = oc;
   return 1;
 }
 
-static int in_x(const tt_shape *s, int iy, int ix) {
-  return iy >= 0 && iy < s->h && ix >= 0 && ix < s->w;
-}
+static int in_x(const tt_shape *s, int iy, int ix) { return iy >= 0 && iy < s->h && ix >= 0 && ix < s->w; }
 static size_t xi(const tt_shape *s, int n, int iy, int ix, int c) {
   return (((size_t)n * s->h + iy) * s->w + ix) * s->c + c;
 }
@@ -320,8 +412,7 @@ static size_t yi(const tt_shape *s, int n, int oy, int ox, int c) {
   return (((size_t)n * s->oh + oy) * s->ow + ox) * s->oc + c;
 }
 
-static void ref_dwconv(const tt_shape *s, const float *x, const float *w, const float *bias,
-                       int act, float *y) {
+static void ref_dwconv(const tt_shape *s, const float *x, const float *w, const float *bias, int act, float *y) {
   for (int n = 0; n < s->n; n++)
     for (int oy = 0; oy < s->oh; oy++)
       for (int ox = 0; ox < s->ow; ox++)
@@ -330,8 +421,7 @@ static void ref_dwconv(const tt_shape *s, const float *x, const float *w, const 
           for (int ky = 0; ky < s->kh; ky++)
             for (int kx = 0; kx < s->kw; kx++) {
               const int iy = oy * s->sh - s->pt + ky, ix = ox * s->sw - s->pl + kx;
-              if (in_x(s, iy, ix))
-                a += (double)x[xi(s, n, iy, ix, c)] * w[((size_t)ky * s->kw + kx) * s->c + c];
+              if (in_x(s, iy, ix)) a += (double)x[xi(s, n, iy, ix, c)] * w[((size_t)ky * s->kw + kx) * s->c + c];
             }
           y[yi(s, n, oy, ox, c)] = (float)ref_act(a, act);
         }
@@ -355,15 +445,13 @@ static void ref_dwconv_bwd_input(const tt_shape *s, const float *dy, const float
             for (int kx = 0; kx < s->kw; kx++) {
               const int oy = out_of(iy, ky, s->sh, s->pt, s->oh);
               const int ox = out_of(ix, kx, s->sw, s->pl, s->ow);
-              if (oy >= 0 && ox >= 0)
-                a += (double)dy[yi(s, n, oy, ox, c)] * w[((size_t)ky * s->kw + kx) * s->c + c];
+              if (oy >= 0 && ox >= 0) a += (double)dy[yi(s, n, oy, ox, c)] * w[((size_t)ky * s->kw + kx) * s->c + c];
             }
           dx[xi(s, n, iy, ix, c)] = (float)a;
         }
 }
 
-static void ref_dwconv_bwd_filter(const tt_shape *s, const float *x, const float *dy,
-                                  float *dw) {
+static void ref_dwconv_bwd_filter(const tt_shape *s, const float *x, const float *dy, float *dw) {
   for (int ky = 0; ky < s->kh; ky++)
     for (int kx = 0; kx < s->kw; kx++)
       for (int c = 0; c < s->c; c++) {
@@ -378,8 +466,7 @@ static void ref_dwconv_bwd_filter(const tt_shape *s, const float *x, const float
       }
 }
 
-static void ref_conv2d(const tt_shape *s, const float *x, const float *w, const float *bias,
-                       int act, float *y) {
+static void ref_conv2d(const tt_shape *s, const float *x, const float *w, const float *bias, int act, float *y) {
   for (int n = 0; n < s->n; n++)
     for (int oy = 0; oy < s->oh; oy++)
       for (int ox = 0; ox < s->ow; ox++)
@@ -390,8 +477,7 @@ static void ref_conv2d(const tt_shape *s, const float *x, const float *w, const 
               for (int c = 0; c < s->c; c++) {
                 const int iy = oy * s->sh - s->pt + ky, ix = ox * s->sw - s->pl + kx;
                 if (in_x(s, iy, ix))
-                  a += (double)x[xi(s, n, iy, ix, c)] *
-                       w[(((size_t)ky * s->kw + kx) * s->c + c) * s->oc + o];
+                  a += (double)x[xi(s, n, iy, ix, c)] * w[(((size_t)ky * s->kw + kx) * s->c + c) * s->oc + o];
               }
           y[yi(s, n, oy, ox, o)] = (float)ref_act(a, act);
         }
@@ -400,8 +486,7 @@ static void ref_conv2d(const tt_shape *s, const float *x, const float *w, const 
 static int pool_count(const tt_shape *s, int oy, int ox) {
   int cnt = 0;
   for (int ky = 0; ky < s->kh; ky++)
-    for (int kx = 0; kx < s->kw; kx++)
-      cnt += in_x(s, oy * s->sh - s->pt + ky, ox * s->sw - s->pl + kx);
+    for (int kx = 0; kx < s->kw; kx++) cnt += in_x(s, oy * s->sh - s->pt + ky, ox * s->sw - s->pl + kx);
   return cnt;
 }
 
@@ -443,11 +528,9 @@ static void ref_avgpool_bwd(const tt_shape *s, const float *dy, float *dx) {
 static tt_shape cases[MAX_CASES];
 static int ncases;
 
-static void add_case(int n, int h, int w, int c, int kh, int kw, int sh, int sw, int pt,
-                     int pl, int pb, int pr) {
+static void add_case(int n, int h, int w, int c, int kh, int kw, int sh, int sw, int pt, int pl, int pb, int pr) {
   tt_shape s;
-  if (ncases < MAX_CASES && make_shape(&s, n, h, w, c, c, kh, kw, sh, sw, pt, pl, pb, pr))
-    cases[ncases++] = s;
+  if (ncases < MAX_CASES && make_shape(&s, n, h, w, c, c, kh, kw, sh, sw, pt, pl, pb, pr)) cases[ncases++] = s;
 }
 
 /* Depthwise and pooling share these: every 3x3 stride 1/2 case with each of the four
@@ -463,13 +546,13 @@ static void build_cases(void) {
     for (int pads = 0; pads < 16; pads++)
       for (int i = 0; i < COUNT(hw); i++)
         for (int j = 0; j < COUNT(cs); j++, idx++)
-          add_case(1 + (idx / 7) % 2, hw[i][0], hw[i][1], cs[j], 3, 3, st, st, pads & 1,
-                   (pads >> 1) & 1, (pads >> 2) & 1, (pads >> 3) & 1);
+          add_case(1 + (idx / 7) % 2, hw[i][0], hw[i][1], cs[j], 3, 3, st, st, pads & 1, (pads >> 1) & 1,
+                   (pads >> 2) & 1, (pads >> 3) & 1);
   static const int ks[] = {1, 2, 3, 5};
   for (int i = 0; i < 400; i++) {
     const int kh = ks[irand(4)], kw = ks[irand(4)];
-    add_case(1 + irand(2), 1 + irand(10), 1 + irand(10), 1 + irand(20), kh, kw, 1 + irand(3),
-             1 + irand(3), irand(kh), irand(kw), irand(kh), irand(kw));
+    add_case(1 + irand(2), 1 + irand(10), 1 + irand(10), 1 + irand(20), kh, kw, 1 + irand(3), 1 + irand(3), irand(kh),
+             irand(kw), irand(kh), irand(kw));
   }
   /* MobileNet-sized layers: long interior rows, c a multiple of 8 plus tails. */
   add_case(1, 28, 28, 40, 3, 3, 1, 1, 1, 1, 1, 1);
@@ -486,8 +569,8 @@ static void build_cases(void) {
 
 static const char *shape_str(const tt_shape *s) {
   static char buf[160];
-  snprintf(buf, sizeof buf, "n%d %dx%dx%d k%dx%d s%d,%d pad t%d l%d -> %dx%dx%d", s->n, s->h,
-           s->w, s->c, s->kh, s->kw, s->sh, s->sw, s->pt, s->pl, s->oh, s->ow, s->oc);
+  snprintf(buf, sizeof buf, "n%d %dx%dx%d k%dx%d s%d,%d pad t%d l%d -> %dx%dx%d", s->n, s->h, s->w, s->c, s->kh, s->kw,
+           s->sh, s->sw, s->pt, s->pl, s->oh, s->ow, s->oc);
   return buf;
 }
 
@@ -504,10 +587,13 @@ static void test_dwconv(void) {
       for (size_t i = 0; i < ysize(s); i++) y[i] = NAN; /* every output must be written */
       dwconv_impls[v].f(s, x, w, bias, act, y);
       const float err = check_maxrel(y, ref, ysize(s));
-      CHECK(err < TOL, "dwconv %s %s bias=%d act=%d: maxrel %g", dwconv_impls[v].name,
-            shape_str(s), hb, act, err);
+      CHECK(err < TOL, "dwconv %s %s bias=%d act=%d: maxrel %g", dwconv_impls[v].name, shape_str(s), hb, act, err);
     }
-    free(x); free(w); free(bias); free(ref); free(y);
+    free(x);
+    free(w);
+    free(bias);
+    free(ref);
+    free(y);
   }
 }
 
@@ -525,18 +611,22 @@ static void test_dwconv_backward(void) {
       for (size_t i = 0; i < xsize(s); i++) dx[i] = NAN; /* overwritten, not accumulated */
       dw_bin_impls[v].f(s, dy, w, dx);
       const float err = check_maxrel(dx, ref_dx, xsize(s));
-      CHECK(err < TOL, "dwconv_backward_input %s %s: maxrel %g", dw_bin_impls[v].name,
-            shape_str(s), err);
+      CHECK(err < TOL, "dwconv_backward_input %s %s: maxrel %g", dw_bin_impls[v].name, shape_str(s), err);
     }
     for (int v = 0; v < COUNT(dw_bfil_impls); v++) {
       float *dw = copy_f(dw0, nw); /* accumulated into */
       dw_bfil_impls[v].f(s, x, dy, dw);
       const float err = check_maxrel(dw, ref_dw, nw);
-      CHECK(err < TOL, "dwconv_backward_filter %s %s: maxrel %g", dw_bfil_impls[v].name,
-            shape_str(s), err);
+      CHECK(err < TOL, "dwconv_backward_filter %s %s: maxrel %g", dw_bfil_impls[v].name, shape_str(s), err);
       free(dw);
     }
-    free(x); free(dy); free(w); free(dw0); free(ref_dx); free(dx); free(ref_dw);
+    free(x);
+    free(dy);
+    free(w);
+    free(dw0);
+    free(ref_dx);
+    free(dx);
+    free(ref_dw);
   }
 }
 
@@ -564,10 +654,14 @@ static void test_avgpool(void) {
       for (size_t i = 0; i < xsize(s); i++) dx[i] = NAN;
       pool_bwd_impls[v].f(s, dy, dx);
       const float err = check_maxrel(dx, ref_dx, xsize(s));
-      CHECK(err < TOL, "avgpool_backward %s %s: maxrel %g", pool_bwd_impls[v].name,
-            shape_str(s), err);
+      CHECK(err < TOL, "avgpool_backward %s %s: maxrel %g", pool_bwd_impls[v].name, shape_str(s), err);
     }
-    free(x); free(dy); free(ref); free(y); free(ref_dx); free(dx);
+    free(x);
+    free(dy);
+    free(ref);
+    free(y);
+    free(ref_dx);
+    free(dx);
   }
 }
 
@@ -592,8 +686,8 @@ static void test_conv2d(void) {
               if (j != 1 || g != 0 || (ocs[o] != 32 && ocs[o] != 48)) continue;
               h = w = i == COUNT(hw) ? 64 : 65;
             }
-            if (!make_shape(&s, 1 + idx % 2, h, w, cs[j], ocs[o], geo[g][0], geo[g][1],
-                            geo[g][2], geo[g][3], pads[p][0], pads[p][1], pads[p][2], pads[p][3]))
+            if (!make_shape(&s, 1 + idx % 2, h, w, cs[j], ocs[o], geo[g][0], geo[g][1], geo[g][2], geo[g][3],
+                            pads[p][0], pads[p][1], pads[p][2], pads[p][3]))
               continue;
             const int act = idx % 3, hb = (idx / 3) % 2;
             float *x = rand_f(xsize(&s), 2.0f);
@@ -605,10 +699,14 @@ static void test_conv2d(void) {
               for (size_t k = 0; k < ysize(&s); k++) y[k] = NAN;
               conv_impls[v].f(&s, x, wt, bias, act, y);
               const float err = check_maxrel(y, ref, ysize(&s));
-              CHECK(err < TOL, "conv2d %s %s bias=%d act=%d: maxrel %g", conv_impls[v].name,
-                    shape_str(&s), hb, act, err);
+              CHECK(err < TOL, "conv2d %s %s bias=%d act=%d: maxrel %g", conv_impls[v].name, shape_str(&s), hb, act,
+                    err);
             }
-            free(x); free(wt); free(bias); free(ref); free(y);
+            free(x);
+            free(wt);
+            free(bias);
+            free(ref);
+            free(y);
           }
 }
 
@@ -624,8 +722,7 @@ static double loss(const float *y, const float *r, size_t n) {
 /* Central differences of L with respect to every entry of p (perturbed in place and
    restored); f recomputes y from the current parameters. */
 typedef void (*eval_fn)(const void *ctx, float *y);
-static void fd_grad(eval_fn f, const void *ctx, float *p, size_t np, const float *r,
-                    float *y, size_t ny, float *g) {
+static void fd_grad(eval_fn f, const void *ctx, float *p, size_t np, const float *r, float *y, size_t ny, float *g) {
   for (size_t i = 0; i < np; i++) {
     const float p0 = p[i];
     p[i] = p0 + FD_EPS;
@@ -682,25 +779,31 @@ static void test_finite_differences(void) {
     for (int v = 0; v < COUNT(dw_bin_impls); v++) {
       dw_bin_impls[v].f(s, r, w, an);
       const float err = check_maxrel(an, fd, nx);
-      CHECK(err < FD_TOL, "dwconv_backward_input %s vs finite differences %s: maxrel %g",
-            dw_bin_impls[v].name, shape_str(s), err);
+      CHECK(err < FD_TOL, "dwconv_backward_input %s vs finite differences %s: maxrel %g", dw_bin_impls[v].name,
+            shape_str(s), err);
     }
     fd_grad(eval_dwconv, &k, w, nw, r, y, ny, fd);
     for (int v = 0; v < COUNT(dw_bfil_impls); v++) {
       memset(an, 0, nw * sizeof *an);
       dw_bfil_impls[v].f(s, x, r, an);
       const float err = check_maxrel(an, fd, nw);
-      CHECK(err < FD_TOL, "dwconv_backward_filter %s vs finite differences %s: maxrel %g",
-            dw_bfil_impls[v].name, shape_str(s), err);
+      CHECK(err < FD_TOL, "dwconv_backward_filter %s vs finite differences %s: maxrel %g", dw_bfil_impls[v].name,
+            shape_str(s), err);
     }
     fd_grad(eval_avgpool, &k, x, nx, r, y, ny, fd);
     for (int v = 0; v < COUNT(pool_bwd_impls); v++) {
       pool_bwd_impls[v].f(s, r, an);
       const float err = check_maxrel(an, fd, nx);
-      CHECK(err < FD_TOL, "avgpool_backward %s vs finite differences %s: maxrel %g",
-            pool_bwd_impls[v].name, shape_str(s), err);
+      CHECK(err < FD_TOL, "avgpool_backward %s vs finite differences %s: maxrel %g", pool_bwd_impls[v].name,
+            shape_str(s), err);
     }
-    free(x); free(w); free(bias); free(r); free(y); free(fd); free(an);
+    free(x);
+    free(w);
+    free(bias);
+    free(r);
+    free(y);
+    free(fd);
+    free(an);
   }
   CHECK(tested >= 30, "only %d spatial finite-difference cases", tested);
 
@@ -720,11 +823,14 @@ static void test_finite_differences(void) {
         float *g = copy_f(r, n);
         act_bwd_impls[v].f(n, y, g, act);
         const float err = check_maxrel(g, fd, n);
-        CHECK(err < FD_TOL, "act_backward %s vs finite differences act=%d n=%d: maxrel %g",
-              act_bwd_impls[v].name, act, (int)n, err);
+        CHECK(err < FD_TOL, "act_backward %s vs finite differences act=%d n=%d: maxrel %g", act_bwd_impls[v].name, act,
+              (int)n, err);
         free(g);
       }
-      free(z); free(r); free(y); free(fd);
+      free(z);
+      free(r);
+      free(y);
+      free(fd);
     }
 
   for (int rows = 1; rows <= 5; rows += 2)
@@ -739,11 +845,16 @@ static void test_finite_differences(void) {
         bias_bwd_impls[v].f(rows, c, r, db);
         for (int j = 0; j < c; j++) db[j] -= db0[j];
         const float err = check_maxrel(db, fd, (size_t)c);
-        CHECK(err < FD_TOL, "bias_backward %s vs finite differences rows=%d c=%d: maxrel %g",
-              bias_bwd_impls[v].name, rows, c, err);
+        CHECK(err < FD_TOL, "bias_backward %s vs finite differences rows=%d c=%d: maxrel %g", bias_bwd_impls[v].name,
+              rows, c, err);
         free(db);
       }
-      free(z); free(bias); free(r); free(y); free(fd); free(db0);
+      free(z);
+      free(bias);
+      free(r);
+      free(y);
+      free(fd);
+      free(db0);
     }
 }
 
@@ -761,10 +872,11 @@ static void test_eltwise(void) {
       add_impls[v].f(n, a, b, y);
       add_impls[v].f(n, ya, b, ya); /* y aliasing either input */
       add_impls[v].f(n, a, yb, yb);
-      CHECK(check_maxrel(y, ref, n) < TOL && check_maxrel(ya, ref, n) < TOL &&
-                check_maxrel(yb, ref, n) < TOL,
+      CHECK(check_maxrel(y, ref, n) < TOL && check_maxrel(ya, ref, n) < TOL && check_maxrel(yb, ref, n) < TOL,
             "add %s n=%d", add_impls[v].name, (int)n);
-      free(y); free(ya); free(yb);
+      free(y);
+      free(ya);
+      free(yb);
     }
     for (int v = 0; v < COUNT(acc_impls); v++) {
       float *y = copy_f(b, n);
@@ -779,7 +891,9 @@ static void test_eltwise(void) {
       CHECK(check_maxrel(y, ref, n) < TOL, "scale_shift %s n=%d", scale_impls[v].name, (int)n);
       free(y);
     }
-    free(a); free(b); free(ref);
+    free(a);
+    free(b);
+    free(ref);
   }
 
   static const int rows_l[] = {1, 3, 7};
@@ -791,13 +905,12 @@ static void test_eltwise(void) {
       float *y0 = rand_f(n, 8.0f), *bias = rand_f((size_t)c, 2.0f), *ref = alloc_f(n);
       for (int hb = 0; hb < 2; hb++)
         for (int act = 0; act < 3; act++) {
-          for (size_t i = 0; i < n; i++)
-            ref[i] = (float)ref_act((double)y0[i] + (hb ? bias[i % c] : 0.0), act);
+          for (size_t i = 0; i < n; i++) ref[i] = (float)ref_act((double)y0[i] + (hb ? bias[i % c] : 0.0), act);
           for (int v = 0; v < COUNT(bias_act_impls); v++) {
             float *y = copy_f(y0, n);
             bias_act_impls[v].f(rows, c, y, hb ? bias : NULL, act);
-            CHECK(check_maxrel(y, ref, n) < TOL, "bias_act %s rows=%d c=%d bias=%d act=%d",
-                  bias_act_impls[v].name, rows, c, hb, act);
+            CHECK(check_maxrel(y, ref, n) < TOL, "bias_act %s rows=%d c=%d bias=%d act=%d", bias_act_impls[v].name,
+                  rows, c, hb, act);
             free(y);
           }
         }
@@ -811,11 +924,15 @@ static void test_eltwise(void) {
       for (int v = 0; v < COUNT(bias_bwd_impls); v++) {
         float *db = copy_f(db0, (size_t)c);
         bias_bwd_impls[v].f(rows, c, y0, db);
-        CHECK(check_maxrel(db, dref, (size_t)c) < TOL, "bias_backward %s rows=%d c=%d",
-              bias_bwd_impls[v].name, rows, c);
+        CHECK(check_maxrel(db, dref, (size_t)c) < TOL, "bias_backward %s rows=%d c=%d", bias_bwd_impls[v].name, rows,
+              c);
         free(db);
       }
-      free(y0); free(bias); free(ref); free(db0); free(dref);
+      free(y0);
+      free(bias);
+      free(ref);
+      free(db0);
+      free(dref);
     }
 
   /* act_backward, including outputs exactly at the kinks 0 and 6 where TF passes no
@@ -828,19 +945,18 @@ static void test_eltwise(void) {
         if (i % 5 == 1) y[i] = 0.0f;
         if (i % 5 == 3) y[i] = 6.0f;
         y[i] = (float)ref_act(y[i], act);
-        const int pass = act == TT_ACT_RELU    ? y[i] > 0
-                         : act == TT_ACT_RELU6 ? y[i] > 0 && y[i] < 6
-                                               : 1;
+        const int pass = act == TT_ACT_RELU ? y[i] > 0 : act == TT_ACT_RELU6 ? y[i] > 0 && y[i] < 6 : 1;
         ref[i] = pass ? g0[i] : 0.0f;
       }
       for (int v = 0; v < COUNT(act_bwd_impls); v++) {
         float *g = copy_f(g0, n);
         act_bwd_impls[v].f(n, y, g, act);
-        CHECK(check_maxrel(g, ref, n) == 0.0f, "act_backward %s n=%d act=%d",
-              act_bwd_impls[v].name, (int)n, act);
+        CHECK(check_maxrel(g, ref, n) == 0.0f, "act_backward %s n=%d act=%d", act_bwd_impls[v].name, (int)n, act);
         free(g);
       }
-      free(y); free(g0); free(ref);
+      free(y);
+      free(g0);
+      free(ref);
     }
 
   /* softmax on logits far from 0: only max subtraction keeps expf finite. */
@@ -872,7 +988,8 @@ static void test_eltwise(void) {
               softmax_impls[v].name, rows, c, err, rowsum_err);
         free(y);
       }
-      free(x); free(ref);
+      free(x);
+      free(ref);
     }
 }
 
@@ -883,53 +1000,63 @@ static void test_adam(void) {
   static const int lens[] = {1, 3, 4, 7, 64, 1001};
   for (int li = 0; li < COUNT(lens); li++)
     for (int dec = 0; dec < 2; dec++)
-    for (int flush = 0; flush < 2; flush++) {
-      const int n = lens[li];
-      const tt_adam_cfg c = {0.9f, 0.999f, 1e-7f, 3e-3f, dec ? 1e-2f : 5e-3f,
-                             1.0f / (1.0f - 0.9f * 0.9f), 1.0f / (1.0f - 0.999f * 0.999f), dec, flush};
-      float *w0 = rand_f(n, 1.0f), *g = rand_f(n, 0.5f), *m0 = rand_f(n, 0.1f), *v0 = alloc_f(n);
-      for (int j = 0; j < n; j++) v0[j] = fabsf(frand()) * 0.01f;
-      if (n > 5) {
-        g[1] = 0.0f, m0[1] = 1e-31f, v0[1] = 1e-31f, w0[1] = 0.0f; /* flushed moments */
-        g[4] = NAN;
-      }
-      float *out[COUNT(adam_impls)][3];
-      for (int v = 0; v < COUNT(adam_impls); v++) {
-        float *w = copy_f(w0, n), *m = copy_f(m0, n), *vv = copy_f(v0, n);
-        adam_impls[v].f((size_t)n, w, g, m, vv, &c);
-        out[v][0] = w, out[v][1] = m, out[v][2] = vv;
-        double err = 0;
-        int nan_ok = 1, flush_ok = 1;
-        for (int j = 0; j < n; j++) {
-          if (isnan(g[j])) { nan_ok &= isnan(w[j]) && isnan(m[j]) && isnan(vv[j]); continue; }
-          double gj = g[j] + (dec ? 0.0 : (double)c.wd * w0[j]);
-          double mj = 0.9 * m0[j] + 0.1 * gj, vj = 0.999 * v0[j] + 0.001 * gj * gj;
-          if (flush && fabs(mj) < 1e-30) mj = 0;
-          if (flush && vj < 1e-30) vj = 0;
-          if (n > 5 && j == 1) /* flushed: exactly 0; else tiny moments and a tiny step */
-            flush_ok &= flush ? m[j] == 0.0f && vv[j] == 0.0f && w[j] == 0.0f
-                              : m[j] != 0.0f && vv[j] != 0.0f && fabsf(w[j]) < 1e-20f;
-          double upd = mj * c.ibc1 / (sqrt(vj * c.ibc2) + c.eps) + (dec ? (double)c.wd * w0[j] : 0.0);
-          double want = w0[j] - (double)c.lr * upd;
-          /* relative to the terms of w0 - lr*upd, which can cancel */
-          double e = fabs(w[j] - want) / (fabs(w0[j]) + fabs((double)c.lr * upd) + 1e-6);
-          /* m relative to its terms: it can cancel to near zero */
-          const double em = fabs(m[j] - mj) / (0.9 * fabs(m0[j]) + 0.1 * fabs(gj) + 1e-6);
-          e = e > em ? e : em;
-          if (e > err) err = e;
+      for (int flush = 0; flush < 2; flush++) {
+        const int n = lens[li];
+        const tt_adam_cfg c = {0.9f,
+                               0.999f,
+                               1e-7f,
+                               3e-3f,
+                               dec ? 1e-2f : 5e-3f,
+                               1.0f / (1.0f - 0.9f * 0.9f),
+                               1.0f / (1.0f - 0.999f * 0.999f),
+                               dec,
+                               flush};
+        float *w0 = rand_f(n, 1.0f), *g = rand_f(n, 0.5f), *m0 = rand_f(n, 0.1f), *v0 = alloc_f(n);
+        for (int j = 0; j < n; j++) v0[j] = fabsf(frand()) * 0.01f;
+        if (n > 5) {
+          g[1] = 0.0f, m0[1] = 1e-31f, v0[1] = 1e-31f, w0[1] = 0.0f; /* flushed moments */
+          g[4] = NAN;
         }
-        CHECK(err < 1e-5 && nan_ok && flush_ok, "adam %s n=%d decoupled=%d flush=%d: maxrel %g%s%s",
-              adam_impls[v].name, n, dec, flush, err, nan_ok ? "" : ", NaN lost",
-              flush_ok ? "" : ", flushed when it should not be or not when it should");
+        float *out[COUNT(adam_impls)][3];
+        for (int v = 0; v < COUNT(adam_impls); v++) {
+          float *w = copy_f(w0, n), *m = copy_f(m0, n), *vv = copy_f(v0, n);
+          adam_impls[v].f((size_t)n, w, g, m, vv, &c);
+          out[v][0] = w, out[v][1] = m, out[v][2] = vv;
+          double err = 0;
+          int nan_ok = 1, flush_ok = 1;
+          for (int j = 0; j < n; j++) {
+            if (isnan(g[j])) {
+              nan_ok &= isnan(w[j]) && isnan(m[j]) && isnan(vv[j]);
+              continue;
+            }
+            double gj = g[j] + (dec ? 0.0 : (double)c.wd * w0[j]);
+            double mj = 0.9 * m0[j] + 0.1 * gj, vj = 0.999 * v0[j] + 0.001 * gj * gj;
+            if (flush && fabs(mj) < 1e-30) mj = 0;
+            if (flush && vj < 1e-30) vj = 0;
+            if (n > 5 && j == 1) /* flushed: exactly 0; else tiny moments and a tiny step */
+              flush_ok &= flush ? m[j] == 0.0f && vv[j] == 0.0f && w[j] == 0.0f
+                                : m[j] != 0.0f && vv[j] != 0.0f && fabsf(w[j]) < 1e-20f;
+            double upd = mj * c.ibc1 / (sqrt(vj * c.ibc2) + c.eps) + (dec ? (double)c.wd * w0[j] : 0.0);
+            double want = w0[j] - (double)c.lr * upd;
+            /* relative to the terms of w0 - lr*upd, which can cancel */
+            double e = fabs(w[j] - want) / (fabs(w0[j]) + fabs((double)c.lr * upd) + 1e-6);
+            /* m relative to its terms: it can cancel to near zero */
+            const double em = fabs(m[j] - mj) / (0.9 * fabs(m0[j]) + 0.1 * fabs(gj) + 1e-6);
+            e = e > em ? e : em;
+            if (e > err) err = e;
+          }
+          CHECK(err < 1e-5 && nan_ok && flush_ok, "adam %s n=%d decoupled=%d flush=%d: maxrel %g%s%s",
+                adam_impls[v].name, n, dec, flush, err, nan_ok ? "" : ", NaN lost",
+                flush_ok ? "" : ", flushed when it should not be or not when it should");
+        }
+        /* The SIMD version is the scalar one four lanes at a time: bit for bit equal. */
+        for (int v = 1; v < COUNT(adam_impls); v++)
+          for (int k = 0; k < 3; k++)
+            CHECK(memcmp(out[v][k], out[0][k], (size_t)n * sizeof(float)) == 0,
+                  "adam %s n=%d decoupled=%d: array %d differs from scalar", adam_impls[v].name, n, dec, k);
+        for (int v = 0; v < COUNT(adam_impls); v++) free(out[v][0]), free(out[v][1]), free(out[v][2]);
+        free(w0), free(g), free(m0), free(v0);
       }
-      /* The SIMD version is the scalar one four lanes at a time: bit for bit equal. */
-      for (int v = 1; v < COUNT(adam_impls); v++)
-        for (int k = 0; k < 3; k++)
-          CHECK(memcmp(out[v][k], out[0][k], (size_t)n * sizeof(float)) == 0,
-                "adam %s n=%d decoupled=%d: array %d differs from scalar", adam_impls[v].name, n, dec, k);
-      for (int v = 0; v < COUNT(adam_impls); v++) free(out[v][0]), free(out[v][1]), free(out[v][2]);
-      free(w0), free(g), free(m0), free(v0);
-    }
 }
 
 /* ---- gate.c: hard activations, global mean, channel gate ------------------------------ */
@@ -938,24 +1065,58 @@ typedef void (*hard_fn)(size_t, const float *, float, float, float *);
 typedef void (*hard_bwd_fn)(size_t, const float *, float, float, const float *, float *);
 typedef void (*mean_fn)(int, int, int, const float *, float *);
 typedef void (*gate_fn)(int, int, int, const float *, const float *, float *);
-typedef void (*gate_bwd_fn)(int, int, int, const float *, const float *, const float *, float *,
-                            float *);
-static const struct { const char *name; hard_fn f; } hswish_impls[] = IMPLS(tt_hswish);
-static const struct { const char *name; hard_fn f; } hsigmoid_impls[] = IMPLS(tt_hsigmoid);
-static const struct { const char *name; hard_bwd_fn f; } hswish_bwd_impls[] = IMPLS(tt_hswish_backward);
-static const struct { const char *name; hard_bwd_fn f; } hsigmoid_bwd_impls[] = IMPLS(tt_hsigmoid_backward);
-static const struct { const char *name; mean_fn f; } mean_impls[] = IMPLS(tt_mean);
-static const struct { const char *name; mean_fn f; } mean_bwd_impls[] = IMPLS(tt_mean_backward);
-static const struct { const char *name; gate_fn f; } gate_impls[] = IMPLS(tt_gate);
-static const struct { const char *name; gate_bwd_fn f; } gate_bwd_impls[] = IMPLS(tt_gate_backward);
+typedef void (*gate_bwd_fn)(int, int, int, const float *, const float *, const float *, float *, float *);
+static const struct {
+  const char *name;
+  hard_fn f;
+} hswish_impls[] = IMPLS(tt_hswish);
+static const struct {
+  const char *name;
+  hard_fn f;
+} hsigmoid_impls[] = IMPLS(tt_hsigmoid);
+static const struct {
+  const char *name;
+  hard_bwd_fn f;
+} hswish_bwd_impls[] = IMPLS(tt_hswish_backward);
+static const struct {
+  const char *name;
+  hard_bwd_fn f;
+} hsigmoid_bwd_impls[] = IMPLS(tt_hsigmoid_backward);
+static const struct {
+  const char *name;
+  mean_fn f;
+} mean_impls[] = IMPLS(tt_mean);
+static const struct {
+  const char *name;
+  mean_fn f;
+} mean_bwd_impls[] = IMPLS(tt_mean_backward);
+static const struct {
+  const char *name;
+  gate_fn f;
+} gate_impls[] = IMPLS(tt_gate);
+static const struct {
+  const char *name;
+  gate_bwd_fn f;
+} gate_bwd_impls[] = IMPLS(tt_gate_backward);
 typedef void (*prelu_fn)(size_t, int, const float *, const float *, float *);
 typedef void (*prelu_bwd_fn)(size_t, int, const float *, const float *, const float *, float *, float *);
-static const struct { const char *name; prelu_fn f; } prelu_impls[] = IMPLS(tt_prelu);
-static const struct { const char *name; prelu_bwd_fn f; } prelu_bwd_impls[] = IMPLS(tt_prelu_backward);
+static const struct {
+  const char *name;
+  prelu_fn f;
+} prelu_impls[] = IMPLS(tt_prelu);
+static const struct {
+  const char *name;
+  prelu_bwd_fn f;
+} prelu_bwd_impls[] = IMPLS(tt_prelu_backward);
 
 static double relu6_d(double v) { return v < 0 ? 0 : v > 6 ? 6 : v; }
 
-typedef struct { size_t n; float a, b; const float *x, *s; int hsig, imgs, hw, c; } hard_ctx;
+typedef struct {
+  size_t n;
+  float a, b;
+  const float *x, *s;
+  int hsig, imgs, hw, c;
+} hard_ctx;
 static void eval_hard(const void *p, float *y) {
   const hard_ctx *k = p;
   (k->hsig ? tt_hsigmoid_scalar : tt_hswish_scalar)(k->n, k->x, k->a, k->b, y);
@@ -1050,8 +1211,8 @@ static void test_gate_kernels(void) {
       gate_bwd_impls[v].f(imgs, hw, c, x, s, gy, dx, ds);
       err = check_maxrel(dx, rdx, nx);
       float err2 = check_maxrel(ds, rds, ns);
-      CHECK(err < TOL && err2 < TOL, "gate_backward %s %dx%dx%d: dx maxrel %g, ds maxrel %g",
-            gate_bwd_impls[v].name, imgs, hw, c, err, err2);
+      CHECK(err < TOL && err2 < TOL, "gate_backward %s %dx%dx%d: dx maxrel %g, ds maxrel %g", gate_bwd_impls[v].name,
+            imgs, hw, c, err, err2);
       gate_bwd_impls[v].f(imgs, hw, c, x, s, gy, NULL, ds); /* either gradient may be unwanted */
       gate_bwd_impls[v].f(imgs, hw, c, x, s, gy, dx, NULL);
     }
@@ -1094,7 +1255,8 @@ static void test_gate_kernels(void) {
     }
     for (int j = 0; j < c; j++) {
       double a = da0[j];
-      for (int r = 0; r < rows; r++) if (!(x[(size_t)r * c + j] > 0)) a += (double)gy[(size_t)r * c + j] * x[(size_t)r * c + j];
+      for (int r = 0; r < rows; r++)
+        if (!(x[(size_t)r * c + j] > 0)) a += (double)gy[(size_t)r * c + j] * x[(size_t)r * c + j];
       rda[j] = (float)a;
     }
     for (int v = 0; v < COUNT(prelu_impls); v++) {
@@ -1105,12 +1267,14 @@ static void test_gate_kernels(void) {
       prelu_bwd_impls[v].f((size_t)rows, c, x, al, gy, dx, da);
       err = check_maxrel(dx, rdx, nx);
       const float err2 = check_maxrel(da, rda, (size_t)c);
-      CHECK(err < TOL && err2 < TOL, "prelu_backward %s %dx%d: dx maxrel %g, dalpha maxrel %g", prelu_bwd_impls[v].name, rows, c, err, err2);
+      CHECK(err < TOL && err2 < TOL, "prelu_backward %s %dx%d: dx maxrel %g, dalpha maxrel %g", prelu_bwd_impls[v].name,
+            rows, c, err, err2);
       prelu_bwd_impls[v].f((size_t)rows, c, x, al, gy, NULL, da); /* no dx wanted */
     }
     /* finite differences, away from the kink */
     x[0] = 0.5f;
-    for (size_t i = 0; i < nx; i++) if (fabsf(x[i]) < 0.01f) x[i] = 0.05f;
+    for (size_t i = 0; i < nx; i++)
+      if (fabsf(x[i]) < 0.01f) x[i] = 0.05f;
     float *fd = alloc_f(nx), *an = alloc_f(nx);
     hard_ctx k = {0, 0, 0, x, al, 0, 1, rows, c};
     fd_grad(eval_prelu, &k, x, nx, gy, y, nx, fd);
@@ -1136,8 +1300,10 @@ static void test_half(void) {
   int bad = 0;
   for (uint32_t h = 0; h < 65536; h++) {
     const float f = tt_f16_to_f32((uint16_t)h);
-    if ((h & 0x7c00) == 0x7c00 && (h & 0x3ff)) bad += !(f != f) || (tt_f16_from_f32(f) & 0x7e00) != 0x7e00;
-    else bad += tt_f16_from_f32(f) != h;
+    if ((h & 0x7c00) == 0x7c00 && (h & 0x3ff))
+      bad += !(f != f) || (tt_f16_from_f32(f) & 0x7e00) != 0x7e00;
+    else
+      bad += tt_f16_from_f32(f) != h;
   }
   CHECK(bad == 0, "%d half codes do not survive a round trip", bad);
   /* halfway between two codes: to the even one */
@@ -1161,11 +1327,11 @@ static void test_half(void) {
   }
   CHECK(worst <= ldexp(1, -11), "half rounding error %g > 2^-11", worst);
   CHECK(tt_f16_from_f32(65504.0f) == 0x7bff && tt_f16_from_f32(65519.0f) == 0x7bff &&
-        tt_f16_from_f32(65520.0f) == 0x7c00 && tt_f16_from_f32(-1e9f) == 0xfc00,
-        "half range: %04x %04x %04x", tt_f16_from_f32(65504.0f), tt_f16_from_f32(65519.0f),
-        tt_f16_from_f32(65520.0f));
+            tt_f16_from_f32(65520.0f) == 0x7c00 && tt_f16_from_f32(-1e9f) == 0xfc00,
+        "half range: %04x %04x %04x", tt_f16_from_f32(65504.0f), tt_f16_from_f32(65519.0f), tt_f16_from_f32(65520.0f));
   CHECK(tt_f16_from_f32(ldexpf(1.0f, -25)) == 0 && tt_f16_from_f32(ldexpf(1.5f, -25)) == 1 &&
-        tt_f16_from_f32(-0.0f) == 0x8000, "half: tiny values");
+            tt_f16_from_f32(-0.0f) == 0x8000,
+        "half: tiny values");
 }
 
 int main(void) {

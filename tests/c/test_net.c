@@ -24,8 +24,7 @@ static int g_quant;
 static int add(tt_net *net, const char *name, tt_op_desc d, size_t wn, size_t bn, float scale) {
   float *w = wn ? rnd(wn, scale) : NULL, *b = bn ? rnd(bn, 0.1f) : NULL;
   const double qscale = scale / 128, qmin = -128 * qscale; /* zero point 128 */
-  for (size_t k = 0; g_quant && k < wn; k++)
-    w[k] = (float)((double)(tt_rng_next(&g_rng) % 256) * qscale + qmin);
+  for (size_t k = 0; g_quant && k < wn; k++) w[k] = (float)((double)(tt_rng_next(&g_rng) % 256) * qscale + qmin);
   int i = tt_net_add(net, name, &d, w, wn, b, bn);
   free(w), free(b);
   CHECK(i > 0, "adding %s: %s", name, tt_last_error());
@@ -35,7 +34,14 @@ static int add(tt_net *net, const char *name, tt_op_desc d, size_t wn, size_t bn
 
 /* Loss for gradient checks: softmax cross-entropy of the logits (dropout masks fixed by
    reseeding), or for nets ending in a softmax op, sum(r * y). */
-typedef struct { tt_net *net; const float *x; int n; const int *labels; const float *r; int classes; } lossctx;
+typedef struct {
+  tt_net *net;
+  const float *x;
+  int n;
+  const int *labels;
+  const float *r;
+  int classes;
+} lossctx;
 
 static double loss_of(lossctx *c, float *dy) {
   uint64_t rng = 7;
@@ -98,14 +104,30 @@ static void gradcheck(const char *what, lossctx *c, float *x_mut, size_t xn) {
 static void test_block_gradients(void) {
   int n = 3, H = 5, W = 5, C = 4, K = 3;
   tt_net *net = tt_net_create(H, W, C);
-  int e = add(net, "expand", (tt_op_desc){.type = TT_OP_CONV2D, .in0 = 0, .kh = 1, .kw = 1, .sh = 1, .sw = 1, .channels = 8, .act = TT_ACT_RELU6}, 4 * 8, 8, 0.8f);
-  int d = add(net, "dw", (tt_op_desc){.type = TT_OP_DEPTHWISE, .in0 = e, .kh = 3, .kw = 3, .sh = 1, .sw = 1, .same = 1, .act = TT_ACT_RELU6}, 9 * 8, 8, 0.6f);
-  int p = add(net, "project", (tt_op_desc){.type = TT_OP_CONV2D, .in0 = d, .kh = 1, .kw = 1, .sh = 1, .sw = 1, .channels = C}, 8 * 4, 4, 0.5f);
+  int e =
+      add(net, "expand",
+          (tt_op_desc){
+              .type = TT_OP_CONV2D, .in0 = 0, .kh = 1, .kw = 1, .sh = 1, .sw = 1, .channels = 8, .act = TT_ACT_RELU6},
+          4 * 8, 8, 0.8f);
+  int d =
+      add(net, "dw",
+          (tt_op_desc){
+              .type = TT_OP_DEPTHWISE, .in0 = e, .kh = 3, .kw = 3, .sh = 1, .sw = 1, .same = 1, .act = TT_ACT_RELU6},
+          9 * 8, 8, 0.6f);
+  int p = add(net, "project",
+              (tt_op_desc){.type = TT_OP_CONV2D, .in0 = d, .kh = 1, .kw = 1, .sh = 1, .sw = 1, .channels = C}, 8 * 4, 4,
+              0.5f);
   int a = add(net, "add", (tt_op_desc){.type = TT_OP_ADD, .in0 = 0, .in1 = p}, 0, 0, 0);
-  int d2 = add(net, "dw2", (tt_op_desc){.type = TT_OP_DEPTHWISE, .in0 = a, .kh = 3, .kw = 3, .sh = 2, .sw = 2, .same = 1, .act = TT_ACT_RELU6}, 9 * 4, 4, 0.6f);
+  int d2 =
+      add(net, "dw2",
+          (tt_op_desc){
+              .type = TT_OP_DEPTHWISE, .in0 = a, .kh = 3, .kw = 3, .sh = 2, .sw = 2, .same = 1, .act = TT_ACT_RELU6},
+          9 * 4, 4, 0.6f);
   CHECK(tt_net_op(net, d2)->h == 3 && tt_net_op(net, d2)->w == 3, "SAME stride 2 of 5 gives 3");
-  int pool = add(net, "pool", (tt_op_desc){.type = TT_OP_AVGPOOL, .in0 = d2, .kh = 3, .kw = 3, .sh = 3, .sw = 3}, 0, 0, 0);
-  int h = add(net, "hidden", (tt_op_desc){.type = TT_OP_DENSE, .in0 = pool, .channels = 6, .act = TT_ACT_RELU}, 4 * 6, 6, 0.8f);
+  int pool =
+      add(net, "pool", (tt_op_desc){.type = TT_OP_AVGPOOL, .in0 = d2, .kh = 3, .kw = 3, .sh = 3, .sw = 3}, 0, 0, 0);
+  int h = add(net, "hidden", (tt_op_desc){.type = TT_OP_DENSE, .in0 = pool, .channels = 6, .act = TT_ACT_RELU}, 4 * 6,
+              6, 0.8f);
   int dr = add(net, "dropout", (tt_op_desc){.type = TT_OP_DROPOUT, .in0 = h, .scale = 0.3f}, 0, 0, 0);
   add(net, "logits", (tt_op_desc){.type = TT_OP_DENSE, .in0 = dr, .channels = K}, 6 * K, K, 0.8f);
   size_t xn = (size_t)n * H * W * C;
@@ -139,18 +161,34 @@ static void test_mnv3_gradients(void) {
   int n = 2, H = 6, W = 5, C = 4, E = 8, K = 3;
   const float a = 0.1666259765625f, b = 3.0f; /* 1/6 as float16 stores it, and 3 */
   tt_net *net = tt_net_create(H, W, C);
-  int e = add(net, "expand", (tt_op_desc){.type = TT_OP_CONV2D, .in0 = 0, .kh = 1, .kw = 1, .sh = 1, .sw = 1, .channels = E}, C * E, E, 0.8f);
-  int h1 = add(net, "hswish1", (tt_op_desc){.type = TT_OP_ACT, .in0 = e, .act = TT_ACT_HSWISH, .scale = a, .offset = b}, 0, 0, 0);
-  int d = add(net, "dw5x5", (tt_op_desc){.type = TT_OP_DEPTHWISE, .in0 = h1, .kh = 5, .kw = 5, .sh = 2, .sw = 2, .same = 1}, 25 * E, E, 0.5f);
-  CHECK(tt_net_op(net, d)->h == 3 && tt_net_op(net, d)->w == 3 && tt_net_op(net, d)->pt == 1, "5x5 SAME stride 2 of 6: 3 rows, 1 padded on top");
-  int h2 = add(net, "hswish2", (tt_op_desc){.type = TT_OP_ACT, .in0 = d, .act = TT_ACT_HSWISH, .scale = a, .offset = b}, 0, 0, 0);
+  int e = add(net, "expand",
+              (tt_op_desc){.type = TT_OP_CONV2D, .in0 = 0, .kh = 1, .kw = 1, .sh = 1, .sw = 1, .channels = E}, C * E, E,
+              0.8f);
+  int h1 = add(net, "hswish1", (tt_op_desc){.type = TT_OP_ACT, .in0 = e, .act = TT_ACT_HSWISH, .scale = a, .offset = b},
+               0, 0, 0);
+  int d =
+      add(net, "dw5x5", (tt_op_desc){.type = TT_OP_DEPTHWISE, .in0 = h1, .kh = 5, .kw = 5, .sh = 2, .sw = 2, .same = 1},
+          25 * E, E, 0.5f);
+  CHECK(tt_net_op(net, d)->h == 3 && tt_net_op(net, d)->w == 3 && tt_net_op(net, d)->pt == 1,
+        "5x5 SAME stride 2 of 6: 3 rows, 1 padded on top");
+  int h2 = add(net, "hswish2", (tt_op_desc){.type = TT_OP_ACT, .in0 = d, .act = TT_ACT_HSWISH, .scale = a, .offset = b},
+               0, 0, 0);
   int m = add(net, "se/mean", (tt_op_desc){.type = TT_OP_MEAN, .in0 = h2}, 0, 0, 0);
   CHECK(tt_net_op(net, m)->h == 1 && tt_net_op(net, m)->c == E, "mean is 1x1xC");
-  int s1 = add(net, "se/conv", (tt_op_desc){.type = TT_OP_CONV2D, .in0 = m, .kh = 1, .kw = 1, .sh = 1, .sw = 1, .channels = 4, .act = TT_ACT_RELU}, E * 4, 4, 0.8f);
-  int s2 = add(net, "se/conv_1", (tt_op_desc){.type = TT_OP_CONV2D, .in0 = s1, .kh = 1, .kw = 1, .sh = 1, .sw = 1, .channels = E}, 4 * E, E, 0.8f);
-  int hs = add(net, "se/hsigmoid", (tt_op_desc){.type = TT_OP_ACT, .in0 = s2, .act = TT_ACT_HSIGMOID, .scale = a, .offset = b}, 0, 0, 0);
+  int s1 =
+      add(net, "se/conv",
+          (tt_op_desc){
+              .type = TT_OP_CONV2D, .in0 = m, .kh = 1, .kw = 1, .sh = 1, .sw = 1, .channels = 4, .act = TT_ACT_RELU},
+          E * 4, 4, 0.8f);
+  int s2 = add(net, "se/conv_1",
+               (tt_op_desc){.type = TT_OP_CONV2D, .in0 = s1, .kh = 1, .kw = 1, .sh = 1, .sw = 1, .channels = E}, 4 * E,
+               E, 0.8f);
+  int hs = add(net, "se/hsigmoid",
+               (tt_op_desc){.type = TT_OP_ACT, .in0 = s2, .act = TT_ACT_HSIGMOID, .scale = a, .offset = b}, 0, 0, 0);
   int g = add(net, "se/gate", (tt_op_desc){.type = TT_OP_GATE, .in0 = h2, .in1 = hs}, 0, 0, 0);
-  int p = add(net, "project", (tt_op_desc){.type = TT_OP_CONV2D, .in0 = g, .kh = 1, .kw = 1, .sh = 1, .sw = 1, .channels = C}, E * C, C, 0.5f);
+  int p = add(net, "project",
+              (tt_op_desc){.type = TT_OP_CONV2D, .in0 = g, .kh = 1, .kw = 1, .sh = 1, .sw = 1, .channels = C}, E * C, C,
+              0.5f);
   int pr = add(net, "prelu", (tt_op_desc){.type = TT_OP_PRELU, .in0 = p}, C, 0, 0.5f);
   int pool = add(net, "pool", (tt_op_desc){.type = TT_OP_MEAN, .in0 = pr}, 0, 0, 0);
   add(net, "logits", (tt_op_desc){.type = TT_OP_DENSE, .in0 = pool, .channels = K}, C * K, K, 0.8f);
@@ -173,7 +211,8 @@ static void test_mnv3_gradients(void) {
         "the gate's inputs remapped");
   tt_net_free(tail);
   tail = tt_net_create(1, 1, E);
-  CHECK(tt_net_append(tail, net, s1, last) == TT_EINVAL, "a cut inside squeeze-and-excitation (the gate reads from before it) is refused");
+  CHECK(tt_net_append(tail, net, s1, last) == TT_EINVAL,
+        "a cut inside squeeze-and-excitation (the gate reads from before it) is refused");
   tt_net_free(tail);
   free(x);
   tt_net_free(net);
@@ -186,7 +225,8 @@ static void test_shape_errors(void) {
   CHECK(tt_net_add(net, "stem", &d, w, 3 * 3 * 3 * 4 - 1, NULL, 0) == TT_EINVAL && strstr(tt_last_error(), "stem"),
         "short kernel refused with the op's name: %s", tt_last_error());
   CHECK(tt_net_add(net, "stem", &d, w, 3 * 3 * 3 * 4, NULL, 0) == 1, "stem added");
-  CHECK(tt_net_op(net, 1)->h == 4 && tt_net_op(net, 1)->pt == 0, "SAME stride 2 on 8: 4 rows, no top padding (TF puts the odd pad at the bottom)");
+  CHECK(tt_net_op(net, 1)->h == 4 && tt_net_op(net, 1)->pt == 0,
+        "SAME stride 2 on 8: 4 rows, no top padding (TF puts the odd pad at the bottom)");
   tt_op_desc bad_in = {.type = TT_OP_ACT, .in0 = 9, .act = TT_ACT_RELU};
   CHECK(tt_net_add(net, "x", &bad_in, NULL, 0, NULL, 0) == TT_EINVAL, "reading a future op refused");
   tt_op_desc addd = {.type = TT_OP_ADD, .in0 = 0, .in1 = 1};
@@ -200,7 +240,8 @@ static void test_shape_errors(void) {
   tt_op_desc gate = {.type = TT_OP_GATE, .in0 = 1, .in1 = 0};
   CHECK(tt_net_add(net, "gate", &gate, NULL, 0, NULL, 0) == TT_EINVAL && strstr(tt_last_error(), "not 1x1x4"),
         "a gate that is not 1x1xC refused: %s", tt_last_error());
-  tt_op_desc hsconv = {.type = TT_OP_CONV2D, .in0 = 1, .kh = 1, .kw = 1, .sh = 1, .sw = 1, .channels = 4, .act = TT_ACT_HSWISH};
+  tt_op_desc hsconv = {
+      .type = TT_OP_CONV2D, .in0 = 1, .kh = 1, .kw = 1, .sh = 1, .sw = 1, .channels = 4, .act = TT_ACT_HSWISH};
   CHECK(tt_net_add(net, "hsconv", &hsconv, w, 16, NULL, 0) == TT_EINVAL && strstr(tt_last_error(), "only as an act op"),
         "hard-swish fused into a conv refused: %s", tt_last_error());
   tt_op_desc hsnan = {.type = TT_OP_ACT, .in0 = 1, .act = TT_ACT_HSWISH, .scale = NAN, .offset = 3};
@@ -250,8 +291,8 @@ static void test_inference_matches_training(void) {
     int d = add(net, "dw", dw, 9 * 24, 24, 0.5f);
     pw.in0 = d, pw.channels = C, pw.act = TT_ACT_NONE;
     int p = add(net, "project", pw, 24 * (size_t)C, C, 0.5f);
-    tt_op_desc a = {.type = TT_OP_ADD, .in0 = b & 1 ? p : prev, .in1 = b & 1 ? prev : p,
-                    .act = b == 2 ? TT_ACT_RELU : TT_ACT_NONE};
+    tt_op_desc a = {
+        .type = TT_OP_ADD, .in0 = b & 1 ? p : prev, .in1 = b & 1 ? prev : p, .act = b == 2 ? TT_ACT_RELU : TT_ACT_NONE};
     prev = add(net, "add", a, 0, 0, 0);
     if (b == 3) { /* the projection read again after the add: must not be overwritten */
       tt_op_desc a2 = {.type = TT_OP_ADD, .in0 = prev, .in1 = p};
@@ -293,8 +334,13 @@ static void test_inference_matches_training(void) {
 static void test_zero_grad(void) {
   int n = 3, C = 6, K = 3;
   tt_net *net = tt_net_create(2, 2, C);
-  int e = add(net, "pw", (tt_op_desc){.type = TT_OP_CONV2D, .in0 = 0, .kh = 1, .kw = 1, .sh = 1, .sw = 1, .channels = 8, .act = TT_ACT_RELU}, C * 8, 8, 0.8f);
-  int d = add(net, "dw", (tt_op_desc){.type = TT_OP_DEPTHWISE, .in0 = e, .kh = 3, .kw = 3, .sh = 1, .sw = 1, .same = 1}, 9 * 8, 8, 0.6f);
+  int e =
+      add(net, "pw",
+          (tt_op_desc){
+              .type = TT_OP_CONV2D, .in0 = 0, .kh = 1, .kw = 1, .sh = 1, .sw = 1, .channels = 8, .act = TT_ACT_RELU},
+          C * 8, 8, 0.8f);
+  int d = add(net, "dw", (tt_op_desc){.type = TT_OP_DEPTHWISE, .in0 = e, .kh = 3, .kw = 3, .sh = 1, .sw = 1, .same = 1},
+              9 * 8, 8, 0.6f);
   add(net, "logits", (tt_op_desc){.type = TT_OP_DENSE, .in0 = d, .channels = K}, 2 * 2 * 8 * K, K, 0.5f);
   float *x = rnd((size_t)n * 4 * C, 1.0f), *dy = malloc((size_t)n * K * sizeof(float));
   int labels[3] = {1, 0, 2};
@@ -367,7 +413,10 @@ static void test_fused_blocks(int quant) {
     int d = add(net, "dw", dw, 9 * (size_t)ce, ce, 0.5f);
     pw.in0 = d, pw.channels = 12, pw.act = TT_ACT_NONE;
     int p = add(net, "project", pw, (size_t)ce * 12, 12, 0.2f);
-    if (b > 0) { tt_op_desc a = {.type = TT_OP_ADD, .in0 = prev, .in1 = p}; p = add(net, "add", a, 0, 0, 0); }
+    if (b > 0) {
+      tt_op_desc a = {.type = TT_OP_ADD, .in0 = prev, .in1 = p};
+      p = add(net, "add", a, 0, 0, 0);
+    }
     prev = p;
   }
   /* an expansion also read by a later op: the block must not be fused */
@@ -389,8 +438,8 @@ static void test_fused_blocks(int quant) {
   float *want = malloc(sz * sizeof *want);
   memcpy(want, yt, sz * sizeof *want);
   const float *got = tt_net_forward(net, x, n, -1);
-  CHECK(got && check_maxrel(got, want, sz) < tol, "fused blocks vs op by op (quant %d): maxrel %g",
-        quant, got ? check_maxrel(got, want, sz) : -1.0);
+  CHECK(got && check_maxrel(got, want, sz) < tol, "fused blocks vs op by op (quant %d): maxrel %g", quant,
+        got ? check_maxrel(got, want, sz) : -1.0);
   if (quant) { /* (test_quantized shows the codes are what inference multiplies by) */
     const tt_op *pj = tt_net_op(net, 2);
     CHECK(pj->qw != NULL, "'%s' has no integer codes", pj->name);
@@ -412,10 +461,9 @@ static void test_fused_blocks(int quant) {
     float *w2 = malloc(usz * sizeof *w2);
     memcpy(w2, tt_net_forward_train(cut, x, n, &rng), usz * sizeof *w2);
     const float *g2 = tt_net_forward(net, x, n, upto);
-    CHECK(g2 && check_maxrel(g2, w2, usz) < tol, "prefix to op %d ('%s', quant %d): maxrel %g", upto,
-          u->name, quant, g2 ? check_maxrel(g2, w2, usz) : -1.0);
-    for (int k = 1; k < tt_net_count(cut); k++)
-      CHECK(tt_net_op(cut, k)->qw == NULL, "a copy carries integer codes");
+    CHECK(g2 && check_maxrel(g2, w2, usz) < tol, "prefix to op %d ('%s', quant %d): maxrel %g", upto, u->name, quant,
+          g2 ? check_maxrel(g2, w2, usz) : -1.0);
+    for (int k = 1; k < tt_net_count(cut); k++) CHECK(tt_net_op(cut, k)->qw == NULL, "a copy carries integer codes");
     free(w2);
     tt_net_free(cut);
   }
@@ -443,8 +491,7 @@ static void test_quantized(void) {
         "off-grid weights refused, naming the op: %s", tt_last_error());
   CHECK(tt_net_op(net, 2)->qw == NULL, "a refused op keeps no codes");
   CHECK(tt_net_quantized(net, 1, qmin, -1) == TT_EINVAL, "a negative scale refused");
-  CHECK(tt_net_quantized(net, 3, qmin, qscale) == TT_OK && tt_net_op(net, 3)->qw == NULL,
-        "a depthwise op ignores it");
+  CHECK(tt_net_quantized(net, 3, qmin, qscale) == TT_OK && tt_net_op(net, 3)->qw == NULL, "a depthwise op ignores it");
   CHECK(tt_net_quantized(net, 9, qmin, qscale) == TT_EINVAL, "a missing op refused");
   CHECK(tt_net_quantized(net, 1, qmin + 0.5 * qscale, qscale) == TT_OK && tt_net_op(net, 1)->qw == NULL,
         "a zero point between two codes is ignored");
@@ -462,8 +509,8 @@ static void test_quantized(void) {
   float got[54];
   memcpy(got, tt_net_forward(net, x, 1, 1), sizeof got);
   const float *want = tt_net_forward(twin, x, 1, 1);
-  CHECK(check_maxrel(got, want, 54) < 1e-3f && check_maxrel(got, want, 54) > 0,
-        "folded, by codes vs float: maxrel %g", check_maxrel(got, want, 54));
+  CHECK(check_maxrel(got, want, 54) < 1e-3f && check_maxrel(got, want, 54) > 0, "folded, by codes vs float: maxrel %g",
+        check_maxrel(got, want, 54));
   tt_net *late = tt_net_create(3, 3, 4);
   CHECK(tt_net_add(late, "pw_folded", &pw, w, 24, b, 6) == 1, "add");
   CHECK(tt_net_fold_bn(late, 1, gamma, beta, mean, var, 6, 1e-3f) == TT_OK, "fold");

@@ -5,8 +5,8 @@
    scans would. */
 #pragma GCC diagnostic ignored "-Wunused-function"
 #define STB_IMAGE_STATIC /* this file's copy of stb stays private (libtt has its own) */
-#define tt_image_decode under_test_decode
-#define tt_image_free under_test_free
+#define tt_image_decode  under_test_decode
+#define tt_image_free    under_test_free
 #include "../../src/decode.c"
 
 #include "check.h"
@@ -34,7 +34,8 @@ int main(void) {
   active = NULL;
   CHECK(rc == TT_EFORMAT, "a decode during which stb's check failed returned %d", rc);
   CHECK(strcmp(tt_last_error(), "corrupt PNG: the decoder found it inconsistent (stb_image check "
-                                "'v < 256' failed)") == 0, "message: %s", tt_last_error());
+                                "'v < 256' failed)") == 0,
+        "message: %s", tt_last_error());
   CHECK(im.rgb == NULL && im.w == 0 && im.h == 0, "a failed decode left pixels behind");
 
   /* the failure belonged to that decode only, and one outside any decode to none */

@@ -31,7 +31,10 @@ static void *lend(void *arg) {
 
 /* ---- the pool ---------------------------------------------------------------------- */
 
-typedef struct { int *hits; int nested; } counting;
+typedef struct {
+  int *hits;
+  int nested;
+} counting;
 static void nested_task(void *ctx, int i) { __atomic_fetch_add((int *)ctx + i, 1, __ATOMIC_SEQ_CST); }
 static void count_task(void *ctx, int i) {
   counting *c = ctx;
@@ -60,14 +63,13 @@ static void test_pool(void) {
 /* ---- kernels: threads vs one thread, bit for bit ----------------------------------- */
 
 static void same(const float *a, const float *b, size_t n, const char *what) {
-  CHECK(memcmp(a, b, n * sizeof *a) == 0, "%s differs with threads (maxrel %g)", what,
-        check_maxrel(a, b, n));
+  CHECK(memcmp(a, b, n * sizeof *a) == 0, "%s differs with threads (maxrel %g)", what, check_maxrel(a, b, n));
 }
 
 static void test_gemm_split(void) {
   /* Rows split (M large), columns split (M small), remnants of tiles and panels, every
      transpose, with and without accumulation, bias and activation. */
-  static const int shapes[][3] = {{113, 70, 37}, {49, 1792, 448}, {6, 300, 70}, {3, 200, 300},
+  static const int shapes[][3] = {{113, 70, 37},  {49, 1792, 448}, {6, 300, 70}, {3, 200, 300},
                                   {64, 36, 1000}, {1000, 10, 256}, {17, 33, 520}};
   for (int si = 0; si < 6 + 1; si++)
     for (int t = 0; t < 4; t++) {
@@ -131,7 +133,7 @@ static void test_qgemm_split(void) {
 static void test_spatial_split(void) {
   /* {n, h, w, c, k, stride, pad, oc}: MobileNet's stem and depthwise shapes, small ones,
      batches smaller and larger than the thread count. */
-  static const int cases[][8] = {{1, 29, 27, 3, 3, 2, 1, 32}, {1, 56, 56, 40, 3, 1, 1, 40},
+  static const int cases[][8] = {{1, 29, 27, 3, 3, 2, 1, 32},  {1, 56, 56, 40, 3, 1, 1, 40},
                                  {2, 28, 28, 48, 3, 2, 0, 48}, {5, 14, 14, 96, 3, 1, 1, 96},
                                  {1, 7, 7, 960, 3, 1, 1, 960}, {1, 9, 9, 8, 5, 1, 2, 8}};
   for (int ci = 0; ci < 6; ci++) {
@@ -219,8 +221,15 @@ static void test_backward_split(void) {
    infer by their codes, and a block may be cut in stripes of rows (infer.c, block_cut). */
 static tt_net *small_mobilenet(int stem_too, int quant) {
   tt_net *net = stem_too ? tt_net_create(40, 36, 3) : tt_net_create(20, 18, 16);
-  tt_op_desc stem = {.type = TT_OP_CONV2D, .in0 = 0, .kh = 3, .kw = 3, .sh = 2, .sw = 2,
-                     .same = 1, .channels = 16, .act = TT_ACT_RELU6};
+  tt_op_desc stem = {.type = TT_OP_CONV2D,
+                     .in0 = 0,
+                     .kh = 3,
+                     .kw = 3,
+                     .sh = 2,
+                     .sw = 2,
+                     .same = 1,
+                     .channels = 16,
+                     .act = TT_ACT_RELU6};
   tt_op_desc pw = {.type = TT_OP_CONV2D, .kh = 1, .kw = 1, .sh = 1, .sw = 1};
   tt_op_desc dw = {.type = TT_OP_DEPTHWISE, .kh = 3, .kw = 3, .same = 1, .act = TT_ACT_RELU6};
   int prev = 0, cin = 3;
@@ -262,20 +271,21 @@ static tt_net *small_mobilenet(int stem_too, int quant) {
   const double qscale = 1.0 / 256, qmin = -0.5; /* codes 0..255, zero point 128 */
   for (int i = 1; quant && i < tt_net_count(net); i++) {
     tt_op *o = (tt_op *)tt_net_op(net, i);
-    for (size_t k = 0; k < o->wn; k++)
-      o->wt[k] = (float)((double)(tt_rng_next(&g_rng) % 256) * qscale + qmin);
+    for (size_t k = 0; k < o->wn; k++) o->wt[k] = (float)((double)(tt_rng_next(&g_rng) % 256) * qscale + qmin);
     if (o->wn) CHECK(tt_net_quantized(net, i, qmin, qscale) == TT_OK, "quantized: %s", tt_last_error());
   }
   return net;
 }
 
-typedef struct { float *y, *dx, *g; size_t ny, nx, ng; } run;
+typedef struct {
+  float *y, *dx, *g;
+  size_t ny, nx, ng;
+} run;
 
 /* Inference of the net with a stem on x (n images, then 5, as many as the threads or
    more: whole images to each thread), of its quantized twin (1 image: cut in stripes;
    then 5), and a training step of the one without a stem on xt. */
-static run run_nets(tt_net *full, tt_net *fullq, const float *x, tt_net *net, const float *xt,
-                    int n) {
+static run run_nets(tt_net *full, tt_net *fullq, const float *x, tt_net *net, const float *xt, int n) {
   run r = {0};
   const tt_op *out = tt_net_op(net, tt_net_count(net) - 1);
   const int counts[4] = {n, 5, 1, 5};
@@ -321,8 +331,8 @@ static float *train_weights(size_t *count, int half) {
   uint16_t *xh = malloc((size_t)n * 2 * per * sizeof *xh);
   tt_f16_pack((size_t)n * 2 * per, x, xh);
   tt_f16_unpack((size_t)n * 2 * per, xh, x);
-  tt_trainer *tr = half ? tt_trainer_new_half(net, &c, 10, xh, n, 2, labels)
-                        : tt_trainer_new(net, &c, 10, x, n, 2, labels);
+  tt_trainer *tr =
+      half ? tt_trainer_new_half(net, &c, 10, xh, n, 2, labels) : tt_trainer_new(net, &c, 10, x, n, 2, labels);
   CHECK(tr != NULL, "trainer: %s", tt_last_error());
   tt_progress p;
   int rc;
@@ -369,8 +379,7 @@ static void test_decode_threads(void) {
   pthread_t th[3];
   for (int i = 0; i < 3; i++) {
     d[i].data = check_read_file(NULL, files[i], &d[i].len), d[i].bad = 0;
-    CHECK(d[i].len && tt_image_decode(d[i].data, d[i].len, &d[i].want) == TT_OK, "%s: %s", files[i],
-          tt_last_error());
+    CHECK(d[i].len && tt_image_decode(d[i].data, d[i].len, &d[i].want) == TT_OK, "%s: %s", files[i], tt_last_error());
   }
   for (int i = 0; i < 3; i++) pthread_create(&th[i], NULL, decode_repeatedly, &d[i]);
   for (int i = 0; i < 3; i++) {

@@ -13,8 +13,18 @@ export function launch(extraArgs = []) {
   // launch() gives every run a fresh temporary profile of its own.
   return chromium.launch({
     executablePath: CHROMIUM,
-    args: ['--no-sandbox', '--disable-background-networking', '--disable-component-update', '--disable-sync',
-      '--no-first-run', '--disable-gpu', '--disable-default-apps', '--disable-domain-reliability', '--metrics-recording-only', ...extraArgs],
+    args: [
+      '--no-sandbox',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+      '--no-first-run',
+      '--disable-gpu',
+      '--disable-default-apps',
+      '--disable-domain-reliability',
+      '--metrics-recording-only',
+      ...extraArgs,
+    ],
   });
 }
 
@@ -22,12 +32,26 @@ export function launch(extraArgs = []) {
 export async function serve(options = {}) {
   const server = createServer(options);
   const received = [];
-  server.on('request', (req) => received.push({ method: req.method, url: req.url, bodyBytes: Number(req.headers['content-length'] ?? 0), chunked: !!req.headers['transfer-encoding'] }));
+  server.on('request', (req) =>
+    received.push({
+      method: req.method,
+      url: req.url,
+      bodyBytes: Number(req.headers['content-length'] ?? 0),
+      chunked: !!req.headers['transfer-encoding'],
+    }),
+  );
   await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address();
   return {
-    server, port, received, origin: `http://127.0.0.1:${port}`,
-    close: () => new Promise((resolve) => { server.closeAllConnections?.(); server.close(() => resolve()); }),
+    server,
+    port,
+    received,
+    origin: `http://127.0.0.1:${port}`,
+    close: () =>
+      new Promise((resolve) => {
+        server.closeAllConnections?.();
+        server.close(() => resolve());
+      }),
   };
 }
 
@@ -38,13 +62,17 @@ export async function serve(options = {}) {
 export async function newContext(browser, options = {}) {
   const context = await browser.newContext({ viewport: { width: 1280, height: 800 }, acceptDownloads: true, ...options });
   const requests = [];
-  const record = (where) => (r) => requests.push({ where, url: r.url(), method: r.method(), postData: r.postDataBuffer(), type: r.resourceType() });
+  const record = (where) => (r) =>
+    requests.push({ where, url: r.url(), method: r.method(), postData: r.postDataBuffer(), type: r.resourceType() });
   context.on('request', record('context'));
   context.on('page', (p) => p.on('request', record('page')));
   const errors = [];
   context.on('page', (p) => {
     p.on('pageerror', (e) => errors.push(`pageerror: ${e.message}`));
-    p.on('console', (m) => { if (m.type() === 'error' && !/Failed to load resource|net::ERR_INTERNET_DISCONNECTED/.test(m.text())) errors.push(`console: ${m.text()}`); });
+    p.on('console', (m) => {
+      if (m.type() === 'error' && !/Failed to load resource|net::ERR_INTERNET_DISCONNECTED/.test(m.text()))
+        errors.push(`console: ${m.text()}`);
+    });
   });
   return { context, requests, errors };
 }
@@ -68,7 +96,9 @@ export async function selectModel(page, id) {
 
 /** The class cards as [{name, count}] in page order. */
 export function classes(page) {
-  return page.$$eval('.class-card', (cards) => cards.map((c) => ({ name: c.querySelector('.class-name').value, count: Number(c.dataset.count ?? 0) })));
+  return page.$$eval('.class-card', (cards) =>
+    cards.map((c) => ({ name: c.querySelector('.class-name').value, count: Number(c.dataset.count ?? 0) })),
+  );
 }
 
 export async function renameClass(page, index, name) {
@@ -86,16 +116,21 @@ export async function addImages(page, index, files) {
 }
 
 export async function waitChecked(page) {
-  await page.waitForFunction(() => (document.body.dataset.adding ?? '0') === '0' && !document.querySelector('.thumb.checking'), null, { timeout: 60000 });
+  await page.waitForFunction(() => (document.body.dataset.adding ?? '0') === '0' && !document.querySelector('.thumb.checking'), null, {
+    timeout: 60000,
+  });
 }
 
 /** Drops files onto an element with a synthetic drop event carrying a DataTransfer. */
 export async function dropFiles(page, selector, files) {
-  const dt = await page.evaluateHandle((fs) => {
-    const d = new DataTransfer();
-    for (const f of fs) d.items.add(new File([Uint8Array.from(atob(f.b64), (c) => c.charCodeAt(0))], f.name, { type: f.mimeType }));
-    return d;
-  }, files.map((f) => ({ name: f.name, mimeType: f.mimeType, b64: Buffer.from(f.buffer).toString('base64') })));
+  const dt = await page.evaluateHandle(
+    (fs) => {
+      const d = new DataTransfer();
+      for (const f of fs) d.items.add(new File([Uint8Array.from(atob(f.b64), (c) => c.charCodeAt(0))], f.name, { type: f.mimeType }));
+      return d;
+    },
+    files.map((f) => ({ name: f.name, mimeType: f.mimeType, b64: Buffer.from(f.buffer).toString('base64') })),
+  );
   await page.locator(selector).dispatchEvent('drop', { dataTransfer: dt });
 }
 
@@ -104,18 +139,27 @@ export async function messages(page) {
 }
 
 export async function waitMessage(page, re, timeout = 30000) {
-  await page.waitForFunction((src) => [...document.querySelectorAll('#messages .msg')].some((m) => new RegExp(src).test(m.innerText)), re.source, { timeout });
+  await page.waitForFunction(
+    (src) => [...document.querySelectorAll('#messages .msg')].some((m) => new RegExp(src).test(m.innerText)),
+    re.source,
+    { timeout },
+  );
   return (await messages(page)).find((m) => re.test(m.text));
 }
 
 /** Predicts one file with the Try-it input; resolves to [{label, pct}] as shown. */
 export async function predict(page, file) {
-  await page.evaluate(() => { document.getElementById('predictions').dataset.top = '…'; });
+  await page.evaluate(() => {
+    document.getElementById('predictions').dataset.top = '…';
+  });
   await page.locator('#predict-file').setInputFiles(file);
   await page.waitForFunction(() => document.getElementById('predictions').dataset.top !== '…', null, { timeout: 60000 });
-  return page.$$eval('#predictions .bar-row', (rows) => rows.map((r) => ({
-    label: r.querySelector('.bar-label').textContent, pct: parseFloat(r.querySelector('.bar-value').textContent),
-  })));
+  return page.$$eval('#predictions .bar-row', (rows) =>
+    rows.map((r) => ({
+      label: r.querySelector('.bar-label').textContent,
+      pct: parseFloat(r.querySelector('.bar-value').textContent),
+    })),
+  );
 }
 
 /**
@@ -125,9 +169,20 @@ export async function predict(page, file) {
 export function startProbe(page) {
   return page.evaluate(() => {
     const p = (window.__probe = { timer: [], raf: [], on: true });
-    let lt = performance.now(), lr = performance.now();
-    const t = () => { const n = performance.now(); p.timer.push(n - lt); lt = n; if (p.on) setTimeout(t, 10); };
-    const r = () => { const n = performance.now(); p.raf.push(n - lr); lr = n; if (p.on) requestAnimationFrame(r); };
+    let lt = performance.now(),
+      lr = performance.now();
+    const t = () => {
+      const n = performance.now();
+      p.timer.push(n - lt);
+      lt = n;
+      if (p.on) setTimeout(t, 10);
+    };
+    const r = () => {
+      const n = performance.now();
+      p.raf.push(n - lr);
+      lr = n;
+      if (p.on) requestAnimationFrame(r);
+    };
     setTimeout(t, 10);
     requestAnimationFrame(r);
   });

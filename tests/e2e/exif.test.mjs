@@ -12,8 +12,14 @@ import path from 'node:path';
 import { ROOT, launch, serve } from './browser.mjs';
 
 let browser, srv;
-before(async () => { browser = await launch(); srv = await serve(); });
-after(async () => { await browser?.close(); await srv?.close(); });
+before(async () => {
+  browser = await launch();
+  srv = await serve();
+});
+after(async () => {
+  await browser?.close();
+  await srv?.close();
+});
 
 test('the engine turns all 8 EXIF orientations upright exactly as Chromium does', async () => {
   const files = [1, 2, 3, 4, 5, 6, 7, 8].map((o) => [...fs.readFileSync(path.join(ROOT, `tests/fixtures/images/chelsea_64_exif${o}.jpg`))]);
@@ -31,15 +37,19 @@ test('the engine turns all 8 EXIF orientations upright exactly as Chromium does'
       ctx.drawImage(bmp, 0, 0);
       const rgba = ctx.getImageData(0, 0, bmp.width, bmp.height).data;
       const ours = engine.decodeImage(u8);
-      let diff = 0, mirror = 0;
+      let diff = 0,
+        mirror = 0;
       const { width: w, height: h } = ours;
       if (w === bmp.width && h === bmp.height) {
-        for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) for (let c = 0; c < 3; c++) {
-          const v = ours.rgb[(y * w + x) * 3 + c];
-          diff += Math.abs(v - rgba[(y * w + x) * 4 + c]);
-          mirror += Math.abs(v - rgba[(y * w + (w - 1 - x)) * 4 + c]);
-        }
-        diff /= w * h * 3; mirror /= w * h * 3;
+        for (let y = 0; y < h; y++)
+          for (let x = 0; x < w; x++)
+            for (let c = 0; c < 3; c++) {
+              const v = ours.rgb[(y * w + x) * 3 + c];
+              diff += Math.abs(v - rgba[(y * w + x) * 4 + c]);
+              mirror += Math.abs(v - rgba[(y * w + (w - 1 - x)) * 4 + c]);
+            }
+        diff /= w * h * 3;
+        mirror /= w * h * 3;
       }
       out.push({ browser: [bmp.width, bmp.height], engine: [w, h], diff, mirror });
     }
@@ -48,7 +58,9 @@ test('the engine turns all 8 EXIF orientations upright exactly as Chromium does'
   await page.close();
   results.forEach((r, i) => {
     const o = i + 1;
-    console.log(`orientation ${o}: Chromium ${r.browser.join('x')}, engine ${r.engine.join('x')}, mean |diff| ${r.diff.toFixed(2)} levels (against the mirror image ${r.mirror.toFixed(1)})`);
+    console.log(
+      `orientation ${o}: Chromium ${r.browser.join('x')}, engine ${r.engine.join('x')}, mean |diff| ${r.diff.toFixed(2)} levels (against the mirror image ${r.mirror.toFixed(1)})`,
+    );
     assert.deepEqual(r.browser, [64, 43], `orientation ${o}: Chromium did not turn it upright`);
     assert.deepEqual(r.engine, r.browser, `orientation ${o}: the engine's size differs from Chromium's`);
     // two JPEG decoders (libjpeg-turbo, stb_image) differ by rounding and chroma upsampling

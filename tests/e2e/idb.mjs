@@ -7,13 +7,23 @@
 /** The database `name` of the page's origin, as plain JSON. */
 export function dumpDb(page, name) {
   return page.evaluate(async (dbName) => {
-    const req = (r) => new Promise((resolve, reject) => { r.onsuccess = () => resolve(r.result); r.onerror = () => reject(r.error); });
-    const b64 = (u8) => { let s = ''; for (let i = 0; i < u8.length; i += 0x8000) s += String.fromCharCode(...u8.subarray(i, i + 0x8000)); return btoa(s); };
+    const req = (r) =>
+      new Promise((resolve, reject) => {
+        r.onsuccess = () => resolve(r.result);
+        r.onerror = () => reject(r.error);
+      });
+    const b64 = (u8) => {
+      let s = '';
+      for (let i = 0; i < u8.length; i += 0x8000) s += String.fromCharCode(...u8.subarray(i, i + 0x8000));
+      return btoa(s);
+    };
     const enc = async (v) => {
-      if (v instanceof Blob) return { $blob: b64(new Uint8Array(await v.arrayBuffer())), type: v.type, ...(v instanceof File ? { name: v.name } : {}) };
+      if (v instanceof Blob)
+        return { $blob: b64(new Uint8Array(await v.arrayBuffer())), type: v.type, ...(v instanceof File ? { name: v.name } : {}) };
       if (ArrayBuffer.isView(v)) return { $typed: v.constructor.name, data: b64(new Uint8Array(v.buffer, v.byteOffset, v.byteLength)) };
       if (Array.isArray(v)) return Promise.all(v.map(enc));
-      if (v && typeof v === 'object') return Object.fromEntries(await Promise.all(Object.entries(v).map(async ([k, x]) => [k, await enc(x)])));
+      if (v && typeof v === 'object')
+        return Object.fromEntries(await Promise.all(Object.entries(v).map(async ([k, x]) => [k, await enc(x)])));
       return v;
     };
     const db = await req(indexedDB.open(dbName));
@@ -21,10 +31,19 @@ export function dumpDb(page, name) {
     for (const s of db.objectStoreNames) {
       const tx = db.transaction(s, 'readonly');
       const st = tx.objectStore(s);
-      const keys = await req(st.getAllKeys()), values = await req(st.getAll());
-      const indexes = [...st.indexNames].map((i) => { const ix = st.index(i); return { name: i, keyPath: ix.keyPath, unique: ix.unique, multiEntry: ix.multiEntry }; });
-      out.stores.push({ name: s, keyPath: st.keyPath, autoIncrement: st.autoIncrement, indexes,
-        records: await Promise.all(values.map(async (v, i) => ({ key: st.keyPath === null ? keys[i] : undefined, value: await enc(v) }))) });
+      const keys = await req(st.getAllKeys()),
+        values = await req(st.getAll());
+      const indexes = [...st.indexNames].map((i) => {
+        const ix = st.index(i);
+        return { name: i, keyPath: ix.keyPath, unique: ix.unique, multiEntry: ix.multiEntry };
+      });
+      out.stores.push({
+        name: s,
+        keyPath: st.keyPath,
+        autoIncrement: st.autoIncrement,
+        indexes,
+        records: await Promise.all(values.map(async (v, i) => ({ key: st.keyPath === null ? keys[i] : undefined, value: await enc(v) }))),
+      });
     }
     db.close();
     return out;
@@ -34,13 +53,21 @@ export function dumpDb(page, name) {
 /** Recreates a dumped database in the page's origin (it must not exist yet). */
 export function replayDb(page, dump) {
   return page.evaluate(async (d) => {
-    const req = (r) => new Promise((resolve, reject) => { r.onsuccess = () => resolve(r.result); r.onerror = () => reject(r.error); });
+    const req = (r) =>
+      new Promise((resolve, reject) => {
+        r.onsuccess = () => resolve(r.result);
+        r.onerror = () => reject(r.error);
+      });
     const bytes = (s) => Uint8Array.from(atob(s), (c) => c.charCodeAt(0));
     const dec = (v) => {
       if (Array.isArray(v)) return v.map(dec);
       if (v && typeof v === 'object') {
-        if ('$blob' in v) return v.name !== undefined ? new File([bytes(v.$blob)], v.name, { type: v.type }) : new Blob([bytes(v.$blob)], { type: v.type });
-        if ('$typed' in v) { const u = bytes(v.data); return new globalThis[v.$typed](u.buffer, 0, u.byteLength / globalThis[v.$typed].BYTES_PER_ELEMENT); }
+        if ('$blob' in v)
+          return v.name !== undefined ? new File([bytes(v.$blob)], v.name, { type: v.type }) : new Blob([bytes(v.$blob)], { type: v.type });
+        if ('$typed' in v) {
+          const u = bytes(v.data);
+          return new globalThis[v.$typed](u.buffer, 0, u.byteLength / globalThis[v.$typed].BYTES_PER_ELEMENT);
+        }
         return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, dec(x)]));
       }
       return v;
@@ -56,7 +83,10 @@ export function replayDb(page, dump) {
     const db = await req(open);
     const tx = db.transaction([...db.objectStoreNames], 'readwrite');
     for (const s of d.stores) for (const r of s.records) tx.objectStore(s.name).put(dec(r.value), ...(s.keyPath === null ? [r.key] : []));
-    await new Promise((resolve, reject) => { tx.oncomplete = resolve; tx.onerror = () => reject(tx.error); });
+    await new Promise((resolve, reject) => {
+      tx.oncomplete = resolve;
+      tx.onerror = () => reject(tx.error);
+    });
     db.close();
   }, dump);
 }

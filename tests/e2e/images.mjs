@@ -26,7 +26,8 @@ export async function photoCrops(file, { count = 10, held = 1, seed = 1, prefix 
   const train = [];
   for (let i = 0; i < count; i++) {
     const s = Math.min(top, img.width, 112 + Math.floor(rand() * 80));
-    const x = Math.floor(rand() * (img.width - s)), y = Math.floor(rand() * (top - s));
+    const x = Math.floor(rand() * (img.width - s)),
+      y = Math.floor(rand() * (top - s));
     train.push({ name: `${prefix}-${String(i + 1).padStart(2, '0')}.png`, mimeType: 'image/png', buffer: crop(img, x, y, s) });
   }
   const heldOut = [];
@@ -44,16 +45,38 @@ export async function photoCrops(file, { count = 10, held = 1, seed = 1, prefix 
  */
 export function y4m({ width: iw, height: ih, rgb: data }, w = 320, h = 240, frames = 2) {
   const ch = data.length / (iw * ih);
-  const px = (x, y) => { const i = (Math.min(ih - 1, Math.floor((y * ih) / h)) * iw + Math.min(iw - 1, Math.floor((x * iw) / w))) * ch; return [data[i], data[i + 1], data[i + 2]]; };
-  const Y = new Uint8Array(w * h), U = new Uint8Array((w / 2) * (h / 2)), V = new Uint8Array((w / 2) * (h / 2));
+  const px = (x, y) => {
+    const i = (Math.min(ih - 1, Math.floor((y * ih) / h)) * iw + Math.min(iw - 1, Math.floor((x * iw) / w))) * ch;
+    return [data[i], data[i + 1], data[i + 2]];
+  };
+  const Y = new Uint8Array(w * h),
+    U = new Uint8Array((w / 2) * (h / 2)),
+    V = new Uint8Array((w / 2) * (h / 2));
   const clamp = (v) => Math.max(0, Math.min(255, Math.round(v)));
-  for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) { const [r, g, b] = px(x, y); Y[y * w + x] = clamp(0.299 * r + 0.587 * g + 0.114 * b); }
-  for (let y = 0; y < h / 2; y++) for (let x = 0; x < w / 2; x++) {
-    let r = 0, g = 0, b = 0;
-    for (const [dx, dy] of [[0, 0], [1, 0], [0, 1], [1, 1]]) { const p = px(2 * x + dx, 2 * y + dy); r += p[0] / 4; g += p[1] / 4; b += p[2] / 4; }
-    U[y * (w / 2) + x] = clamp(128 - 0.168736 * r - 0.331264 * g + 0.5 * b);
-    V[y * (w / 2) + x] = clamp(128 + 0.5 * r - 0.418688 * g - 0.081312 * b);
-  }
+  for (let y = 0; y < h; y++)
+    for (let x = 0; x < w; x++) {
+      const [r, g, b] = px(x, y);
+      Y[y * w + x] = clamp(0.299 * r + 0.587 * g + 0.114 * b);
+    }
+  for (let y = 0; y < h / 2; y++)
+    for (let x = 0; x < w / 2; x++) {
+      let r = 0,
+        g = 0,
+        b = 0;
+      for (const [dx, dy] of [
+        [0, 0],
+        [1, 0],
+        [0, 1],
+        [1, 1],
+      ]) {
+        const p = px(2 * x + dx, 2 * y + dy);
+        r += p[0] / 4;
+        g += p[1] / 4;
+        b += p[2] / 4;
+      }
+      U[y * (w / 2) + x] = clamp(128 - 0.168736 * r - 0.331264 * g + 0.5 * b);
+      V[y * (w / 2) + x] = clamp(128 + 0.5 * r - 0.418688 * g - 0.081312 * b);
+    }
   const parts = [Buffer.from(`YUV4MPEG2 W${w} H${h} F10:1 Ip A1:1 C420jpeg\n`)];
   for (let f = 0; f < frames; f++) parts.push(Buffer.from('FRAME\n'), Y, U, V);
   return Buffer.concat(parts);

@@ -13,7 +13,7 @@ import { modelDir, textureSet, readPhoto, PHOTOS, maxAbsDiff } from '../helpers.
 const ORIGIN = 'http://onnx.test';
 const DIST = path.join(ROOT, 'node_modules/onnxruntime-web/dist');
 
-test('onnxruntime-web in Chromium runs the exported whole model to the engine\'s probabilities', async () => {
+test("onnxruntime-web in Chromium runs the exported whole model to the engine's probabilities", async () => {
   const engine = await createEngine();
   const model = await engine.loadModel(modelDir('mobilenet_v2_mid'));
   const set = textureSet(engine, { perClass: 6, heldOut: 2, seed: 4 });
@@ -56,7 +56,9 @@ test('onnxruntime-web in Chromium runs the exported whole model to the engine\'s
     }, inputs.length);
     const C = set.labels.length;
     let worst = 0;
-    ours.forEach((p, i) => { worst = Math.max(worst, maxAbsDiff(p, got.slice(i * C, (i + 1) * C))); });
+    ours.forEach((p, i) => {
+      worst = Math.max(worst, maxAbsDiff(p, got.slice(i * C, (i + 1) * C)));
+    });
     assert.equal(got.length, inputs.length * C);
     assert.ok(worst <= 1e-3, `onnxruntime-web in Chromium differs from the engine by ${worst}`);
   } finally {

@@ -29,7 +29,10 @@ async function waitLog(page, re, timeout) {
   return (await logText(page)).match(new RegExp(re.source, 'm'));
 }
 
-for (const [name, file] of [['the esbuild bundle', 'bundled.html'], ['the import-map page (no build step)', 'index.html']]) {
+for (const [name, file] of [
+  ['the esbuild bundle', 'bundled.html'],
+  ['the import-map page (no build step)', 'index.html'],
+]) {
   test(`${name} trains and predicts through the worker client in Chromium`, async () => {
     const { context, requests, errors } = await newContext(browser);
     try {
@@ -52,7 +55,10 @@ for (const [name, file] of [['the esbuild bundle', 'bundled.html'], ['the import
       }
       await shot(page, `package-${path.parse(file).name}`);
       const wasm = requests.filter((r) => r.url.endsWith('.wasm')).map((r) => new URL(r.url).pathname);
-      assert.ok(wasm.length && wasm.every((u) => u.startsWith(file === 'bundled.html' ? '/app/dist/wasm/' : '/app/node_modules/tinytune/build/')), wasm.join(', '));
+      assert.ok(
+        wasm.length && wasm.every((u) => u.startsWith(file === 'bundled.html' ? '/app/dist/wasm/' : '/app/node_modules/tinytune/build/')),
+        wasm.join(', '),
+      );
       assert.deepEqual(errors, []);
     } finally {
       await context.close();
@@ -66,8 +72,11 @@ test('a wrong models base URL is shown as an error naming the URL that failed', 
     const page = await context.newPage();
     await page.goto(`${site.origin}/app/bundled.html?model=mobilenet_v2&models=./nowhere/`);
     const m = await waitLog(page, /^error: .*$/, 60000);
-    assert.equal(m[0], `error: cannot load model 'mobilenet_v2' from the base URL ./nowhere/: cannot load model.json from ` +
-      `${site.origin}/app/nowhere/mobilenet_v2/model.json: 404 Not Found (the base URL must be the folder that holds mobilenet_v2/model.json)`);
+    assert.equal(
+      m[0],
+      `error: cannot load model 'mobilenet_v2' from the base URL ./nowhere/: cannot load model.json from ` +
+        `${site.origin}/app/nowhere/mobilenet_v2/model.json: 404 Not Found (the base URL must be the folder that holds mobilenet_v2/model.json)`,
+    );
   } finally {
     await context.close();
   }

@@ -8,8 +8,23 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { photoCrops } from './images.mjs';
 import {
-  ARTIFACTS, launch, serve, newContext, shot, ready, selectModel, classes, renameClass, addImages, waitChecked,
-  dropFiles, messages, waitMessage, predict, startProbe, stopProbe,
+  ARTIFACTS,
+  launch,
+  serve,
+  newContext,
+  shot,
+  ready,
+  selectModel,
+  classes,
+  renameClass,
+  addImages,
+  waitChecked,
+  dropFiles,
+  messages,
+  waitMessage,
+  predict,
+  startProbe,
+  stopProbe,
 } from './browser.mjs';
 
 const NAMES = ['brick', 'grass', 'gravel'];
@@ -24,7 +39,9 @@ before(async () => {
   photos = await Promise.all(NAMES.map((n, k) => photoCrops(`${n}.png`, { count: 10, held: 1, seed: k + 1 })));
 });
 
-after(async () => { await browser?.close(); });
+after(async () => {
+  await browser?.close();
+});
 
 /**
  * Every request the browser made (pages, workers, service worker) stayed on the page's own
@@ -33,14 +50,32 @@ after(async () => { await browser?.close(); });
 function assertLocalOnly(requests, { origin, received }) {
   assert.ok(received.length > 10, `the server saw only ${received.length} requests`);
   const sent = received.filter((r) => !['GET', 'HEAD'].includes(r.method) || r.bodyBytes > 0 || r.chunked);
-  assert.deepEqual(sent.map((r) => `${r.method} ${r.url}`), [], 'the server received data');
+  assert.deepEqual(
+    sent.map((r) => `${r.method} ${r.url}`),
+    [],
+    'the server received data',
+  );
   assert.ok(requests.length > 10, `only ${requests.length} requests recorded`);
-  const foreign = requests.filter((r) => !(r.url.startsWith(`${origin}/`) || r.url.startsWith(`blob:${origin}/`) || r.url.startsWith('data:')));
-  assert.deepEqual(foreign.map((r) => r.url), [], 'requests left 127.0.0.1');
+  const foreign = requests.filter(
+    (r) => !(r.url.startsWith(`${origin}/`) || r.url.startsWith(`blob:${origin}/`) || r.url.startsWith('data:')),
+  );
+  assert.deepEqual(
+    foreign.map((r) => r.url),
+    [],
+    'requests left 127.0.0.1',
+  );
   const withData = requests.filter((r) => !['GET', 'HEAD'].includes(r.method) || (r.postData && r.postData.length));
-  assert.deepEqual(withData.map((r) => `${r.method} ${r.url}`), [], 'requests sent data');
+  assert.deepEqual(
+    withData.map((r) => `${r.method} ${r.url}`),
+    [],
+    'requests sent data',
+  );
   const longUrls = requests.filter((r) => r.url.startsWith(origin) && r.url.length > origin.length + 200);
-  assert.deepEqual(longUrls.map((r) => r.url.slice(0, 120)), [], 'no data smuggled in a URL');
+  assert.deepEqual(
+    longUrls.map((r) => r.url.slice(0, 120)),
+    [],
+    'no data smuggled in a URL',
+  );
 }
 
 describe('page: train, predict, save, reload, offline', () => {
@@ -91,7 +126,10 @@ describe('page: train, predict, save, reload, offline', () => {
     const t0 = performance.now();
     for (const k of [0, 1, 2]) await addImages(page, k, photos[k].train);
     log(`30 images added and checked in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
-    assert.deepEqual(await classes(page), NAMES.map((name) => ({ name, count: 10 })));
+    assert.deepEqual(
+      await classes(page),
+      NAMES.map((name) => ({ name, count: 10 })),
+    );
     assert.equal(await page.locator('.thumb img').count(), 30);
     const size = await page.$eval('.thumb img', (i) => [i.naturalWidth, i.naturalHeight]);
     assert.deepEqual(size, [96, 96], 'thumbnails are downscaled to 96 px');
@@ -113,8 +151,10 @@ describe('page: train, predict, save, reload, offline', () => {
     const seconds = (performance.now() - t0) / 1000;
     const probe = await stopProbe(page);
     log(`training (features for 30 images x 3 views, then the fit) took ${seconds.toFixed(1)} s`);
-    log(`main thread during training: setTimeout(10ms) gaps max ${probe.timer.max.toFixed(1)} ms, p99 ${probe.timer.p99.toFixed(1)} ms, median ${probe.timer.median.toFixed(1)} ms over ${probe.timer.n} ticks; ` +
-      `rAF gaps max ${probe.raf.max.toFixed(1)} ms, p99 ${probe.raf.p99.toFixed(1)} ms over ${probe.raf.n} frames`);
+    log(
+      `main thread during training: setTimeout(10ms) gaps max ${probe.timer.max.toFixed(1)} ms, p99 ${probe.timer.p99.toFixed(1)} ms, median ${probe.timer.median.toFixed(1)} ms over ${probe.timer.n} ticks; ` +
+        `rAF gaps max ${probe.raf.max.toFixed(1)} ms, p99 ${probe.raf.p99.toFixed(1)} ms over ${probe.raf.n} frames`,
+    );
     fs.writeFileSync(path.join(ARTIFACTS, 'responsiveness.json'), JSON.stringify({ seconds, ...probe }, null, 2));
     const bad = (await messages(page)).filter((m) => m.kind === 'error');
     assert.deepEqual(bad, []);
@@ -125,10 +165,13 @@ describe('page: train, predict, save, reload, offline', () => {
     const summary = await page.textContent('#summary');
     const acc = Number(summary.match(/Validation accuracy (\d+(?:\.\d+)?)%/)?.[1]);
     assert.ok(acc >= 60, `validation accuracy ${acc}% (${summary})`);
-    const matrix = await page.$$eval('#confusion tbody tr', (rows) => rows.map((r) => [...r.querySelectorAll('td')].map((td) => Number(td.textContent))));
+    const matrix = await page.$$eval('#confusion tbody tr', (rows) =>
+      rows.map((r) => [...r.querySelectorAll('td')].map((td) => Number(td.textContent))),
+    );
     assert.equal(matrix.length, 3);
     assert.ok(matrix.every((r) => r.length === 3));
-    const total = matrix.flat().reduce((a, b) => a + b, 0), right = matrix.reduce((a, r, i) => a + r[i], 0);
+    const total = matrix.flat().reduce((a, b) => a + b, 0),
+      right = matrix.reduce((a, r, i) => a + r[i], 0);
     assert.ok(total >= 3, `validation images in the matrix: ${total}`);
     assert.ok(Math.abs((100 * right) / total - acc) < 0.2, 'the matrix agrees with the accuracy');
     assert.deepEqual(await page.$$eval('#confusion thead th[scope=col]', (t) => t.map((x) => x.textContent)), NAMES);
@@ -163,7 +206,10 @@ describe('page: train, predict, save, reload, offline', () => {
   test('after a reload the project is still there, its model restored, and the saved file loads back', async () => {
     await page.reload();
     await ready(page);
-    assert.deepEqual(await classes(page), NAMES.map((name) => ({ name, count: 10 })));
+    assert.deepEqual(
+      await classes(page),
+      NAMES.map((name) => ({ name, count: 10 })),
+    );
     assert.equal(await page.inputValue('#model'), 'mobilenet_v2');
     assert.match(await page.textContent('#trained-status'), /last session: brick, grass, gravel/);
     assert.equal(await page.isVisible('#confusion'), true, 'the last report comes back with the model');
@@ -189,7 +235,10 @@ describe('page: train, predict, save, reload, offline', () => {
     await page.reload();
     await ready(page);
     log(`offline reload ready in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
-    assert.deepEqual(await classes(page), NAMES.map((name) => ({ name, count: 10 })));
+    assert.deepEqual(
+      await classes(page),
+      NAMES.map((name) => ({ name, count: 10 })),
+    );
     assert.match(await page.textContent('#model-status'), /ready/);
     const preds = await predict(page, photos[1].held[0]);
     assert.equal(preds[0].label, 'grass');
@@ -197,7 +246,7 @@ describe('page: train, predict, save, reload, offline', () => {
     await shot(page, '06-offline');
   });
 
-  test('a model file made on another backbone is refused with the engine\'s message (offline still)', async () => {
+  test("a model file made on another backbone is refused with the engine's message (offline still)", async () => {
     await selectModel(page, 'mobilenet_v2_mid'); // cached on the first visit: works offline
     await page.locator('#load-model').setInputFiles(ttm);
     const m = await waitMessage(page, /Could not load 'brick-grass-gravel\.ttm'/);
@@ -209,8 +258,10 @@ describe('page: train, predict, save, reload, offline', () => {
 
   test('no request ever left 127.0.0.1, and none carried data', () => {
     assertLocalOnly(requests, srv);
-    log(`${requests.length} requests recorded in the browser (${requests.filter((r) => r.where === 'context').length} at context level, pages, workers and the service worker), ` +
-      `${srv.received.length} received by the server: all GET to ${srv.origin}, none with a body`);
+    log(
+      `${requests.length} requests recorded in the browser (${requests.filter((r) => r.where === 'context').length} at context level, pages, workers and the service worker), ` +
+        `${srv.received.length} received by the server: all GET to ${srv.origin}, none with a body`,
+    );
     assert.deepEqual(errors, []);
   });
 });
@@ -249,8 +300,14 @@ describe('page: bad input', () => {
     assert.match(m.text, /broken\.png: corrupt or truncated PNG/);
     assert.match(m.text, /3 other images added to 'Class 1'/);
     log(m.text.replace(/\n/g, ' | '));
-    assert.deepEqual(await classes(page), [{ name: 'Class 1', count: 3 }, { name: 'Class 2', count: 0 }]);
-    assert.deepEqual(await page.$$eval('.class-card:nth-of-type(1) .thumb', (t) => t.map((x) => x.title)), good.map((f) => f.name));
+    assert.deepEqual(await classes(page), [
+      { name: 'Class 1', count: 3 },
+      { name: 'Class 2', count: 0 },
+    ]);
+    assert.deepEqual(
+      await page.$$eval('.class-card:nth-of-type(1) .thumb', (t) => t.map((x) => x.title)),
+      good.map((f) => f.name),
+    );
     await shot(page, '10-bad-files-skipped');
   });
 
@@ -281,10 +338,16 @@ describe('page: bad input', () => {
     await page.dispatchEvent('#views', 'change');
     await startProbe(page);
     await page.click('#train');
-    await page.waitForFunction(() => Number(document.getElementById('train-status').textContent.match(/Epoch (\d+) of 60/)?.[1]) >= 2, null, { timeout: 120000 });
+    await page.waitForFunction(
+      () => Number(document.getElementById('train-status').textContent.match(/Epoch (\d+) of 60/)?.[1]) >= 2,
+      null,
+      { timeout: 120000 },
+    );
     const probe = await stopProbe(page);
-    log(`main thread while fine-tuning one block: setTimeout(10ms) gaps max ${probe.timer.max.toFixed(1)} ms, p99 ${probe.timer.p99.toFixed(1)} ms over ${probe.timer.n} ticks; ` +
-      `rAF gaps max ${probe.raf.max.toFixed(1)} ms over ${probe.raf.n} frames`);
+    log(
+      `main thread while fine-tuning one block: setTimeout(10ms) gaps max ${probe.timer.max.toFixed(1)} ms, p99 ${probe.timer.p99.toFixed(1)} ms over ${probe.timer.n} ticks; ` +
+        `rAF gaps max ${probe.raf.max.toFixed(1)} ms over ${probe.raf.n} frames`,
+    );
     assert.ok(probe.timer.max < 200, `the main thread was blocked for ${probe.timer.max.toFixed(0)} ms`);
     await shot(page, '12-training-with-one-block');
     const status = await page.evaluate(() => {
@@ -295,7 +358,10 @@ describe('page: bad input', () => {
     assert.equal(status.training, 'true', `still training when reloaded (${status.text})`);
     log(`reloaded during training at: ${status.text}`);
     await ready(page);
-    assert.deepEqual(await classes(page), [{ name: 'Class 1', count: 3 }, { name: 'grass', count: 10 }]);
+    assert.deepEqual(await classes(page), [
+      { name: 'Class 1', count: 3 },
+      { name: 'grass', count: 10 },
+    ]);
     assert.equal(await page.getAttribute('body', 'data-training'), 'false');
     assert.equal(await page.inputValue('#blocks'), '1');
     assert.equal(await page.inputValue('#epochs'), '60');
@@ -305,7 +371,11 @@ describe('page: bad input', () => {
 
   test('Stop ends a training early, and the model so far is kept and usable', async () => {
     await page.click('#train'); // one trainable block and 60 epochs, as set before the reload
-    await page.waitForFunction(() => Number(document.getElementById('train-status').textContent.match(/Epoch (\d+) of 60/)?.[1]) >= 2, null, { timeout: 120000 });
+    await page.waitForFunction(
+      () => Number(document.getElementById('train-status').textContent.match(/Epoch (\d+) of 60/)?.[1]) >= 2,
+      null,
+      { timeout: 120000 },
+    );
     await page.click('#stop');
     await page.waitForSelector('body[data-training="false"]', { timeout: 30000 });
     const status = await page.textContent('#train-status');
@@ -326,8 +396,13 @@ describe('page: bad input', () => {
     const before = await classes(page);
     await page.click('#clear-project');
     await page.click('#clear-project'); // second click confirms
-    await page.waitForFunction(() => document.querySelectorAll('.thumb').length === 0 && document.querySelectorAll('.class-card').length === 2);
-    assert.deepEqual(await classes(page), [{ name: 'Class 1', count: 0 }, { name: 'Class 2', count: 0 }]);
+    await page.waitForFunction(
+      () => document.querySelectorAll('.thumb').length === 0 && document.querySelectorAll('.class-card').length === 2,
+    );
+    assert.deepEqual(await classes(page), [
+      { name: 'Class 1', count: 0 },
+      { name: 'Class 2', count: 0 },
+    ]);
     await page.locator('#import-project').setInputFiles(project);
     await waitMessage(page, /Imported '.*\.ttproject': 2 classes, 13 images/);
     assert.deepEqual(await classes(page), before);
@@ -338,32 +413,54 @@ describe('page: bad input', () => {
   test('folders dropped on "New class" become one class each (subfolders walked, hidden files ignored)', async () => {
     const [a, b, c, d, e] = photos[2].train.slice(0, 5).map((f) => ({ name: f.name, b64: f.buffer.toString('base64') }));
     const before = (await classes(page)).length;
-    await page.evaluate((files) => {
-      // What Chromium's FileSystemEntry API gives for a real folder drop (a synthetic
-      // DataTransfer has no entries, so they are modelled here).
-      const file = (f, name = f.name) => new File([Uint8Array.from(atob(f.b64), (ch) => ch.charCodeAt(0))], name, { type: 'image/png' });
-      const fileEntry = (f, name) => ({ isFile: true, isDirectory: false, name: name ?? f.name, file: (ok) => ok(file(f, name)) });
-      const dirEntry = (name, children) => ({
-        isFile: false, isDirectory: true, name,
-        // like the real API: asynchronous, in chunks, then an empty chunk
-        createReader: () => { const left = [...children]; return { readEntries: (ok) => setTimeout(() => ok(left.splice(0, 2))) }; },
-      });
-      const [a, b, c, d, e] = files;
-      const entries = [
-        fileEntry(e, 'loose.png'),
-        dirEntry('cats', [fileEntry(b, 'b.png'), dirEntry('more', [fileEntry(c, 'c.png')]), fileEntry(a, 'a.png'), fileEntry(a, '.DS_Store')]),
-        dirEntry('dogs', [fileEntry(d, 'd.png')]),
-      ];
-      const dataTransfer = { items: entries.map((en) => ({ kind: 'file', webkitGetAsEntry: () => en })), files: [] };
-      const ev = new Event('drop', { bubbles: true, cancelable: true });
-      Object.defineProperty(ev, 'dataTransfer', { value: dataTransfer });
-      document.getElementById('add-class').dispatchEvent(ev);
-    }, [a, b, c, d, e]);
+    await page.evaluate(
+      (files) => {
+        // What Chromium's FileSystemEntry API gives for a real folder drop (a synthetic
+        // DataTransfer has no entries, so they are modelled here).
+        const file = (f, name = f.name) => new File([Uint8Array.from(atob(f.b64), (ch) => ch.charCodeAt(0))], name, { type: 'image/png' });
+        const fileEntry = (f, name) => ({ isFile: true, isDirectory: false, name: name ?? f.name, file: (ok) => ok(file(f, name)) });
+        const dirEntry = (name, children) => ({
+          isFile: false,
+          isDirectory: true,
+          name,
+          // like the real API: asynchronous, in chunks, then an empty chunk
+          createReader: () => {
+            const left = [...children];
+            return { readEntries: (ok) => setTimeout(() => ok(left.splice(0, 2))) };
+          },
+        });
+        const [a, b, c, d, e] = files;
+        const entries = [
+          fileEntry(e, 'loose.png'),
+          dirEntry('cats', [
+            fileEntry(b, 'b.png'),
+            dirEntry('more', [fileEntry(c, 'c.png')]),
+            fileEntry(a, 'a.png'),
+            fileEntry(a, '.DS_Store'),
+          ]),
+          dirEntry('dogs', [fileEntry(d, 'd.png')]),
+        ];
+        const dataTransfer = { items: entries.map((en) => ({ kind: 'file', webkitGetAsEntry: () => en })), files: [] };
+        const ev = new Event('drop', { bubbles: true, cancelable: true });
+        Object.defineProperty(ev, 'dataTransfer', { value: dataTransfer });
+        document.getElementById('add-class').dispatchEvent(ev);
+      },
+      [a, b, c, d, e],
+    );
     await page.waitForFunction((n) => document.querySelectorAll('.class-card').length === n + 3, before);
     await waitChecked(page);
     const now = await classes(page);
-    assert.deepEqual(now.slice(before).map((x) => [x.name.replace(/^Class \d+$/, 'Class N'), x.count]), [['Class N', 1], ['cats', 3], ['dogs', 1]]);
-    const cats = await page.$$eval('.class-card', (cards) => [...cards.find((c) => c.querySelector('.class-name').value === 'cats').querySelectorAll('.thumb')].map((t) => t.title));
+    assert.deepEqual(
+      now.slice(before).map((x) => [x.name.replace(/^Class \d+$/, 'Class N'), x.count]),
+      [
+        ['Class N', 1],
+        ['cats', 3],
+        ['dogs', 1],
+      ],
+    );
+    const cats = await page.$$eval('.class-card', (cards) =>
+      [...cards.find((c) => c.querySelector('.class-name').value === 'cats').querySelectorAll('.thumb')].map((t) => t.title),
+    );
     assert.deepEqual(cats, ['a.png', 'b.png', 'c.png'], 'sorted by name, subfolder walked, .DS_Store left out');
     await shot(page, '17-folders-dropped');
     // an image can be taken out again, and a class with images is deleted on a second click
@@ -375,7 +472,10 @@ describe('page: bad input', () => {
     assert.equal((await classes(page)).length, before + 3, 'the first click only asks');
     await catsCard.locator('.delete').click();
     await waitMessage(page, /Deleted class 'cats' and its 2 images/);
-    assert.deepEqual((await classes(page)).slice(before).map((x) => x.name.replace(/^Class \d+$/, 'Class N')), ['Class N', 'dogs']);
+    assert.deepEqual(
+      (await classes(page)).slice(before).map((x) => x.name.replace(/^Class \d+$/, 'Class N')),
+      ['Class N', 'dogs'],
+    );
   });
 
   test('no request left 127.0.0.1, and none carried data', () => {
@@ -386,8 +486,13 @@ describe('page: bad input', () => {
 
 describe('page: a browser without WebAssembly SIMD', () => {
   let srv, context, requests, errors;
-  before(async () => { srv = await serve(); });
-  after(async () => { await context?.close(); await srv?.close(); });
+  before(async () => {
+    srv = await serve();
+  });
+  after(async () => {
+    await context?.close();
+    await srv?.close();
+  });
 
   test('says so, and the engine runs its scalar build', async () => {
     ({ context, requests, errors } = await newContext(browser));
@@ -404,7 +509,10 @@ describe('page: a browser without WebAssembly SIMD', () => {
     assert.equal(m.kind, 'warn');
     assert.match(m.text, /runs its scalar build instead/);
     assert.match(await page.textContent('#env-detail'), /WebAssembly scalar \(no SIMD\) build/);
-    assert.ok(requests.some((r) => r.url.endsWith('/build/tinytune-scalar.wasm')), 'the scalar build was fetched');
+    assert.ok(
+      requests.some((r) => r.url.endsWith('/build/tinytune-scalar.wasm')),
+      'the scalar build was fetched',
+    );
     await shot(page, '16-no-simd');
     assert.deepEqual(errors, []);
   });
@@ -412,8 +520,13 @@ describe('page: a browser without WebAssembly SIMD', () => {
 
 describe('page: served without cross-origin isolation', () => {
   let srv, context, errors;
-  before(async () => { srv = await serve({ isolated: false }); });
-  after(async () => { await context?.close(); await srv?.close(); });
+  before(async () => {
+    srv = await serve({ isolated: false });
+  });
+  after(async () => {
+    await context?.close();
+    await srv?.close();
+  });
 
   test('runs on one thread and says why', async () => {
     ({ context, errors } = await newContext(browser));
@@ -428,7 +541,7 @@ describe('page: served without cross-origin isolation', () => {
   });
 });
 
-describe('page: webcam capture (Chromium\'s fake camera)', () => {
+describe("page: webcam capture (Chromium's fake camera)", () => {
   let camBrowser, srv, context, page, errors;
 
   before(async () => {
@@ -448,7 +561,11 @@ describe('page: webcam capture (Chromium\'s fake camera)', () => {
     const button = page.locator('.class-card').nth(0).locator('.camera');
     assert.equal(await button.isVisible(), true);
     await button.click();
-    await page.waitForFunction(() => document.getElementById('camera-dialog').open && document.getElementById('camera-video').videoWidth > 0, null, { timeout: 15000 });
+    await page.waitForFunction(
+      () => document.getElementById('camera-dialog').open && document.getElementById('camera-video').videoWidth > 0,
+      null,
+      { timeout: 15000 },
+    );
     for (const n of [1, 2]) {
       await page.click('#camera-capture');
       await page.waitForFunction((k) => document.getElementById('camera-count').textContent.startsWith(`${k} photo`), n);

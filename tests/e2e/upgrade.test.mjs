@@ -18,22 +18,33 @@ const V1 = JSON.parse(fs.readFileSync(path.join(ROOT, 'tests/fixtures/idb/v1.jso
 const store = (dump, name) => dump.stores.find((s) => s.name === name);
 let browser, srv;
 
-before(async () => { browser = await launch(); srv = await serve(); });
-after(async () => { await browser?.close(); await srv?.close(); });
+before(async () => {
+  browser = await launch();
+  srv = await serve();
+});
+after(async () => {
+  await browser?.close();
+  await srv?.close();
+});
 
 test('a project kept by the version 1 page opens after the IndexedDB upgrade, nothing lost', async () => {
   assert.equal(V1.version, 1);
-  assert.ok(DB_VERSION > 1, 'the page has moved on from the fixture\'s schema');
+  assert.ok(DB_VERSION > 1, "the page has moved on from the fixture's schema");
   const { context, errors } = await newContext(browser);
   try {
     const page = await context.newPage();
     await page.goto(`${srv.origin}/models/index.json`); // the origin, without the page
     await replayDb(page, V1);
-    assert.deepEqual(await page.evaluate(async () => (await indexedDB.databases()).map(({ name, version }) => ({ name, version }))), [{ name: 'tinytune', version: 1 }]);
+    assert.deepEqual(await page.evaluate(async () => (await indexedDB.databases()).map(({ name, version }) => ({ name, version }))), [
+      { name: 'tinytune', version: 1 },
+    ]);
 
     await page.goto(`${srv.origin}/`);
     await ready(page, 120000);
-    assert.deepEqual(await classes(page), [{ name: 'brick', count: 3 }, { name: 'grass', count: 3 }]);
+    assert.deepEqual(await classes(page), [
+      { name: 'brick', count: 3 },
+      { name: 'grass', count: 3 },
+    ]);
     await page.waitForFunction(() => document.body.dataset.trained === 'true', null, { timeout: 60000 });
     assert.equal(await page.evaluate(() => window.tinytune.model.id), 'centernet_mnv3', 'the kept settings chose the backbone');
     assert.match(await page.textContent('#trained-status'), /Model from your last session: brick, grass/);
@@ -48,7 +59,12 @@ test('a project kept by the version 1 page opens after the IndexedDB upgrade, no
     // the database now: the new version, every byte kept, the new index and sizes added
     const now = await dumpDb(page, 'tinytune');
     assert.equal(now.version, DB_VERSION);
-    assert.deepEqual(store(now, 'images').indexes.map((i) => i.name).sort(), ['added', 'classId']);
+    assert.deepEqual(
+      store(now, 'images')
+        .indexes.map((i) => i.name)
+        .sort(),
+      ['added', 'classId'],
+    );
     assert.deepEqual(store(now, 'meta').records, store(V1, 'meta').records);
     assert.deepEqual(store(now, 'model').records, store(V1, 'model').records);
     const after = new Map(store(now, 'images').records.map((r) => [r.value.id, r.value]));
@@ -63,8 +79,16 @@ test('a project kept by the version 1 page opens after the IndexedDB upgrade, no
     await addImages(page, 0, [{ name: 'brick_new.png', mimeType: 'image/png', buffer: Buffer.from(images[1].blob.$blob, 'base64') }]);
     await page.reload();
     await ready(page, 120000);
-    assert.deepEqual(await classes(page), [{ name: 'brick', count: 4 }, { name: 'grass', count: 3 }]);
-    assert.deepEqual(await page.$$eval('.class-card:first-child .thumb', (ts) => ts.map((t) => t.title)), ['brick_0.png', 'brick_1.png', 'brick_2.png', 'brick_new.png']);
+    assert.deepEqual(await classes(page), [
+      { name: 'brick', count: 4 },
+      { name: 'grass', count: 3 },
+    ]);
+    assert.deepEqual(await page.$$eval('.class-card:first-child .thumb', (ts) => ts.map((t) => t.title)), [
+      'brick_0.png',
+      'brick_1.png',
+      'brick_2.png',
+      'brick_new.png',
+    ]);
     assert.deepEqual(errors, []);
   } finally {
     await context.close();
@@ -78,19 +102,35 @@ test('an older page still open in another tab holds the upgrade back: the new pa
     await old.goto(`${srv.origin}/models/index.json`);
     await replayDb(old, V1);
     // the older page: a connection at version 1 that does not close when asked
-    await old.evaluate(() => new Promise((resolve, reject) => { const r = indexedDB.open('tinytune', 1); r.onsuccess = () => { window.oldDb = r.result; resolve(); }; r.onerror = () => reject(r.error); }));
+    await old.evaluate(
+      () =>
+        new Promise((resolve, reject) => {
+          const r = indexedDB.open('tinytune', 1);
+          r.onsuccess = () => {
+            window.oldDb = r.result;
+            resolve();
+          };
+          r.onerror = () => reject(r.error);
+        }),
+    );
     const page = await context.newPage();
     await page.goto(`${srv.origin}/`);
     await ready(page, 120000);
     const m = await waitMessage(page, /older version/);
-    assert.equal(m.text.split('\n')[0], 'This browser does not let the page store data (another tab has the project open with an older version of this page; close it and reload). ' +
-      'Everything works for this session, but nothing will be kept: closing or reloading the page loses the project. Export it (.ttproject) to keep it.');
+    assert.equal(
+      m.text.split('\n')[0],
+      'This browser does not let the page store data (another tab has the project open with an older version of this page; close it and reload). ' +
+        'Everything works for this session, but nothing will be kept: closing or reloading the page loses the project. Export it (.ttproject) to keep it.',
+    );
     assert.equal(await page.textContent('#chip-storage'), 'Not saved');
 
     await old.evaluate(() => window.oldDb.close());
     await page.reload();
     await ready(page, 120000);
-    assert.deepEqual(await classes(page), [{ name: 'brick', count: 3 }, { name: 'grass', count: 3 }]);
+    assert.deepEqual(await classes(page), [
+      { name: 'brick', count: 3 },
+      { name: 'grass', count: 3 },
+    ]);
     assert.equal((await dumpDb(page, 'tinytune')).version, DB_VERSION);
   } finally {
     await context.close();

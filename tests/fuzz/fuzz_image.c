@@ -18,13 +18,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define REQUIRE(c)                                                                   \
-  do {                                                                               \
-    if (!(c)) {                                                                      \
-      fprintf(stderr, "fuzz_image: %s:%d: invariant failed: %s (last error: %s)\n", \
-              __FILE__, __LINE__, #c, tt_last_error());                              \
-      abort();                                                                       \
-    }                                                                                \
+#define REQUIRE(c)                                                                                                     \
+  do {                                                                                                                 \
+    if (!(c)) {                                                                                                        \
+      fprintf(stderr, "fuzz_image: %s:%d: invariant failed: %s (last error: %s)\n", __FILE__, __LINE__, #c,            \
+              tt_last_error());                                                                                        \
+      abort();                                                                                                         \
+    }                                                                                                                  \
   } while (0)
 
 static uint64_t fnv(const uint8_t *p, size_t n) {
@@ -78,8 +78,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if ((size_t)im.w * (size_t)im.h <= 4096) {
     tt_image again;
     REQUIRE(tt_image_decode(data, size, &again) == 0);
-    REQUIRE(again.w == im.w && again.h == im.h &&
-            memcmp(again.rgb, im.rgb, (size_t)im.w * im.h * 3) == 0);
+    REQUIRE(again.w == im.w && again.h == im.h && memcmp(again.rgb, im.rgb, (size_t)im.w * im.h * 3) == 0);
     tt_image_free(&again);
   }
 

@@ -27,13 +27,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define REQUIRE(c)                                                                      \
-  do {                                                                                  \
-    if (!(c)) {                                                                         \
-      fprintf(stderr, "fuzz_savefile: %s:%d: invariant failed: %s (last error: %s)\n", \
-              __FILE__, __LINE__, #c, tt_last_error());                                 \
-      abort();                                                                          \
-    }                                                                                   \
+#define REQUIRE(c)                                                                                                     \
+  do {                                                                                                                 \
+    if (!(c)) {                                                                                                        \
+      fprintf(stderr, "fuzz_savefile: %s:%d: invariant failed: %s (last error: %s)\n", __FILE__, __LINE__, #c,         \
+              tt_last_error());                                                                                        \
+      abort();                                                                                                         \
+    }                                                                                                                  \
   } while (0)
 
 static uint32_t rd32(const uint8_t *p) {

@@ -32,13 +32,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define REQUIRE(c)                                                                     \
-  do {                                                                                 \
-    if (!(c)) {                                                                        \
-      fprintf(stderr, "fuzz_weights: %s:%d: invariant failed: %s (last error: %s)\n", \
-              __FILE__, __LINE__, #c, tt_last_error());                                \
-      abort();                                                                         \
-    }                                                                                  \
+#define REQUIRE(c)                                                                                                     \
+  do {                                                                                                                 \
+    if (!(c)) {                                                                                                        \
+      fprintf(stderr, "fuzz_weights: %s:%d: invariant failed: %s (last error: %s)\n", __FILE__, __LINE__, #c,          \
+              tt_last_error());                                                                                        \
+      abort();                                                                                                         \
+    }                                                                                                                  \
   } while (0)
 
 #define MAX_ELEMS (1 << 14) /* per weight tensor; more is refused by the harness */
@@ -84,8 +84,9 @@ static uint8_t *weight_bytes(rd *r, int raw, int enc, size_t count, uint64_t see
       q[0] = (uint8_t)u, q[1] = (uint8_t)(u >> 8), q[2] = (uint8_t)(u >> 16), q[3] = (uint8_t)(u >> 24);
     } else if (es == 2) {
       /* float16 in [-0.25, 0.25] when enc is F16; any u16 when quantised */
-      uint16_t hbits = enc == TT_W_F16 ? (uint16_t)(((z >> 8) & 1) << 15 | (10u + (z >> 9) % 4) << 10 | (z >> 16) % 1024)
-                                       : (uint16_t)(z >> 16);
+      uint16_t hbits = enc == TT_W_F16
+                           ? (uint16_t)(((z >> 8) & 1) << 15 | (10u + (z >> 9) % 4) << 10 | (z >> 16) % 1024)
+                           : (uint16_t)(z >> 16);
       q[0] = (uint8_t)hbits, q[1] = (uint8_t)(hbits >> 8);
     } else {
       q[0] = (uint8_t)(z >> 24);
@@ -130,9 +131,7 @@ static size_t need_weights(const tt_op_desc *d, const tt_op *a, size_t *need_b) 
   case TT_OP_CONV2D:
     *need_b = d->channels > 0 ? (size_t)d->channels : 0;
     return k > 0 && d->channels > 0 ? (size_t)k * a->c * (size_t)d->channels : 0;
-  case TT_OP_DEPTHWISE:
-    *need_b = (size_t)a->c;
-    return k > 0 ? (size_t)k * a->c : 0;
+  case TT_OP_DEPTHWISE: *need_b = (size_t)a->c; return k > 0 ? (size_t)k * a->c : 0;
   case TT_OP_DENSE:
     *need_b = d->channels > 0 ? (size_t)d->channels : 0;
     return d->channels > 0 ? elems(a) * (size_t)d->channels : 0;
@@ -151,7 +150,7 @@ static void read_op(rd *r, tt_net *net, int idx, uint64_t seed) {
   memset(&d, 0, sizeof d);
   unsigned t = byte(r);
   d.type = t == 255 ? -1 : (int)(t % (TT_OP_COUNT + 1)); /* TT_OP_COUNT: unknown */
-  d.in0 = (int)(byte(r) % (unsigned)(n + 1)); /* n: not yet existing */
+  d.in0 = (int)(byte(r) % (unsigned)(n + 1));            /* n: not yet existing */
   d.in1 = (int)(byte(r) % (unsigned)(n + 1));
   unsigned k = byte(r);
   d.kh = dims[k & 7], d.kw = dims[(k >> 3) & 7];
@@ -167,16 +166,21 @@ static void read_op(rd *r, tt_net *net, int idx, uint64_t seed) {
   unsigned a = byte(r);
   d.act = a == 255 ? -1 : (int)(a % 4); /* 3: unknown */
   unsigned so = byte(r);
-  if (d.type == TT_OP_DROPOUT) d.scale = rates[so & 7];
-  else d.scale = affine[so & 7], d.offset = affine[(so >> 3) & 7] - 1.0f;
+  if (d.type == TT_OP_DROPOUT)
+    d.scale = rates[so & 7];
+  else
+    d.scale = affine[so & 7], d.offset = affine[(so >> 3) & 7] - 1.0f;
 
   const tt_op *in = tt_net_op(net, d.in0);
   size_t need_b, need_w = need_weights(&d, in, &need_b);
   unsigned delta = byte(r), bmode = byte(r), bnmode = byte(r), nmode = byte(r);
   size_t wn = need_w;
-  if (delta == 1) wn = need_w + 1;
-  else if (delta == 2 && need_w) wn = need_w - 1;
-  else if (delta == 3) wn = 0;
+  if (delta == 1)
+    wn = need_w + 1;
+  else if (delta == 2 && need_w)
+    wn = need_w - 1;
+  else if (delta == 3)
+    wn = 0;
   size_t bn = bmode & 1 ? need_b : 0;
   if (bmode == 3) bn = need_b + 1;
 
@@ -191,7 +195,10 @@ static void read_op(rd *r, tt_net *net, int idx, uint64_t seed) {
   float *w = NULL, *b = NULL;
   if (wn > MAX_ELEMS || bn > MAX_ELEMS) return; /* keep executions fast */
   if (wn && !(w = tensor(r, name, wn, seed))) return;
-  if (bn && !(b = tensor(r, name, bn, seed ^ 0x5555))) { free(w); return; }
+  if (bn && !(b = tensor(r, name, bn, seed ^ 0x5555))) {
+    free(w);
+    return;
+  }
 
   tt_clear_error();
   int rc = tt_net_add(net, name, &d, w, wn, b, bn);
@@ -221,8 +228,10 @@ static void read_op(rd *r, tt_net *net, int idx, uint64_t seed) {
     if (mu && var && (!(bnmode & 2) || g) && (!(bnmode & 4) || be)) {
       tt_clear_error();
       int frc = tt_net_fold_bn(net, rc, g, be, mu, var, nb, eps[(bnmode >> 4) & 3]);
-      if (frc < 0) REQUIRE(failed(frc));
-      else REQUIRE(frc == 0);
+      if (frc < 0)
+        REQUIRE(failed(frc));
+      else
+        REQUIRE(frc == 0);
     }
     free(g), free(be), free(mu), free(var);
   }
@@ -234,9 +243,7 @@ static int has_dropout(const tt_net *net) {
   return 0;
 }
 
-static int same_floats(const float *a, const float *b, size_t n) {
-  return memcmp(a, b, n * sizeof(float)) == 0;
-}
+static int same_floats(const float *a, const float *b, size_t n) { return memcmp(a, b, n * sizeof(float)) == 0; }
 
 /* Two evaluation orders of the same net (inference vs training pass, a slice vs the whole
    net) may group float additions differently (inference can fold a residual add into the
@@ -256,9 +263,10 @@ static double tolerance(tt_net *net, const float *x, int batch) {
     }
     for (size_t k = 0; k < o->wn; k++) par = fmax(par, fabs(o->wt[k]));
     for (size_t k = 0; k < o->bn; k++) par = fmax(par, fabs(o->bias[k]));
-    double f = o->d.type == TT_OP_CONV2D ? (double)o->d.kh * o->d.kw * o->cin
-             : o->d.type == TT_OP_DENSE ? (double)o->cin
-             : o->d.type == TT_OP_DEPTHWISE || o->d.type == TT_OP_AVGPOOL ? (double)o->d.kh * o->d.kw : 2;
+    double f = o->d.type == TT_OP_CONV2D                                    ? (double)o->d.kh * o->d.kw * o->cin
+               : o->d.type == TT_OP_DENSE                                   ? (double)o->cin
+               : o->d.type == TT_OP_DEPTHWISE || o->d.type == TT_OP_AVGPOOL ? (double)o->d.kh * o->d.kw
+                                                                            : 2;
     fan = fmax(fan, f + 2);
   }
   return 1e-6 * act * par * fan;
@@ -398,7 +406,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     REQUIRE(part != NULL);
     tt_clear_error();
     int arc = tt_net_append(part, net, first, lastc);
-    if (arc < 0) REQUIRE(failed(arc));
+    if (arc < 0)
+      REQUIRE(failed(arc));
     else {
       REQUIRE(first <= lastc && lastc < count);
       REQUIRE(tt_net_count(part) == 1 + lastc - first + 1);

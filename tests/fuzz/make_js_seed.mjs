@@ -10,7 +10,12 @@ import { modelDir, readPhoto } from '../helpers.mjs';
 const engine = await createEngine();
 const model = await engine.loadModel(modelDir('mobilenet_v2'));
 const c = new Classifier(model, { labels: ['cat', 'thing'], blocks: 0, hidden: 0, augment: false, seed: 3 });
-for (const [name, label] of [['chelsea.png', 'cat'], ['coffee.png', 'thing'], ['astronaut.png', 'cat'], ['rocket.jpg', 'thing']]) {
+for (const [name, label] of [
+  ['chelsea.png', 'cat'],
+  ['coffee.png', 'thing'],
+  ['astronaut.png', 'cat'],
+  ['rocket.jpg', 'thing'],
+]) {
   c.addImage(readPhoto(name), label);
 }
 await c.fit({ epochs: 2, batchSize: 2, validationFraction: 0 });

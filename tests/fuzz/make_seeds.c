@@ -29,7 +29,10 @@ static void write_file(const char *sub, const char *name, const void *p, size_t 
 
 /* ---- fuzz_weights descriptions -------------------------------------------------- */
 
-typedef struct { uint8_t b[4096]; size_t n; } bytes;
+typedef struct {
+  uint8_t b[4096];
+  size_t n;
+} bytes;
 static void put(bytes *s, int n, ...) {
   va_list ap;
   va_start(ap, n);
@@ -38,7 +41,7 @@ static void put(bytes *s, int n, ...) {
 }
 
 /* Indices into fuzz_weights.c's tables. */
-enum { K1 = 0, K3 = 2 | 2 << 3 };               /* kernel byte: 1x1, 3x3 */
+enum { K1 = 0, K3 = 2 | 2 << 3 };                /* kernel byte: 1x1, 3x3 */
 enum { S1 = 0, S2 = 2 | 2 << 3, SAME = 1 << 6 }; /* stride byte */
 enum { CH4 = 3, CH8 = 5 };                       /* channels byte */
 enum { GEN = 1, RAW = 0 };                       /* weight source */
@@ -50,22 +53,22 @@ static void op(bytes *s, int type, int in0, int in1, int k, int st, int ch, int 
 static void tensor(bytes *s, int enc, int src) { put(s, 3, enc, src, 0); }
 
 static void block(bytes *s, int enc) {
-  put(s, 4, 5, 5, 5, 9);               /* 6x6x3 input, 9 ops */
-  op(s, 1, 0, 0, K3, S2 | SAME, CH8, 2, 0, 1, 7);  /* conv 3x3/2 + bias + BN(gamma, beta) + relu6 */
+  put(s, 4, 5, 5, 5, 9);                          /* 6x6x3 input, 9 ops */
+  op(s, 1, 0, 0, K3, S2 | SAME, CH8, 2, 0, 1, 7); /* conv 3x3/2 + bias + BN(gamma, beta) + relu6 */
   tensor(s, enc, GEN), tensor(s, enc, GEN);
   tensor(s, 1, GEN), tensor(s, 1, GEN), tensor(s, 1, GEN), tensor(s, 1, GEN);
-  op(s, 2, 1, 0, K3, S1 | SAME, 0, 2, 0, 0, 0);    /* depthwise 3x3 + relu6 */
+  op(s, 2, 1, 0, K3, S1 | SAME, 0, 2, 0, 0, 0); /* depthwise 3x3 + relu6 */
   tensor(s, enc, GEN);
-  op(s, 1, 2, 0, K1, S1, CH8, 0, 0, 1, 0);         /* pointwise conv (a gemm) */
+  op(s, 1, 2, 0, K1, S1, CH8, 0, 0, 1, 0); /* pointwise conv (a gemm) */
   tensor(s, enc, GEN), tensor(s, enc, GEN);
-  op(s, 4, 3, 1, 0, 0, 0, 0, 0, 0, 0);             /* residual add */
-  op(s, 5, 4, 0, K3, S1, 0, 0, 0, 0, 0);           /* 3x3 average pool (global) */
-  op(s, 9, 5, 0, 0, 0, 0, 0, 2, 0, 0);             /* dropout 0.25 */
-  op(s, 3, 6, 0, 0, 0, CH4, 1, 0, 1, 0);           /* dense 4 + relu */
+  op(s, 4, 3, 1, 0, 0, 0, 0, 0, 0, 0);   /* residual add */
+  op(s, 5, 4, 0, K3, S1, 0, 0, 0, 0, 0); /* 3x3 average pool (global) */
+  op(s, 9, 5, 0, 0, 0, 0, 0, 2, 0, 0);   /* dropout 0.25 */
+  op(s, 3, 6, 0, 0, 0, CH4, 1, 0, 1, 0); /* dense 4 + relu */
   tensor(s, enc, GEN), tensor(s, enc, GEN);
-  op(s, 8, 7, 0, 0, 0, 0, 0, 3 | 1 << 3, 0, 0);    /* affine x*0.5 + 1 */
-  op(s, 7, 8, 0, 0, 0, 0, 0, 0, 0, 0);             /* softmax */
-  put(s, 4, 1, 0, 2, 3);                           /* batch 2, to the last op; slice 3..6 */
+  op(s, 8, 7, 0, 0, 0, 0, 0, 3 | 1 << 3, 0, 0); /* affine x*0.5 + 1 */
+  op(s, 7, 8, 0, 0, 0, 0, 0, 0, 0, 0);          /* softmax */
+  put(s, 4, 1, 0, 2, 3);                        /* batch 2, to the last op; slice 3..6 */
 }
 
 static void weight_seeds(void) {
