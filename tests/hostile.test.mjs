@@ -3,7 +3,8 @@
 // with an error naming the problem (asserted on the message text), never crash, hang or
 // corrupt memory; and after each one the SAME engine instance must still embed a good
 // image exactly as a fresh engine does. README "Hostile inputs" tabulates the answers;
-// tests/c/test_hostile.c runs the same list natively.
+// tests/c/test_hostile.c runs the same list natively. Long because it is a list: one case
+// after another, each a few lines.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';

@@ -4,7 +4,9 @@
 // names) that tfjs-compile.mjs fuses into engine ops. Graph models are converted TF
 // SavedModels (a node list with TF op names); layers models are Keras model_configs.
 // Pure JS, no I/O (tfjs-load.mjs reads the files). Everything is refused with an
-// EngineError naming the node, layer or weight at fault.
+// EngineError naming the node, layer or weight at fault. Over 600 lines because it holds
+// both formats' readers, which share the manifest and the node shape; split, each half
+// would import most of the other.
 import { EngineError } from './errors.mjs';
 
 export const MAX_ELEMENTS = 2 ** 28; // bigger than any real CNN tensor; stops absurd allocations

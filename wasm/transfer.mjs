@@ -1,7 +1,7 @@
 // Transfer learning on a loaded backbone: cache the frozen part's output for each image
 // (and augmented views of it), train the last K blocks plus a new head in the engine,
 // predict, save and reload. The same code runs in Node, in the CLI and in the page's worker.
-// Longer than most files (~680 lines) because it is one class whose parts (the cache, the
+// Longer than most files (~950 lines as formatted) because it is one class whose parts (the cache, the
 // fit / auto mode / refit loop, calibration, "none of these") all work on the same state:
 // its nets, cached activations and labels. What stands apart lives beside it: the saved
 // file in classifier-file.mjs, the exporters in export-*.mjs.
