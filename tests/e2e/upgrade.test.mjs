@@ -2,7 +2,7 @@
 // behind (tests/fixtures/idb/v1.json, made by tests/fixtures/idb/make_v1.mjs with that
 // page) is put back into a fresh profile exactly as it was, then this page opens it. The
 // upgrade must keep every class, image byte and the trained model, add what the new
-// schema has (wasm/project.mjs, UPGRADES), and leave a project the page can work on. An
+// schema has (web/project.mjs, UPGRADES), and leave a project the page can work on. An
 // older page still open in another tab holds the upgrade back: the new page says so.
 // (A .ttproject from the first release importing: tests/project_file.test.mjs and
 // tests/e2e/faults.test.mjs.)
@@ -12,7 +12,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { ROOT, launch, serve, newContext, ready, classes, addImages, predict, waitMessage } from './browser.mjs';
 import { dumpDb, replayDb } from './idb.mjs';
-import { DB_VERSION } from '../../wasm/project.mjs';
+import { DB_VERSION } from '../../web/project.mjs';
 
 const V1 = JSON.parse(fs.readFileSync(path.join(ROOT, 'tests/fixtures/idb/v1.json'), 'utf8'));
 const store = (dump, name) => dump.stores.find((s) => s.name === name);
