@@ -34,3 +34,14 @@ test("the service worker's app shell holds every module the page and its workers
   const missing = graph.filter((f) => !shell.has(f));
   assert.deepEqual(missing, [], `web/sw.js SHELL lacks ${missing.join(', ')}: offline reloads would fail to load them`);
 });
+
+// The cold start preloads web/app.mjs's import graph (web/index.html's modulepreload links)
+// rather than waiting on one level of imports at a time; a module left out is fetched late,
+// a stale one (moved by a split) is a wasted 404.
+test('index.html preloads exactly the modules web/app.mjs imports', () => {
+  const html = fs.readFileSync(path.join(ROOT, 'web/index.html'), 'utf8');
+  const preloads = [...html.matchAll(/<link rel="modulepreload" href="\/([^"]+)">/g)].map((m) => m[1]).sort();
+  const graph = importGraph(['web/app.mjs']).filter((f) => f !== 'web/app.mjs');
+  assert.ok(graph.includes('web/panel-train.mjs'), 'the walk follows the page imports');
+  assert.deepEqual(preloads, graph);
+});
