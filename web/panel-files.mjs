@@ -198,6 +198,9 @@ export async function clearProject() {
   notify('Cleared the project.', 'info');
 }
 
+// ---------------------------------------------------------------------------------------
+// The project from storage (a reload, an import, a clear)
+
 /** Rebuilds the page (and the worker's image set) from what IndexedDB holds (or from `given`: { meta, images, model }). */
 export async function restoreProject(given = null) {
   for (const c of state.classes) {

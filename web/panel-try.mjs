@@ -29,7 +29,7 @@ export function makeInbox() {
 }
 
 // ---------------------------------------------------------------------------------------
-// Predict, model files, project files
+// Predict: one image, a batch of them, a labelled test set
 
 let predictUrl = null;
 async function predict(file) {
