@@ -9,7 +9,7 @@
 // as differences of prefix timings (noisy on a shared machine).
 //   node bench/layers.mjs [--model mobilenet_v2_mid] [--batch 1] [--runs 15] [--top 25] [--threads N] [--float]
 import { parseArgs } from 'node:util';
-import { createEngine } from '../wasm/engine.mjs';
+import { createEngine, putOpDesc } from '../wasm/engine.mjs';
 import { modelDir } from '../tests/helpers.mjs';
 
 const { values: o } = parseArgs({
@@ -72,36 +72,7 @@ model.parsed.ops.forEach((op, i) => {
   const codes = !o.float && op.type === 'conv2d' && kh === 1;
   const Q = { min: -0.128, scale: 0.001 };
   const wp = !wn ? 0 : codes ? m.put(new Float32Array(wn).map((_, i) => ((i * 37) % 256) * Q.scale + Q.min)) : rand(wn);
-  m.scoped((t) =>
-    m.check(
-      m.x.tt_net_add(
-        net,
-        t(m.putString(op.name)),
-        t(
-          m.struct('op_desc', {
-            type: m.abi.value('op', op.type),
-            kh,
-            kw,
-            sh,
-            sw,
-            same: op.padding === 'same' ? 1 : 0,
-            pt,
-            pb,
-            pl,
-            pr,
-            channels: op.channels ?? 0,
-            act: m.abi.value('act', op.act ?? 'none'),
-            scale: op.scale ?? 1,
-            offset: op.offset ?? 0,
-          }),
-        ),
-        wp,
-        wn,
-        0,
-        0,
-      ),
-    ),
-  );
+  m.scoped((t) => m.check(m.x.tt_net_add(net, t(m.putString(op.name)), t(putOpDesc(m, op)), wp, wn, 0, 0)));
   if (codes) m.check(m.x.tt_net_quantized(net, 1, Q.min, Q.scale));
   m.free(wp);
   const x = rand(N * h * w * c);

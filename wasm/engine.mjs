@@ -11,6 +11,34 @@ export async function createEngine(opts = {}) {
   return new Engine(await loadModule(opts));
 }
 
+/**
+ * A parsed op (tfjs.mjs) as the C tt_op_desc it becomes (src/abi.h), written into wasm
+ * memory for tt_net_add; the caller frees it. inputs: the op's input ops (0 for none).
+ */
+export function putOpDesc(m, op, inputs = []) {
+  const [kh, kw] = op.kernel ?? [0, 0],
+    [sh, sw] = op.strides ?? [0, 0],
+    [pt, pb, pl, pr] = op.pads ?? [0, 0, 0, 0];
+  return m.struct('op_desc', {
+    type: m.abi.value('op', op.type),
+    in0: inputs[0] ?? 0,
+    in1: inputs[1] ?? 0,
+    kh,
+    kw,
+    sh,
+    sw,
+    same: op.padding === 'same' ? 1 : 0,
+    pt,
+    pb,
+    pl,
+    pr,
+    channels: op.channels ?? 0,
+    act: m.abi.value('act', op.act ?? 'none'),
+    scale: op.scale ?? 1,
+    offset: op.offset ?? 0,
+  });
+}
+
 export class Engine {
   constructor(mod) {
     this.mod = mod;
@@ -221,29 +249,7 @@ export class Model {
           const b = W.bias ? this._decode(W.bias, wp, t) : { p: 0, n: 0 };
           if (!m.abi.has('op', op.type))
             throw new EngineError(`op '${op.name}' has unsupported type '${op.type}'`, m.abi.value('error', 'unsupported'));
-          const [kh, kw] = op.kernel ?? [0, 0],
-            [sh, sw] = op.strides ?? [0, 0],
-            [pt, pb, pl, pr] = op.pads ?? [0, 0, 0, 0];
-          const d = t(
-            m.struct('op_desc', {
-              type: m.abi.value('op', op.type),
-              in0: op.inputs[0] ?? 0,
-              in1: op.inputs[1] ?? 0,
-              kh,
-              kw,
-              sh,
-              sw,
-              same: op.padding === 'same' ? 1 : 0,
-              pt,
-              pb,
-              pl,
-              pr,
-              channels: op.channels ?? 0,
-              act: m.abi.value('act', op.act ?? 'none'),
-              scale: op.scale ?? 1,
-              offset: op.offset ?? 0,
-            }),
-          );
+          const d = t(putOpDesc(m, op, op.inputs));
           const idx = m.check(m.x.tt_net_add(this.net, t(m.putString(op.name)), d, k.p, k.n, b.p, b.n));
           if (idx !== i) throw new EngineError(`internal: op '${op.name}' landed at ${idx}, expected ${i}`);
           const kq = W.kernel && this.parsed.specs.get(W.kernel).quant;
