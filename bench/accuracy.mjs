@@ -15,8 +15,8 @@ import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import { createEngine } from '../wasm/engine.mjs';
 import { Classifier, concatFloats } from '../wasm/transfer.mjs';
-import { buildSets, sample, materialize, seeded } from './sets.mjs';
-import { referenceTf } from '../tests/helpers.mjs';
+import { buildSets, sample, materialize } from './sets.mjs';
+import { referenceTf, teachableMachine } from '../tests/helpers.mjs';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const { values: o } = parseArgs({
@@ -45,41 +45,19 @@ const extra = JSON.parse(o.options); // classifier/fit options for ablations, e.
 const tf = o['no-peer'] ? null : await referenceTf();
 const F = model.layers[model.cut].shape.reduce((a, b) => a * b, 1);
 
-async function teachableMachine(train, testFeats, labels, seed) {
-  const feats = train.map((s) => model.embed(s.pixels));
-  const random = Math.random;
-  Math.random = seeded(seed);
-  try {
-    const t0 = performance.now();
-    const xs = tf.tensor2d(concatFloats(feats), [train.length, F]);
-    const ys = tf.oneHot(
-      tf.tensor1d(
-        train.map((s) => labels.indexOf(s.label)),
-        'int32',
-      ),
-      labels.length,
-    );
-    const head = tf.sequential({
-      layers: [
-        tf.layers.dense({ inputShape: [F], units: 100, activation: 'relu' }),
-        tf.layers.dense({ units: labels.length, activation: 'softmax' }),
-      ],
-    });
-    head.compile({ optimizer: tf.train.adam(1e-3), loss: 'categoricalCrossentropy' });
-    await head.fit(xs, ys, { epochs: 50, batchSize: 16, shuffle: true, verbose: 0 });
-    const seconds = (performance.now() - t0) / 1000;
-    const pred = tf.tidy(() =>
-      head
-        .predict(tf.tensor2d(testFeats, [testFeats.length / F, F]))
-        .argMax(1)
-        .dataSync(),
-    );
-    tf.dispose([xs, ys]);
-    head.dispose();
-    return { pred: [...pred], seconds };
-  } finally {
-    Math.random = random;
-  }
+async function recipe(train, testFeats, labels, seed) {
+  const feats = concatFloats(train.map((s) => model.embed(s.pixels)));
+  const t = await teachableMachine(
+    tf,
+    feats,
+    train.map((s) => labels.indexOf(s.label)),
+    labels.length,
+    F,
+    seed,
+  );
+  const pred = t.predict(testFeats);
+  t.dispose();
+  return { pred, seconds: t.seconds };
 }
 
 // The test images' activations at the boundaries a classifier may start from (the pooled
@@ -179,7 +157,7 @@ for (const name of names) {
     for (const seed of seeds) {
       const train = sample(set, n, seed);
       if (tf) {
-        const t = await teachableMachine(train, testFeats, set.labels, seed);
+        const t = await recipe(train, testFeats, set.labels, seed);
         r.tm.push(acc(t.pred, test, set.labels));
         r.tmSeconds.push(t.seconds);
       }

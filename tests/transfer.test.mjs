@@ -3,8 +3,8 @@
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { createEngine } from '../wasm/engine.mjs';
-import { Classifier } from '../wasm/transfer.mjs';
-import { modelDir, referenceTf, digitSet, textureSet, seeded, maxAbsDiff } from './helpers.mjs';
+import { Classifier, concatFloats } from '../wasm/transfer.mjs';
+import { modelDir, referenceTf, digitSet, textureSet, maxAbsDiff, teachableMachine } from './helpers.mjs';
 
 let engine, small;
 before(async () => {
@@ -27,44 +27,21 @@ test('head-only training is at least as accurate as the Teachable Machine recipe
   const ourSeconds = (performance.now() - t0) / 1000;
   const ours = accuracy(c, held);
 
-  // Teachable Machine: Dense(100, relu) -> Dense(n, softmax), Adam 1e-3, 50 epochs, batch 16,
-  // on the same backbone's features (view 0 of each image is the plain one). Math.random is
-  // seeded while it runs so the comparison is repeatable.
+  // The Teachable Machine recipe (helpers.mjs) on the same backbone's features (view 0 of
+  // each image is the plain one).
   const F = small.layers[small.cut].shape[2];
-  const random = Math.random;
-  Math.random = seeded(7);
-  let tm, tmSeconds;
-  try {
-    const xs = tf.tensor2d(
-      c.images.flatMap((im) => [...im.data.subarray(0, F)]),
-      [train.length, F],
-    );
-    const ys = tf.oneHot(
-      tf.tensor1d(
-        c.images.map((im) => im.label),
-        'int32',
-      ),
-      labels.length,
-    );
-    const head = tf.sequential({
-      layers: [
-        tf.layers.dense({ inputShape: [F], units: 100, activation: 'relu' }),
-        tf.layers.dense({ units: labels.length, activation: 'softmax' }),
-      ],
-    });
-    head.compile({ optimizer: tf.train.adam(1e-3), loss: 'categoricalCrossentropy' });
-    const t1 = performance.now();
-    await head.fit(xs, ys, { epochs: 50, batchSize: 16, shuffle: true, verbose: 0 });
-    tmSeconds = (performance.now() - t1) / 1000;
-    const hx = tf.tensor2d(
-      held.flatMap((s) => [...small.embed(s.pixels)]),
-      [held.length, F],
-    );
-    const pred = head.predict(hx).argMax(1).dataSync();
-    tm = held.filter((s, i) => labels[pred[i]] === s.label).length / held.length;
-  } finally {
-    Math.random = random;
-  }
+  const t = await teachableMachine(
+    tf,
+    concatFloats(c.images.map((im) => im.data.subarray(0, F))),
+    c.images.map((im) => im.label),
+    labels.length,
+    F,
+    7,
+  );
+  const pred = t.predict(concatFloats(held.map((s) => small.embed(s.pixels))));
+  t.dispose();
+  const tm = held.filter((s, i) => labels[pred[i]] === s.label).length / held.length,
+    tmSeconds = t.seconds;
   console.log(
     `# head-only on ${held.length} held-out digits: tinytune ${ours.toFixed(3)} (${ourSeconds.toFixed(2)} s for 50 epochs, ` +
       `${report.views} views/image), Teachable Machine recipe in tfjs ${tm.toFixed(3)} (${tmSeconds.toFixed(2)} s)`,
